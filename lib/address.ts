@@ -1,0 +1,150 @@
+/**
+ * IP addresses as sesame sees them: one canonical text per host (IPv4-mapped IPv6
+ * addresses become plain IPv4), byte forms for prefixes, and CIDR matchers.
+ * Parsing leans on ipaddr.js (the parser behind Express's proxy-addr) rather than a
+ * hand-written IPv6 parser.
+ * @module
+ */
+import ipaddr from "ipaddr.js";
+
+/** A parsed address. `text` is canonical: what logs, state and `{ip}` show. */
+export interface Address {
+  /** 4 or 6. An IPv4-mapped IPv6 address is family 4. */
+  readonly family: 4 | 6;
+  /** 4 or 16 bytes, network order. */
+  readonly bytes: Uint8Array;
+  /** Canonical text, e.g. `192.0.2.7` or `2001:db8::1`. */
+  readonly text: string;
+}
+
+/** An address prefix such as `10.0.0.0/8` or `2001:db8::/32`. */
+export interface Cidr {
+  /** The family of the prefix. */
+  readonly family: 4 | 6;
+  /** The network bytes, already masked. */
+  readonly bytes: Uint8Array;
+  /** Prefix length in bits. */
+  readonly prefix: number;
+}
+
+const MAPPED = "::ffff:";
+
+/**
+ * Canonical text for a hostname a socket reported. Cheap: the knock path calls it.
+ * A dual-stack `::` socket reports IPv4 peers as `::ffff:a.b.c.d`; this returns `a.b.c.d`.
+ *
+ * @example
+ * ```ts
+ * import { normalizeHost } from "./address.ts";
+ * normalizeHost("::ffff:127.0.0.1"); // "127.0.0.1"
+ * normalizeHost("::1"); // "::1"
+ * ```
+ */
+export function normalizeHost(hostname: string): string {
+  if (hostname.length > 7 && hostname.charCodeAt(0) === 58 /* : */) {
+    const lower = hostname.toLowerCase();
+    if (lower.startsWith(MAPPED) && lower.indexOf(".", MAPPED.length) > 0) {
+      return lower.slice(MAPPED.length);
+    }
+  }
+  return hostname;
+}
+
+/**
+ * Parses an IPv4 or IPv6 address (no brackets, no zone); `undefined` when it is not one.
+ *
+ * @example
+ * ```ts
+ * import { parseAddress } from "./address.ts";
+ * parseAddress("::ffff:192.0.2.7")?.text; // "192.0.2.7"
+ * parseAddress("2001:DB8::1")?.text; // "2001:db8::1"
+ * ```
+ */
+export function parseAddress(text: string): Address | undefined {
+  if (typeof text !== "string" || text.includes("%")) return undefined;
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) parsed = ipaddr.IPv4.parse(text);
+  else if (ipaddr.IPv6.isValid(text) && text.includes(":")) parsed = ipaddr.IPv6.parse(text);
+  else return undefined;
+  if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  }
+  const family = parsed.kind() === "ipv4" ? 4 : 6;
+  return { family, bytes: Uint8Array.from(parsed.toByteArray()), text: parsed.toString() };
+}
+
+/**
+ * Returns a copy of `bytes` with all bits past `prefix` cleared.
+ *
+ * @example
+ * ```ts
+ * import { maskBytes } from "./address.ts";
+ * maskBytes(new Uint8Array([192, 0, 2, 7]), 24); // Uint8Array [192, 0, 2, 0]
+ * ```
+ */
+export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    const bits = prefix - i * 8;
+    out[i] = bits >= 8 ? bytes[i] : bits <= 0 ? 0 : bytes[i] & (0xff << (8 - bits));
+  }
+  return out;
+}
+
+/**
+ * Parses `a.b.c.d/n`, `x::/n` or a bare address (a host prefix); `undefined` when invalid.
+ *
+ * @example
+ * ```ts
+ * import { parseCidr } from "./address.ts";
+ * parseCidr("10.1.2.3/8"); // { family: 4, bytes: [10, 0, 0, 0], prefix: 8 }
+ * ```
+ */
+export function parseCidr(text: string): Cidr | undefined {
+  if (typeof text !== "string") return undefined;
+  const slash = text.indexOf("/");
+  const address = parseAddress(slash < 0 ? text : text.slice(0, slash));
+  if (!address) return undefined;
+  const max = address.family === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash >= 0) {
+    const digits = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(digits)) return undefined;
+    prefix = Number(digits);
+    // A mapped prefix (::ffff:10.0.0.0/104) counts as its IPv4 prefix.
+    if (address.family === 4 && text.includes(":")) prefix -= 96;
+    if (prefix < 0 || prefix > max) return undefined;
+  }
+  return { family: address.family, bytes: maskBytes(address.bytes, prefix), prefix };
+}
+
+/** True when `address` lies inside `cidr`. */
+export function cidrContains(cidr: Cidr, address: Address): boolean {
+  if (cidr.family !== address.family) return false;
+  const masked = maskBytes(address.bytes, cidr.prefix);
+  for (let i = 0; i < masked.length; i++) if (masked[i] !== cidr.bytes[i]) return false;
+  return true;
+}
+
+/**
+ * The allow/deny decision for a source: deny wins over allow; with an allow list,
+ * only listed sources pass. Empty lists let everyone through.
+ *
+ * @example
+ * ```ts
+ * import { isPermitted, parseAddress, parseCidr } from "./address.ts";
+ * const allow = [parseCidr("192.0.2.0/24")!];
+ * isPermitted(parseAddress("192.0.2.7")!, allow, []); // true
+ * isPermitted(parseAddress("198.51.100.1")!, allow, []); // false
+ * ```
+ */
+export function isPermitted(
+  address: Address,
+  allow: readonly Cidr[],
+  deny: readonly Cidr[],
+): boolean {
+  for (const c of deny) if (cidrContains(c, address)) return false;
+  if (allow.length === 0) return true;
+  for (const c of allow) if (cidrContains(c, address)) return true;
+  return false;
+}

@@ -1,0 +1,33 @@
+/** Helpers shared by the commands that read a config. @module */
+import { parseAddress } from "../address.ts";
+import type { Address } from "../address.ts";
+import type { Config, Door } from "../config/types.ts";
+import { UsageError } from "../errors.ts";
+
+/** The door called `name`, or a UsageError listing the doors there are. */
+export function findDoor(config: Config, name: string, command: string): Door {
+  const door = config.doors.find((d) => d.name === name);
+  if (!door) {
+    throw new UsageError(
+      `${command}: no door ${JSON.stringify(name)} in the config; doors: ${
+        config.doors.map((d) => d.name).join(", ")
+      }`,
+    );
+  }
+  return door;
+}
+
+/** Parses an address flag, or a UsageError naming the flag. */
+export function addressFlag(value: string | undefined, flag: string): Address | undefined {
+  if (value === undefined) return undefined;
+  const address = parseAddress(value);
+  if (!address) {
+    throw new UsageError(`${flag}: ${JSON.stringify(value)} is not an IPv4 or IPv6 address`);
+  }
+  return address;
+}
+
+/** ISO-8601 text for ms since the epoch. */
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}

@@ -1,0 +1,68 @@
+/**
+ * The command line: argv → subcommand → exit code. One top-level catch turns user
+ * mistakes into one clear message and exit code; only bugs print a stack.
+ * @module
+ */
+import { ConfigError, UsageError } from "../errors.ts";
+import { HELP, VERSION } from "./help.ts";
+
+type Command = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  keygen: async () => (await import("./keygen.ts")).keygen,
+  code: async () => (await import("./code.ts")).code,
+  check: async () => (await import("./check.ts")).check,
+};
+
+/** Exit codes: 0 success, 1 failure (bad config, door not opened), 2 usage error, 70 internal error. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const;
+
+/**
+ * Runs the command line; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./main.ts";
+ * Deno.exit(await main(["code", "--config", "sesame.yaml", "--door", "ssh"]));
+ * ```
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    const topic = name === "help" ? rest[0] ?? "" : "";
+    console.log(HELP[topic] ?? HELP[""]);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === "-V" || name === "--version") {
+    console.log(`sesame ${VERSION}`);
+    return EXIT.ok;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(
+      `sesame: unknown command ${JSON.stringify(name)}; commands: ${
+        Object.keys(COMMANDS).join(", ")
+      }`,
+    );
+    console.error(`Run "sesame --help" for usage.`);
+    return EXIT.usage;
+  }
+  if (rest.includes("-h") || rest.includes("--help")) {
+    console.log(HELP[name]);
+    return EXIT.ok;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return EXIT.failure;
+    }
+    if (e instanceof UsageError) {
+      console.error(`sesame ${e.message}`);
+      return EXIT.usage;
+    }
+    console.error(`sesame ${name}: internal error (please report):`, e);
+    return EXIT.internal;
+  }
+}

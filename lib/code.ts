@@ -1,0 +1,123 @@
+/**
+ * A door's code at a time: its sequence, counter and validity, for `sesame code`, the
+ * knock client and the daemon alike.
+ * @module
+ */
+import type { Address } from "./address.ts";
+import type { Door, RotatingDoor } from "./config/types.ts";
+import {
+  type BoundSource,
+  counterAt,
+  deriveSequence,
+  importSecret,
+  type Knock,
+} from "./sequence.ts";
+
+/** A door's code for one counter. */
+export interface DoorCode {
+  /** The door's name. */
+  readonly door: string;
+  /** The counter; `null` for a static door. */
+  readonly counter: number | null;
+  /** Start of the counter's period, ms since the epoch; `null` for a static door. */
+  readonly validFrom: number | null;
+  /** End of the counter's period (exclusive), ms; `null` for a static door. */
+  readonly validUntil: number | null;
+  /** The knocks, in order. */
+  readonly knocks: readonly Knock[];
+}
+
+const keys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
+
+/** The door's HMAC key, imported once per secret. */
+export function doorKey(door: RotatingDoor): Promise<CryptoKey> {
+  let key = keys.get(door.secret);
+  if (!key) keys.set(door.secret, key = importSecret(door.secret));
+  return key;
+}
+
+/** The bound source for a `bind_source` door and a knocking address. */
+export function boundSource(
+  door: RotatingDoor,
+  address: Address | undefined,
+): BoundSource | undefined {
+  if (!door.bindSource) return undefined;
+  if (!address) {
+    throw new TypeError(`door ${door.name} binds codes to the knocking address: give one`);
+  }
+  return {
+    address,
+    prefix: address.family === 4 ? door.sourcePrefix.ipv4 : door.sourcePrefix.ipv6,
+  };
+}
+
+/**
+ * The code of `door` for `counter` (rotating) or its fixed sequence (static).
+ *
+ * @example
+ * ```ts ignore
+ * import { codeForCounter } from "./code.ts";
+ * const code = await codeForCounter(door, 56666666);
+ * ```
+ */
+export async function codeForCounter(
+  door: Door,
+  counter: number,
+  from?: Address,
+): Promise<DoorCode> {
+  if (door.kind === "static") {
+    return {
+      door: door.name,
+      counter: null,
+      validFrom: null,
+      validUntil: null,
+      knocks: door.sequence,
+    };
+  }
+  const knocks = await deriveSequence(await doorKey(door), counter, {
+    door: door.name,
+    candidates: door.candidates,
+    length: door.length,
+    protocol: door.protocol,
+  }, boundSource(door, from));
+  return {
+    door: door.name,
+    counter,
+    validFrom: counter * door.periodMs,
+    validUntil: (counter + 1) * door.periodMs,
+    knocks,
+  };
+}
+
+/**
+ * The code of `door` in force at `atMs`.
+ *
+ * @example
+ * ```ts ignore
+ * import { codeAt } from "./code.ts";
+ * const { knocks } = await codeAt(door, Date.now());
+ * ```
+ */
+export function codeAt(door: Door, atMs: number, from?: Address): Promise<DoorCode> {
+  const counter = door.kind === "rotating" ? counterAt(atMs, door.periodMs) : 0;
+  return codeForCounter(door, counter, from);
+}
+
+/**
+ * The counter a client should knock with so the whole sequence, sent from `startMs` and
+ * lasting `durationMs`, stays inside the server's acceptance window T−skew … T+skew.
+ * Near the end of a period the next counter is the safer choice when skew allows it.
+ *
+ * @example
+ * ```ts ignore
+ * import { counterForKnock } from "./code.ts";
+ * counterForKnock(door, Date.now(), 2000);
+ * ```
+ */
+export function counterForKnock(door: RotatingDoor, startMs: number, durationMs: number): number {
+  const now = counterAt(startMs, door.periodMs);
+  const end = counterAt(startMs + durationMs, door.periodMs);
+  // The server judges each knock by its own clock: the code must be acceptable from the
+  // first knock to the last, so take the later counter when the knocks straddle a boundary.
+  return end > now && door.skew >= end - now ? end : now;
+}

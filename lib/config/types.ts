@@ -1,0 +1,95 @@
+/**
+ * The validated configuration: what the daemon, the client and `code` work from.
+ * Produced only by {@link validateConfig}; every field is already checked.
+ * @module
+ */
+import type { Cidr } from "../address.ts";
+import type { Knock, ProtocolMode } from "../sequence.ts";
+
+/** What happens when a door opens. */
+export interface OpenAction {
+  /** How long the door stays open, in ms. */
+  readonly forMs: number;
+  /** argv run on open, with `{ip}` and `{door}` substituted; never through a shell. */
+  readonly command?: readonly string[];
+  /** argv run when the door closes (after `forMs`). */
+  readonly closeCommand?: readonly string[];
+  /** Time limit for each command, in ms; a command still running then is killed. */
+  readonly commandTimeoutMs: number;
+  /** Log the open and close (always on when no other action is set). */
+  readonly log: boolean;
+}
+
+/** Ports a door listens on, per protocol: ascending, de-duplicated. */
+export interface DoorPool {
+  /** TCP ports. */
+  readonly tcp: readonly number[];
+  /** UDP ports. */
+  readonly udp: readonly number[];
+}
+
+interface DoorBase {
+  /** The door's name: letters, digits, `_` and `-`. */
+  readonly name: string;
+  /** Longest time from first to last knock, in ms. */
+  readonly sequenceTimeoutMs: number;
+  /** The action; absent on a client-side door. */
+  readonly open?: OpenAction;
+  /** Sources allowed to knock (empty: all). */
+  readonly allow: readonly Cidr[];
+  /** Sources never heard (wins over allow). */
+  readonly deny: readonly Cidr[];
+  /** Ports the daemon binds for this door. */
+  readonly pool: DoorPool;
+}
+
+/** A door whose sequence is derived from a secret and rotates every period. */
+export interface RotatingDoor extends DoorBase {
+  /** Discriminant. */
+  readonly kind: "rotating";
+  /** The shared secret (never logged). */
+  readonly secret: Uint8Array;
+  /** Candidate ports: `ports` minus `exclude`, ascending. */
+  readonly candidates: readonly number[];
+  /** Knocks per sequence. */
+  readonly length: number;
+  /** Protocol mode. */
+  readonly protocol: ProtocolMode;
+  /** Rotation period, in ms. */
+  readonly periodMs: number;
+  /** Counters accepted on either side of the current one. */
+  readonly skew: number;
+  /** Sequences depend on the knocker's address. */
+  readonly bindSource: boolean;
+  /** Bits of the knocker's address that count, per family. */
+  readonly sourcePrefix: { readonly ipv4: number; readonly ipv6: number };
+}
+
+/** A knockd-style door with a fixed sequence. */
+export interface StaticDoor extends DoorBase {
+  /** Discriminant. */
+  readonly kind: "static";
+  /** The fixed sequence. */
+  readonly sequence: readonly Knock[];
+}
+
+/** Either kind of door. */
+export type Door = RotatingDoor | StaticDoor;
+
+/** A whole validated config. */
+export interface Config {
+  /** Addresses the daemon listens on. */
+  readonly addresses: readonly string[];
+  /** Where used counters and open doors are kept across restarts. */
+  readonly stateFile?: string;
+  /** Most sources tracked at once; the stalest is evicted beyond it. */
+  readonly maxSources: number;
+  /** Knocks arriving out of order within this many ms are put back in order. */
+  readonly reorderWindowMs: number;
+  /** Sources allowed to knock any door (empty: all). */
+  readonly allow: readonly Cidr[];
+  /** Sources never heard, for any door. */
+  readonly deny: readonly Cidr[];
+  /** The doors, in file order. */
+  readonly doors: readonly Door[];
+}

@@ -1,0 +1,328 @@
+/**
+ * The knock engine: every knock of every source against every door, synchronously and
+ * without I/O. It owns the source table, the sequences in the acceptance window and the
+ * set of used codes; the daemon feeds it knocks and the sequences it derives, and acts on
+ * the decisions it returns.
+ * @module
+ */
+import { type Address, type Cidr, isPermitted, maskBytes, parseAddress } from "./address.ts";
+import type { Door, RotatingDoor } from "./config/types.ts";
+import type { Knock, Protocol } from "./sequence.ts";
+import { SourceTable } from "./sources.ts";
+import {
+  advance,
+  type AdvanceOptions,
+  encodeSequence,
+  knockCode,
+  type Progress,
+} from "./tracker.ts";
+
+/** Options for {@link KnockEngine}. */
+export interface KnockEngineOptions {
+  /** Most sources tracked at once. @default 100000 */
+  maxSources?: number;
+  /** Out-of-order tolerance, ms. @default 5 */
+  reorderWindowMs?: number;
+  /** Sources allowed to knock any door. @default [] (everyone) */
+  allow?: readonly Cidr[];
+  /** Sources never heard. @default [] */
+  deny?: readonly Cidr[];
+  /** Used codes carried over from the state file: key → ms until which it must stay used. */
+  used?: Iterable<[string, number]>;
+}
+
+/** What the daemon must do after a knock. */
+export type Decision =
+  | {
+    /** Open `door` for `source`. */
+    readonly kind: "open";
+    readonly door: Door;
+    readonly source: string;
+    /** The counter of a rotating door's code. */
+    readonly counter?: number;
+  }
+  | {
+    /** `source` completed a code that was already used: a replay. Nothing opens. */
+    readonly kind: "replay";
+    readonly door: Door;
+    readonly source: string;
+    readonly counter: number;
+  };
+
+/** A counter a `bind_source` door needs derived for a source before its knock can count. */
+export interface MissingSequence {
+  /** The door's index in the engine's door list. */
+  readonly doorIndex: number;
+  /** The counter. */
+  readonly counter: number;
+}
+
+interface Tracked {
+  door: number;
+  counter: number;
+  progress: Progress;
+}
+
+interface SourceState {
+  tracked: Tracked[];
+  /** Sequences of bind_source doors for this source, keyed counter * doorCount + door. */
+  bound?: Map<number, Int32Array>;
+}
+
+const STATIC_COUNTER = -1;
+const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
+
+/**
+ * Decides, knock by knock, which doors open for whom.
+ *
+ * @example Open a static door
+ * ```ts
+ * import { KnockEngine } from "./engine.ts";
+ * import { validateConfig } from "./config/validate.ts";
+ * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000, 8000, 9000], open: { log: true } } } });
+ * const engine = new KnockEngine(doors);
+ * engine.handle("192.0.2.7", "tcp", 7000, 0);
+ * engine.handle("192.0.2.7", "tcp", 8000, 100);
+ * engine.handle("192.0.2.7", "tcp", 9000, 200); // [{ kind: "open", door: legacy, source: "192.0.2.7" }]
+ * ```
+ */
+export class KnockEngine {
+  /** The doors, in config order; indices name them in {@link MissingSequence}. */
+  readonly doors: readonly Door[];
+  readonly #table: SourceTable<SourceState>;
+  readonly #reorderWindowMs: number;
+  readonly #allow: readonly Cidr[];
+  readonly #deny: readonly Cidr[];
+  readonly #checkLists: boolean;
+  /** Per protocol, per port: indices of the doors whose pool holds it. */
+  readonly #portDoors: Record<Protocol, (number[] | undefined)[]>;
+  /** Unbound rotating doors: counter → encoded sequence. Static doors: STATIC_COUNTER. */
+  readonly #sequences: Map<number, Int32Array>[];
+  readonly #used = new Map<string, number>();
+  readonly #maxTimeoutMs: number;
+  readonly #advanceOptions: AdvanceOptions[];
+  #ignored = 0;
+
+  constructor(doors: readonly Door[], options: KnockEngineOptions = {}) {
+    this.doors = doors;
+    this.#table = new SourceTable(options.maxSources ?? 100_000);
+    this.#reorderWindowMs = options.reorderWindowMs ?? 5;
+    this.#allow = options.allow ?? [];
+    this.#deny = options.deny ?? [];
+    this.#checkLists = this.#allow.length + this.#deny.length > 0 ||
+      doors.some((d) => d.allow.length + d.deny.length > 0);
+    this.#portDoors = { tcp: new Array(65536), udp: new Array(65536) };
+    this.#sequences = doors.map(() => new Map());
+    doors.forEach((door, i) => {
+      for (const protocol of ["tcp", "udp"] as const) {
+        for (const port of door.pool[protocol]) (this.#portDoors[protocol][port] ??= []).push(i);
+      }
+      if (door.kind === "static") {
+        this.#sequences[i].set(STATIC_COUNTER, encodeSequence(door.sequence));
+      }
+    });
+    this.#advanceOptions = doors.map((d) => ({
+      timeoutMs: d.sequenceTimeoutMs,
+      reorderWindowMs: this.#reorderWindowMs,
+    }));
+    this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
+    for (const [key, until] of options.used ?? []) this.#used.set(key, until);
+  }
+
+  /** Sources tracked now. */
+  get trackedSources(): number {
+    return this.#table.size;
+  }
+
+  /** Knocks ignored by allow/deny lists since start. */
+  get ignoredKnocks(): number {
+    return this.#ignored;
+  }
+
+  /** Used codes with the time (ms) until which each must stay used: what the state file keeps. */
+  usedCodes(): [string, number][] {
+    return [...this.#used];
+  }
+
+  /** The counters `door` accepts at `now`: T−skew … T+skew. */
+  window(door: RotatingDoor, now: number): [number, number] {
+    const t = Math.floor(now / door.periodMs);
+    return [t - door.skew, t + door.skew];
+  }
+
+  /** Installs the sequence of an unbound rotating door for a counter; drops counters that left the window. */
+  setSequence(doorIndex: number, counter: number, knocks: readonly Knock[], now: number): void {
+    const door = this.doors[doorIndex] as RotatingDoor;
+    const map = this.#sequences[doorIndex];
+    map.set(counter, encodeSequence(knocks));
+    const [lo] = this.window(door, now);
+    for (const c of map.keys()) if (c < lo) map.delete(c);
+  }
+
+  /** Counters whose sequence is installed for an unbound door (for tests and the start-up summary). */
+  installedCounters(doorIndex: number): number[] {
+    return [...this.#sequences[doorIndex].keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * The sequences a knock needs before it can count for `bind_source` doors: empty when
+   * none. The daemon derives them, installs them with {@link setBoundSequence}, then
+   * calls {@link handle}.
+   */
+  missingBound(source: string, protocol: Protocol, port: number, now: number): MissingSequence[] {
+    const doors = this.#portDoors[protocol][port];
+    if (!doors) return [];
+    let missing: MissingSequence[] | undefined;
+    const bound = this.#table.peek(source)?.bound;
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (door.kind !== "rotating" || !door.bindSource) continue;
+      const [lo, hi] = this.window(door, now);
+      for (let c = lo; c <= hi; c++) {
+        if (!bound?.has(c * this.doors.length + d)) {
+          (missing ??= []).push({ doorIndex: d, counter: c });
+        }
+      }
+    }
+    return missing ?? [];
+  }
+
+  /** Installs a `bind_source` door's sequence for one source and counter. */
+  setBoundSequence(
+    source: string,
+    doorIndex: number,
+    counter: number,
+    knocks: readonly Knock[],
+    now: number,
+  ): void {
+    const state = this.#table.touch(source, now, newSource);
+    const bound = state.bound ??= new Map();
+    const door = this.doors[doorIndex] as RotatingDoor;
+    const [lo] = this.window(door, now);
+    for (const key of bound.keys()) {
+      if (key % this.doors.length === doorIndex && Math.floor(key / this.doors.length) < lo) {
+        bound.delete(key);
+      }
+    }
+    bound.set(counter * this.doors.length + doorIndex, encodeSequence(knocks));
+  }
+
+  /**
+   * Feeds one knock. Synchronous and cheap: the daemon calls it for every connection
+   * attempt and datagram. Returns the doors to open (usually none).
+   */
+  handle(source: string, protocol: Protocol, port: number, now: number): readonly Decision[] {
+    const doors = this.#portDoors[protocol][port];
+    if (!doors) return NO_DECISIONS;
+    let address: Address | undefined;
+    if (this.#checkLists) {
+      address = parseAddress(source);
+      if (!address || !isPermitted(address, this.#allow, this.#deny)) {
+        this.#ignored++;
+        return NO_DECISIONS;
+      }
+    }
+    const state = this.#table.touch(source, now, newSource);
+    const code = knockCode(port, protocol);
+    let decisions: Decision[] | undefined;
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (address && !isPermitted(address, door.allow, door.deny)) {
+        this.#ignored++;
+        continue;
+      }
+      const options = this.#advanceOptions[d];
+      if (door.kind === "static") {
+        if (
+          this.#step(
+            state,
+            d,
+            STATIC_COUNTER,
+            this.#sequences[d].get(STATIC_COUNTER)!,
+            code,
+            now,
+            options,
+          )
+        ) {
+          (decisions ??= []).push({ kind: "open", door, source });
+        }
+        continue;
+      }
+      const [lo, hi] = this.window(door, now);
+      dropBelow(state.tracked, d, lo);
+      for (let c = lo; c <= hi; c++) {
+        const seq = door.bindSource
+          ? state.bound?.get(c * this.doors.length + d)
+          : this.#sequences[d].get(c);
+        if (!seq || !this.#step(state, d, c, seq, code, now, options)) continue;
+        const key = usedKey(door, c, source);
+        if (this.#used.has(key)) {
+          (decisions ??= []).push({ kind: "replay", door, source, counter: c });
+        } else {
+          this.#used.set(key, (c + door.skew + 1) * door.periodMs);
+          (decisions ??= []).push({ kind: "open", door, source, counter: c });
+          break; // one open per knock and door, even if two counters complete at once
+        }
+      }
+    }
+    return decisions ?? NO_DECISIONS;
+  }
+
+  /** Drops sources idle longer than every door's sequence timeout, and used codes past their time. */
+  sweep(now: number): void {
+    this.#table.expire(now - this.#maxTimeoutMs);
+    for (const [key, until] of this.#used) if (until <= now) this.#used.delete(key);
+  }
+
+  /** Advances one tracked sequence; true when it completed. */
+  #step(
+    state: SourceState,
+    door: number,
+    counter: number,
+    seq: Int32Array,
+    code: number,
+    now: number,
+    options: AdvanceOptions,
+  ): boolean {
+    const list = state.tracked;
+    let i = 0;
+    while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
+    const step = advance(i < list.length ? list[i].progress : undefined, seq, code, now, options);
+    const progress = step.kind === "progress" || step.kind === "reset" ? step.progress : undefined;
+    if (step.kind === "none") return false;
+    if (progress) {
+      if (i < list.length) list[i].progress = progress;
+      else list.push({ door, counter, progress });
+    } else if (i < list.length) {
+      list[i] = list[list.length - 1];
+      list.pop();
+    }
+    return step.kind === "complete";
+  }
+}
+
+function newSource(): SourceState {
+  return { tracked: [] };
+}
+
+function dropBelow(list: Tracked[], door: number, lo: number): void {
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (list[i].door === door && list[i].counter < lo) {
+      list[i] = list[list.length - 1];
+      list.pop();
+    }
+  }
+}
+
+/**
+ * The key that marks a code used: door and counter, plus the source prefix for a
+ * `bind_source` door (each prefix has its own code).
+ */
+export function usedKey(door: RotatingDoor, counter: number, source: string): string {
+  if (!door.bindSource) return `${door.name}/${counter}`;
+  const address = parseAddress(source);
+  if (!address) return `${door.name}/${counter}/${source}`;
+  const prefix = address.family === 4 ? door.sourcePrefix.ipv4 : door.sourcePrefix.ipv6;
+  const masked = maskBytes(address.bytes, prefix);
+  return `${door.name}/${counter}/${address.family}:${Array.from(masked).join(".")}/${prefix}`;
+}

@@ -1,0 +1,84 @@
+/**
+ * A bounded table of knocking sources, stalest first. A flood from many addresses can
+ * only evict the stalest entries: memory stays under the cap whatever arrives.
+ * @module
+ */
+
+/**
+ * A least-recently-knocked table with a hard cap. `touch()` moves an entry to the back;
+ * eviction takes from the front. A JavaScript Map keeps insertion order, which is all
+ * an LRU needs: delete and re-set moves a key to the end in O(1).
+ *
+ * @example
+ * ```ts
+ * import { SourceTable } from "./sources.ts";
+ * const table = new SourceTable<{ n: number }>(2);
+ * table.touch("a", 0, () => ({ n: 0 }));
+ * table.touch("b", 1, () => ({ n: 0 }));
+ * table.touch("c", 2, () => ({ n: 0 })); // evicts "a"
+ * table.size; // 2
+ * ```
+ */
+export class SourceTable<T> {
+  readonly #cap: number;
+  readonly #entries = new Map<string, { value: T; seen: number }>();
+  #evicted = 0;
+
+  /** @param cap Most entries held at once. */
+  constructor(cap: number) {
+    if (!Number.isInteger(cap) || cap < 1) {
+      throw new RangeError(`cap must be a positive integer, received ${cap}`);
+    }
+    this.#cap = cap;
+  }
+
+  /** Entries held now. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Entries evicted by the cap since creation. */
+  get evicted(): number {
+    return this.#evicted;
+  }
+
+  /** The entry for `key` (created by `create` when missing), now the most recent. */
+  touch(key: string, now: number, create: () => T): T {
+    const found = this.#entries.get(key);
+    if (found) {
+      this.#entries.delete(key);
+      found.seen = now;
+      this.#entries.set(key, found);
+      return found.value;
+    }
+    if (this.#entries.size >= this.#cap) {
+      const stalest = this.#entries.keys().next().value as string;
+      this.#entries.delete(stalest);
+      this.#evicted++;
+    }
+    const value = create();
+    this.#entries.set(key, { value, seen: now });
+    return value;
+  }
+
+  /** The entry for `key` without refreshing it. */
+  peek(key: string): T | undefined {
+    return this.#entries.get(key)?.value;
+  }
+
+  /** Drops entries last touched before `cutoff`; returns how many. Stops at the first fresh one. */
+  expire(cutoff: number): number {
+    let dropped = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.seen >= cutoff) break;
+      this.#entries.delete(key);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    this.#entries.clear();
+  }
+}

@@ -1,0 +1,30 @@
+/** Runs the real CLI in a subprocess, under the same permission set as `deno task sesame`. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+export async function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}cli.ts`, ...args],
+    cwd: options.cwd ?? ROOT,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A temp dir removed by the returned disposer. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "sesame-test-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}

@@ -1,0 +1,73 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import { decodeSecret } from "../lib/secret.ts";
+import { runCli, tempDir } from "./_cli.ts";
+
+Deno.test("sesame --help, --version and per-command help", async () => {
+  const help = await runCli(["--help"]);
+  assertEquals(help.code, 0);
+  for (const cmd of ["listen", "knock", "code", "check", "keygen"]) {
+    assertStringIncludes(help.stdout, cmd);
+  }
+  assertMatch((await runCli(["--version"])).stdout, /^sesame \d+\.\d+\.\d+\n$/);
+  const codeHelp = await runCli(["code", "--help"]);
+  assertEquals(codeHelp.code, 0);
+  assertStringIncludes(codeHelp.stdout, "Usage: sesame code");
+  assertEquals((await runCli([])).code, 2);
+});
+
+Deno.test("sesame rejects unknown commands and flags with a hint and exit 2", async () => {
+  const cmd = await runCli(["lsiten"]);
+  assertEquals(cmd.code, 2);
+  assertStringIncludes(cmd.stderr, 'unknown command "lsiten"');
+  const flag = await runCli(["check", "--cofnig", "x.yaml"]);
+  assertEquals(flag.code, 2);
+  assertStringIncludes(flag.stderr, "Unknown option '--cofnig'");
+  assertStringIncludes(flag.stderr, "sesame check --help");
+  const missing = await runCli(["check"]);
+  assertEquals(missing.code, 2);
+  assertStringIncludes(missing.stderr, "--config is required");
+});
+
+Deno.test("sesame check: exit 0 with a summary, exit 1 with located errors, no stack trace", async () => {
+  const ok = await runCli(["check", "-c", "examples/sesame.yaml"]);
+  assertEquals(ok.code, 0, ok.stderr);
+  assertStringIncludes(ok.stdout, "valid, 2 doors");
+  assertEquals(ok.stdout.includes("c2VzYW1l"), false, "the secret must never be printed");
+  const json = await runCli(["check", "-c", "examples/sesame.yaml", "--json"]);
+  assertEquals(JSON.parse(json.stdout).doors.length, 2);
+  assertEquals(json.stdout.includes("c2VzYW1l"), false);
+
+  await using dir = await tempDir();
+  const bad = `${dir.path}/bad.yaml`;
+  await Deno.writeTextFile(bad, "doors:\n  ssh:\n    secret: short\n    ports: 99999\n");
+  const result = await runCli(["check", "-c", bad]);
+  assertEquals(result.code, 1);
+  assertStringIncludes(result.stderr, `${bad}:3:13: doors.ssh.secret: must be base64url`);
+  assertStringIncludes(
+    result.stderr,
+    `${bad}:4:12: doors.ssh.ports: port must be 1–65535, received 99999`,
+  );
+  assertEquals(/\bat .*\.ts:\d+/.test(result.stderr), false, "no stack trace");
+  assertEquals(result.stderr.includes("short"), false);
+
+  const missing = await runCli(["check", "-c", `${dir.path}/nope.yaml`]);
+  assertEquals(missing.code, 1);
+  assertStringIncludes(missing.stderr, "cannot read config file");
+});
+
+Deno.test("sesame keygen prints a 32-byte secret, or writes it 0600 and refuses to overwrite", async () => {
+  const printed = await runCli(["keygen"]);
+  assertEquals(printed.code, 0);
+  assertEquals(decodeSecret(printed.stdout.trim())?.length, 32);
+  assert(printed.stdout !== (await runCli(["keygen"])).stdout);
+
+  await using dir = await tempDir();
+  const file = `${dir.path}/door.key`;
+  assertEquals((await runCli(["keygen", "--out", file])).code, 0);
+  assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);
+  const first = await Deno.readTextFile(file);
+  const again = await runCli(["keygen", "--out", file]);
+  assertEquals(again.code, 2);
+  assertStringIncludes(again.stderr, "refusing to overwrite");
+  assertEquals(await Deno.readTextFile(file), first);
+});

@@ -1,0 +1,170 @@
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./_assert.ts";
+import { parseConfig } from "../lib/config/load.ts";
+import { ConfigError } from "../lib/errors.ts";
+
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+function errors(text: string, file = "sesame.yaml"): string[] {
+  const e = assertThrows(() => parseConfig(text, file), ConfigError) as ConfigError;
+  return e.issues.map((i) => `${i.position?.line}:${i.position?.column} ${i.path}: ${i.message}`);
+}
+
+Deno.test("parseConfig() applies the documented defaults", () => {
+  const config = parseConfig(
+    `doors:\n  ssh:\n    secret: "${SECRET}"\n    ports: "20000-20099"\n`,
+    "x.yaml",
+  );
+  const door = config.doors[0];
+  assert(door.kind === "rotating");
+  assertEquals(
+    [door.length, door.protocol, door.periodMs, door.skew, door.sequenceTimeoutMs, door.bindSource],
+    [4, "tcp", 30_000, 1, 10_000, false],
+  );
+  assertEquals(door.sourcePrefix, { ipv4: 32, ipv6: 64 });
+  assertEquals(door.open, undefined); // a client-side door
+  assertEquals(config.addresses, ["::"]);
+  assertEquals(door.pool, { tcp: door.candidates, udp: [] });
+});
+
+Deno.test("parseConfig() reads the full example of the README", async () => {
+  const text = await Deno.readTextFile(new URL("../examples/sesame.yaml", import.meta.url));
+  const config = parseConfig(text, "examples/sesame.yaml");
+  assertEquals(config.doors.map((d) => d.name), ["ssh", "legacy"]);
+  const [ssh, legacy] = config.doors;
+  assert(ssh.kind === "rotating" && legacy.kind === "static");
+  assertEquals(ssh.candidates.length, 999);
+  assertEquals(ssh.candidates.includes(20022), false);
+  assertEquals(legacy.sequence, [
+    { port: 7000, protocol: "tcp" },
+    { port: 8000, protocol: "udp" },
+    { port: 9000, protocol: "tcp" },
+  ]);
+  assertEquals(legacy.pool, { tcp: [7000, 9000], udp: [8000] });
+  assertEquals(ssh.open?.command, ["/usr/bin/logger", "sesame: open ssh for {ip}"]);
+});
+
+Deno.test("parseConfig() points at file:line:column of each mistake", () => {
+  const text = [
+    "doors:", //                                          1
+    "  ssh:", //                                          2
+    `    secret: "${SECRET}"`, //                         3
+    '    ports: "20000-20007"', //                        4
+    "    length: 9", //                                   5
+    "    protocl: tcp", //                                6
+    "    period: -5s", //                                 7
+    "  legacy:", //                                       8
+    '    sequence: [7000, "8000/sctp", 70000]', //        9
+    "    open: { for: 1h, command: [logger, hi] }", //    10
+  ].join("\n");
+  assertEquals(errors(text), [
+    '6:5 doors.ssh.protocl: unknown key; did you mean "protocol"?',
+    "5:13 doors.ssh.length: must be at most the 8 ports of the pool, received 9",
+    '7:13 doors.ssh.period: must be a duration such as "500ms", "30s" or "5m", received "-5s"',
+    '10:32 doors.legacy.open.command.0: must be an absolute path (no PATH lookup for a security tool), received "logger"',
+    '9:22 doors.legacy.sequence.1: must be a port with an optional protocol ("8000", "8000/udp", "8000:tcp"), received "8000/sctp"',
+    '9:35 doors.legacy.sequence.2: must be a port with an optional protocol ("8000", "8000/udp", "8000:tcp"), received 70000',
+  ]);
+});
+
+Deno.test("parseConfig() refuses impossible values with the key and value", () => {
+  const door = (body: string) =>
+    `doors:\n  d:\n    secret: "${SECRET}"\n    ports: "1000-1010"\n${body}`;
+  assertStringIncludes(errors(door("    period: 0"))[0], "period: must be between 1000 ms");
+  assertStringIncludes(errors(door("    length: 0"))[0], "length: must be 1–16, received 0");
+  assertStringIncludes(errors(door("    length: 17"))[0], "length: must be 1–16, received 17");
+  assertStringIncludes(errors(door("    skew: -1"))[0], "skew: must be 0–10");
+  assertStringIncludes(
+    errors(door("    protocol: sctp"))[0],
+    'protocol: must be tcp, udp or mixed, received "sctp"',
+  );
+  assertStringIncludes(errors(door('    exclude: "1000-1009"'))[0], "must leave at least 2 ports");
+  assertStringIncludes(
+    errors(`doors:\n  d:\n    secret: "${SECRET}"\n    ports: "0-10"`)[0],
+    "port must be 1–65535, received 0",
+  );
+  assertStringIncludes(
+    errors(`doors:\n  d:\n    secret: "${SECRET}"\n    ports: "65530-65536"`)[0],
+    "received 65536",
+  );
+  assertStringIncludes(
+    errors(`doors:\n  d:\n    ports: "1-10"`)[0],
+    'exactly one of "secret" or "secret_file"',
+  );
+  assertStringIncludes(errors(`doors: {}`)[0], "at least one door");
+  assertStringIncludes(errors(`doors:\n  "bad name":\n    sequence: [1]`)[0], "door name must be");
+  assertStringIncludes(
+    errors(`listen:\n  addresses: ["::", "0.0.0.0"]\ndoors:\n  d:\n    sequence: [1]`)[0],
+    "binding",
+  );
+  assertStringIncludes(
+    errors(`doors:\n  d:\n    sequence: [1]\n    secret: "${SECRET}"`)[0],
+    "static door",
+  );
+});
+
+Deno.test("parseConfig() never echoes a secret, even a malformed one", () => {
+  for (const secret of ["c2hvcnQ", "not base64 at all!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAA"]) {
+    const e = assertThrows(
+      () => parseConfig(`doors:\n  d:\n    secret: "${secret}"\n    ports: "1-10"\n`, "s.yaml"),
+      ConfigError,
+    );
+    assertEquals(e.message.includes(secret), false, e.message);
+    assertStringIncludes(e.message, "s.yaml:3:13: doors.d.secret: must be base64url");
+  }
+});
+
+Deno.test("parseConfig() reports YAML syntax errors, duplicate keys and alias bombs with a position", () => {
+  assertEquals(errors("doors: [1", "y.yaml").length, 1);
+  assertStringIncludes(
+    errors("doors:\n  a: {sequence: [1]}\n  a: {sequence: [2]}")[0],
+    "3:3 : Map keys must be unique",
+  );
+  const bomb = [
+    "a: &a [1,1,1,1,1,1,1,1,1,1]",
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]",
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]",
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]",
+    "doors: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]",
+  ].join("\n");
+  assertStringIncludes(errors(bomb)[0], "1:1 : cannot be read: Excessive alias count");
+  assertStringIncludes(errors("")[0], "must be a mapping, received nothing");
+  assertStringIncludes(errors("- 1\n- 2")[0], "must be a mapping, received a list");
+});
+
+Deno.test("parseConfig() reads secret_file through the injected reader and locates its failure", () => {
+  const ok = parseConfig(`doors:\n  d:\n    secret_file: /k\n    ports: "1-10"\n`, "f.yaml", {
+    readSecretFile: () => SECRET + "\n",
+  });
+  assert(ok.doors[0].kind === "rotating" && ok.doors[0].secret.length === 32);
+  const e = assertThrows(
+    () =>
+      parseConfig(`doors:\n  d:\n    secret_file: /k\n    ports: "1-10"\n`, "f.yaml", {
+        readSecretFile: () => {
+          throw new Error("no such file");
+        },
+      }),
+    ConfigError,
+  );
+  assertStringIncludes(
+    e.message,
+    'f.yaml:3:18: doors.d.secret_file: cannot read "/k": no such file',
+  );
+});
+
+Deno.test("parseConfig() reads allow/deny lists and rejects malformed ones", () => {
+  const config = parseConfig(
+    `allow: ["192.0.2.0/24", "2001:db8::/32"]\ndeny: ["192.0.2.66"]\ndoors:\n  d:\n    sequence: [1, 2]\n    deny: ["::ffff:10.0.0.0/104"]\n`,
+    "a.yaml",
+  );
+  assertEquals(config.allow.map((c) => c.prefix), [24, 32]);
+  assertEquals(config.deny[0].prefix, 32);
+  assertEquals(config.doors[0].deny[0], {
+    family: 4,
+    bytes: new Uint8Array([10, 0, 0, 0]),
+    prefix: 8,
+  });
+  assertStringIncludes(
+    errors(`allow: ["10.0.0.0/33"]\ndoors:\n  d:\n    sequence: [1]`)[0],
+    "1:9 allow.0: must be an address or CIDR",
+  );
+});
