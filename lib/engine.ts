@@ -70,6 +70,7 @@ interface SourceState {
 }
 
 const STATIC_COUNTER = -1;
+const BLOCK_KEY = /^(.+)\/<=(-?\d+)$/;
 const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
 
 /**
@@ -99,6 +100,8 @@ export class KnockEngine {
   /** Unbound rotating doors: counter → encoded sequence. Static doors: STATIC_COUNTER. */
   readonly #sequences: Map<number, Int32Array>[];
   readonly #used = new Map<string, number>();
+  /** Per door: counters up to this one are refused (after a corrupt state file: fail closed). */
+  readonly #blockedThrough: number[];
   readonly #maxTimeoutMs: number;
   readonly #advanceOptions: AdvanceOptions[];
   #ignored = 0;
@@ -113,6 +116,7 @@ export class KnockEngine {
       doors.some((d) => d.allow.length + d.deny.length > 0);
     this.#portDoors = { tcp: new Array(65536), udp: new Array(65536) };
     this.#sequences = doors.map(() => new Map());
+    this.#blockedThrough = doors.map(() => -Infinity);
     doors.forEach((door, i) => {
       for (const protocol of ["tcp", "udp"] as const) {
         for (const port of door.pool[protocol]) (this.#portDoors[protocol][port] ??= []).push(i);
@@ -126,7 +130,23 @@ export class KnockEngine {
       reorderWindowMs: this.#reorderWindowMs,
     }));
     this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
-    for (const [key, until] of options.used ?? []) this.#used.set(key, until);
+    for (const [key, until] of options.used ?? []) {
+      this.#used.set(key, until);
+      const block = BLOCK_KEY.exec(key);
+      const d = block ? doors.findIndex((door) => door.name === block[1]) : -1;
+      if (d >= 0) this.#blockedThrough[d] = Math.max(this.#blockedThrough[d], Number(block![2]));
+    }
+  }
+
+  /**
+   * Refuses every code of `door` up to `counter`, as if used: after a corrupt state file
+   * the used codes are unknown, so the whole current window is treated as used. Kept in
+   * {@link usedCodes} so it survives the next restart too.
+   */
+  blockThrough(doorIndex: number, counter: number): void {
+    const door = this.doors[doorIndex] as RotatingDoor;
+    this.#blockedThrough[doorIndex] = Math.max(this.#blockedThrough[doorIndex], counter);
+    this.#used.set(`${door.name}/<=${counter}`, (counter + door.skew + 1) * door.periodMs);
   }
 
   /** Sources tracked now. */
@@ -256,7 +276,7 @@ export class KnockEngine {
           : this.#sequences[d].get(c);
         if (!seq || !this.#step(state, d, c, seq, code, now, options)) continue;
         const key = usedKey(door, c, source);
-        if (this.#used.has(key)) {
+        if (c <= this.#blockedThrough[d] || this.#used.has(key)) {
           (decisions ??= []).push({ kind: "replay", door, source, counter: c });
         } else {
           this.#used.set(key, (c + door.skew + 1) * door.periodMs);

@@ -47,7 +47,7 @@ Deno.test("sesame code --json agrees with an independent implementation on rando
         `    source_prefix: { ipv4: ${prefix4}, ipv6: ${prefix6} }`,
       ].join("\n"),
     );
-    const args = ["code", "-c", file, "-d", `door-${i}`, "--at", String(at), "--json"];
+    const args = ["code", "-c", file, "--door", `door-${i}`, "--at", String(at), "--json"];
     if (bound) args.push("--from", from);
     const result = await runCli(args);
     assertEquals(result.code, 0, result.stderr);
@@ -90,7 +90,7 @@ Deno.test("sesame code accepts ISO-8601 times and shows a static door's sequence
     "code",
     "-c",
     "examples/sesame.yaml",
-    "-d",
+    "--door",
     "ssh",
     "--at",
     "2030-01-01T00:00:10Z",
@@ -102,14 +102,14 @@ Deno.test("sesame code accepts ISO-8601 times and shows a static door's sequence
     "code",
     "-c",
     "examples/sesame.yaml",
-    "-d",
+    "--door",
     "ssh",
     "--at",
     "1893456010",
     "--json",
   ]);
   assertEquals(JSON.parse(unix.stdout), JSON.parse(iso.stdout));
-  const legacy = await runCli(["code", "-c", "examples/sesame.yaml", "-d", "legacy"]);
+  const legacy = await runCli(["code", "-c", "examples/sesame.yaml", "--door", "legacy"]);
   assertStringIncludes(legacy.stdout, "7000/tcp 8000/udp 9000/tcp");
 });
 
@@ -118,14 +118,14 @@ Deno.test("sesame code refuses bad times, unknown doors and a bound door without
     "code",
     "-c",
     "examples/sesame.yaml",
-    "-d",
+    "--door",
     "ssh",
     "--at",
     "tomorrow",
   ]);
   assertEquals(badTime.code, 2);
   assertMatch(badTime.stderr, /--at: "tomorrow" is not a time/);
-  const noDoor = await runCli(["code", "-c", "examples/sesame.yaml", "-d", "nope"]);
+  const noDoor = await runCli(["code", "-c", "examples/sesame.yaml", "--door", "nope"]);
   assertEquals(noDoor.code, 2);
   assertStringIncludes(noDoor.stderr, "doors: ssh, legacy");
   await using dir = await tempDir();
@@ -135,7 +135,7 @@ Deno.test("sesame code refuses bad times, unknown doors and a bound door without
       encodeSecret(new Uint8Array(16))
     }"\n    ports: "100-200"\n    bind_source: true\n`,
   );
-  const noFrom = await runCli(["code", "-c", `${dir.path}/b.yaml`, "-d", "b"]);
+  const noFrom = await runCli(["code", "-c", `${dir.path}/b.yaml`, "--door", "b"]);
   assertEquals(noFrom.code, 2);
   assertStringIncludes(noFrom.stderr, "--from");
 });

@@ -11,7 +11,7 @@ import { parseTime } from "./time.ts";
 export async function code(args: string[]): Promise<number> {
   const parsed = parseFlags("code", args, {
     config: { type: "string", short: "c" },
-    door: { type: "string", short: "d" },
+    door: { type: "string" },
     at: { type: "string" },
     from: { type: "string" },
     json: { type: "boolean" },

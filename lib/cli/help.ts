@@ -39,7 +39,7 @@ Shows the knock sequence of a door at a time (default now) and when it rotates.
 
 Options:
   -c, --config FILE   the config file (YAML) that defines the door
-  -d, --door NAME     the door
+  --door NAME         the door
   --at TIME           unix seconds or an ISO-8601 time, e.g. 2030-01-01T12:00:00Z
   --from ADDRESS      the knocking address, for a door with bind_source: true
   --json              print {"door","counter","valid_from","valid_until","knocks"}`,
@@ -52,4 +52,44 @@ problem as FILE:LINE:COLUMN: key: message and exits 1 when it is not. Never prin
 Options:
   -c, --config FILE   the config file
   --json              print the summary as JSON`,
+
+  listen: `Usage: sesame listen --config FILE [--log-level LEVEL] [--log-format text|json]
+
+Runs the knock daemon. It binds a dummy listener on every port of every door's pool
+(a port scan sees the whole pool, never the current code), records each connection
+attempt and datagram by source address, and opens a door for a source that completes
+the door's sequence in time: the door's command runs with {ip} and {door} substituted,
+and its close command runs after "for". Each rotating code opens once.
+
+Signals: SIGTERM/SIGINT stop (every door a command opened is closed first);
+SIGHUP reloads the config (a broken config is refused and the old one keeps running).
+
+Options:
+  -c, --config FILE     the config file (YAML); every door needs "open"
+  --log-level LEVEL     trace, debug (one line per knock), info (default), warning, error
+  --log-format FORMAT   text (default) or json (one object per line)`,
+
+  knock: `Usage: sesame knock HOST --config FILE --door NAME [options] [--exec -- CMD ARGS...]
+       sesame knock HOST PORT[:tcp|:udp] ... [-u] [-d MS] [options]
+
+Sends a door's current knock sequence to HOST, or a static sequence given as ports
+(knockd's "knock" syntax: 7000 8000:udp 9000). Knocks go strictly in order, with a
+small gap between them. A TCP knock is one connection attempt; a UDP knock one datagram.
+
+Options:
+  -c, --config FILE      the config that defines the door (the same YAML as the server's;
+                         a client config may hold only the doors it knocks, without "open")
+  --door NAME            the door to knock
+  -u, --udp              static ports without :tcp/:udp are UDP (default TCP)
+  -d, --delay MS         gap between knocks in ms (default 50)
+  --tcp-timeout MS       a TCP knock counts as sent after this long without an answer (default 200)
+  -4, -6                 resolve HOST to IPv4 / IPv6 only
+  --from ADDRESS         for a bind_source door: your address as the server sees it
+                         (default: the local address towards HOST; behind NAT give the public one)
+  --source ADDRESS       send from this local address
+  --wait-open PORT       after the last knock, try TCP connections to PORT until one is
+                         accepted; exit 1 if none is within --wait-timeout seconds (default 10)
+  --json                 print a result object on stdout
+  -v, --verbose          one line per knock on stderr (the default on a terminal)
+  --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code`,
 };

@@ -12,6 +12,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   keygen: async () => (await import("./keygen.ts")).keygen,
   code: async () => (await import("./code.ts")).code,
   check: async () => (await import("./check.ts")).check,
+  listen: async () => (await import("./listen.ts")).listen,
+  knock: async () => (await import("./knock.ts")).knock,
 };
 
 /** Exit codes: 0 success, 1 failure (bad config, door not opened), 2 usage error, 70 internal error. */

@@ -1,0 +1,35 @@
+/**
+ * Substituting `{ip}` and `{door}` into an action's argv. Each argument is substituted
+ * on its own and the result is never handed to a shell, so no value can become syntax.
+ * @module
+ */
+import { parseAddress } from "../address.ts";
+
+const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+/**
+ * Returns `argv` with `{ip}` and `{door}` replaced; refuses values that are not a
+ * canonical address and a valid door name (defence in depth: both come from sesame).
+ *
+ * @example
+ * ```ts
+ * import { substitute } from "./command.ts";
+ * substitute(["/usr/sbin/allow", "--ip={ip}", "{door}"], { ip: "192.0.2.7", door: "ssh" });
+ * // ["/usr/sbin/allow", "--ip=192.0.2.7", "ssh"]
+ * ```
+ */
+export function substitute(
+  argv: readonly string[],
+  values: { ip: string; door: string },
+): string[] {
+  const address = parseAddress(values.ip);
+  if (!address || address.text !== values.ip) {
+    throw new TypeError(
+      `refusing to substitute a non-canonical address: ${JSON.stringify(values.ip)}`,
+    );
+  }
+  if (!DOOR_NAME.test(values.door)) {
+    throw new TypeError(`refusing to substitute a bad door name: ${JSON.stringify(values.door)}`);
+  }
+  return argv.map((arg) => arg.replaceAll("{ip}", values.ip).replaceAll("{door}", values.door));
+}

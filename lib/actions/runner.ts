@@ -1,0 +1,122 @@
+/**
+ * Runs action commands (argv, never a shell) off the knock path. Spawning blocks the
+ * event loop for ~2 ms in Deno, so spawns happen in a Web Worker: the main thread keeps
+ * accepting knocks while a burst of opens is being run.
+ * @module
+ */
+
+/** How a command ended. */
+export interface CommandResult {
+  /** Exit code; -1 when it could not be started or was killed. */
+  readonly code: number;
+  /** True when it ran past its time limit and was killed. */
+  readonly timedOut: boolean;
+  /** The first 2 KiB of its stderr, or why it could not start. */
+  readonly error: string;
+}
+
+/** Something that runs argv with a time limit. */
+export interface CommandRunner {
+  /** Runs `argv` (argv[0] an absolute path) and resolves when it ends or is killed. */
+  run(argv: readonly string[], timeoutMs: number): Promise<CommandResult>;
+  /** Stops the runner; commands in flight are left to finish on their own. */
+  close(): void;
+}
+
+/**
+ * Runs one command in this thread. The worker uses it; tests and tools may too.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCommand } from "./runner.ts";
+ * const result = await runCommand(["/usr/bin/true"], 1000);
+ * ```
+ */
+export async function runCommand(
+  argv: readonly string[],
+  timeoutMs: number,
+): Promise<CommandResult> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      signal,
+      clearEnv: true,
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    }).spawn();
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).arrayBuffer(),
+    ]);
+    const error = new TextDecoder().decode(stderr.slice(0, 2048)).trim();
+    return { code: signal.aborted ? -1 : status.code, timedOut: signal.aborted, error };
+  } catch (e) {
+    return { code: -1, timedOut: signal.aborted, error: (e as Error).message };
+  }
+}
+
+interface Pending {
+  resolve: (r: CommandResult) => void;
+}
+
+/**
+ * A {@link CommandRunner} backed by a Web Worker.
+ *
+ * @example
+ * ```ts ignore
+ * import { WorkerRunner } from "./runner.ts";
+ * const runner = new WorkerRunner();
+ * await runner.run(["/usr/bin/logger", "hello"], 5000);
+ * runner.close();
+ * ```
+ */
+export class WorkerRunner implements CommandRunner {
+  #worker: Worker | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+
+  #start(): Worker {
+    const worker = new Worker(new URL("./runner_worker.ts", import.meta.url), { type: "module" });
+    worker.onmessage = (event: MessageEvent<{ id: number; result: CommandResult }>) => {
+      const pending = this.#pending.get(event.data.id);
+      this.#pending.delete(event.data.id);
+      pending?.resolve(event.data.result);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      for (const p of this.#pending.values()) {
+        p.resolve({ code: -1, timedOut: false, error: `runner failed: ${event.message}` });
+      }
+      this.#pending.clear();
+      this.#worker?.terminate();
+      this.#worker = undefined; // started again on the next command
+    };
+    return worker;
+  }
+
+  run(argv: readonly string[], timeoutMs: number): Promise<CommandResult> {
+    this.#worker ??= this.#start();
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, { resolve });
+      this.#worker!.postMessage({ id, argv: [...argv], timeoutMs });
+    });
+  }
+
+  /** Commands not yet finished. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  close(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    for (const p of this.#pending.values()) {
+      p.resolve({ code: -1, timedOut: false, error: "runner closed" });
+    }
+    this.#pending.clear();
+  }
+}

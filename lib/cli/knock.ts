@@ -1,0 +1,219 @@
+/** `sesame knock`: send a door's current sequence, or a static knockd-style one. @module */
+import { lookup } from "node:dns/promises";
+import dgram from "node:dgram";
+import { parseAddress } from "../address.ts";
+import { codeForCounter, counterForKnock } from "../code.ts";
+import { loadConfig } from "../config/load.ts";
+import { parseKnock } from "../config/validate.ts";
+import { UsageError } from "../errors.ts";
+import type { Knock, Protocol } from "../sequence.ts";
+import { type KnockResult, sendKnock, waitForOpen } from "../net/sender.ts";
+import { parseFlags, stringFlag } from "./args.ts";
+import { findDoor } from "./common.ts";
+import { counterAt } from "../sequence.ts";
+
+/** The default gap between knocks, ms: far above the daemon's 5 ms reorder window. */
+export const DEFAULT_DELAY_MS = 50;
+
+function intFlag(
+  value: string | undefined,
+  flag: string,
+  min: number,
+  max: number,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(
+      `knock: ${flag} must be a whole number ${min}–${max}, received ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
+/** Resolves a host once, before the first knock. */
+async function resolve(host: string, family: 0 | 4 | 6): Promise<string> {
+  const literal = parseAddress(host.replace(/^\[(.*)\]$/, "$1"));
+  if (literal) {
+    if (family !== 0 && literal.family !== family) {
+      throw new UsageError(`knock: ${host} is not an IPv${family} address`);
+    }
+    return literal.text;
+  }
+  try {
+    const { address } = await lookup(host, { family });
+    return address;
+  } catch (e) {
+    throw new UsageError(
+      `knock: cannot resolve ${JSON.stringify(host)}: ${
+        (e as { code?: string }).code ?? (e as Error).message
+      }`,
+    );
+  }
+}
+
+/** The local address the system would send from to reach `host`: what a server sees on a LAN. */
+async function localAddressFor(host: string): Promise<string> {
+  const socket = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
+  try {
+    await new Promise<void>((ok, fail) => {
+      socket.once("error", fail);
+      socket.connect(9, host, () => ok()); // no packet is sent: connect only picks a route
+    });
+    return socket.address().address;
+  } finally {
+    socket.close();
+  }
+}
+
+/** Runs `sesame knock`; returns the exit code. */
+export async function knock(argv: string[]): Promise<number> {
+  const dashes = argv.indexOf("--");
+  const args = dashes < 0 ? argv : argv.slice(0, dashes);
+  const exec = dashes < 0 ? undefined : argv.slice(dashes + 1);
+  const parsed = parseFlags("knock", args, {
+    config: { type: "string", short: "c" },
+    door: { type: "string" },
+    udp: { type: "boolean", short: "u" },
+    delay: { type: "string", short: "d" },
+    "tcp-timeout": { type: "string" },
+    ipv4: { type: "boolean", short: "4" },
+    ipv6: { type: "boolean", short: "6" },
+    from: { type: "string" },
+    source: { type: "string" },
+    "wait-open": { type: "string" },
+    "wait-timeout": { type: "string" },
+    json: { type: "boolean" },
+    verbose: { type: "boolean", short: "v" },
+    exec: { type: "boolean" },
+  }, true);
+  const [host, ...ports] = parsed.positionals;
+  if (!host) throw new UsageError(`knock: give a HOST\nRun "sesame knock --help" for usage.`);
+  if (parsed.values.exec && !exec?.length) {
+    throw new UsageError("knock: --exec needs a command after --");
+  }
+  const delay = intFlag(
+    stringFlag(parsed, "delay", "knock"),
+    "--delay",
+    0,
+    60_000,
+    DEFAULT_DELAY_MS,
+  );
+  const tcpTimeout = intFlag(
+    stringFlag(parsed, "tcp-timeout", "knock"),
+    "--tcp-timeout",
+    1,
+    60_000,
+    200,
+  );
+  const waitPort = stringFlag(parsed, "wait-open", "knock");
+  const waitTimeout =
+    intFlag(stringFlag(parsed, "wait-timeout", "knock"), "--wait-timeout", 1, 3600, 10) * 1000;
+  if (parsed.values.ipv4 && parsed.values.ipv6) {
+    throw new UsageError("knock: -4 and -6 exclude each other");
+  }
+  const family = parsed.values.ipv4 ? 4 : parsed.values.ipv6 ? 6 : 0;
+  const localAddress = stringFlag(parsed, "source", "knock");
+  if (localAddress && !parseAddress(localAddress)) {
+    throw new UsageError(`knock: --source ${JSON.stringify(localAddress)} is not an address`);
+  }
+
+  let knocks: readonly Knock[];
+  let doorName: string | null = null;
+  let counter: number | null = null;
+  const address = await resolve(host, family as 0 | 4 | 6);
+  const configFile = stringFlag(parsed, "config", "knock");
+  if (ports.length > 0) {
+    if (configFile || parsed.values.door) {
+      throw new UsageError("knock: give either ports or --config with --door, not both");
+    }
+    const protocol: Protocol = parsed.values.udp ? "udp" : "tcp";
+    knocks = ports.map((p) => {
+      const k = parseKnock(p, protocol);
+      if (!k) {
+        throw new UsageError(
+          `knock: ${JSON.stringify(p)} is not a knock (PORT, PORT:tcp or PORT:udp)`,
+        );
+      }
+      return k;
+    });
+  } else {
+    if (!configFile) {
+      throw new UsageError(
+        `knock: give ports, or --config FILE --door NAME\nRun "sesame knock --help" for usage.`,
+      );
+    }
+    const config = await loadConfig(configFile);
+    const door = findDoor(config, stringFlag(parsed, "door", "knock", true), "knock");
+    doorName = door.name;
+    if (door.kind === "static") knocks = door.sequence;
+    else {
+      let from;
+      if (door.bindSource) {
+        const text = stringFlag(parsed, "from", "knock") ?? localAddress ??
+          await localAddressFor(address);
+        from = parseAddress(text);
+        if (!from) throw new UsageError(`knock: --from ${JSON.stringify(text)} is not an address`);
+      }
+      // The sequence must arrive whole inside the server's window: plan for its full duration.
+      const duration = door.length * (delay + tcpTimeout) + 500;
+      let start = Date.now();
+      if (
+        door.skew === 0 &&
+        counterAt(start + duration, door.periodMs) !== counterAt(start, door.periodMs)
+      ) {
+        const wait = door.periodMs - (start % door.periodMs) + 50;
+        await new Promise((r) => setTimeout(r, wait)); // skew 0: wait for the next period
+        start = Date.now();
+      }
+      counter = counterForKnock(door, start, duration);
+      knocks = (await codeForCounter(door, counter, from)).knocks;
+    }
+  }
+
+  const progress = parsed.values.verbose || (!parsed.values.json && Deno.stderr.isTerminal());
+  const results: KnockResult[] = [];
+  for (const [i, k] of knocks.entries()) {
+    if (i > 0 && delay > 0) await new Promise((r) => setTimeout(r, delay));
+    const result = await sendKnock(k, { host: address, localAddress, tcpTimeoutMs: tcpTimeout });
+    results.push(result);
+    if (progress) {
+      console.error(
+        `knock ${i + 1}/${knocks.length}: ${address} ${k.port}/${k.protocol} (${result})`,
+      );
+    }
+  }
+
+  let opened: boolean | null = null;
+  if (waitPort !== undefined) {
+    const port = intFlag(waitPort, "--wait-open", 1, 65535, 0);
+    opened = await waitForOpen(address, port, waitTimeout, localAddress);
+    if (progress) {
+      console.error(
+        opened ? `port ${port} is open` : `port ${port} did not open within ${waitTimeout / 1000}s`,
+      );
+    }
+  }
+  if (parsed.values.json) {
+    console.log(JSON.stringify({
+      host: address,
+      door: doorName,
+      counter,
+      knocks: knocks.map((k, i) => ({ port: k.port, protocol: k.protocol, result: results[i] })),
+      opened,
+    }));
+  }
+  if (opened === false) return 1;
+  if (exec?.length) {
+    const status = await new Deno.Command(exec[0], {
+      args: exec.slice(1),
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    })
+      .spawn().status;
+    return status.code;
+  }
+  return 0;
+}

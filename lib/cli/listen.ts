@@ -1,0 +1,67 @@
+/** `sesame listen`: run the knock daemon until SIGINT/SIGTERM; SIGHUP reloads. @module */
+import { loadConfig } from "../config/load.ts";
+import { Daemon } from "../daemon.ts";
+import { UsageError } from "../errors.ts";
+import { isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
+import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
+
+const log = logger("listen");
+
+/** Reads --log-level and --log-format, shared by listen and demo. */
+export async function loggingFromFlags(parsed: ParsedArgs, command: string): Promise<void> {
+  const level = stringFlag(parsed, "log-level", command) ?? "info";
+  const format = stringFlag(parsed, "log-format", command) ?? "text";
+  if (!isLogLevel(level)) {
+    throw new UsageError(`${command}: --log-level must be trace, debug, info, warning or error`);
+  }
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`${command}: --log-format must be text or json`);
+  }
+  await setupLogging({ level, format: format as LogFormat });
+}
+
+/** Runs `sesame listen`; returns the exit code when the daemon stops. */
+export async function listen(args: string[]): Promise<number> {
+  const parsed = parseFlags("listen", args, {
+    config: { type: "string", short: "c" },
+    "log-level": { type: "string" },
+    "log-format": { type: "string" },
+  });
+  const file = stringFlag(parsed, "config", "listen", true);
+  await loggingFromFlags(parsed, "listen");
+  const config = await loadConfig(file);
+  const daemon = await Daemon.start({ config });
+  log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
+
+  let exitCode = 0;
+  const stop = () => void daemon.stop();
+  const reload = async () => {
+    try {
+      await daemon.reload(await loadConfig(file));
+    } catch (e) {
+      log.error("reload refused, the running config stays:\n{error}", {
+        error: (e as Error).message,
+      });
+    }
+  };
+  // Fail closed on a bug: close every door a command opened, then exit non-zero.
+  const crash = (event: ErrorEvent | PromiseRejectionEvent) => {
+    event.preventDefault();
+    const error = "error" in event ? event.error : event.reason;
+    log.fatal("internal error, closing all doors and stopping: {error}", {
+      error: String(error?.stack ?? error),
+    });
+    exitCode = 70;
+    stop();
+  };
+  globalThis.addEventListener("error", crash);
+  globalThis.addEventListener("unhandledrejection", crash);
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGHUP", reload);
+  await daemon.stopped;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  Deno.removeSignalListener("SIGHUP", reload);
+  return exitCode;
+}

@@ -1,0 +1,99 @@
+/**
+ * Logging through LogTape: one line per event, text or JSON lines, all on stderr (stdout
+ * stays for command output). Warnings and debug lines are rate-limited per message so a
+ * flood cannot fill a disk; door opens and closes at info are never dropped.
+ * @module
+ */
+import {
+  configure,
+  getConsoleSink,
+  getJsonLinesFormatter,
+  getLogger,
+  getTextFormatter,
+  getThrottlingFilter,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  reset,
+} from "@logtape/logtape";
+
+/** Log output formats. */
+export type LogFormat = "text" | "json";
+
+/** Options for {@link setupLogging}. */
+export interface LoggingOptions {
+  /** Lowest level written. @default "info" */
+  level?: LogLevel;
+  /** Output format. @default "text" */
+  format?: LogFormat;
+  /** Lines of one message (template) allowed per 10 s before suppression. @default 20 */
+  limitPer10s?: number;
+}
+
+const LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warning", "error", "fatal"];
+
+/** True when `level` is a LogTape level name. */
+export function isLogLevel(level: string): level is LogLevel {
+  return (LEVELS as readonly string[]).includes(level);
+}
+
+/**
+ * Configures logging for the process (replacing any earlier configuration).
+ *
+ * @example
+ * ```ts ignore
+ * import { logger, setupLogging } from "./log.ts";
+ * await setupLogging({ level: "debug", format: "json" });
+ * logger("daemon").info("ready");
+ * ```
+ */
+export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
+  const toStderr = Object.fromEntries(LEVELS.map((l) => [l, "error"])) as Record<LogLevel, "error">;
+  const formatter = options.format === "json"
+    ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
+    : getTextFormatter({ timestamp: "date-time-tz", level: "ABBR", category: ".", value: "bare" });
+  const throttle = getThrottlingFilter({
+    limit: options.limitPer10s ?? 20,
+    windowMs: 10_000,
+    summary: {
+      logger: getLogger(["sesame", "log"]),
+      message: "suppressed {suppressed} more like: ",
+    },
+  });
+  await configure({
+    reset: true,
+    sinks: { stderr: getConsoleSink({ formatter, levelMap: toStderr }) },
+    filters: {
+      // Opens, closes and start-up lines are info: never dropped. Everything else is limited.
+      limit: (record: LogRecord) =>
+        record.level === "info" || record.category[1] === "log" || throttle(record),
+    },
+    loggers: [
+      {
+        category: ["sesame"],
+        lowestLevel: options.level ?? "info",
+        sinks: ["stderr"],
+        filters: ["limit"],
+      },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}
+
+/** Drops the logging configuration (tests; the end of a run). */
+export async function resetLogging(): Promise<void> {
+  await reset();
+}
+
+/**
+ * The logger of a part of sesame, e.g. `logger("daemon")`.
+ *
+ * @example
+ * ```ts ignore
+ * import { logger } from "./log.ts";
+ * logger("daemon").warn("cannot bind {port}", { port: 7000 });
+ * ```
+ */
+export function logger(part: string): Logger {
+  return getLogger(["sesame", part]);
+}

@@ -1,0 +1,235 @@
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  asKnocks,
+  FakeClock,
+  knockAll,
+  randomBase,
+  SECRET,
+  SECRET_B64,
+  sleep,
+  startDaemon,
+} from "./_daemon.ts";
+import { referenceSequence } from "./_reference.ts";
+import { tempDir } from "./_cli.ts";
+import type { DaemonEvent } from "../lib/daemon.ts";
+import type { Knock } from "../lib/sequence.ts";
+
+const PERIOD_S = 30;
+const T0 = 59_000_000 * PERIOD_S * 1000; // start of counter 59 000 000 (late 2026)
+
+function yaml(base: number, extra = "") {
+  return `
+listen: { addresses: ["::"] }
+${extra}
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "${base}-${base + 49}"
+    length: 4
+    period: ${PERIOD_S}s
+    sequence_timeout: 2s
+    open: { for: 1s, command: ["/sbin/allow", "{ip}", "{door}"], close_command: ["/sbin/deny", "{ip}", "{door}"] }
+  mixed:
+    secret: "${SECRET_B64}"
+    ports: "${base + 50}-${base + 59}"
+    length: 3
+    protocol: mixed
+    period: ${PERIOD_S}s
+    open: { for: 1s }
+  near:
+    secret: "${SECRET_B64}"
+    ports: "${base + 60}-${base + 89}"
+    bind_source: true
+    period: ${PERIOD_S}s
+    open: { for: 1s }
+  legacy:
+    sequence: [${base + 90}, "${base + 91}/udp", ${base + 92}]
+    open: { for: 1s }
+`;
+}
+
+/** The spec's sequence for a door of the config above, computed by the independent implementation. */
+function code(
+  base: number,
+  door: "ssh" | "mixed" | "near",
+  counter: number,
+  source?: string,
+): Knock[] {
+  const pools = {
+    ssh: [base, 50, 4, "tcp"],
+    mixed: [base + 50, 10, 3, "mixed"],
+    near: [base + 60, 30, 4, "tcp"],
+  } as const;
+  const [start, n, length, mode] = pools[door];
+  return asKnocks(referenceSequence({
+    secret: SECRET,
+    door,
+    counter: BigInt(counter),
+    candidates: Array.from({ length: n }, (_, i) => start + i),
+    length,
+    mode,
+    source: source ? { family: 4, bytes: source.split(".").map(Number), prefix: 32 } : undefined,
+  }));
+}
+
+const opened = (events: DaemonEvent[]) =>
+  events.filter((e) => e.type === "opened").map((e) =>
+    `${(e as { door: string }).door} ${(e as { ip: string }).ip}`
+  );
+
+Deno.test("listen: a correct sequence opens the door for that source only", async () => {
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { now: clock.now });
+  await knockAll("127.0.0.1", code(base, "ssh", 59_000_000), { localAddress: "127.0.0.2" });
+  await d.waitFor((e) => e.type === "opened");
+  await sleep(100);
+  assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
+  assertEquals(d.runner.runs, [["/sbin/allow", "127.0.0.2", "ssh"]]);
+  assertEquals(d.daemon.openDoors().map((r) => [r.door, r.ip, r.close]), [["ssh", "127.0.0.2", [
+    "/sbin/deny",
+    "127.0.0.2",
+    "ssh",
+  ]]]);
+});
+
+Deno.test("listen: wrong order, wrong protocol, a stray knock and a timeout open nothing", async () => {
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const good = code(base, "ssh", 59_000_000);
+  const stray = {
+    port: good.find((_, i) => i === 0)!.port === base ? base + 1 : base,
+    protocol: "tcp",
+  } as Knock;
+  await knockAll("127.0.0.1", [good[1], good[0], good[2], good[3]], {
+    localAddress: "127.0.0.3",
+    gap: 30,
+  });
+  await knockAll("127.0.0.1", good.map((k) => ({ ...k, protocol: "udp" as const })), {
+    localAddress: "127.0.0.4",
+  });
+  await knockAll("127.0.0.1", [good[0], good[1], stray, good[2], good[3]], {
+    localAddress: "127.0.0.5",
+    gap: 30,
+  });
+  // A timeout: the last knock comes 3 s (fake) after the first; the door allows 2 s.
+  await knockAll("127.0.0.1", good.slice(0, 3), { localAddress: "127.0.0.6" });
+  await sleep(50);
+  clock.advance(3000);
+  await knockAll("127.0.0.1", good.slice(3), { localAddress: "127.0.0.6" });
+  await sleep(300);
+  assertEquals(opened(d.events), []);
+  assertEquals(d.runner.runs, []);
+  // The same daemon still opens for a correct knock: the refusals above were not a broken daemon.
+  await knockAll("127.0.0.1", good, { localAddress: "127.0.0.7" });
+  await d.waitFor((e) => e.type === "opened");
+  assertEquals(opened(d.events), ["ssh 127.0.0.7"]);
+});
+
+Deno.test("listen: a used code replayed from another source is refused, also after a restart", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000);
+  const config = yaml(base, `state_file: ${dir.path}/state.json`);
+  const good = code(base, "ssh", 59_000_000);
+  {
+    await using d = await startDaemon(config, { now: clock.now });
+    await knockAll("127.0.0.1", good, { localAddress: "127.0.0.2" });
+    await d.waitFor((e) => e.type === "opened");
+    await knockAll("127.0.0.1", good, { localAddress: "127.0.0.3" });
+    await d.waitFor((e) => e.type === "replay");
+    assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
+  }
+  clock.advance(1000);
+  await using again = await startDaemon(config, { now: clock.now });
+  await knockAll("127.0.0.1", good, { localAddress: "127.0.0.4" });
+  const replay = await again.waitFor((e) => e.type === "replay");
+  assertEquals(replay, { type: "replay", door: "ssh", ip: "127.0.0.4", counter: 59_000_000 });
+  assertEquals(opened(again.events), []);
+});
+
+Deno.test("listen: the previous period's code works within skew and not after", async () => {
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000); // counter 59 000 000: window 58 999 999 … 59 000 001
+  await using d = await startDaemon(yaml(base), { now: clock.now });
+  await knockAll("127.0.0.1", code(base, "ssh", 58_999_999), { localAddress: "127.0.0.2" });
+  await d.waitFor((e) => e.type === "opened");
+  clock.advance(PERIOD_S * 1000); // counter 59 000 001: window 59 000 000 … 59 000 002
+  await sleep(700); // a daemon tick installs the new window
+  await knockAll("127.0.0.1", code(base, "ssh", 58_999_999), { localAddress: "127.0.0.3" });
+  await sleep(200);
+  assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
+  await knockAll("127.0.0.1", code(base, "ssh", 59_000_002), { localAddress: "127.0.0.4" });
+  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.4");
+  assertEquals(opened(d.events), ["ssh 127.0.0.2", "ssh 127.0.0.4"]);
+});
+
+Deno.test("listen: interleaved sources both succeed, over IPv4 and IPv6", async () => {
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const a = code(base, "ssh", 59_000_000);
+  const b = code(base, "ssh", 59_000_001);
+  await Promise.all([
+    knockAll("127.0.0.1", a, { localAddress: "127.0.0.2", gap: 30 }),
+    knockAll("::1", b, { gap: 30 }),
+  ]);
+  await d.waitFor((e) => e.type === "opened" && e.ip === "::1");
+  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.2");
+  assertEquals(opened(d.events).sort(), ["ssh 127.0.0.2", "ssh ::1"]);
+});
+
+Deno.test("listen: mixed-protocol, bind_source and static doors open over real sockets", async () => {
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { now: clock.now });
+  await knockAll("127.0.0.1", code(base, "mixed", 59_000_000), { localAddress: "127.0.0.2" });
+  await d.waitFor((e) => e.type === "opened" && e.door === "mixed");
+  // A bound code works only from its own address.
+  await knockAll("127.0.0.1", code(base, "near", 59_000_000, "127.0.0.9"), {
+    localAddress: "127.0.0.3",
+  });
+  await knockAll("127.0.0.1", code(base, "near", 59_000_000, "127.0.0.4"), {
+    localAddress: "127.0.0.4",
+  });
+  await d.waitFor((e) => e.type === "opened" && e.door === "near");
+  await knockAll("127.0.0.1", [{ port: base + 90, protocol: "tcp" }, {
+    port: base + 91,
+    protocol: "udp",
+  }, { port: base + 92, protocol: "tcp" }], {
+    localAddress: "127.0.0.5",
+  });
+  await d.waitFor((e) => e.type === "opened" && e.door === "legacy");
+  await sleep(200);
+  assertEquals(opened(d.events), ["mixed 127.0.0.2", "near 127.0.0.4", "legacy 127.0.0.5"]);
+});
+
+Deno.test("listen: the door closes after 'for', and a second open extends it instead of stacking", async () => {
+  const base = randomBase(100);
+  await using d = await startDaemon(yaml(base)); // real clock: doors close on real timers
+  const legacy: Knock[] = [{ port: base + 90, protocol: "tcp" }, {
+    port: base + 91,
+    protocol: "udp",
+  }, { port: base + 92, protocol: "tcp" }];
+  const start = Date.now();
+  await knockAll("127.0.0.1", legacy, { localAddress: "127.0.0.2" });
+  await d.waitFor((e) => e.type === "opened");
+  await sleep(400);
+  await knockAll("127.0.0.1", legacy, { localAddress: "127.0.0.2" });
+  await d.waitFor((e) => e.type === "extended");
+  assertEquals(d.daemon.openDoors().length, 1);
+  const closed = await d.waitFor((e) => e.type === "closed", 3000);
+  const took = Date.now() - start;
+  assert(
+    took >= 1400 && took < 2500,
+    `closed after ${took} ms, wanted ~1.4 s (extended by the second knock)`,
+  );
+  assertEquals(closed.type === "closed" && closed.ip, "127.0.0.2");
+  assertEquals(d.events.map((e) => e.type).filter((t) => t !== "ready"), [
+    "opened",
+    "extended",
+    "closed",
+  ]);
+  assertEquals(d.daemon.openDoors(), []);
+});
