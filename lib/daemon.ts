@@ -118,6 +118,7 @@ export class Daemon {
     assertRunnable(config);
     const now = options.now ?? Date.now;
     const runner = options.runner ?? new WorkerRunner();
+    if (runner instanceof WorkerRunner) runner.warm();
     // The doorkeeper and the state file call back into the daemon, which needs them to exist first.
     const ref: { daemon?: Daemon } = {};
     const keeper = new Doorkeeper({

@@ -97,6 +97,11 @@ export class WorkerRunner implements CommandRunner {
     return worker;
   }
 
+  /** Starts the worker now, so the first door does not wait for it (~30 ms). */
+  warm(): void {
+    this.#worker ??= this.#start();
+  }
+
   run(argv: readonly string[], timeoutMs: number): Promise<CommandResult> {
     this.#worker ??= this.#start();
     const id = this.#next++;

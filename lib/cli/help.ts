@@ -92,4 +92,11 @@ Options:
   --json                 print a result object on stdout
   -v, --verbose          one line per knock on stderr (the default on a terminal)
   --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code`,
+
+  demo: `Usage: sesame demo [--log-level LEVEL] [--log-format text|json]
+
+A loopback demonstration that needs no config and no root: starts a daemon on
+127.0.0.1 with a fresh secret, knocks it in the wrong order (nothing opens), with the
+right code (the door opens for that address), replays the code from another address
+(refused), and waits for the door to close by itself. Exits 0 when all of that held.`,
 };

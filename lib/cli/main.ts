@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import("./check.ts")).check,
   listen: async () => (await import("./listen.ts")).listen,
   knock: async () => (await import("./knock.ts")).knock,
+  demo: async () => (await import("./demo.ts")).demo,
 };
 
 /** Exit codes: 0 success, 1 failure (bad config, door not opened), 2 usage error, 70 internal error. */

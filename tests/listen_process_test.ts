@@ -1,0 +1,139 @@
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { tempDir } from "./_cli.ts";
+import { knockAll, randomBase, sleep } from "./_daemon.ts";
+import { eventually, exists, spawnListen } from "./_process.ts";
+import type { Knock } from "../lib/sequence.ts";
+
+/** A static door whose open command creates a file and whose close command removes it: the door is the file. */
+function config(dir: string, base: number, forS = 2, sequence = [base, base + 1, base + 2]) {
+  return `listen: { addresses: ["127.0.0.1"] }
+state_file: ${dir}/state.json
+doors:
+  door:
+    sequence: [${sequence.join(", ")}]
+    open:
+      for: ${forS}s
+      command: ["/usr/bin/touch", "${dir}/open-{door}-{ip}"]
+      close_command: ["/usr/bin/rm", "-f", "${dir}/open-{door}-{ip}"]
+`;
+}
+
+const seq = (ports: number[]): Knock[] => ports.map((port) => ({ port, protocol: "tcp" }));
+
+Deno.test("listen process: SIGTERM closes open doors, saves state and exits 0", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(10);
+  await Deno.writeTextFile(`${dir.path}/c.yaml`, config(dir.path, base, 60));
+  await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+  await p.waitForLog(/listening on 3 sockets/);
+  await knockAll("127.0.0.1", seq([base, base + 1, base + 2]), { localAddress: "127.0.0.2" });
+  const door = `${dir.path}/open-door-127.0.0.2`;
+  assert(await eventually(() => exists(door)), "the door opened");
+  p.kill("SIGTERM");
+  assertEquals((await p.child.status).code, 0);
+  assertEquals(await exists(door), false, "stopping closed the door");
+  assertEquals(JSON.parse(await Deno.readTextFile(`${dir.path}/state.json`)).open, []);
+  assertStringIncludes(p.log(), "door door closed for 127.0.0.2");
+});
+
+Deno.test("listen process: after a SIGKILL with a door open, the restart closes it when due", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(10);
+  await Deno.writeTextFile(`${dir.path}/c.yaml`, config(dir.path, base, 1));
+  const door = `${dir.path}/open-door-127.0.0.2`;
+  {
+    await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+    await p.waitForLog(/listening on/);
+    await knockAll("127.0.0.1", seq([base, base + 1, base + 2]), { localAddress: "127.0.0.2" });
+    assert(await eventually(() => exists(door)), "the door opened");
+    p.kill("SIGKILL");
+    await p.child.status;
+  }
+  await sleep(1300); // the door's time runs out while no daemon runs
+  assert(
+    await exists(door),
+    "a crashed daemon closed nothing (that is the point of the state file)",
+  );
+  await using again = spawnListen(["-c", `${dir.path}/c.yaml`]);
+  await again.waitForLog(/listening on/);
+  assertEquals(
+    await exists(door),
+    false,
+    "the restart closed the door that fell due before binding",
+  );
+  assertStringIncludes(again.log(), "took over 1 open doors");
+});
+
+Deno.test("listen process: SIGHUP with a broken config keeps the old one; a good one takes over", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(10);
+  const file = `${dir.path}/c.yaml`;
+  await Deno.writeTextFile(file, config(dir.path, base, 1));
+  await using p = spawnListen(["-c", file]);
+  await p.waitForLog(/listening on/);
+
+  await Deno.writeTextFile(file, "doors:\n  door:\n    sequence: [nope]\n");
+  p.kill("SIGHUP");
+  await p.waitForLog(/reload refused/);
+  assertStringIncludes(p.log(), `${file}:3:16: doors.door.sequence.0`);
+  await knockAll("127.0.0.1", seq([base, base + 1, base + 2]), { localAddress: "127.0.0.2" });
+  assert(
+    await eventually(() => exists(`${dir.path}/open-door-127.0.0.2`)),
+    "the old config still opens",
+  );
+
+  await Deno.writeTextFile(file, config(dir.path, base, 1, [base + 5, base + 6, base + 7]));
+  p.kill("SIGHUP");
+  await p.waitForLog(/reloaded/);
+  await knockAll("127.0.0.1", seq([base, base + 1, base + 2]), { localAddress: "127.0.0.3" });
+  await knockAll("127.0.0.1", seq([base + 5, base + 6, base + 7]), { localAddress: "127.0.0.4" });
+  assert(
+    await eventually(() => exists(`${dir.path}/open-door-127.0.0.4`)),
+    "the new sequence opens",
+  );
+  assertEquals(
+    await exists(`${dir.path}/open-door-127.0.0.3`),
+    false,
+    "the old sequence no longer does",
+  );
+  p.kill("SIGTERM");
+  assertEquals((await p.child.status).code, 0);
+});
+
+Deno.test("listen process: a corrupt state file is kept aside and the current codes are refused", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(10);
+  const file = `${dir.path}/c.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `listen: { addresses: ["127.0.0.1"] }
+state_file: ${dir.path}/state.json
+doors:
+  ssh:
+    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+    ports: "${base}-${base + 9}"
+    length: 3
+    period: 1h
+    open: { for: 5s, command: ["/usr/bin/touch", "${dir.path}/open-{door}-{ip}"] }
+`,
+  );
+  await Deno.writeTextFile(`${dir.path}/state.json`, '{"version":1,"used":[["ssh/4');
+  await using p = spawnListen(["-c", file]);
+  await p.waitForLog(/listening on/);
+  assertStringIncludes(p.log(), "is corrupt");
+  const kept = [...Deno.readDirSync(dir.path)].map((e) => e.name).filter((n) =>
+    n.startsWith("state.json.corrupt-")
+  );
+  assertEquals(kept.length, 1, "the corrupt file is kept, not overwritten");
+  // The current code would open a door with a good state file; here it is refused.
+  const { codeAt } = await import("../lib/code.ts");
+  const { parseConfig } = await import("../lib/config/load.ts");
+  const door = parseConfig(await Deno.readTextFile(file), file).doors[0];
+  await knockAll("127.0.0.1", (await codeAt(door, Date.now())).knocks, {
+    localAddress: "127.0.0.2",
+  });
+  await p.waitForLog(/already used code/);
+  assertEquals(await exists(`${dir.path}/open-ssh-127.0.0.2`), false);
+  p.kill("SIGTERM");
+  await p.child.status;
+});

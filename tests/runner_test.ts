@@ -1,0 +1,50 @@
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { WorkerRunner } from "../lib/actions/runner.ts";
+import { substitute } from "../lib/actions/command.ts";
+import { tempDir } from "./_cli.ts";
+
+Deno.test("WorkerRunner runs argv without a shell and reports exit codes", async () => {
+  await using dir = await tempDir();
+  const runner = new WorkerRunner();
+  try {
+    const literal = "x;touch pwned $(touch pwned2)";
+    assertEquals((await runner.run(["/usr/bin/touch", `${dir.path}/${literal}`], 5000)).code, 0);
+    assertEquals(
+      [...Deno.readDirSync(dir.path)].map((e) => e.name),
+      [literal],
+      "one file, named literally",
+    );
+    const failed = await runner.run(["/usr/bin/ls", `${dir.path}/missing`], 5000);
+    assertEquals([failed.code, failed.timedOut], [2, false]);
+    assert(failed.error.includes("No such file"), failed.error);
+    const missing = await runner.run(["/nonexistent/program"], 5000);
+    assertEquals(missing.code, -1);
+  } finally {
+    runner.close();
+  }
+});
+
+Deno.test("WorkerRunner kills a command that outlives its time limit", async () => {
+  const runner = new WorkerRunner();
+  try {
+    const start = Date.now();
+    const result = await runner.run(["/usr/bin/sleep", "10"], 300);
+    assertEquals(result.timedOut, true);
+    assert(Date.now() - start < 3000, "killed well before it ended by itself");
+  } finally {
+    runner.close();
+  }
+});
+
+Deno.test("substitute() fills {ip} and {door} per argument and refuses non-canonical values", () => {
+  assertEquals(
+    substitute(["/x", "--ip={ip}", "{door}-{ip}", "{other}"], { ip: "2001:db8::1", door: "ssh" }),
+    ["/x", "--ip=2001:db8::1", "ssh-2001:db8::1", "{other}"],
+  );
+  assertThrows(
+    () => substitute(["/x", "{ip}"], { ip: "1.2.3.4; rm -rf /", door: "ssh" }),
+    TypeError,
+  );
+  assertThrows(() => substitute(["/x", "{ip}"], { ip: "::ffff:1.2.3.4", door: "ssh" }), TypeError);
+  assertThrows(() => substitute(["/x", "{door}"], { ip: "1.2.3.4", door: "a b" }), TypeError);
+});
