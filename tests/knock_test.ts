@@ -1,0 +1,183 @@
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { runCli, tempDir } from "./_cli.ts";
+import { randomBase, SECRET_B64 } from "./_daemon.ts";
+import { eventually, exists, spawnListen } from "./_process.ts";
+
+function serverConfig(dir: string, base: number) {
+  return `listen: { addresses: ["::"] }
+state_file: ${dir}/state.json
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "${base}-${base + 99}"
+    length: 4
+    protocol: mixed
+    period: 30s
+    open: { for: 10s, command: ["/usr/bin/touch", "${dir}/open-{door}-{ip}"] }
+  near:
+    secret: "${SECRET_B64}"
+    ports: "${base + 100}-${base + 199}"
+    bind_source: true
+    open: { for: 10s, command: ["/usr/bin/touch", "${dir}/open-{door}-{ip}"] }
+`;
+}
+
+/** The client's config: the same doors without "open". */
+function clientConfig(base: number, secret = SECRET_B64) {
+  return `doors:
+  ssh: { secret: "${secret}", ports: "${base}-${base + 99}", length: 4, protocol: mixed }
+  near: { secret: "${secret}", ports: "${base + 100}-${base + 199}", bind_source: true }
+`;
+}
+
+Deno.test("sesame knock opens rotating and bind_source doors of sesame listen, over IPv4 and IPv6", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(200);
+  await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path, base));
+  await Deno.writeTextFile(`${dir.path}/client.yaml`, clientConfig(base));
+  await using p = spawnListen(["-c", `${dir.path}/server.yaml`]);
+  await p.waitForLog(/listening on/);
+
+  const r = await runCli([
+    "knock",
+    "127.0.0.1",
+    "-c",
+    `${dir.path}/client.yaml`,
+    "--door",
+    "ssh",
+    "--source",
+    "127.0.0.2",
+    "--json",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const json = JSON.parse(r.stdout);
+  assertEquals([json.host, json.door, json.knocks.length, json.opened], [
+    "127.0.0.1",
+    "ssh",
+    4,
+    null,
+  ]);
+  assert(
+    await eventually(() => exists(`${dir.path}/open-ssh-127.0.0.2`)),
+    "the rotating door opened",
+  );
+
+  // bind_source: the client derives the code for its own address (the one it knocks from).
+  const v6 = await runCli(["knock", "::1", "-c", `${dir.path}/client.yaml`, "--door", "near"]);
+  assertEquals(v6.code, 0, v6.stderr);
+  assert(
+    await eventually(() => exists(`${dir.path}/open-near-::1`)),
+    "the bound door opened for ::1",
+  );
+  // A code for another address, sent from 127.0.0.4, opens nothing.
+  const other = await runCli([
+    "knock",
+    "127.0.0.1",
+    "-c",
+    `${dir.path}/client.yaml`,
+    "--door",
+    "near",
+    "--source",
+    "127.0.0.4",
+    "--from",
+    "127.0.0.5",
+  ]);
+  assertEquals(other.code, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assertEquals(await exists(`${dir.path}/open-near-127.0.0.4`), false);
+});
+
+Deno.test("sesame knock --wait-open exits 0 only when the port opens; --exec passes the exit code on", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(200);
+  await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path, base));
+  await Deno.writeTextFile(`${dir.path}/client.yaml`, clientConfig(base));
+  await Deno.writeTextFile(`${dir.path}/wrong.yaml`, clientConfig(base, "B".repeat(43)));
+  await using p = spawnListen(["-c", `${dir.path}/server.yaml`]);
+  await p.waitForLog(/listening on/);
+  // The "protected service": starts listening once the door's file appears.
+  const service = base + 250;
+  let server: Deno.TcpListener | undefined;
+  const watch = (async () => {
+    if (await eventually(() => exists(`${dir.path}/open-ssh-127.0.0.2`), 5000)) {
+      server = Deno.listen({ hostname: "127.0.0.1", port: service });
+      for await (const c of server) c.close();
+    }
+  })();
+  try {
+    const wrong = await runCli([
+      "knock",
+      "127.0.0.1",
+      "-c",
+      `${dir.path}/wrong.yaml`,
+      "--door",
+      "ssh",
+      "--source",
+      "127.0.0.3",
+      "--wait-open",
+      String(service),
+      "--wait-timeout",
+      "1",
+    ]);
+    assertEquals(wrong.code, 1, "a wrong secret: the door stays shut and --wait-open says so");
+    const right = await runCli([
+      "knock",
+      "127.0.0.1",
+      "-c",
+      `${dir.path}/client.yaml`,
+      "--door",
+      "ssh",
+      "--source",
+      "127.0.0.2",
+      "--wait-open",
+      String(service),
+      "--wait-timeout",
+      "5",
+      "--exec",
+      "--",
+      "/bin/sh",
+      "-c",
+      "exit 7",
+    ]);
+    assertEquals(right.code, 7, right.stderr);
+  } finally {
+    server?.close();
+    await watch;
+  }
+});
+
+Deno.test("sesame knock gives clear errors", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(`${dir.path}/client.yaml`, clientConfig(20000));
+  const noDoor = await runCli([
+    "knock",
+    "127.0.0.1",
+    "-c",
+    `${dir.path}/client.yaml`,
+    "--door",
+    "vpn",
+  ]);
+  assertEquals(noDoor.code, 2);
+  assertStringIncludes(noDoor.stderr, 'no door "vpn"');
+  const badPort = await runCli(["knock", "127.0.0.1", "7000", "70000"]);
+  assertEquals(badPort.code, 2);
+  assertStringIncludes(badPort.stderr, '"70000" is not a knock');
+  const both = await runCli(["knock", "127.0.0.1", "7000", "-c", `${dir.path}/client.yaml`]);
+  assertEquals(both.code, 2);
+  const family = await runCli(["knock", "-6", "127.0.0.1", "7000"]);
+  assertEquals(family.code, 2);
+  assertStringIncludes(family.stderr, "is not an IPv6 address");
+  const missing = await runCli([
+    "knock",
+    "127.0.0.1",
+    "-c",
+    `${dir.path}/none.yaml`,
+    "--door",
+    "ssh",
+  ]);
+  assertEquals(missing.code, 1);
+  assertStringIncludes(missing.stderr, "cannot read config file");
+  const nothing = await runCli(["knock"]);
+  assertEquals(nothing.code, 2);
+  assertStringIncludes(nothing.stderr, "give a HOST");
+});
