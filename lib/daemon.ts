@@ -11,6 +11,7 @@ import { parseAddress } from "./address.ts";
 import { type Decision, KnockEngine } from "./engine.ts";
 import { type DoorEvent, Doorkeeper } from "./actions/doorkeeper.ts";
 import { type CommandRunner, WorkerRunner } from "./actions/runner.ts";
+import { NftFirewall } from "./actions/nft.ts";
 import { type BindFailure, type Endpoint, ListenerSet } from "./net/listeners.ts";
 import { emptyState, type OpenRecord, StateFile } from "./state.ts";
 import { logger } from "./log.ts";
@@ -78,6 +79,7 @@ export class Daemon {
   readonly #runner: CommandRunner;
   readonly #ownsRunner: boolean;
   readonly #keeper: Doorkeeper;
+  readonly #nft: NftFirewall;
   readonly #listeners: ListenerSet;
   readonly #state: StateFile | undefined;
   readonly #onEvent: (event: DaemonEvent) => void;
@@ -93,9 +95,16 @@ export class Daemon {
 
   private constructor(
     options: DaemonOptions,
-    parts: { engine: KnockEngine; state?: StateFile; keeper: Doorkeeper; runner: CommandRunner },
+    parts: {
+      engine: KnockEngine;
+      state?: StateFile;
+      keeper: Doorkeeper;
+      runner: CommandRunner;
+      nft: NftFirewall;
+    },
   ) {
-    const { engine, state, keeper, runner } = parts;
+    const { engine, state, keeper, runner, nft } = parts;
+    this.#nft = nft;
     this.#config = options.config;
     this.#engine = engine;
     this.#now = options.now ?? Date.now;
@@ -121,9 +130,11 @@ export class Daemon {
     if (runner instanceof WorkerRunner) runner.warm();
     // The doorkeeper and the state file call back into the daemon, which needs them to exist first.
     const ref: { daemon?: Daemon } = {};
+    const nft = new NftFirewall(runner, { now });
     const keeper = new Doorkeeper({
       runner,
       now,
+      firewalls: { nft },
       onEvent: (e) => ref.daemon && ref.daemon.#doorEvent(e),
       onChange: () => void (ref.daemon && ref.daemon.#save().catch(() => {})),
     });
@@ -146,7 +157,13 @@ export class Daemon {
       }
     }
     const engine = newEngine(config, state.used);
-    const daemon = ref.daemon = new Daemon(options, { engine, state: file, keeper, runner });
+    // The firewall first: protected ports are closed to all but the still-open sources
+    // before anything else happens. If it cannot be done, sesame does not start.
+    if (usesNft(config) || state.open.some((r) => r.firewall?.kind === "nft")) {
+      await nft.apply(config.doors, state.open);
+      log.info("nftables table inet sesame applied");
+    }
+    const daemon = ref.daemon = new Daemon(options, { engine, state: file, keeper, runner, nft });
     if (corrupt) daemon.#blockWindow();
     // Doors a previous run opened: close those past their time before anything else.
     await keeper.restore(state.open);
@@ -186,6 +203,14 @@ export class Daemon {
     } catch (e) {
       this.#emit({ type: "reload-failed", error: (e as Error).message });
       throw e;
+    }
+    if (usesNft(config) || usesNft(this.#config)) {
+      try {
+        await this.#nft.apply(config.doors, this.#keeper.records());
+      } catch (e) {
+        this.#emit({ type: "reload-failed", error: (e as Error).message });
+        throw e; // the transaction failed as a whole: the old table still stands
+      }
     }
     this.#config = config;
     this.#engine = newEngine(config, this.#engine.usedCodes());
@@ -438,9 +463,9 @@ export class Daemon {
       });
       return;
     }
-    if (!planned.fresh) return;
+    const { record, fresh } = planned;
     this.#save().then(
-      () => this.#keeper.runOpen(door, planned.record),
+      () => this.#keeper.runOpen(door, record, fresh),
       (e) =>
         log.error("door {door}: state file not written ({error}): not opening for {ip}", {
           door: door.name,
@@ -459,6 +484,10 @@ function newEngine(config: Config, used: Iterable<[string, number]>): KnockEngin
     deny: config.deny,
     used,
   });
+}
+
+function usesNft(config: Config): boolean {
+  return config.doors.some((d) => d.open?.nft);
 }
 
 function assertRunnable(config: Config): void {

@@ -17,6 +17,18 @@ export interface OpenRecord {
   until: number;
   /** The close command's argv, substituted at open time; `null` when nothing needs running. */
   readonly close: readonly string[] | null;
+  /** The firewall that lets the source through, with the ports it opened. */
+  readonly firewall?: FirewallGrant;
+}
+
+/** What a firewall backend opened for a record: enough to undo it without the config. */
+export interface FirewallGrant {
+  /** The backend. */
+  readonly kind: "nft" | "iptables";
+  /** The protected ports opened. */
+  readonly ports: readonly number[];
+  /** Their protocol. */
+  readonly protocol: "tcp" | "udp";
 }
 
 /** What the state file holds. */
@@ -71,15 +83,25 @@ export function parseState(text: string): State {
       typeof r.ip === "string" &&
       Number.isFinite(r.until) &&
       (r.close === null || (Array.isArray(r.close) && r.close.every((a) => typeof a === "string")));
-    if (!ok) throw new StateFileError(`malformed open door ${JSON.stringify(r)}`);
+    if (!ok || !(r.firewall === undefined || isGrant(r.firewall))) {
+      throw new StateFileError(`malformed open door ${JSON.stringify(r)}`);
+    }
     open.push({
       door: r.door as string,
       ip: r.ip as string,
       until: r.until as number,
       close: r.close as string[] | null,
+      ...(r.firewall ? { firewall: r.firewall as FirewallGrant } : {}),
     });
   }
   return { used, open };
+}
+
+function isGrant(value: unknown): value is FirewallGrant {
+  const g = value as FirewallGrant;
+  return typeof g === "object" && g !== null && (g.kind === "nft" || g.kind === "iptables") &&
+    (g.protocol === "tcp" || g.protocol === "udp") && Array.isArray(g.ports) &&
+    g.ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535);
 }
 
 /** Serialises a state. */

@@ -16,9 +16,11 @@ export function randomBase(size: number): number {
 /** Records every command instead of running it. */
 export class RecordingRunner implements CommandRunner {
   readonly runs: string[][] = [];
+  readonly inputs: (string | undefined)[] = [];
   constructor(private readonly code = 0) {}
-  run(argv: readonly string[]): Promise<CommandResult> {
+  run(argv: readonly string[], _timeoutMs: number, input?: string): Promise<CommandResult> {
     this.runs.push([...argv]);
+    this.inputs.push(input);
     return Promise.resolve({ code: this.code, timedOut: false, error: "" });
   }
   close(): void {}

@@ -9,6 +9,7 @@ import type { Door } from "../config/types.ts";
 import type { OpenRecord } from "../state.ts";
 import { substitute } from "./command.ts";
 import type { CommandRunner } from "./runner.ts";
+import type { Firewall } from "./firewall.ts";
 
 /** Something that happened to a door, for logs, tests and the demo. */
 export interface DoorEvent {
@@ -34,6 +35,8 @@ export interface DoorkeeperOptions {
   readonly onEvent?: (event: DoorEvent) => void;
   /** Called when the set of open doors changed and should be saved. */
   readonly onChange?: () => void;
+  /** Firewall backends, by kind, for doors with `nft` or `iptables`. */
+  readonly firewalls?: Partial<Record<"nft" | "iptables", Firewall>>;
 }
 
 interface Entry {
@@ -54,7 +57,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * const keeper = new Doorkeeper({ runner: new WorkerRunner() });
  * const { record, fresh } = keeper.plan(door, "192.0.2.7");
  * await saveState();
- * if (fresh) await keeper.runOpen(door, record);
+ * await keeper.runOpen(door, record, fresh);
  * ```
  */
 export class Doorkeeper {
@@ -64,12 +67,14 @@ export class Doorkeeper {
   readonly #onEvent: (event: DoorEvent) => void;
   readonly #onChange: () => void;
   readonly #closing = new Set<Promise<void>>();
+  readonly #firewalls: Partial<Record<"nft" | "iptables", Firewall>>;
 
   constructor(options: DoorkeeperOptions) {
     this.#runner = options.runner;
     this.#now = options.now ?? Date.now;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#onChange = options.onChange ?? (() => {});
+    this.#firewalls = options.firewalls ?? {};
   }
 
   /** The doors open now, as the state file keeps them. */
@@ -114,13 +119,20 @@ export class Doorkeeper {
     if (found) {
       found.record.until = Math.max(found.record.until, until);
       this.#schedule(found);
-      this.#onEvent({ type: "extended", door: door.name, ip, until: found.record.until });
       this.#onChange();
       return { record: found.record, fresh: false };
     }
     const close = open.closeCommand ? substitute(open.closeCommand, { ip, door: door.name }) : null;
+    const spec = open.nft ?? open.iptables;
+    const firewall = spec
+      ? {
+        kind: open.nft ? "nft" as const : "iptables" as const,
+        ports: spec.ports,
+        protocol: spec.protocol,
+      }
+      : undefined;
     const entry: Entry = {
-      record: { door: door.name, ip, until, close },
+      record: { door: door.name, ip, until, close, ...(firewall ? { firewall } : {}) },
       timer: undefined,
       timeoutMs: open.commandTimeoutMs,
     };
@@ -130,27 +142,39 @@ export class Doorkeeper {
     return { record: entry.record, fresh: true };
   }
 
-  /** Runs the open command of a planned door (call after the record is saved). */
-  async runOpen(door: Door, record: OpenRecord): Promise<void> {
+  /**
+   * Carries out a planned opening (call after the record is saved): the firewall lets the
+   * source through (or extends its time), and on a fresh opening the open command runs.
+   */
+  async runOpen(door: Door, record: OpenRecord, fresh: boolean): Promise<void> {
     const open = door.open!;
-    if (open.command) {
-      const result = await this.#runner.run(
-        substitute(open.command, { ip: record.ip, door: door.name }),
-        open.commandTimeoutMs,
-      );
-      if (result.code !== 0) {
-        // The door may be half open: keep the close scheduled so it is undone in time.
-        this.#onEvent({
-          type: "open-failed",
-          door: door.name,
-          ip: record.ip,
-          until: record.until,
-          error: describeFailure(result),
-        });
-        return;
+    const fail = (error: string) =>
+      // The door may be half open: the close stays scheduled so it is undone in time.
+      this.#onEvent({
+        type: "open-failed",
+        door: door.name,
+        ip: record.ip,
+        until: record.until,
+        error,
+      });
+    if (record.firewall) {
+      try {
+        await this.#firewalls[record.firewall.kind]!.open(record);
+      } catch (e) {
+        return fail((e as Error).message);
       }
     }
-    this.#onEvent({ type: "opened", door: door.name, ip: record.ip, until: record.until });
+    if (fresh && open.command) {
+      const argv = substitute(open.command, { ip: record.ip, door: door.name });
+      const result = await this.#runner.run(argv, open.commandTimeoutMs);
+      if (result.code !== 0) return fail(describeFailure(result));
+    }
+    this.#onEvent({
+      type: fresh ? "opened" : "extended",
+      door: door.name,
+      ip: record.ip,
+      until: record.until,
+    });
   }
 
   /** Closes every open door now (shutdown: nothing stays open when sesame is not running). */
@@ -186,6 +210,10 @@ export class Doorkeeper {
     if (this.#entries.get(k) !== entry) return; // closed already
     this.#entries.delete(k);
     let error: string | undefined;
+    if (record.firewall) {
+      const firewall = this.#firewalls[record.firewall.kind];
+      await firewall?.close(record).catch((e) => error = (e as Error).message);
+    }
     if (record.close) {
       const result = await this.#runner.run(record.close, entry.timeoutMs);
       if (result.code !== 0) error = describeFailure(result);

@@ -17,8 +17,8 @@ export interface CommandResult {
 
 /** Something that runs argv with a time limit. */
 export interface CommandRunner {
-  /** Runs `argv` (argv[0] an absolute path) and resolves when it ends or is killed. */
-  run(argv: readonly string[], timeoutMs: number): Promise<CommandResult>;
+  /** Runs `argv` (argv[0] an absolute path), feeding it `input` on stdin; resolves when it ends or is killed. */
+  run(argv: readonly string[], timeoutMs: number, input?: string): Promise<CommandResult>;
   /** Stops the runner; commands in flight are left to finish on their own. */
   close(): void;
 }
@@ -35,18 +35,24 @@ export interface CommandRunner {
 export async function runCommand(
   argv: readonly string[],
   timeoutMs: number,
+  input?: string,
 ): Promise<CommandResult> {
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const child = new Deno.Command(argv[0], {
       args: argv.slice(1),
-      stdin: "null",
+      stdin: input === undefined ? "null" : "piped",
       stdout: "null",
       stderr: "piped",
       signal,
       clearEnv: true,
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
     }).spawn();
+    if (input !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(input)).catch(() => {}); // it may exit without reading
+      await writer.close().catch(() => {});
+    }
     const [status, stderr] = await Promise.all([
       child.status,
       new Response(child.stderr).arrayBuffer(),
@@ -102,12 +108,12 @@ export class WorkerRunner implements CommandRunner {
     this.#worker ??= this.#start();
   }
 
-  run(argv: readonly string[], timeoutMs: number): Promise<CommandResult> {
+  run(argv: readonly string[], timeoutMs: number, input?: string): Promise<CommandResult> {
     this.#worker ??= this.#start();
     const id = this.#next++;
     return new Promise((resolve) => {
       this.#pending.set(id, { resolve });
-      this.#worker!.postMessage({ id, argv: [...argv], timeoutMs });
+      this.#worker!.postMessage({ id, argv: [...argv], timeoutMs, input });
     });
   }
 

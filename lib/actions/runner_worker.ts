@@ -5,7 +5,9 @@
  */
 import { runCommand } from "./runner.ts";
 
-self.onmessage = async (event: MessageEvent<{ id: number; argv: string[]; timeoutMs: number }>) => {
-  const { id, argv, timeoutMs } = event.data;
-  self.postMessage({ id, result: await runCommand(argv, timeoutMs) });
+self.onmessage = async (
+  event: MessageEvent<{ id: number; argv: string[]; timeoutMs: number; input?: string }>,
+) => {
+  const { id, argv, timeoutMs, input } = event.data;
+  self.postMessage({ id, result: await runCommand(argv, timeoutMs, input) });
 };

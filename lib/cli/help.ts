@@ -15,6 +15,7 @@ Commands:
   code     show a door's current knock sequence and when it rotates
   check    validate a config file and summarise it
   keygen   print a new random secret for a door
+  nft-ruleset  print the nftables table listen applies for the config's nft doors
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
 
 Options:
@@ -99,4 +100,11 @@ A loopback demonstration that needs no config and no root: starts a daemon on
 127.0.0.1 with a fresh secret, knocks it in the wrong order (nothing opens), with the
 right code (the door opens for that address), replays the code from another address
 (refused), and waits for the door to close by itself. Exits 0 when all of that held.`,
+
+  "nft-ruleset": `Usage: sesame nft-ruleset --config FILE
+
+Prints the nftables script "sesame listen" applies at start and on reload for the doors
+with an "nft" action: table inet sesame, replaced as a whole in one transaction, with a
+set of allowed sources per door and family and a chain that drops each door's protected
+ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
 };

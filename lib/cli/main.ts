@@ -3,7 +3,8 @@
  * mistakes into one clear message and exit code; only bugs print a stack.
  * @module
  */
-import { ConfigError, UsageError } from "../errors.ts";
+import { ConfigError, StateFileError, UsageError } from "../errors.ts";
+import { FirewallError } from "../actions/firewall.ts";
 import { HELP, VERSION } from "./help.ts";
 
 type Command = (args: string[]) => Promise<number>;
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   listen: async () => (await import("./listen.ts")).listen,
   knock: async () => (await import("./knock.ts")).knock,
   demo: async () => (await import("./demo.ts")).demo,
+  "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
 };
 
 /** Exit codes: 0 success, 1 failure (bad config, door not opened), 2 usage error, 70 internal error. */
@@ -57,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await (await load())(rest);
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof FirewallError || e instanceof StateFileError) {
       console.error(e.message);
       return EXIT.failure;
     }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Cidr } from "../address.ts";
-import type { Knock, ProtocolMode } from "../sequence.ts";
+import type { Knock, Protocol, ProtocolMode } from "../sequence.ts";
 
 /** What happens when a door opens. */
 export interface OpenAction {
@@ -18,6 +18,18 @@ export interface OpenAction {
   readonly commandTimeoutMs: number;
   /** Log the open and close (always on when no other action is set). */
   readonly log: boolean;
+  /** Let the source through sesame's nftables table to these ports; the kernel closes it. */
+  readonly nft?: FirewallSpec;
+  /** Let the source through sesame's iptables chain to these ports; closed after `forMs`. */
+  readonly iptables?: FirewallSpec;
+}
+
+/** The ports a firewall backend protects for a door, and opens for a knocking source. */
+export interface FirewallSpec {
+  /** Protected ports, ascending. */
+  readonly ports: readonly number[];
+  /** Their protocol. */
+  readonly protocol: Protocol;
 }
 
 /** Ports a door listens on, per protocol: ascending, de-duplicated. */

@@ -10,7 +10,7 @@ import { ConfigError, type ConfigIssue, type SourcePosition } from "../errors.ts
 import { describe, parsePortList } from "../ports.ts";
 import type { Knock, Protocol, ProtocolMode } from "../sequence.ts";
 import { decodeSecret } from "../secret.ts";
-import type { Config, Door, DoorPool, OpenAction } from "./types.ts";
+import type { Config, Door, DoorPool, FirewallSpec, OpenAction } from "./types.ts";
 
 /** A key path into the document, e.g. `["doors", "ssh", "length"]`. */
 export type KeyPath = readonly (string | number)[];
@@ -57,7 +57,8 @@ const DOOR_KEYS = [
   "allow",
   "deny",
 ];
-const OPEN_KEYS = ["for", "command", "close_command", "timeout", "log"];
+const OPEN_KEYS = ["for", "command", "close_command", "timeout", "log", "nft", "iptables"];
+const FIREWALL_KEYS = ["port", "ports", "protocol"];
 
 /**
  * Validates a parsed config document.
@@ -235,9 +236,29 @@ class Checker {
     if (rawDoors) {
       const names = Object.keys(rawDoors);
       if (names.length === 0) this.fail(["doors"], "must name at least one door");
+      const nftNames = new Map<string, string>();
       for (const name of names) {
         const door = this.door(name, rawDoors[name]);
-        if (door) doors.push(door);
+        if (!door) continue;
+        doors.push(door);
+        if (door.open?.nft && door.open.iptables) {
+          this.fail(
+            ["doors", name, "open", "iptables"],
+            `a door takes "nft" or "iptables", not both`,
+            true,
+          );
+        }
+        const nft = nftSetBase(name);
+        if (nftNames.has(nft)) {
+          this.fail(
+            ["doors", name],
+            `door names "${
+              nftNames.get(nft)
+            }" and "${name}" collide in the firewall ("-" is read as "_")`,
+            true,
+          );
+        }
+        nftNames.set(nft, name);
       }
     }
     return {
@@ -474,7 +495,33 @@ class Checker {
         600_000,
       ),
       log: this.bool(o.log, [...path, "log"], true),
+      nft: o.nft === undefined ? undefined : this.firewall(o.nft, [...path, "nft"]),
+      iptables: o.iptables === undefined
+        ? undefined
+        : this.firewall(o.iptables, [...path, "iptables"]),
     };
+  }
+
+  firewall(value: unknown, path: KeyPath): FirewallSpec | undefined {
+    const f = this.map(value, path, FIREWALL_KEYS);
+    if (!f) return undefined;
+    if ((f.port === undefined) === (f.ports === undefined)) {
+      return this.fail(path, `needs "port" (or "ports"): the protected service, such as 22`, true);
+    }
+    const key = f.port === undefined ? "ports" : "port";
+    const ports = parsePortList(f[key]);
+    if (!ports.ok) return this.fail([...path, key], ports.error);
+    if (ports.ports.length > 64) {
+      return this.fail(
+        [...path, key],
+        `at most 64 protected ports, received ${ports.ports.length}`,
+      );
+    }
+    const protocol = f.protocol ?? "tcp";
+    if (protocol !== "tcp" && protocol !== "udp") {
+      return this.fail([...path, "protocol"], `must be tcp or udp, received ${describe(protocol)}`);
+    }
+    return { ports: ports.ports, protocol };
   }
 }
 
@@ -499,6 +546,11 @@ export function parseKnock(value: unknown, protocol: Protocol = "tcp"): Knock | 
   const port = Number(m[1]);
   if (port < 1 || port > 65535) return undefined;
   return { port, protocol: (m[2]?.toLowerCase() as Protocol | undefined) ?? protocol };
+}
+
+/** The firewall name of a door (nft sets, iptables comments): "-" becomes "_". */
+export function nftSetBase(door: string): string {
+  return `door_${door.replaceAll("-", "_")}`;
 }
 
 function isMapping(value: unknown): value is Record<string, unknown> {
