@@ -12,6 +12,8 @@ import { type Decision, KnockEngine } from "./engine.ts";
 import { type DoorEvent, Doorkeeper } from "./actions/doorkeeper.ts";
 import { type CommandRunner, WorkerRunner } from "./actions/runner.ts";
 import { NftFirewall } from "./actions/nft.ts";
+import { IptablesFirewall } from "./actions/iptables.ts";
+import type { Firewall } from "./actions/firewall.ts";
 import { type BindFailure, type Endpoint, ListenerSet } from "./net/listeners.ts";
 import { emptyState, type OpenRecord, StateFile } from "./state.ts";
 import { logger } from "./log.ts";
@@ -79,7 +81,7 @@ export class Daemon {
   readonly #runner: CommandRunner;
   readonly #ownsRunner: boolean;
   readonly #keeper: Doorkeeper;
-  readonly #nft: NftFirewall;
+  readonly #firewalls: Record<FirewallKind, Firewall>;
   readonly #listeners: ListenerSet;
   readonly #state: StateFile | undefined;
   readonly #onEvent: (event: DaemonEvent) => void;
@@ -100,11 +102,11 @@ export class Daemon {
       state?: StateFile;
       keeper: Doorkeeper;
       runner: CommandRunner;
-      nft: NftFirewall;
+      firewalls: Record<FirewallKind, Firewall>;
     },
   ) {
-    const { engine, state, keeper, runner, nft } = parts;
-    this.#nft = nft;
+    const { engine, state, keeper, runner, firewalls } = parts;
+    this.#firewalls = firewalls;
     this.#config = options.config;
     this.#engine = engine;
     this.#now = options.now ?? Date.now;
@@ -130,11 +132,14 @@ export class Daemon {
     if (runner instanceof WorkerRunner) runner.warm();
     // The doorkeeper and the state file call back into the daemon, which needs them to exist first.
     const ref: { daemon?: Daemon } = {};
-    const nft = new NftFirewall(runner, { now });
+    const firewalls = {
+      nft: new NftFirewall(runner, { now }),
+      iptables: new IptablesFirewall(runner, { now }),
+    };
     const keeper = new Doorkeeper({
       runner,
       now,
-      firewalls: { nft },
+      firewalls,
       onEvent: (e) => ref.daemon && ref.daemon.#doorEvent(e),
       onChange: () => void (ref.daemon && ref.daemon.#save().catch(() => {})),
     });
@@ -159,11 +164,19 @@ export class Daemon {
     const engine = newEngine(config, state.used);
     // The firewall first: protected ports are closed to all but the still-open sources
     // before anything else happens. If it cannot be done, sesame does not start.
-    if (usesNft(config) || state.open.some((r) => r.firewall?.kind === "nft")) {
-      await nft.apply(config.doors, state.open);
-      log.info("nftables table inet sesame applied");
+    for (const kind of FIREWALL_KINDS) {
+      if (uses(config, kind) || state.open.some((r) => r.firewall?.kind === kind)) {
+        await firewalls[kind].apply(config.doors, state.open);
+        log.info("{kind}: sesame's rules applied", { kind });
+      }
     }
-    const daemon = ref.daemon = new Daemon(options, { engine, state: file, keeper, runner, nft });
+    const daemon = ref.daemon = new Daemon(options, {
+      engine,
+      state: file,
+      keeper,
+      runner,
+      firewalls,
+    });
     if (corrupt) daemon.#blockWindow();
     // Doors a previous run opened: close those past their time before anything else.
     await keeper.restore(state.open);
@@ -204,12 +217,13 @@ export class Daemon {
       this.#emit({ type: "reload-failed", error: (e as Error).message });
       throw e;
     }
-    if (usesNft(config) || usesNft(this.#config)) {
+    for (const kind of FIREWALL_KINDS) {
+      if (!uses(config, kind) && !uses(this.#config, kind)) continue;
       try {
-        await this.#nft.apply(config.doors, this.#keeper.records());
+        await this.#firewalls[kind].apply(config.doors, this.#keeper.records());
       } catch (e) {
         this.#emit({ type: "reload-failed", error: (e as Error).message });
-        throw e; // the transaction failed as a whole: the old table still stands
+        throw e; // each transaction failed as a whole: the old rules still stand
       }
     }
     this.#config = config;
@@ -486,8 +500,11 @@ function newEngine(config: Config, used: Iterable<[string, number]>): KnockEngin
   });
 }
 
-function usesNft(config: Config): boolean {
-  return config.doors.some((d) => d.open?.nft);
+type FirewallKind = "nft" | "iptables";
+const FIREWALL_KINDS: readonly FirewallKind[] = ["nft", "iptables"];
+
+function uses(config: Config, kind: FirewallKind): boolean {
+  return config.doors.some((d) => d.open?.[kind]);
 }
 
 function assertRunnable(config: Config): void {

@@ -120,7 +120,10 @@ doors:
     );
     // The wrong order, from ::1, which has not opened "legacy" yet. With knock's default
     // delay of 0 the daemon's 5 ms reorder window could put it back in order: space it out.
-    assertEquals((await knock(["-d", "30", "::1", `${base + 2}`, `${base}`, `${base + 1}:udp`])).code, 0);
+    assertEquals(
+      (await knock(["-d", "30", "::1", `${base + 2}`, `${base}`, `${base + 1}:udp`])).code,
+      0,
+    );
     p.kill("SIGTERM");
     await p.child.status;
     assertEquals(

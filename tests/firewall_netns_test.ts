@@ -1,6 +1,7 @@
 /**
- * The nftables backend against a real kernel firewall, in network namespaces this test
- * creates (server, knocker, bystander). Runs as root wherever nft exists, and always in CI.
+ * The nftables and iptables backends against a real kernel firewall, in network
+ * namespaces this test creates (server, knocker, bystander). Runs as root wherever the
+ * tools exist, and always in CI (which installs them).
  */
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { tempDir } from "./_cli.ts";
@@ -8,11 +9,15 @@ import { SECRET_B64, sleep } from "./_daemon.ts";
 import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
 import { eventually } from "./_process.ts";
 
-const ignore = !Deno.env.get("CI") && !(await canRunLab());
+type Backend = "nft" | "iptables";
+const ignore = {
+  nft: !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft")),
+  iptables: !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/iptables")),
+};
 const SERVICE = 2222;
 const FOR_S = 3;
 
-function serverConfig(dir: string) {
+function serverConfig(dir: string, backend: Backend) {
   return `listen: { addresses: ["::"] }
 state_file: ${dir}/state.json
 doors:
@@ -21,7 +26,7 @@ doors:
     ports: "40000-40099"
     length: 3
     period: 1h
-    open: { for: ${FOR_S}s, nft: { port: ${SERVICE} } }
+    open: { for: ${FOR_S}s, ${backend}: { port: ${SERVICE} } }
 `;
 }
 
@@ -57,14 +62,32 @@ async function knock(lab: Lab, dir: string, target: string) {
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
 }
 
-Deno.test({
-  name:
-    "nft: the door opens for the knocker only, closes after 'for', keeps live connections, and stays shut across SIGTERM and SIGKILL",
-  ignore,
-  async fn(t) {
+/** sesame's rules as the kernel holds them. */
+async function rules(lab: Lab, backend: Backend): Promise<string> {
+  if (backend === "nft") return await lab.nft("list", "table", "inet", "sesame");
+  let text = "";
+  for (const tool of ["iptables", "ip6tables"]) {
+    const out = await lab.exec("server", [tool, "-w", "-S", "SESAME"]);
+    const dec = new TextDecoder();
+    text += out.success ? dec.decode(out.stdout) : `${tool} failed: ${dec.decode(out.stderr)}`;
+  }
+  return text;
+}
+
+for (const backend of ["nft", "iptables"] as const) {
+  Deno.test({
+    name:
+      `${backend}: the door opens for the knocker only, closes after 'for', keeps live connections, and stays shut across SIGTERM and SIGKILL`,
+    ignore: ignore[backend],
+    fn: (t) => scenario(t, backend),
+  });
+}
+
+async function scenario(t: Deno.TestContext, backend: Backend) {
+  {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path));
+    await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path, backend));
     await Deno.writeTextFile(`${dir.path}/client.yaml`, CLIENT);
     const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
     assertEquals(await lines(service).next(), "ready");
@@ -81,7 +104,10 @@ Deno.test({
     await t.step("before the knock, the port is shut for everyone", async () => {
       assertEquals(await lab.canConnect("knocker", server, SERVICE), false);
       assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
-      assertStringIncludes(await lab.nft("list", "table", "inet", "sesame"), "tcp dport 2222 drop");
+      assertStringIncludes(
+        await rules(lab, backend),
+        backend === "nft" ? "tcp dport 2222 drop" : "--dports 2222",
+      );
     });
 
     let holder: Deno.ChildProcess;
@@ -98,7 +124,7 @@ Deno.test({
         );
         assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
         assertStringIncludes(
-          await lab.nft("list", "set", "inet", "sesame", "door_ssh_v4"),
+          await rules(lab, backend),
           ADDR.knocker.v4,
         );
         holder = lab.spawn(
@@ -124,48 +150,66 @@ Deno.test({
       },
     );
 
-    await t.step("SIGKILL leaves the port protected; a restart keeps it so", async () => {
-      await knock(lab, dir.path, server); // a fresh code of the same period is used: refused
-      daemon.kill("SIGKILL");
-      await daemon.status;
-      assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
-      assertEquals(await lab.canConnect("knocker", server, SERVICE), false);
-      daemon = await startListen(lab, dir.path);
-      assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
-    });
+    // Codes of the neighbouring periods (the server accepts T−1 … T+1): this period's is used up.
+    const neighbour = async (offset: number): Promise<string[]> => {
+      const now = JSON.parse(new TextDecoder().decode(
+        (await lab.exec(
+          "knocker",
+          lab.deno("cli.ts", "code", "-c", `${dir.path}/client.yaml`, "--door", "ssh", "--json"),
+        )).stdout,
+      ));
+      const at = String((now.counter + offset) * 3600 + 1);
+      const code = JSON.parse(new TextDecoder().decode(
+        (await lab.exec(
+          "knocker",
+          lab.deno(
+            "cli.ts",
+            "code",
+            "-c",
+            `${dir.path}/client.yaml`,
+            "--door",
+            "ssh",
+            "--json",
+            "--at",
+            at,
+          ),
+        )).stdout,
+      ));
+      return code.knocks.map((k: { port: number }) => String(k.port));
+    };
+
+    await t.step(
+      "SIGKILL with a door open: the port stays protected and the door closes on time without sesame",
+      async () => {
+        await knock(lab, dir.path, server); // this period's code again: used, refused
+        const sent = await lab.exec(
+          "knocker",
+          lab.deno("cli.ts", "knock", server, ...await neighbour(1)),
+        );
+        assertEquals(sent.code, 0);
+        const openedAt = Date.now();
+        assert(
+          await eventually(() => lab.canConnect("knocker", server, SERVICE), 2000),
+          "open for the knocker",
+        );
+        daemon.kill("SIGKILL");
+        await daemon.status;
+        assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
+        await sleep(Math.max(0, openedAt + FOR_S * 1000 + 1200 - Date.now()));
+        assertEquals(
+          await lab.canConnect("knocker", server, SERVICE),
+          false,
+          "the kernel closed the door on time",
+        );
+        daemon = await startListen(lab, dir.path);
+        assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
+      },
+    );
 
     await t.step("IPv6: a knock over v6 opens v6 for that address only", async () => {
-      // The code of this period is used up (one-time): the v6 knock needs the next one.
-      // A 1 h period would make the test wait, so this step uses a door of its own.
-      await Deno.writeTextFile(
-        `${dir.path}/server.yaml`,
-        serverConfig(dir.path).replace("period: 1h", "period: 1h\n    skew: 1"),
-      );
-      const out = await lab.exec(
-        "knocker",
-        lab.deno("cli.ts", "code", "-c", `${dir.path}/client.yaml`, "--door", "ssh", "--json"),
-      );
-      const counter = JSON.parse(new TextDecoder().decode(out.stdout)).counter as number;
-      const next = await lab.exec(
-        "knocker",
-        lab.deno(
-          "cli.ts",
-          "code",
-          "-c",
-          `${dir.path}/client.yaml`,
-          "--door",
-          "ssh",
-          "--json",
-          "--at",
-          String((counter + 1) * 3600 + 1),
-        ),
-      );
-      const knocks = JSON.parse(new TextDecoder().decode(next.stdout)).knocks.map((
-        k: { port: number },
-      ) => String(k.port));
       const sent = await lab.exec(
         "knocker",
-        lab.deno("cli.ts", "knock", ADDR.server.v6ToKnocker, ...knocks),
+        lab.deno("cli.ts", "knock", ADDR.server.v6ToKnocker, ...await neighbour(-1)),
       );
       assertEquals(sent.code, 0);
       assert(
@@ -185,7 +229,7 @@ Deno.test({
       assertEquals((await daemon.status).code, 0);
       assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
       assertEquals(await lab.canConnect("bystander", ADDR.server.v6ToBystander, SERVICE), false);
-      assertStringIncludes(await lab.nft("list", "table", "inet", "sesame"), "drop");
+      assertStringIncludes(await rules(lab, backend), backend === "nft" ? "drop" : "DROP");
     });
-  },
-});
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The iptables backend, for hosts without nftables. sesame owns one chain, SESAME, in the
+ * filter table of iptables and ip6tables, jumped to from INPUT: established connections
+ * pass, each open source has an ACCEPT rule for the door's ports, and the ports are
+ * dropped for everyone else. An ACCEPT rule carries `-m time --datestop`, so the kernel
+ * stops honouring it at the door's time even if sesame died; sesame also deletes it then.
+ * The chain is rebuilt (one iptables-restore transaction per family) at start and on
+ * reload, which drops rules a crash left behind. It stays when sesame stops.
+ * @module
+ */
+import { parseAddress } from "../address.ts";
+import type { Door } from "../config/types.ts";
+import type { OpenRecord } from "../state.ts";
+import type { CommandRunner } from "./runner.ts";
+import { type Firewall, FirewallError } from "./firewall.ts";
+
+const CHAIN = "SESAME";
+const TIMEOUT_MS = 10_000;
+
+/** Tool paths, per family. */
+export interface IptablesPaths {
+  /** iptables. @default "/usr/sbin/iptables" */
+  v4: string;
+  /** ip6tables. @default "/usr/sbin/ip6tables" */
+  v6: string;
+}
+
+const DEFAULT_PATHS: IptablesPaths = { v4: "/usr/sbin/iptables", v6: "/usr/sbin/ip6tables" };
+
+type Family = "v4" | "v6";
+
+/**
+ * iptables' --datestop takes UTC seconds and still matches during that second: stop at
+ * the second before the door's time (never late), but no earlier than the next second.
+ */
+function datestop(until: number, now: number): string {
+  const second = Math.max(Math.floor(until / 1000) - 1, Math.floor(now / 1000) + 1);
+  return new Date(second * 1000).toISOString().slice(0, 19);
+}
+
+function familyOf(ip: string): Family {
+  const address = parseAddress(ip);
+  if (!address || address.text !== ip) {
+    throw new TypeError(`not a canonical address: ${JSON.stringify(ip)}`);
+  }
+  return address.family === 4 ? "v4" : "v6";
+}
+
+/** The ACCEPT rule of an open record (without -A/-I/-D). */
+export function acceptRule(record: OpenRecord, now: number): string {
+  const grant = record.firewall!;
+  const stop = datestop(record.until, now);
+  return `-s ${record.ip} -p ${grant.protocol} -m multiport --dports ${grant.ports.join(",")} ` +
+    `-m time --datestop ${stop} -m comment --comment "sesame ${record.door}" -j ACCEPT`;
+}
+
+/**
+ * The chain for one family as an iptables-restore script (--noflush: only SESAME is
+ * replaced). Pure.
+ *
+ * @example
+ * ```ts ignore
+ * import { iptablesScript } from "./iptables.ts";
+ * console.log(iptablesScript("v4", config.doors, [], Date.now()));
+ * ```
+ */
+export function iptablesScript(
+  family: Family,
+  doors: readonly Door[],
+  records: readonly OpenRecord[],
+  now: number,
+): string {
+  const lines = [
+    "*filter",
+    `:${CHAIN} - [0:0]`,
+    `-A ${CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+  ];
+  const guarded = doors.filter((d) => d.open?.iptables);
+  const names = new Set(guarded.map((d) => d.name));
+  for (const r of records) {
+    if (
+      r.firewall?.kind === "iptables" && names.has(r.door) && r.until > now &&
+      familyOf(r.ip) === family
+    ) {
+      lines.push(`-A ${CHAIN} ${acceptRule(r, now)}`);
+    }
+  }
+  for (const door of guarded) {
+    const { ports, protocol } = door.open!.iptables!;
+    lines.push(
+      `-A ${CHAIN} -p ${protocol} -m multiport --dports ${
+        ports.join(",")
+      } -m comment --comment "sesame ${door.name}" -j DROP`,
+    );
+  }
+  lines.push("COMMIT");
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * iptables and ip6tables through iptables-restore. Openings and closings are batched per
+ * family like the nft backend's.
+ */
+export class IptablesFirewall implements Firewall {
+  readonly #runner: CommandRunner;
+  readonly #paths: IptablesPaths;
+  readonly #now: () => number;
+  /** The ACCEPT rule installed per door and source, to extend or delete it exactly. */
+  readonly #rules = new Map<string, string>();
+  readonly #queues: Record<
+    Family,
+    { lines: string[]; done: { resolve: () => void; reject: (e: Error) => void }[] }
+  > = {
+    v4: { lines: [], done: [] },
+    v6: { lines: [], done: [] },
+  };
+  readonly #running: Record<Family, boolean> = { v4: false, v6: false };
+
+  constructor(runner: CommandRunner, options: { paths?: IptablesPaths; now?: () => number } = {}) {
+    this.#runner = runner;
+    this.#paths = options.paths ?? DEFAULT_PATHS;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async apply(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
+    const now = this.#now();
+    for (const family of ["v4", "v6"] as const) {
+      await this.#run(family, iptablesScript(family, doors, records, now));
+      const tool = this.#paths[family];
+      const jump = await this.#runner.run([tool, "-w", "-C", "INPUT", "-j", CHAIN], TIMEOUT_MS);
+      if (jump.code !== 0) {
+        await this.#check(
+          await this.#runner.run([tool, "-w", "-I", "INPUT", "1", "-j", CHAIN], TIMEOUT_MS),
+          tool,
+        );
+      }
+    }
+    this.#rules.clear();
+    const names = new Set(doors.filter((d) => d.open?.iptables).map((d) => d.name));
+    for (const r of records) {
+      if (r.firewall?.kind === "iptables" && names.has(r.door) && r.until > now) {
+        this.#rules.set(key(r), acceptRule(r, now));
+      }
+    }
+  }
+
+  open(record: OpenRecord): Promise<void> {
+    const family = familyOf(record.ip);
+    const rule = acceptRule(record, this.#now());
+    const old = this.#rules.get(key(record));
+    this.#rules.set(key(record), rule);
+    const lines = old === rule
+      ? []
+      : [`-I ${CHAIN} 2 ${rule}`, ...(old ? [`-D ${CHAIN} ${old}`] : [])];
+    return lines.length ? this.#enqueue(family, lines) : Promise.resolve();
+  }
+
+  async close(record: OpenRecord): Promise<void> {
+    const rule = this.#rules.get(key(record));
+    if (!rule) return;
+    this.#rules.delete(key(record));
+    await this.#enqueue(familyOf(record.ip), [`-D ${CHAIN} ${rule}`]);
+  }
+
+  #enqueue(family: Family, lines: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const q = this.#queues[family];
+      q.lines.push(...lines);
+      q.done.push({ resolve, reject });
+      if (!this.#running[family]) void this.#drain(family);
+    });
+  }
+
+  async #drain(family: Family): Promise<void> {
+    this.#running[family] = true;
+    const q = this.#queues[family];
+    while (q.done.length > 0) {
+      const lines = q.lines.splice(0);
+      const done = q.done.splice(0);
+      try {
+        await this.#run(family, ["*filter", ...lines, "COMMIT"].join("\n") + "\n");
+        for (const d of done) d.resolve();
+      } catch (e) {
+        for (const d of done) d.reject(e as Error);
+      }
+    }
+    this.#running[family] = false;
+  }
+
+  async #run(family: Family, script: string): Promise<void> {
+    const tool = `${this.#paths[family]}-restore`;
+    await this.#check(await this.#runner.run([tool, "-w", "--noflush"], TIMEOUT_MS, script), tool);
+  }
+
+  #check(result: { code: number; timedOut: boolean; error: string }, tool: string): void {
+    if (result.code !== 0) {
+      throw new FirewallError(
+        `${tool} failed (${
+          result.timedOut ? "timed out" : `exit ${result.code}`
+        }): ${result.error}`,
+      );
+    }
+  }
+}
+
+function key(record: OpenRecord): string {
+  return `${record.door}\u0000${record.ip}`;
+}
