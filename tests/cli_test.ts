@@ -71,3 +71,35 @@ Deno.test("sesame keygen prints a 32-byte secret, or writes it 0600 and refuses 
   assertStringIncludes(again.stderr, "refusing to overwrite");
   assertEquals(await Deno.readTextFile(file), first);
 });
+
+Deno.test("sesame init writes a valid server config and its client, both 0600, with one shared code", async () => {
+  await using dir = await tempDir();
+  const out = `${dir.path}/server.yaml`;
+  const result = await runCli([
+    "init",
+    "--out",
+    out,
+    "--door",
+    "vpn",
+    "--protect",
+    "51820",
+    "--host",
+    "example.org",
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  assertStringIncludes(
+    result.stdout,
+    `sesame knock example.org -c ${dir.path}/server-client.yaml --door vpn`,
+  );
+  for (const file of [out, `${dir.path}/server-client.yaml`]) {
+    assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600, file);
+    assertEquals((await runCli(["check", "-c", file])).code, 0, file);
+  }
+  assertStringIncludes(await Deno.readTextFile(out), "nft: { port: 51820, protocol: tcp }");
+  const at = ["--door", "vpn", "--at", "2030-01-01T00:00:00Z", "--json"];
+  const server = await runCli(["code", "-c", out, ...at]);
+  const client = await runCli(["code", "-c", `${dir.path}/server-client.yaml`, ...at]);
+  assertEquals(JSON.parse(client.stdout), JSON.parse(server.stdout));
+  const again = await runCli(["init", "--out", out]);
+  assertEquals(again.code, 2, "never overwrites a secret");
+});

@@ -15,6 +15,7 @@ Commands:
   code     show a door's current knock sequence and when it rotates
   check    validate a config file and summarise it
   keygen   print a new random secret for a door
+  init     write a starter server config and its client config, with a fresh secret
   nft-ruleset  print the nftables table listen applies for the config's nft doors
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
 
@@ -107,4 +108,12 @@ Prints the nftables script "sesame listen" applies at start and on reload for th
 with an "nft" action: table inet sesame, replaced as a whole in one transaction, with a
 set of allowed sources per door and family and a chain that drops each door's protected
 ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
+
+  init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
+                   [--backend nft|iptables|command] [--host HOST] [--force]
+
+Writes a starter server config (default sesame.yaml) and the matching client config
+(default sesame-client.yaml), both mode 0600 with one fresh secret, and prints the
+commands to run on each side. The door (default "ssh") protects TCP port --protect
+(default 22) with nftables (default), iptables, or a logging command.`,
 };

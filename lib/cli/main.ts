@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   listen: async () => (await import("./listen.ts")).listen,
   knock: async () => (await import("./knock.ts")).knock,
   demo: async () => (await import("./demo.ts")).demo,
+  init: async () => (await import("./init.ts")).init,
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
 };
 

@@ -1,0 +1,105 @@
+/**
+ * `sesame init`: a starter server config with a fresh secret (mode 0600), its client
+ * config, and the command to knock with.
+ * @module
+ */
+import { parseConfig } from "../config/load.ts";
+import { UsageError } from "../errors.ts";
+import { generateSecret } from "../secret.ts";
+import { parseFlags, stringFlag } from "./args.ts";
+
+const DOOR = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+/** The starter server config. */
+export function serverTemplate(
+  o: { door: string; secret: string; port: number; backend: string; base: number },
+): string {
+  const action = o.backend === "command"
+    ? `command: ["/usr/bin/logger", "sesame: open ${o.door} for {ip}"]`
+    : `${o.backend}: { port: ${o.port}, protocol: tcp }`;
+  return `# sesame server config, written by "sesame init". Keep it mode 0600: it holds a secret.
+# Check it with: sesame check -c THIS_FILE      Review the firewall: sesame nft-ruleset -c THIS_FILE
+listen:
+  addresses: ["::"]                # IPv4 and IPv6
+state_file: /var/lib/sesame/state.json
+doors:
+  ${o.door}:
+    secret: "${o.secret}"
+    ports: "${o.base}-${o.base + 999}"   # the knock pool: open these in any other firewall
+    length: 4
+    protocol: tcp
+    period: 30s
+    sequence_timeout: 10s
+    open:
+      for: 30s
+      ${action}
+`;
+}
+
+/** The matching client config. */
+export function clientTemplate(o: { door: string; secret: string; base: number }): string {
+  return `# sesame client config for door "${o.door}", written by "sesame init". Keep it mode 0600.
+doors:
+  ${o.door}:
+    secret: "${o.secret}"
+    ports: "${o.base}-${o.base + 999}"
+    length: 4
+    protocol: tcp
+    period: 30s
+`;
+}
+
+async function writeSecretFile(path: string, text: string, force: boolean): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, text, { mode: 0o600, createNew: !force });
+    await Deno.chmod(path, 0o600);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) {
+      throw new UsageError(`init: ${path} exists; refusing to overwrite it (use --force)`);
+    }
+    throw new UsageError(`init: cannot write ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Runs `sesame init`; returns the exit code. */
+export async function init(args: string[]): Promise<number> {
+  const parsed = parseFlags("init", args, {
+    out: { type: "string" },
+    client: { type: "string" },
+    door: { type: "string" },
+    protect: { type: "string" },
+    backend: { type: "string" },
+    host: { type: "string" },
+    force: { type: "boolean" },
+  });
+  const out = stringFlag(parsed, "out", "init") ?? "sesame.yaml";
+  const client = stringFlag(parsed, "client", "init") ?? out.replace(/(\.ya?ml)?$/, "-client.yaml");
+  const door = stringFlag(parsed, "door", "init") ?? "ssh";
+  const port = Number(stringFlag(parsed, "protect", "init") ?? "22");
+  const backend = stringFlag(parsed, "backend", "init") ?? "nft";
+  const host = stringFlag(parsed, "host", "init") ?? "SERVER";
+  if (!DOOR.test(door)) throw new UsageError(`init: --door must be letters, digits, "_" or "-"`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`init: --protect must be a port 1–65535`);
+  }
+  if (!["nft", "iptables", "command"].includes(backend)) {
+    throw new UsageError(`init: --backend must be nft, iptables or command`);
+  }
+  const secret = generateSecret();
+  const base = 20_000 + 1000 * Math.floor(Math.random() * 12); // 20000–31999: below the usual ephemeral range
+  const values = { door, secret, port, backend, base };
+  // Validate before writing anything: init never leaves a config that check would refuse.
+  parseConfig(serverTemplate(values), out);
+  parseConfig(clientTemplate(values), client);
+  await writeSecretFile(out, serverTemplate(values), parsed.values.force === true);
+  await writeSecretFile(client, clientTemplate(values), parsed.values.force === true);
+  console.log(`wrote ${out} (server, mode 0600) and ${client} (client, mode 0600)`);
+  console.log(
+    `door "${door}" protects TCP port ${port} with ${backend}; knock ports ${base}-${base + 999}`,
+  );
+  console.log(`\non the server:  sesame listen -c ${out}`);
+  console.log(
+    `on the client:  sesame knock ${host} -c ${client} --door ${door} --wait-open ${port}`,
+  );
+  return 0;
+}
