@@ -36,6 +36,7 @@ export type DaemonEvent =
     readonly ip: string;
     readonly counter: number;
   }
+  | { readonly type: "scan"; readonly ip: string; readonly reason: "decoy" | "ports" }
   | { readonly type: "reloaded" }
   | { readonly type: "reload-failed"; readonly error: string };
 
@@ -448,6 +449,15 @@ export class Daemon {
 
   #decide(decisions: readonly Decision[]): void {
     for (const d of decisions) {
+      if (d.kind === "scan") {
+        log.warning("{ip} looks like a scanner ({reason}): ignored until {until}", {
+          ip: d.source,
+          reason: d.reason === "decoy" ? "knocked a decoy port" : "too many distinct knock ports",
+          until: new Date(d.until).toISOString(),
+        });
+        this.#emit({ type: "scan", ip: d.source, reason: d.reason });
+        continue;
+      }
       if (d.kind === "replay") {
         log.warning(
           "door {door}: {ip} completed an already used code (counter {counter}): a replay? Not opened",
@@ -494,6 +504,7 @@ function newEngine(config: Config, used: Iterable<[string, number]>): KnockEngin
   return new KnockEngine(config.doors, {
     maxSources: config.maxSources,
     reorderWindowMs: config.reorderWindowMs,
+    scan: config.scan,
     allow: config.allow,
     deny: config.deny,
     used,

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Address, type Cidr, isPermitted, maskBytes, parseAddress } from "./address.ts";
-import type { Door, RotatingDoor } from "./config/types.ts";
+import type { Door, RotatingDoor, ScanPolicy } from "./config/types.ts";
 import type { Knock, Protocol } from "./sequence.ts";
 import { SourceTable } from "./sources.ts";
 import {
@@ -29,6 +29,8 @@ export interface KnockEngineOptions {
   deny?: readonly Cidr[];
   /** Used codes carried over from the state file: key → ms until which it must stay used. */
   used?: Iterable<[string, number]>;
+  /** Scanner detection. @default off */
+  scan?: ScanPolicy;
 }
 
 /** What the daemon must do after a knock. */
@@ -40,6 +42,13 @@ export type Decision =
     readonly source: string;
     /** The counter of a rotating door's code. */
     readonly counter?: number;
+  }
+  | {
+    /** `source` behaves like a scanner (hit a decoy, or too many distinct pool ports): ignored for a while. */
+    readonly kind: "scan";
+    readonly source: string;
+    readonly reason: "decoy" | "ports";
+    readonly until: number;
   }
   | {
     /** `source` completed a code that was already used: a replay. Nothing opens. */
@@ -65,6 +74,11 @@ interface Tracked {
 
 interface SourceState {
   tracked: Tracked[];
+  /** Distinct missed knocks (codes) since `seenSince`, for scanner detection. */
+  seen: number[];
+  seenSince: number;
+  /** Knocks are ignored until then: a scanner's cool-down. */
+  bannedUntil: number;
   /** Sequences of bind_source doors for this source, keyed counter * doorCount + door. */
   bound?: Map<number, Int32Array>;
 }
@@ -104,7 +118,13 @@ export class KnockEngine {
   readonly #blockedThrough: number[];
   readonly #maxTimeoutMs: number;
   readonly #advanceOptions: AdvanceOptions[];
+  readonly #scan: ScanPolicy | undefined;
+  /** Per protocol, per port: 1 where a static door keeps a decoy. */
+  readonly #decoy: Record<Protocol, Uint8Array>;
   #ignored = 0;
+  #scanners = 0;
+  /** Set by #step when the knock fitted some sequence: not a miss. */
+  #hit = false;
 
   constructor(doors: readonly Door[], options: KnockEngineOptions = {}) {
     this.doors = doors;
@@ -116,6 +136,25 @@ export class KnockEngine {
       doors.some((d) => d.allow.length + d.deny.length > 0);
     this.#portDoors = { tcp: new Array(65536), udp: new Array(65536) };
     this.#sequences = doors.map(() => new Map());
+    this.#scan = options.scan;
+    this.#decoy = { tcp: new Uint8Array(65536), udp: new Uint8Array(65536) };
+    for (const door of doors) {
+      if (door.kind !== "static") continue;
+      for (const protocol of ["tcp", "udp"] as const) {
+        for (const port of door.decoys[protocol]) this.#decoy[protocol][port] = 1;
+      }
+    }
+    // A port that another door really uses is no decoy: its knockers must not be banned.
+    for (const door of doors) {
+      const real = door.kind === "static"
+        ? door.sequence
+        : door.candidates.flatMap((port) =>
+          (door.protocol === "mixed" ? ["tcp", "udp"] as const : [door.protocol]).map((
+            protocol,
+          ) => ({ port, protocol }))
+        );
+      for (const k of real) this.#decoy[k.protocol][k.port] = 0;
+    }
     this.#blockedThrough = doors.map(() => -Infinity);
     doors.forEach((door, i) => {
       for (const protocol of ["tcp", "udp"] as const) {
@@ -154,9 +193,14 @@ export class KnockEngine {
     return this.#table.size;
   }
 
-  /** Knocks ignored by allow/deny lists since start. */
+  /** Knocks ignored by allow/deny lists or a scanner's cool-down since start. */
   get ignoredKnocks(): number {
     return this.#ignored;
+  }
+
+  /** Sources found scanning since start. */
+  get scannersDetected(): number {
+    return this.#scanners;
   }
 
   /** Used codes with the time (ms) until which each must stay used: what the state file keeps. */
@@ -244,6 +288,14 @@ export class KnockEngine {
     }
     const state = this.#table.touch(source, now, newSource);
     const code = knockCode(port, protocol);
+    if (this.#scan) {
+      if (state.bannedUntil > now) {
+        this.#ignored++;
+        return NO_DECISIONS;
+      }
+      if (this.#decoy[protocol][port]) return this.#ban(state, source, now, "decoy");
+    }
+    this.#hit = false;
     let decisions: Decision[] | undefined;
     for (const d of doors) {
       const door = this.doors[d];
@@ -285,6 +337,18 @@ export class KnockEngine {
         }
       }
     }
+    // A knock that fits no sequence in the window is a miss. A knocker makes few; a sweep
+    // over a pool makes one per port: too many distinct misses in a short time is a scan.
+    if (this.#scan && !this.#hit) {
+      if (now - state.seenSince > this.#scan.windowMs) {
+        state.seen.length = 0;
+        state.seenSince = now;
+      }
+      if (!state.seen.includes(code)) {
+        state.seen.push(code);
+        if (state.seen.length > this.#scan.threshold) return this.#ban(state, source, now, "ports");
+      }
+    }
     return decisions ?? NO_DECISIONS;
   }
 
@@ -292,6 +356,21 @@ export class KnockEngine {
   sweep(now: number): void {
     this.#table.expire(now - this.#maxTimeoutMs);
     for (const [key, until] of this.#used) if (until <= now) this.#used.delete(key);
+  }
+
+  /** Starts a source's cool-down: its progress is dropped and its knocks ignored until then. */
+  #ban(
+    state: SourceState,
+    source: string,
+    now: number,
+    reason: "decoy" | "ports",
+  ): readonly Decision[] {
+    const until = now + this.#scan!.cooldownMs;
+    state.bannedUntil = until;
+    state.tracked.length = 0;
+    state.seen.length = 0;
+    this.#scanners++;
+    return [{ kind: "scan", source, reason, until }];
   }
 
   /** Advances one tracked sequence; true when it completed. */
@@ -309,6 +388,7 @@ export class KnockEngine {
     while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
     const step = advance(i < list.length ? list[i].progress : undefined, seq, code, now, options);
     const progress = step.kind === "progress" || step.kind === "reset" ? step.progress : undefined;
+    if (progress || step.kind === "complete") this.#hit = true;
     if (step.kind === "none") return false;
     if (progress) {
       if (i < list.length) list[i].progress = progress;
@@ -322,7 +402,7 @@ export class KnockEngine {
 }
 
 function newSource(): SourceState {
-  return { tracked: [] };
+  return { tracked: [], seen: [], seenSince: 0, bannedUntil: 0 };
 }
 
 function dropBelow(list: Tracked[], door: number, lo: number): void {

@@ -39,7 +39,15 @@ Deno.test("parseConfig() reads the full example of the README", async () => {
     { port: 8000, protocol: "udp" },
     { port: 9000, protocol: "tcp" },
   ]);
-  assertEquals(legacy.pool, { tcp: [7000, 9000], udp: [8000] });
+  // Two decoys on each side of each knock port, same protocol: an in-order sweep hits one first.
+  assertEquals(legacy.decoys, {
+    tcp: [6998, 6999, 7001, 7002, 8998, 8999, 9001, 9002],
+    udp: [7998, 7999, 8001, 8002],
+  });
+  assertEquals(legacy.pool, {
+    tcp: [6998, 6999, 7000, 7001, 7002, 8998, 8999, 9000, 9001, 9002],
+    udp: [7998, 7999, 8000, 8001, 8002],
+  });
   assertEquals(ssh.open?.command, ["/usr/bin/logger", "sesame: open ssh for {ip}"]);
 });
 

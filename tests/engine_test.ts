@@ -41,15 +41,20 @@ async function engineAt(now: number, extra = "", door = "") {
   return { engine, doors };
 }
 
+/** Decisions about doors (opens and replays): what these tests look at. */
+type DoorDecision = Extract<Decision, { door: unknown }>;
+
 function send(
   engine: KnockEngine,
   source: string,
   knocks: readonly Knock[],
   start: number,
   gap = 50,
-): Decision[] {
-  const out: Decision[] = [];
-  knocks.forEach((k, i) => out.push(...engine.handle(source, k.protocol, k.port, start + i * gap)));
+): DoorDecision[] {
+  const out: DoorDecision[] = [];
+  knocks.forEach((k, i) =>
+    out.push(...(engine.handle(source, k.protocol, k.port, start + i * gap) as DoorDecision[]))
+  );
   return out;
 }
 

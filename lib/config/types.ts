@@ -83,10 +83,22 @@ export interface StaticDoor extends DoorBase {
   readonly kind: "static";
   /** The fixed sequence. */
   readonly sequence: readonly Knock[];
+  /** Decoy ports around the sequence (also in `pool`): a knock there marks a scanner. */
+  readonly decoys: DoorPool;
 }
 
 /** Either kind of door. */
 export type Door = RotatingDoor | StaticDoor;
+
+/** When a source counts as a scanner, and for how long it is ignored then. */
+export interface ScanPolicy {
+  /** Most distinct missed knocks (ports fitting no sequence in the window) a source may make within the window. */
+  readonly threshold: number;
+  /** The window, ms. */
+  readonly windowMs: number;
+  /** How long a scanner is ignored, ms. */
+  readonly cooldownMs: number;
+}
 
 /** A whole validated config. */
 export interface Config {
@@ -98,6 +110,9 @@ export interface Config {
   readonly maxSources: number;
   /** Knocks arriving out of order within this many ms are put back in order. */
   readonly reorderWindowMs: number;
+  /** Scanner detection: more than `threshold` distinct missed knocks within `windowMs`
+   * (or any decoy) and a source is ignored for `cooldownMs`, on every door. */
+  readonly scan: ScanPolicy;
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

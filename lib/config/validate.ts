@@ -34,12 +34,23 @@ export const DEFAULTS = {
   commandTimeoutMs: 10_000,
   maxSources: 100_000,
   reorderWindowMs: 5,
+  scanThreshold: 6,
+  scanWindowMs: 2000,
+  scanCooldownMs: 60_000,
+  decoys: 2,
   sourcePrefix: { ipv4: 32, ipv6: 64 },
 } as const;
 
 const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
-const LISTEN_KEYS = ["addresses", "max_sources", "reorder_window"];
+const LISTEN_KEYS = [
+  "addresses",
+  "max_sources",
+  "reorder_window",
+  "scan_threshold",
+  "scan_window",
+  "scan_cooldown",
+];
 const DOOR_KEYS = [
   "secret",
   "secret_file",
@@ -52,6 +63,7 @@ const DOOR_KEYS = [
   "bind_source",
   "source_prefix",
   "sequence",
+  "decoys",
   "sequence_timeout",
   "open",
   "allow",
@@ -278,6 +290,31 @@ class Checker {
         0,
         1000,
       ),
+      scan: {
+        // Distinct missed knocks (ports that fit no sequence in the window) a source may
+        // make in the window: a knocker makes a few at most, a sweep one per pool port.
+        threshold: this.int(
+          listen.scan_threshold,
+          ["listen", "scan_threshold"],
+          DEFAULTS.scanThreshold,
+          2,
+          1000,
+        ),
+        windowMs: this.duration(
+          listen.scan_window,
+          ["listen", "scan_window"],
+          DEFAULTS.scanWindowMs,
+          0,
+          600_000,
+        ),
+        cooldownMs: this.duration(
+          listen.scan_cooldown,
+          ["listen", "scan_cooldown"],
+          DEFAULTS.scanCooldownMs,
+          0,
+          86_400_000,
+        ),
+      },
       allow: this.cidrs(top.allow, ["allow"]),
       deny: this.cidrs(top.deny, ["deny"]),
       doors,
@@ -324,14 +361,24 @@ class Checker {
           "source_prefix",
         ]
       ) {
+        // (decoys is a static door's key; rotating doors' pools need none)
         if (d[key] !== undefined) {
           this.fail(at(key), `a static door (one with "sequence") takes no "${key}"`, true);
         }
       }
       const sequence = this.staticSequence(d.sequence, at("sequence"));
+      const decoys = this.int(d.decoys, at("decoys"), DEFAULTS.decoys, 0, 10);
       if (!sequence) return undefined;
-      return { ...common, kind: "static", sequence, pool: poolOf(sequence) };
+      const decoyPorts = decoysOf(sequence, decoys);
+      return {
+        ...common,
+        kind: "static",
+        sequence,
+        decoys: decoyPorts,
+        pool: poolOf(sequence, decoyPorts),
+      };
     }
+    if (d.decoys !== undefined) this.fail(at("decoys"), `only a static door takes "decoys"`, true);
 
     const secret = this.secret(d, path);
     const candidates = this.candidates(d, path);
@@ -557,10 +604,33 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-function poolOf(sequence: readonly Knock[]): DoorPool {
+function poolOf(sequence: readonly Knock[], decoys: DoorPool): DoorPool {
   const sorted = (p: Protocol) =>
-    [...new Set(sequence.filter((k) => k.protocol === p).map((k) => k.port))].sort((a, b) => a - b);
+    [...new Set([...sequence.filter((k) => k.protocol === p).map((k) => k.port), ...decoys[p]])]
+      .sort((a, b) => a - b);
   return { tcp: sorted("tcp"), udp: sorted("udp") };
+}
+
+/**
+ * Decoy ports of a static door: the `n` ports on each side of every knock's port (same
+ * protocol) that are not themselves knocks. A sweep in port order reaches a decoy before
+ * the sequence; a knock on a decoy marks its source as a scanner.
+ */
+function decoysOf(sequence: readonly Knock[], n: number): DoorPool {
+  const result: DoorPool = { tcp: [], udp: [] };
+  for (const protocol of ["tcp", "udp"] as const) {
+    const own = new Set(sequence.filter((k) => k.protocol === protocol).map((k) => k.port));
+    const decoys = new Set<number>();
+    for (const port of own) {
+      for (let d = 1; d <= n; d++) {
+        for (const p of [port - d, port + d]) {
+          if (p >= 1 && p <= 65535 && !own.has(p)) decoys.add(p);
+        }
+      }
+    }
+    (result[protocol] as number[]).push(...[...decoys].sort((a, b) => a - b));
+  }
+  return result;
 }
 
 /** The known key closest to a misspelt one (edit distance ≤ 2), for "did you mean". */

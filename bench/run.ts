@@ -1,0 +1,403 @@
+/**
+ * `deno task bench`: sesame against knockd, side by side, on the same machine in one run.
+ *
+ * Everything runs inside a network namespace this script creates (its own loopback,
+ * 127.0.0.0/8), and every level is bounded in count and time. Systems:
+ * - trivial: a listener that only records in-order sequences (the generator's ceiling),
+ * - sesame-nft: sesame with the nftables backend, opens observed with `nft monitor`,
+ * - sesame-cmd: sesame running a command per open (capped by process spawning),
+ * - knockd: knockd 0.8 with the same command (its only path).
+ * The command action is bench/record.sh, the same for both: it appends source and time.
+ *
+ * Writes BENCHMARKS.md and bench/results.json (or --out DIR). --smoke: one tiny level.
+ */
+import { parseArgs } from "node:util";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    smoke: { type: "boolean" },
+    out: { type: "string" },
+    levels: { type: "string" },
+    systems: { type: "string" },
+    seconds: { type: "string" },
+    gap: { type: "string" },
+    noise: { type: "string" },
+  },
+});
+const ROOT = new URL("../", import.meta.url).pathname;
+const smoke = args.values.smoke === true;
+// Levels as RATE/PROTOCOL: TCP where the generator can offer it, UDP beyond (a UDP knock
+// costs the generator far less than a TCP handshake, and it runs on the same 2 cores).
+const levels =
+  (args.values.levels ?? (smoke ? "10/tcp" : "10/tcp,100/tcp,1000/tcp,1000/udp,5000/udp")).split(
+    ",",
+  ).map((l) => {
+    const [rate, protocol = "tcp"] = l.split("/");
+    return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
+  });
+const systems = (args.values.systems ?? "trivial,sesame-nft,sesame-cmd,knockd").split(",");
+const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
+const gapMs = Number(args.values.gap ?? 10);
+const noiseRate = Number(args.values.noise ?? 0);
+const outDir = args.values.out ?? ROOT;
+const PORTS = {
+  tcp: [[7001, "tcp"], [7002, "tcp"], [7003, "tcp"]] as [number, "tcp" | "udp"][],
+  udp: [[7101, "udp"], [7102, "udp"], [7103, "udp"]] as [number, "tcp" | "udp"][],
+};
+const NS = `sesame-bench-${Deno.pid}`;
+const dec = new TextDecoder();
+
+if (Deno.uid() !== 0) {
+  console.error("bench: needs root (network namespace, nft, knockd's packet capture)");
+  Deno.exit(2);
+}
+
+async function run(argv: string[], input?: string): Promise<string> {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: input === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (input !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+  }
+  const out = await child.output();
+  if (!out.success) throw new Error(`${argv.join(" ")}: ${dec.decode(out.stderr)}`);
+  return dec.decode(out.stdout);
+}
+
+const inNs = (argv: string[]) => ["ip", "netns", "exec", NS, ...argv];
+const deno = (
+  file: string,
+  ...rest: string[]
+) => [Deno.execPath(), "run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}${file}`, ...rest];
+
+/** CPU seconds (self + waited children) and peak RSS (KiB) of a process. */
+async function usage(pid: number): Promise<{ cpu: number; hwmKiB: number }> {
+  try {
+    const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+    const ticks = [11, 12, 13, 14].reduce((s, i) => s + Number(stat[i]), 0);
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return { cpu: ticks / 100, hwmKiB: hwm };
+  } catch {
+    return { cpu: NaN, hwmKiB: NaN };
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+interface LevelResult {
+  system: string;
+  protocol?: "tcp" | "udp";
+  offered: number;
+  achieved: number;
+  sent: number;
+  detected: number;
+  detectedPct: number;
+  p50ms: number;
+  p99ms: number;
+  cpuS: number;
+  peakRssMiB: number;
+}
+
+/** Starts a system in the namespace; returns how to read its opens (source → ms) and stop it. */
+async function startSystem(system: string, dir: string): Promise<{
+  pid: number;
+  opens(): Promise<Map<string, number>>;
+  stop(): Promise<void>;
+}> {
+  const record = `${dir}/record.log`;
+  await Deno.writeTextFile(record, "");
+  const readRecord = async () => {
+    const map = new Map<string, number>();
+    for (const line of (await Deno.readTextFile(record)).split("\n")) {
+      const [ip, at] = line.split(" ");
+      if (ip && at && !map.has(ip)) map.set(ip, Number(at) * 1000);
+    }
+    return map;
+  };
+  const spawn = (argv: string[], stdin: "piped" | "null" = "null") =>
+    new Deno.Command(argv[0], { args: argv.slice(1), stdin, stdout: "piped", stderr: "piped" })
+      .spawn();
+  const waitText = async (stream: ReadableStream<Uint8Array>, text: string) => {
+    const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    const deadline = Date.now() + 15_000;
+    while (!seen.includes(text)) {
+      if (Date.now() > deadline) throw new Error(`${system}: no "${text}" in ${seen}`);
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`${system} ended: ${seen}`);
+      seen += value;
+    }
+    (async () => {
+      while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
+    })();
+  };
+  const staticSeq = (p: "tcp" | "udp") =>
+    PORTS[p].map(([port, proto]) => `"${port}/${proto}"`).join(", ");
+  if (system === "trivial") {
+    const child = spawn(
+      inNs(deno("bench/trivial.ts", JSON.stringify([PORTS.tcp, PORTS.udp]))),
+      "piped",
+    );
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("ready")) text += (await reader.read()).value ?? "";
+    return {
+      pid: child.pid,
+      async opens() {
+        await child.stdin.close();
+        while (!text.includes("}")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += value;
+        }
+        const json = JSON.parse(text.slice(text.indexOf("{")));
+        return new Map(Object.entries(json as Record<string, number>));
+      },
+      async stop() {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* ended */ }
+        await child.status;
+        await child.stderr.cancel();
+      },
+    };
+  }
+  if (system === "knockd") {
+    await Deno.writeTextFile(
+      `${dir}/knockd.conf`,
+      `[options]\n  LogFile = ${dir}/knockd.log\n  PidFile = ${dir}/knockd.pid\n  Interface = lo\n` +
+        (["tcp", "udp"] as const).map((p) =>
+          `[bench-${p}]\n  sequence = ${
+            PORTS[p].map(([port, proto]) => `${port}:${proto}`).join(",")
+          }\n` +
+          `  seq_timeout = 10\n  tcpflags = syn\n  command = ${ROOT}bench/record.sh ${record} %IP%\n`
+        ).join(""),
+    );
+    const child = spawn(inNs(["/usr/sbin/knockd", "-c", `${dir}/knockd.conf`, "-i", "lo"]));
+    const deadline = Date.now() + 10_000;
+    while (!(await Deno.readTextFile(`${dir}/knockd.log`).catch(() => "")).includes("listening")) {
+      if (Date.now() > deadline) throw new Error("knockd did not start");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return {
+      pid: child.pid,
+      opens: readRecord,
+      async stop() {
+        child.kill("SIGTERM");
+        await child.status;
+        await Promise.all([child.stdout.cancel(), child.stderr.cancel()]);
+      },
+    };
+  }
+  const nft = system === "sesame-nft";
+  const action = nft
+    ? "nft: { port: 9 }"
+    : `command: ["${ROOT}bench/record.sh", "${record}", "{ip}"]`;
+  await Deno.writeTextFile(
+    `${dir}/sesame.yaml`,
+    `listen: { addresses: ["127.0.0.1"] }\ndoors:\n` +
+      (["tcp", "udp"] as const).map((p) =>
+        `  bench-${p}:\n    sequence: [${
+          staticSeq(p)
+        }]\n    sequence_timeout: 10s\n    open: { for: 10m, log: false, ${action} }\n`
+      ).join(""),
+  );
+  let monitor: Deno.ChildProcess | undefined;
+  const seen = new Map<string, number>();
+  let monitorDone: Promise<void> | undefined;
+  if (nft) {
+    monitor = spawn(inNs(["nft", "monitor", "elements"]));
+    monitorDone = (async () => {
+      const reader = monitor!.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+        if (done) return;
+        const at = performance.timeOrigin + performance.now();
+        buffer += value;
+        const lines = buffer.split("\n");
+        buffer = lines.pop()!;
+        for (const line of lines) {
+          const m = /^add element inet sesame \S+ \{ (\S+) /.exec(line);
+          if (m && !seen.has(m[1])) seen.set(m[1], at);
+        }
+      }
+    })();
+  }
+  const child = spawn(
+    inNs(deno("cli.ts", "listen", "-c", `${dir}/sesame.yaml`, "--log-level", "warning")),
+  );
+  // warning level prints nothing at start: wait for the ports instead.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const probe = await new Deno.Command("ip", {
+      args: ["netns", "exec", NS, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${PORTS.tcp[0][0]}`],
+    }).output();
+    if (probe.success) break;
+    if (Date.now() > deadline) throw new Error("sesame did not start");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  void waitText;
+  return {
+    pid: child.pid,
+    opens: async () => nft ? new Map(seen) : await readRecord(),
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await Promise.all([child.stdout.cancel(), child.stderr.cancel()]);
+      if (monitor) {
+        monitor.kill("SIGTERM");
+        await monitor.status;
+        await monitorDone;
+        await monitor.stderr.cancel();
+        await run(inNs(["nft", "delete", "table", "inet", "sesame"])).catch(() => {});
+      }
+    },
+  };
+}
+
+async function benchSystem(system: string, subnetBase: number): Promise<LevelResult[]> {
+  const dir = await Deno.makeTempDir({ prefix: "sesame-bench-" });
+  const results: LevelResult[] = [];
+  const sys = await startSystem(system, dir);
+  try {
+    for (const [li, { rate, protocol }] of levels.entries()) {
+      const before = await usage(sys.pid);
+      const gen = JSON.parse(
+        await run(inNs(deno(
+          "bench/loadgen.ts",
+          JSON.stringify({
+            host: "127.0.0.1",
+            knocks: PORTS[protocol],
+            rate,
+            seconds,
+            gapMs,
+            subnet: subnetBase + li,
+            noiseRate,
+            noisePorts: [7002, 7003], // pool ports: each noise source becomes a tracked source
+          }),
+        ))),
+      );
+      await new Promise((r) => setTimeout(r, smoke ? 500 : 2000)); // let the last opens land
+      const after = await usage(sys.pid);
+      results.push({
+        ...summarise(system, gen, new Map()),
+        protocol,
+        cpuS: after.cpu - before.cpu,
+        peakRssMiB: after.hwmKiB / 1024,
+      });
+      (results.at(-1) as LevelResult & { _gen?: unknown })._gen = gen;
+    }
+    const opens = await sys.opens();
+    for (const r of results) {
+      const gen = (r as LevelResult & { _gen?: { sequences: [string, number][] } })._gen!;
+      Object.assign(r, summarise(system, gen as never, opens), {
+        protocol: r.protocol,
+        cpuS: r.cpuS,
+        peakRssMiB: r.peakRssMiB,
+      });
+      delete (r as { _gen?: unknown })._gen;
+    }
+  } finally {
+    await sys.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  return results;
+}
+
+function summarise(
+  system: string,
+  gen: { sent: number; offered: number; achieved: number; sequences: [string, number][] },
+  opens: Map<string, number>,
+): LevelResult {
+  const latencies: number[] = [];
+  let detected = 0;
+  for (const [source, last] of gen.sequences) {
+    const at = opens.get(source);
+    if (at === undefined) continue;
+    detected++;
+    latencies.push(Math.max(0, at - last));
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    system,
+    offered: gen.offered,
+    achieved: Math.round(gen.achieved),
+    sent: gen.sent,
+    detected,
+    detectedPct: gen.sent ? (100 * detected) / gen.sent : 0,
+    p50ms: percentile(latencies, 50),
+    p99ms: percentile(latencies, 99),
+    cpuS: NaN,
+    peakRssMiB: NaN,
+  };
+}
+
+const all: LevelResult[] = [];
+try {
+  await run(["ip", "netns", "add", NS]);
+  await run(inNs(["ip", "link", "set", "lo", "up"]));
+  for (const [i, system] of systems.entries()) {
+    console.error(`bench: ${system} ...`);
+    const results = await benchSystem(system, 1 + i * 10);
+    for (const r of results) {
+      console.error(
+        `  ${r.offered}/s ${r.protocol}: sent ${r.sent} (${r.achieved}/s), detected ${
+          r.detectedPct.toFixed(1)
+        } %, p50 ${r.p50ms.toFixed(1)} ms, p99 ${r.p99ms.toFixed(1)} ms, cpu ${
+          r.cpuS.toFixed(2)
+        } s, rss ${r.peakRssMiB.toFixed(0)} MiB`,
+      );
+    }
+    all.push(...results);
+  }
+} finally {
+  await run(["ip", "netns", "delete", NS]).catch(() => {});
+}
+
+const machine =
+  `${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`;
+const date = new Date().toISOString();
+const fmt = (n: number, d = 1) => Number.isFinite(n) ? n.toFixed(d) : "–";
+const table = [
+  "| system | knocks | offered seq/s | achieved seq/s | sent | detected | p50 ms | p99 ms | daemon CPU s | peak RSS MiB |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ...all.map((r) =>
+    `| ${r.system} | ${r.protocol} | ${r.offered} | ${r.achieved} | ${r.sent} | ${
+      fmt(r.detectedPct)
+    } % | ${fmt(r.p50ms)} | ${fmt(r.p99ms)} | ${fmt(r.cpuS, 2)} | ${fmt(r.peakRssMiB, 0)} |`
+  ),
+].join("\n");
+console.log(table);
+const resultsPath = args.values.out ? `${outDir}/results.json` : `${ROOT}bench/results.json`;
+await Deno.writeTextFile(
+  resultsPath,
+  JSON.stringify({ date, machine, seconds, gapMs, noiseRate, levels: all }, null, 2) + "\n",
+);
+// BENCHMARKS.md keeps its prose; the table between the markers is replaced.
+const mdPath = args.values.out ? `${outDir}/BENCHMARKS.md` : `${ROOT}BENCHMARKS.md`;
+const START = "<!-- bench:start -->", END = "<!-- bench:end -->";
+const block =
+  `${START}\nRun ${date} on ${machine}; ${seconds} s per level, ${gapMs} ms between knocks, ` +
+  `3-knock sequences, each from its own source${
+    noiseRate ? `, noise ${noiseRate} wrong knocks/s` : ""
+  }.\n\n${table}\n${END}`;
+const old = await Deno.readTextFile(mdPath).catch(() => `# Benchmarks\n\n${START}\n${END}\n`);
+const at = old.indexOf(START), end = old.indexOf(END);
+await Deno.writeTextFile(
+  mdPath,
+  at >= 0 && end > at
+    ? old.slice(0, at) + block + old.slice(end + END.length)
+    : `${old}\n${block}\n`,
+);
+console.error(`bench: wrote ${resultsPath} and ${mdPath}`);
