@@ -6,6 +6,7 @@
  */
 import {
   configure,
+  dispose,
   getConsoleSink,
   getJsonLinesFormatter,
   getLogger,
@@ -30,6 +31,8 @@ export interface LoggingOptions {
   limitPer10s?: number;
 }
 
+let throttle: (((record: LogRecord) => boolean) & Disposable) | undefined;
+
 const LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warning", "error", "fatal"];
 
 /** True when `level` is a LogTape level name. */
@@ -52,7 +55,7 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
   const formatter = options.format === "json"
     ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
     : getTextFormatter({ timestamp: "date-time-tz", level: "ABBR", category: ".", value: "bare" });
-  const throttle = getThrottlingFilter({
+  throttle = getThrottlingFilter({
     limit: options.limitPer10s ?? 20,
     windowMs: 10_000,
     summary: {
@@ -66,7 +69,7 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
     filters: {
       // Opens, closes and start-up lines are info: never dropped. Everything else is limited.
       limit: (record: LogRecord) =>
-        record.level === "info" || record.category[1] === "log" || throttle(record),
+        record.level === "info" || record.category[1] === "log" || throttle!(record),
     },
     loggers: [
       {
@@ -78,6 +81,12 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
+}
+
+/** Emits the summaries of rate-limited lines and flushes the sinks (the end of a run). */
+export async function flushLogging(): Promise<void> {
+  throttle?.[Symbol.dispose]();
+  await dispose();
 }
 
 /** Drops the logging configuration (tests; the end of a run). */

@@ -42,7 +42,9 @@ export function parsePortList(value: unknown): PortListResult {
     if (!m) {
       return {
         ok: false,
-        error: `"${String(item)}" is not a port or range (such as 7000 or 7000-7099)`,
+        error: `${
+          describe(String(item).trim())
+        } is not a port or range (such as 7000 or 7000-7099)`,
       };
     }
     const from = Number(m[1]);
@@ -56,9 +58,13 @@ export function parsePortList(value: unknown): PortListResult {
   return { ok: true, ports: [...set].sort((a, b) => a - b) };
 }
 
-/** A short, safe description of a value for error messages (never a secret: callers see to that). */
+/** A short, safe description of a value for error messages; never echoes what may be a secret. */
 export function describe(value: unknown): string {
   if (value === null || value === undefined) return "nothing";
+  // A long token of base64 characters may be a secret typed at the wrong key: never echo it.
+  if (typeof value === "string" && value.length >= 16 && /^[A-Za-z0-9_+/=-]+$/.test(value)) {
+    return `a string of ${value.length} characters (not shown: it may be a secret)`;
+  }
   if (typeof value === "string") {
     return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value);
   }

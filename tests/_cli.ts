@@ -28,3 +28,8 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix: "sesame-test-" });
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
+
+/** Writes a file only its owner can read, as files holding secrets must be. */
+export function writePrivate(path: string, text: string): Promise<void> {
+  return Deno.writeTextFile(path, text, { mode: 0o600 });
+}

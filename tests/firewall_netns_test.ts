@@ -4,7 +4,7 @@
  * tools exist, and always in CI (which installs them).
  */
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { tempDir } from "./_cli.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
 import { SECRET_B64, sleep } from "./_daemon.ts";
 import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
 import { eventually } from "./_process.ts";
@@ -87,8 +87,8 @@ async function scenario(t: Deno.TestContext, backend: Backend) {
   {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path, backend));
-    await Deno.writeTextFile(`${dir.path}/client.yaml`, CLIENT);
+    await writePrivate(`${dir.path}/server.yaml`, serverConfig(dir.path, backend));
+    await writePrivate(`${dir.path}/client.yaml`, CLIENT);
     const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
     assertEquals(await lines(service).next(), "ready");
     const server = ADDR.server.toKnocker;

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { runCli, tempDir } from "./_cli.ts";
+import { runCli, tempDir, writePrivate } from "./_cli.ts";
 import { randomBase, SECRET_B64 } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 
@@ -33,8 +33,8 @@ function clientConfig(base: number, secret = SECRET_B64) {
 Deno.test("sesame knock opens rotating and bind_source doors of sesame listen, over IPv4 and IPv6", async () => {
   await using dir = await tempDir();
   const base = randomBase(200);
-  await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path, base));
-  await Deno.writeTextFile(`${dir.path}/client.yaml`, clientConfig(base));
+  await writePrivate(`${dir.path}/server.yaml`, serverConfig(dir.path, base));
+  await writePrivate(`${dir.path}/client.yaml`, clientConfig(base));
   await using p = spawnListen(["-c", `${dir.path}/server.yaml`]);
   await p.waitForLog(/listening on/);
 
@@ -90,9 +90,9 @@ Deno.test("sesame knock opens rotating and bind_source doors of sesame listen, o
 Deno.test("sesame knock --wait-open exits 0 only when the port opens; --exec passes the exit code on", async () => {
   await using dir = await tempDir();
   const base = randomBase(200);
-  await Deno.writeTextFile(`${dir.path}/server.yaml`, serverConfig(dir.path, base));
-  await Deno.writeTextFile(`${dir.path}/client.yaml`, clientConfig(base));
-  await Deno.writeTextFile(`${dir.path}/wrong.yaml`, clientConfig(base, "B".repeat(43)));
+  await writePrivate(`${dir.path}/server.yaml`, serverConfig(dir.path, base));
+  await writePrivate(`${dir.path}/client.yaml`, clientConfig(base));
+  await writePrivate(`${dir.path}/wrong.yaml`, clientConfig(base, "B".repeat(43)));
   await using p = spawnListen(["-c", `${dir.path}/server.yaml`]);
   await p.waitForLog(/listening on/);
   // The "protected service": starts listening once the door's file appears.
@@ -148,7 +148,7 @@ Deno.test("sesame knock --wait-open exits 0 only when the port opens; --exec pas
 
 Deno.test("sesame knock gives clear errors", async () => {
   await using dir = await tempDir();
-  await Deno.writeTextFile(`${dir.path}/client.yaml`, clientConfig(20000));
+  await writePrivate(`${dir.path}/client.yaml`, clientConfig(20000));
   const noDoor = await runCli([
     "knock",
     "127.0.0.1",

@@ -4,7 +4,7 @@
  * These run wherever knockd is installed and always in CI, which installs it.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { runCli, tempDir } from "./_cli.ts";
+import { runCli, tempDir, writePrivate } from "./_cli.ts";
 import { randomBase } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 
@@ -19,7 +19,7 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     const base = randomBase(10);
-    await Deno.writeTextFile(
+    await writePrivate(
       `${dir.path}/knockd.conf`,
       `[options]
   LogFile = ${dir.path}/knockd.log
@@ -89,7 +89,7 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     const base = randomBase(10);
-    await Deno.writeTextFile(
+    await writePrivate(
       `${dir.path}/c.yaml`,
       `listen: { addresses: ["::"] }
 doors:

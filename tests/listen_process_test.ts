@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { tempDir } from "./_cli.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, sleep } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 import type { Knock } from "../lib/sequence.ts";
@@ -23,7 +23,7 @@ const seq = (ports: number[]): Knock[] => ports.map((port) => ({ port, protocol:
 Deno.test("listen process: SIGTERM closes open doors, saves state and exits 0", async () => {
   await using dir = await tempDir();
   const base = randomBase(10);
-  await Deno.writeTextFile(`${dir.path}/c.yaml`, config(dir.path, base, 60));
+  await writePrivate(`${dir.path}/c.yaml`, config(dir.path, base, 60));
   await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
   await p.waitForLog(/listening on \d+ sockets/);
   await knockAll("127.0.0.1", seq([base, base + 1, base + 2]), { localAddress: "127.0.0.2" });
@@ -39,7 +39,7 @@ Deno.test("listen process: SIGTERM closes open doors, saves state and exits 0", 
 Deno.test("listen process: after a SIGKILL with a door open, the restart closes it when due", async () => {
   await using dir = await tempDir();
   const base = randomBase(10);
-  await Deno.writeTextFile(`${dir.path}/c.yaml`, config(dir.path, base, 1));
+  await writePrivate(`${dir.path}/c.yaml`, config(dir.path, base, 1));
   const door = `${dir.path}/open-door-127.0.0.2`;
   {
     await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
@@ -68,11 +68,11 @@ Deno.test("listen process: SIGHUP with a broken config keeps the old one; a good
   await using dir = await tempDir();
   const base = randomBase(10);
   const file = `${dir.path}/c.yaml`;
-  await Deno.writeTextFile(file, config(dir.path, base, 1));
+  await writePrivate(file, config(dir.path, base, 1));
   await using p = spawnListen(["-c", file]);
   await p.waitForLog(/listening on/);
 
-  await Deno.writeTextFile(file, "doors:\n  door:\n    sequence: [nope]\n");
+  await writePrivate(file, "doors:\n  door:\n    sequence: [nope]\n");
   p.kill("SIGHUP");
   await p.waitForLog(/reload refused/);
   assertStringIncludes(p.log(), `${file}:3:16: doors.door.sequence.0`);
@@ -82,7 +82,7 @@ Deno.test("listen process: SIGHUP with a broken config keeps the old one; a good
     "the old config still opens",
   );
 
-  await Deno.writeTextFile(file, config(dir.path, base, 1, [base + 5, base + 6, base + 7]));
+  await writePrivate(file, config(dir.path, base, 1, [base + 5, base + 6, base + 7]));
   p.kill("SIGHUP");
   await p.waitForLog(/reloaded/);
   await knockAll("127.0.0.1", seq([base, base + 1, base + 2]), { localAddress: "127.0.0.3" });
@@ -104,7 +104,7 @@ Deno.test("listen process: a corrupt state file is kept aside and the current co
   await using dir = await tempDir();
   const base = randomBase(10);
   const file = `${dir.path}/c.yaml`;
-  await Deno.writeTextFile(
+  await writePrivate(
     file,
     `listen: { addresses: ["127.0.0.1"] }
 state_file: ${dir.path}/state.json
@@ -117,7 +117,7 @@ doors:
     open: { for: 5s, command: ["/usr/bin/touch", "${dir.path}/open-{door}-{ip}"] }
 `,
   );
-  await Deno.writeTextFile(`${dir.path}/state.json`, '{"version":1,"used":[["ssh/4');
+  await writePrivate(`${dir.path}/state.json`, '{"version":1,"used":[["ssh/4');
   await using p = spawnListen(["-c", file]);
   await p.waitForLog(/listening on/);
   assertStringIncludes(p.log(), "is corrupt");

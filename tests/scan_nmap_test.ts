@@ -4,7 +4,7 @@
  * against a daemon inside a network namespace this test creates (its own loopback).
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { tempDir } from "./_cli.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
 import { SECRET_B64 } from "./_daemon.ts";
 import { Lab } from "./_netns.ts";
 import { eventually } from "./_process.ts";
@@ -21,7 +21,7 @@ Deno.test({
     await using lab = await Lab.create();
     const opened = () =>
       [...Deno.readDirSync(dir.path)].filter((e) => e.name.startsWith("open-")).map((e) => e.name);
-    await Deno.writeTextFile(
+    await writePrivate(
       `${dir.path}/c.yaml`,
       `listen: { addresses: ["127.0.0.1"] }
 doors:
@@ -93,7 +93,7 @@ doors:
         lab.deno("cli.ts", "knock", "127.0.0.1", "7000", "7001", "7002", "--source", "127.0.0.9"),
       );
       assertEquals(k1.code, 0);
-      await Deno.writeTextFile(
+      await writePrivate(
         `${dir.path}/client.yaml`,
         `doors:\n  rotating: { secret: "${SECRET_B64}", ports: "20000-20099", length: 3, period: 2s }\n`,
       );

@@ -1,10 +1,9 @@
 /** `sesame code`: a door's sequence at a time. @module */
 import { codeAt } from "../code.ts";
-import { loadConfig } from "../config/load.ts";
 import { formatDuration } from "../duration.ts";
 import { UsageError } from "../errors.ts";
 import { parseFlags, stringFlag } from "./args.ts";
-import { addressFlag, findDoor, iso } from "./common.ts";
+import { addressFlag, findDoor, iso, loadPrivateConfig } from "./common.ts";
 import { parseTime } from "./time.ts";
 
 /** Runs `sesame code`; returns the exit code. */
@@ -16,7 +15,7 @@ export async function code(args: string[]): Promise<number> {
     from: { type: "string" },
     json: { type: "boolean" },
   });
-  const config = await loadConfig(stringFlag(parsed, "config", "code", true));
+  const config = await loadPrivateConfig(stringFlag(parsed, "config", "code", true), "warn", false);
   const door = findDoor(config, stringFlag(parsed, "door", "code", true), "code");
   const at = parsed.values.at === undefined
     ? Date.now()

@@ -2,7 +2,9 @@
 import { parseAddress } from "../address.ts";
 import type { Address } from "../address.ts";
 import type { Config, Door } from "../config/types.ts";
-import { UsageError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
+import { loadConfig } from "../config/load.ts";
+import { describeExposed, exposedSecretFiles } from "../config/permissions.ts";
 
 /** The door called `name`, or a UsageError listing the doors there are. */
 export function findDoor(config: Config, name: string, command: string): Door {
@@ -30,4 +32,27 @@ export function addressFlag(value: string | undefined, flag: string): Address | 
 /** ISO-8601 text for ms since the epoch. */
 export function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
+}
+
+/**
+ * Loads a config and checks that the files holding its secrets are private: `refuse`
+ * throws a ConfigError naming the chmod that fixes it (unless `insecure`), `warn` prints it.
+ */
+export async function loadPrivateConfig(
+  file: string,
+  policy: "refuse" | "warn",
+  insecure: boolean,
+): Promise<Config> {
+  const config = await loadConfig(file);
+  if (insecure) return config;
+  const exposed = await exposedSecretFiles(file, config);
+  if (exposed.length === 0) return config;
+  if (policy === "warn") {
+    console.error(`warning: ${describeExposed(exposed)}`);
+    return config;
+  }
+  throw new ConfigError(exposed.map((e) => ({
+    path: "",
+    message: `${describeExposed([e])} (or pass --insecure-permissions where modes cannot be set)`,
+  })));
 }

@@ -3,13 +3,12 @@ import { lookup } from "node:dns/promises";
 import dgram from "node:dgram";
 import { parseAddress } from "../address.ts";
 import { codeForCounter, counterForKnock } from "../code.ts";
-import { loadConfig } from "../config/load.ts";
 import { parseKnock } from "../config/validate.ts";
 import { UsageError } from "../errors.ts";
 import type { Knock, Protocol } from "../sequence.ts";
 import { type KnockResult, sendKnock, waitForOpen } from "../net/sender.ts";
 import { parseFlags, stringFlag } from "./args.ts";
-import { findDoor } from "./common.ts";
+import { findDoor, loadPrivateConfig } from "./common.ts";
 import { counterAt } from "../sequence.ts";
 
 /** The default gap between knocks, ms: far above the daemon's 5 ms reorder window. */
@@ -87,6 +86,7 @@ export async function knock(argv: string[]): Promise<number> {
     json: { type: "boolean" },
     verbose: { type: "boolean", short: "v" },
     exec: { type: "boolean" },
+    "insecure-permissions": { type: "boolean" },
   }, true);
   const [host, ...ports] = parsed.positionals;
   if (!host) throw new UsageError(`knock: give a HOST\nRun "sesame knock --help" for usage.`);
@@ -144,7 +144,11 @@ export async function knock(argv: string[]): Promise<number> {
         `knock: give ports, or --config FILE --door NAME\nRun "sesame knock --help" for usage.`,
       );
     }
-    const config = await loadConfig(configFile);
+    const config = await loadPrivateConfig(
+      configFile,
+      "refuse",
+      parsed.values["insecure-permissions"] === true,
+    );
     const door = findDoor(config, stringFlag(parsed, "door", "knock", true), "knock");
     doorName = door.name;
     if (door.kind === "static") knocks = door.sequence;

@@ -1,9 +1,9 @@
 /** `sesame listen`: run the knock daemon until SIGINT/SIGTERM; SIGHUP reloads. @module */
-import { loadConfig } from "../config/load.ts";
 import { Daemon } from "../daemon.ts";
 import { UsageError } from "../errors.ts";
-import { isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
+import { flushLogging, isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
 import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
+import { loadPrivateConfig } from "./common.ts";
 
 const log = logger("listen");
 
@@ -26,10 +26,12 @@ export async function listen(args: string[]): Promise<number> {
     config: { type: "string", short: "c" },
     "log-level": { type: "string" },
     "log-format": { type: "string" },
+    "insecure-permissions": { type: "boolean" },
   });
   const file = stringFlag(parsed, "config", "listen", true);
   await loggingFromFlags(parsed, "listen");
-  const config = await loadConfig(file);
+  const insecure = parsed.values["insecure-permissions"] === true;
+  const config = await loadPrivateConfig(file, "refuse", insecure);
   const daemon = await Daemon.start({ config });
   log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
 
@@ -37,7 +39,7 @@ export async function listen(args: string[]): Promise<number> {
   const stop = () => void daemon.stop();
   const reload = async () => {
     try {
-      await daemon.reload(await loadConfig(file));
+      await daemon.reload(await loadPrivateConfig(file, "refuse", insecure));
     } catch (e) {
       log.error("reload refused, the running config stays:\n{error}", {
         error: (e as Error).message,
@@ -63,5 +65,6 @@ export async function listen(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGTERM", stop);
   Deno.removeSignalListener("SIGHUP", reload);
+  await flushLogging(); // writes the counts of rate-limited lines
   return exitCode;
 }

@@ -107,7 +107,12 @@ function errorText(e: unknown): string {
   return (e as Error).message;
 }
 
-/** The yaml library's messages end in a code excerpt; keep the first line. */
+/**
+ * The yaml library's messages end in a code excerpt and may quote the offending token,
+ * which can be a secret: keep the first line, without quoted text (the position says where).
+ */
 function yamlMessage(message: string): string {
-  return message.split("\n")[0].replace(/ at line \d+, column \d+.*$/, "");
+  return message.split("\n")[0]
+    .replace(/ at line \d+, column \d+.*$/, "")
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'/g, "(value hidden)");
 }

@@ -61,6 +61,8 @@ export interface RotatingDoor extends DoorBase {
   readonly kind: "rotating";
   /** The shared secret (never logged). */
   readonly secret: Uint8Array;
+  /** Where the secret came from, when it was `secret_file` (for the permission check). */
+  readonly secretFile?: string;
   /** Candidate ports: `ports` minus `exclude`, ascending. */
   readonly candidates: readonly number[];
   /** Knocks per sequence. */

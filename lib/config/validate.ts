@@ -400,6 +400,7 @@ class Checker {
       ...common,
       kind: "rotating",
       secret,
+      secretFile: typeof d.secret_file === "string" ? d.secret_file : undefined,
       candidates,
       length,
       protocol,

@@ -1,0 +1,53 @@
+/**
+ * Files that hold secrets must not be readable by other users: a config with an inline
+ * `secret`, and every `secret_file`. Refused by `listen` and `knock` (with the chmod that
+ * fixes it), warned about by `code` and `check`; `--insecure-permissions` overrides (for
+ * containers whose volumes cannot carry modes).
+ * @module
+ */
+import type { Config } from "./types.ts";
+
+/** A file holding a secret that others can read. */
+export interface ExposedSecretFile {
+  /** The file. */
+  readonly path: string;
+  /** Its permission bits. */
+  readonly mode: number;
+}
+
+/**
+ * The files of `config` (read from `file`) that hold a secret and are readable or
+ * writable by group or others.
+ *
+ * @example
+ * ```ts ignore
+ * const exposed = await exposedSecretFiles("/etc/sesame/sesame.yaml", config);
+ * ```
+ */
+export async function exposedSecretFiles(
+  file: string,
+  config: Config,
+): Promise<ExposedSecretFile[]> {
+  const paths = new Set<string>();
+  for (const door of config.doors) {
+    if (door.kind !== "rotating") continue;
+    paths.add(door.secretFile ?? file);
+  }
+  const exposed: ExposedSecretFile[] = [];
+  for (const path of paths) {
+    const mode = (await Deno.stat(path).catch(() => undefined))?.mode;
+    if (mode !== undefined && mode !== null && (mode & 0o077) !== 0) {
+      exposed.push({ path, mode: mode & 0o777 });
+    }
+  }
+  return exposed;
+}
+
+/** One line per exposed file, with the command that fixes it. */
+export function describeExposed(exposed: readonly ExposedSecretFile[]): string {
+  return exposed.map((e) =>
+    `${e.path} holds a secret and other users can access it (mode ${
+      e.mode.toString(8).padStart(4, "0")
+    }): run chmod 600 ${e.path}`
+  ).join("\n");
+}
