@@ -5,10 +5,10 @@
  * a door, and stopping closes every door a command opened.
  * @module
  */
-import type { Config, Door } from "./config/types.ts";
+import type { Config, Door, RotatingDoor } from "./config/types.ts";
 import { codeForCounter } from "./code.ts";
 import { parseAddress } from "./address.ts";
-import { type Decision, KnockEngine } from "./engine.ts";
+import { type Decision, KnockEngine, SKEW_PROBE } from "./engine.ts";
 import { type DoorEvent, Doorkeeper } from "./actions/doorkeeper.ts";
 import { type CommandRunner, WorkerRunner } from "./actions/runner.ts";
 import { NftFirewall } from "./actions/nft.ts";
@@ -37,6 +37,7 @@ export type DaemonEvent =
     readonly counter: number;
   }
   | { readonly type: "scan"; readonly ip: string; readonly reason: "decoy" | "ports" }
+  | { readonly type: "skew"; readonly door: string; readonly ip: string; readonly periods: number }
   | { readonly type: "reloaded" }
   | { readonly type: "reload-failed"; readonly error: string };
 
@@ -306,7 +307,8 @@ export class Daemon {
       if (door.kind !== "rotating" || door.bindSource) return;
       const [lo, hi] = engine.window(door, now);
       const have = new Set(engine.installedCounters(i));
-      for (let c = lo; c <= hi + 1; c++) {
+      // The window, one ahead (ready at the boundary), and the counters followed to detect skew.
+      for (let c = lo - SKEW_PROBE; c <= hi + SKEW_PROBE + 1; c++) {
         const job = `${i}/${c}`;
         if (have.has(c) || this.#deriving.has(job)) continue;
         this.#deriving.add(job);
@@ -456,6 +458,22 @@ export class Daemon {
           until: new Date(d.until).toISOString(),
         });
         this.#emit({ type: "scan", ip: d.source, reason: d.reason });
+        continue;
+      }
+      if (d.kind === "skew") {
+        const door = d.door as RotatingDoor;
+        log.warning(
+          "door {door}: {ip} sent the code of {periods} period(s) {direction}: the clocks disagree by about {drift} (only ±{skew} period(s) are accepted). Not opened",
+          {
+            door: door.name,
+            ip: d.source,
+            periods: Math.abs(d.periods),
+            direction: d.periods > 0 ? "ahead" : "behind",
+            drift: formatDuration(Math.abs(d.periods) * door.periodMs),
+            skew: door.skew,
+          },
+        );
+        this.#emit({ type: "skew", door: door.name, ip: d.source, periods: d.periods });
         continue;
       }
       if (d.kind === "replay") {

@@ -51,6 +51,15 @@ export type Decision =
     readonly until: number;
   }
   | {
+    /** `source` completed the code of a counter outside the window: the clocks disagree. Nothing opens. */
+    readonly kind: "skew";
+    readonly door: Door;
+    readonly source: string;
+    readonly counter: number;
+    /** How many periods ahead (+) or behind (−) the knocker's clock is. */
+    readonly periods: number;
+  }
+  | {
     /** `source` completed a code that was already used: a replay. Nothing opens. */
     readonly kind: "replay";
     readonly door: Door;
@@ -84,6 +93,8 @@ interface SourceState {
 }
 
 const STATIC_COUNTER = -1;
+/** Counters beyond the window on each side followed only to detect clock skew. */
+export const SKEW_PROBE = 2;
 const BLOCK_KEY = /^(.+)\/<=(-?\d+)$/;
 const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
 
@@ -220,7 +231,7 @@ export class KnockEngine {
     const map = this.#sequences[doorIndex];
     map.set(counter, encodeSequence(knocks));
     const [lo] = this.window(door, now);
-    for (const c of map.keys()) if (c < lo) map.delete(c);
+    for (const c of map.keys()) if (c < lo - SKEW_PROBE) map.delete(c);
   }
 
   /** Counters whose sequence is installed for an unbound door (for tests and the start-up summary). */
@@ -321,12 +332,20 @@ export class KnockEngine {
         continue;
       }
       const [lo, hi] = this.window(door, now);
-      dropBelow(state.tracked, d, lo);
-      for (let c = lo; c <= hi; c++) {
+      // Unbound doors also follow the codes just outside the window, only to say when
+      // the clocks disagree: completing one of those opens nothing.
+      const probe = door.bindSource ? 0 : SKEW_PROBE;
+      dropBelow(state.tracked, d, lo - probe);
+      for (let c = lo - probe; c <= hi + probe; c++) {
         const seq = door.bindSource
           ? state.bound?.get(c * this.doors.length + d)
           : this.#sequences[d].get(c);
         if (!seq || !this.#step(state, d, c, seq, code, now, options)) continue;
+        if (c < lo || c > hi) {
+          const periods = c - Math.floor(now / door.periodMs);
+          (decisions ??= []).push({ kind: "skew", door, source, counter: c, periods });
+          continue;
+        }
         const key = usedKey(door, c, source);
         if (c <= this.#blockedThrough[d] || this.#used.has(key)) {
           (decisions ??= []).push({ kind: "replay", door, source, counter: c });

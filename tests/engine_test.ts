@@ -210,7 +210,7 @@ Deno.test("KnockEngine bounds memory: a flood of sources never grows past the ca
   assertEquals(engine.trackedSources, 0);
 });
 
-Deno.test("KnockEngine drops sequences of counters that left the window", async () => {
+Deno.test("KnockEngine drops sequences of counters that left the window (and the skew probes)", async () => {
   const { engine } = await engineAt(T0 + 1000);
   assertEquals(engine.installedCounters(0), [999, 1000, 1001, 1002]);
   const { doors } = config();
@@ -218,7 +218,25 @@ Deno.test("KnockEngine drops sequences of counters that left the window", async 
     0,
     1003,
     (await codeForCounter(doors[0] as RotatingDoor, 1003)).knocks,
-    T0 + 2 * PERIOD,
+    T0 + 4 * PERIOD,
   );
+  // Now counter 1004: the window is 1003…1005, and 1001, 1002 are still followed to detect skew.
   assertEquals(engine.installedCounters(0), [1001, 1002, 1003]);
+});
+
+Deno.test("KnockEngine: a code two periods off opens nothing and says the clocks disagree", async () => {
+  const { engine, doors } = await engineAt(T0 + 1000); // counter 1000, skew 1
+  engine.setSequence(0, 998, (await codeForCounter(doors[0], 998)).knocks, T0 + 1000);
+  const ahead = send(engine, "192.0.2.7", (await codeForCounter(doors[0], 1002)).knocks, T0 + 1000);
+  assertEquals(ahead.map((d) => [d.kind, "periods" in d ? d.periods : null]), [["skew", 2]]);
+  const behind = send(engine, "192.0.2.8", (await codeForCounter(doors[0], 998)).knocks, T0 + 2000);
+  assertEquals(behind.map((d) => [d.kind, "periods" in d ? d.periods : null]), [["skew", -2]]);
+  // Within skew it still opens.
+  const within = send(
+    engine,
+    "192.0.2.9",
+    (await codeForCounter(doors[0], 1001)).knocks,
+    T0 + 3000,
+  );
+  assertEquals(within.map((d) => d.kind), ["open"]);
 });

@@ -137,3 +137,35 @@ doors:
   p.kill("SIGTERM");
   await p.child.status;
 });
+
+Deno.test("listen process: a knock whose clock is two periods ahead is refused with a log line saying so", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(20);
+  const file = `${dir.path}/c.yaml`;
+  await writePrivate(
+    file,
+    `listen: { addresses: ["127.0.0.1"] }
+doors:
+  ssh:
+    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+    ports: "${base}-${base + 19}"
+    length: 3
+    period: 1h
+    open: { for: 5s, command: ["/usr/bin/touch", "${dir.path}/open-{door}-{ip}"] }
+`,
+  );
+  await using p = spawnListen(["-c", file]);
+  await p.waitForLog(/listening on/);
+  await sleep(600); // the first tick installs the skew probes
+  const { codeForCounter } = await import("../lib/code.ts");
+  const { parseConfig } = await import("../lib/config/load.ts");
+  const door = parseConfig(await Deno.readTextFile(file), file).doors[0];
+  const ahead = await codeForCounter(door, Math.floor(Date.now() / 3_600_000) + 2);
+  await knockAll("127.0.0.1", ahead.knocks, { localAddress: "127.0.0.2" });
+  await p.waitForLog(
+    /127\.0\.0\.2 sent the code of 2 period\(s\) ahead: the clocks disagree by about 2h/,
+  );
+  assertEquals(await exists(`${dir.path}/open-ssh-127.0.0.2`), false);
+  p.kill("SIGTERM");
+  await p.child.status;
+});
