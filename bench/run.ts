@@ -48,11 +48,6 @@ const PORTS = {
 const NS = `sesame-bench-${Deno.pid}`;
 const dec = new TextDecoder();
 
-if (Deno.uid() !== 0) {
-  console.error("bench: needs root (network namespace, nft, knockd's packet capture)");
-  Deno.exit(2);
-}
-
 async function run(argv: string[], input?: string): Promise<string> {
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
@@ -345,7 +340,12 @@ function summarise(
 
 const all: LevelResult[] = [];
 try {
-  await run(["ip", "netns", "add", NS]);
+  await run(["ip", "netns", "add", NS]).catch((e) => {
+    console.error(
+      `bench: needs root (network namespace, nft, knockd's packet capture): ${e.message}`,
+    );
+    Deno.exit(2);
+  });
   await run(inNs(["ip", "link", "set", "lo", "up"]));
   for (const [i, system] of systems.entries()) {
     console.error(`bench: ${system} ...`);

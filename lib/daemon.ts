@@ -187,7 +187,7 @@ export class Daemon {
     }
     await daemon.#save();
     await daemon.#refreshSequences();
-    daemon.#bind();
+    await daemon.#bind();
     daemon.#tick = setInterval(() => daemon.#onTick(), TICK_MS);
     return daemon;
   }
@@ -200,6 +200,23 @@ export class Daemon {
   /** Sources tracked now. */
   get trackedSources(): number {
     return this.#engine.trackedSources;
+  }
+
+  /** Counters since start: knocks heard, accept errors, sources tracked, scanners found, knocks ignored. */
+  stats(): {
+    knocks: number;
+    acceptErrors: number;
+    trackedSources: number;
+    scanners: number;
+    ignored: number;
+  } {
+    return {
+      knocks: this.#listeners.stats.knocks,
+      acceptErrors: this.#listeners.stats.acceptErrors,
+      trackedSources: this.#engine.trackedSources,
+      scanners: this.#engine.scannersDetected,
+      ignored: this.#engine.ignoredKnocks,
+    };
   }
 
   /** The doors open now. */
@@ -232,7 +249,7 @@ export class Daemon {
     this.#engine = newEngine(config, this.#engine.usedCodes());
     this.#pending.clear();
     await this.#refreshSequences();
-    this.#bind();
+    await this.#bind();
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
     this.#emit({ type: "reloaded" });
   }
@@ -247,7 +264,10 @@ export class Daemon {
         log.error("cannot save state: {error}", { error: (e as Error).message })
       );
       if (this.#ownsRunner) this.#runner.close();
-      log.info("stopped");
+      log.info(
+        "stopped: {knocks} knocks heard, {scanners} scanners ignored, {acceptErrors} accept errors",
+        this.stats(),
+      );
       this.#resolveStopped();
     })();
     return this.#stopping;
@@ -344,10 +364,10 @@ export class Daemon {
     return [...endpoints.values()];
   }
 
-  #bind(): void {
+  async #bind(): Promise<void> {
     let endpoints = this.#endpoints();
-    checkDescriptors(endpoints.length);
-    warnEphemeral(this.#config.doors);
+    await checkDescriptors(endpoints.length);
+    await warnEphemeral(this.#config.doors);
     let failures = this.#listeners.update(endpoints);
     // "::" fails everywhere when IPv6 is off: fall back to IPv4 alone.
     const v6 = failures.filter((f) => f.endpoint.hostname === "::");
@@ -546,8 +566,8 @@ function assertRunnable(config: Config): void {
   }
 }
 
-function checkDescriptors(sockets: number): void {
-  const limit = openFileLimit();
+async function checkDescriptors(sockets: number): Promise<void> {
+  const limit = await openFileLimit();
   if (limit && sockets + FD_MARGIN > limit.soft) {
     throw new ConfigError([{
       path: "doors",
@@ -560,8 +580,8 @@ function checkDescriptors(sockets: number): void {
   }
 }
 
-function warnEphemeral(doors: readonly Door[]): void {
-  const range = ephemeralPortRange();
+async function warnEphemeral(doors: readonly Door[]): Promise<void> {
+  const range = await ephemeralPortRange();
   if (!range) return;
   for (const door of doors) {
     const ports = [...door.pool.tcp, ...door.pool.udp];

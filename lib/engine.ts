@@ -75,16 +75,22 @@ export interface MissingSequence {
   readonly counter: number;
 }
 
-interface Tracked {
+/** One source's progress in one (door, counter): a Progress with its key, one object per entry. */
+interface Tracked extends Progress {
   door: number;
   counter: number;
-  progress: Progress;
+  position: number;
+  firstAt: number;
+  held: number;
+  heldAt: number;
 }
 
 interface SourceState {
+  /** Last knock, ms (the table's LRU order). */
+  lastSeen: number;
   tracked: Tracked[];
-  /** Distinct missed knocks (codes) since `seenSince`, for scanner detection. */
-  seen: number[];
+  /** Distinct missed knocks (codes) since `seenSince`, for scanner detection; made on the first miss. */
+  seen: number[] | null;
   seenSince: number;
   /** Knocks are ignored until then: a scanner's cool-down. */
   bannedUntil: number;
@@ -359,13 +365,14 @@ export class KnockEngine {
     // A knock that fits no sequence in the window is a miss. A knocker makes few; a sweep
     // over a pool makes one per port: too many distinct misses in a short time is a scan.
     if (this.#scan && !this.#hit) {
+      const seen = state.seen ??= [];
       if (now - state.seenSince > this.#scan.windowMs) {
-        state.seen.length = 0;
+        seen.length = 0;
         state.seenSince = now;
       }
-      if (!state.seen.includes(code)) {
-        state.seen.push(code);
-        if (state.seen.length > this.#scan.threshold) return this.#ban(state, source, now, "ports");
+      if (!seen.includes(code)) {
+        seen.push(code);
+        if (seen.length > this.#scan.threshold) return this.#ban(state, source, now, "ports");
       }
     }
     return decisions ?? NO_DECISIONS;
@@ -387,7 +394,7 @@ export class KnockEngine {
     const until = now + this.#scan!.cooldownMs;
     state.bannedUntil = until;
     state.tracked.length = 0;
-    state.seen.length = 0;
+    state.seen = null;
     this.#scanners++;
     return [{ kind: "scan", source, reason, until }];
   }
@@ -405,13 +412,18 @@ export class KnockEngine {
     const list = state.tracked;
     let i = 0;
     while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
-    const step = advance(i < list.length ? list[i].progress : undefined, seq, code, now, options);
+    const step = advance(i < list.length ? list[i] : undefined, seq, code, now, options);
     const progress = step.kind === "progress" || step.kind === "reset" ? step.progress : undefined;
     if (progress || step.kind === "complete") this.#hit = true;
     if (step.kind === "none") return false;
     if (progress) {
-      if (i < list.length) list[i].progress = progress;
-      else list.push({ door, counter, progress });
+      if (i < list.length) {
+        const t = list[i];
+        t.position = progress.position;
+        t.firstAt = progress.firstAt;
+        t.held = progress.held;
+        t.heldAt = progress.heldAt;
+      } else list.push({ door, counter, ...progress });
     } else if (i < list.length) {
       list[i] = list[list.length - 1];
       list.pop();
@@ -421,7 +433,7 @@ export class KnockEngine {
 }
 
 function newSource(): SourceState {
-  return { tracked: [], seen: [], seenSince: 0, bannedUntil: 0 };
+  return { lastSeen: 0, tracked: [], seen: null, seenSince: 0, bannedUntil: 0 };
 }
 
 function dropBelow(list: Tracked[], door: number, lo: number): void {

@@ -12,16 +12,17 @@
  * @example
  * ```ts
  * import { SourceTable } from "./sources.ts";
- * const table = new SourceTable<{ n: number }>(2);
- * table.touch("a", 0, () => ({ n: 0 }));
- * table.touch("b", 1, () => ({ n: 0 }));
- * table.touch("c", 2, () => ({ n: 0 })); // evicts "a"
+ * const table = new SourceTable<{ lastSeen: number }>(2);
+ * table.touch("a", 0, () => ({ lastSeen: 0 }));
+ * table.touch("b", 1, () => ({ lastSeen: 0 }));
+ * table.touch("c", 2, () => ({ lastSeen: 0 })); // evicts "a"
  * table.size; // 2
  * ```
  */
-export class SourceTable<T> {
+export class SourceTable<T extends { lastSeen: number }> {
   readonly #cap: number;
-  readonly #entries = new Map<string, { value: T; seen: number }>();
+  // The value itself carries lastSeen: no wrapper object per source (memory under floods).
+  readonly #entries = new Map<string, T>();
   #evicted = 0;
 
   /** @param cap Most entries held at once. */
@@ -47,9 +48,9 @@ export class SourceTable<T> {
     const found = this.#entries.get(key);
     if (found) {
       this.#entries.delete(key);
-      found.seen = now;
+      found.lastSeen = now;
       this.#entries.set(key, found);
-      return found.value;
+      return found;
     }
     if (this.#entries.size >= this.#cap) {
       const stalest = this.#entries.keys().next().value as string;
@@ -57,20 +58,21 @@ export class SourceTable<T> {
       this.#evicted++;
     }
     const value = create();
-    this.#entries.set(key, { value, seen: now });
+    value.lastSeen = now;
+    this.#entries.set(key, value);
     return value;
   }
 
   /** The entry for `key` without refreshing it. */
   peek(key: string): T | undefined {
-    return this.#entries.get(key)?.value;
+    return this.#entries.get(key);
   }
 
   /** Drops entries last touched before `cutoff`; returns how many. Stops at the first fresh one. */
   expire(cutoff: number): number {
     let dropped = 0;
     for (const [key, entry] of this.#entries) {
-      if (entry.seen >= cutoff) break;
+      if (entry.lastSeen >= cutoff) break;
       this.#entries.delete(key);
       dropped++;
     }

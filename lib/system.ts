@@ -1,30 +1,48 @@
 /**
  * Facts about the host the daemon reads at start: the file descriptor limit (Deno cannot
  * raise it) and the kernel's ephemeral port range (pool ports there collide with
- * outgoing connections).
+ * outgoing connections). Deno lets a program read /proc only with --allow-all, so these
+ * come from tiny child processes, which see the same limits and sysctls.
  * @module
  */
 
-/** The soft and hard RLIMIT_NOFILE, from /proc/self/limits; undefined where unreadable. */
-export function openFileLimit(text?: string): { soft: number; hard: number } | undefined {
+async function output(argv: string[]): Promise<string | undefined> {
   try {
-    const limits = text ?? Deno.readTextFileSync("/proc/self/limits");
-    const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(limits);
-    if (!m) return undefined;
-    const n = (v: string) => v === "unlimited" ? Infinity : Number(v);
-    return { soft: n(m[1]), hard: n(m[2]) };
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    })
+      .output();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** The kernel's ephemeral port range, from /proc; undefined where unreadable. */
-export function ephemeralPortRange(text?: string): [number, number] | undefined {
-  try {
-    const raw = text ?? Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range");
-    const [lo, hi] = raw.trim().split(/\s+/).map(Number);
-    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : undefined;
-  } catch {
-    return undefined;
-  }
+/** Parses `ulimit -Sn; ulimit -Hn` output. */
+export function parseLimits(text: string): { soft: number; hard: number } | undefined {
+  const [soft, hard] = text.trim().split(/\s+/).map((v) =>
+    v === "unlimited" ? Infinity : Number(v)
+  );
+  return Number.isFinite(soft) || soft === Infinity ? { soft, hard: hard ?? soft } : undefined;
+}
+
+/** The soft and hard RLIMIT_NOFILE of this process; undefined where they cannot be read. */
+export async function openFileLimit(): Promise<{ soft: number; hard: number } | undefined> {
+  const text = await output(["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"]);
+  return text === undefined ? undefined : parseLimits(text);
+}
+
+/** Parses net.ipv4.ip_local_port_range ("32768\t60999"). */
+export function parseRange(text: string): [number, number] | undefined {
+  const [lo, hi] = text.trim().split(/\s+/).map(Number);
+  return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : undefined;
+}
+
+/** The kernel's ephemeral port range; undefined where it cannot be read. */
+export async function ephemeralPortRange(): Promise<[number, number] | undefined> {
+  const text = await output(["/bin/cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
+  return text === undefined ? undefined : parseRange(text);
 }

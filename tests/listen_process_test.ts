@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { tempDir, writePrivate } from "./_cli.ts";
+import { ROOT, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, sleep } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 import type { Knock } from "../lib/sequence.ts";
@@ -166,6 +166,52 @@ doors:
     /127\.0\.0\.2 sent the code of 2 period\(s\) ahead: the clocks disagree by about 2h/,
   );
   assertEquals(await exists(`${dir.path}/open-ssh-127.0.0.2`), false);
+  p.kill("SIGTERM");
+  await p.child.status;
+});
+
+Deno.test("listen process: a pool too large for the open-file limit is refused with the LimitNOFILE it needs", async () => {
+  await using dir = await tempDir();
+  await writePrivate(
+    `${dir.path}/c.yaml`,
+    `listen: { addresses: ["127.0.0.1"] }\ndoors:\n  big:\n    sequence: [15000, 15100, 15199]\n    decoys: 0\n  pool:\n    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"\n    ports: "15000-15199"\n    open: { for: 5s }\n`
+      .replace(
+        "decoys: 0\n",
+        "decoys: 0\n    open: { for: 5s }\n",
+      ),
+  );
+  const out = await new Deno.Command("/bin/bash", {
+    args: [
+      "-c",
+      `ulimit -n 150; exec "$0" run -q -P --config=${ROOT}deno.json ${ROOT}cli.ts listen -c ${dir.path}/c.yaml`,
+      Deno.execPath(),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 1, stderr);
+  assertStringIncludes(stderr, "needs 200 sockets (+64 spare) but the open file limit is 150");
+  assertStringIncludes(stderr, "LimitNOFILE=");
+});
+
+Deno.test("listen process: a pool inside the kernel's ephemeral port range is warned about", async () => {
+  await using dir = await tempDir();
+  const { ephemeralPortRange } = await import("../lib/system.ts");
+  const range = (await ephemeralPortRange())!;
+  const base = range[0] + 1000 + Math.floor(Math.random() * 1000);
+  await writePrivate(
+    `${dir.path}/c.yaml`,
+    `listen: { addresses: ["127.0.0.1"] }\ndoors:\n  eph:\n    sequence: [${base}, ${
+      base + 3
+    }]\n    decoys: 0\n    open: { for: 5s }\n`,
+  );
+  await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+  await p.waitForLog(/listening on/);
+  assertStringIncludes(
+    p.log(),
+    `door eph: 2 pool ports lie in the kernel's ephemeral range ${range[0]}-${range[1]}`,
+  );
   p.kill("SIGTERM");
   await p.child.status;
 });
