@@ -18,7 +18,7 @@ import { type BindFailure, type Endpoint, ListenerSet } from "./net/listeners.ts
 import { emptyState, type OpenRecord, StateFile } from "./state.ts";
 import { logger } from "./log.ts";
 import { ephemeralPortRange, openFileLimit } from "./system.ts";
-import type { Protocol } from "./sequence.ts";
+import type { Knock, Protocol } from "./sequence.ts";
 import { formatDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -91,6 +91,10 @@ export class Daemon {
   #tick: ReturnType<typeof setInterval> | undefined;
   #deriving = new Set<string>();
   #stopping: Promise<void> | undefined;
+  /** Addresses listened on (after the IPv4 fallback). */
+  #addresses: readonly string[] = [];
+  /** Window-mode doors: the derived codes by counter, to know which ports to bind. */
+  #windowCodes = new Map<number, Map<number, readonly Knock[]>>();
   /** Per-knock debug lines cost nothing unless enabled: checked once at start. */
   readonly #debug = log.isEnabledFor("debug");
   #resolveStopped!: () => void;
@@ -248,6 +252,7 @@ export class Daemon {
     this.#config = config;
     this.#engine = newEngine(config, this.#engine.usedCodes());
     this.#pending.clear();
+    this.#windowCodes = new Map();
     await this.#refreshSequences();
     await this.#bind();
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
@@ -334,7 +339,14 @@ export class Daemon {
         this.#deriving.add(job);
         jobs.push(
           codeForCounter(door, c).then((code) => {
-            if (this.#engine === engine) engine.setSequence(i, c, code.knocks, this.#now());
+            if (this.#engine !== engine) return;
+            engine.setSequence(i, c, code.knocks, this.#now());
+            if (door.bind === "window") {
+              const codes = this.#windowCodes.get(i) ?? new Map<number, readonly Knock[]>();
+              this.#windowCodes.set(i, codes);
+              codes.set(c, code.knocks);
+              for (const old of codes.keys()) if (old < lo - SKEW_PROBE) codes.delete(old);
+            }
           }).finally(() => this.#deriving.delete(job)),
         );
       }
@@ -345,26 +357,55 @@ export class Daemon {
   #onTick(): void {
     const now = this.#now();
     this.#engine.sweep(now);
-    this.#refreshSequences().catch((e) =>
+    this.#refreshSequences().then(() => this.#rebindWindow()).catch((e) =>
       log.error("cannot derive sequences: {error}", { error: String(e) })
     );
   }
 
   #endpoints(): Endpoint[] {
     const endpoints = new Map<string, Endpoint>();
-    for (const hostname of this.#config.addresses) {
-      for (const door of this.#config.doors) {
+    const now = this.#now();
+    for (const hostname of this.#addresses) {
+      this.#config.doors.forEach((door, i) => {
+        if (door.kind === "rotating" && door.bind === "window") {
+          // Only the ports of the codes in the window, and of the next one (bound before its boundary).
+          const [lo, hi] = this.#engine.window(door, now);
+          for (const [counter, knocks] of this.#windowCodes.get(i) ?? []) {
+            if (counter < lo || counter > hi + 1) continue;
+            for (const { port, protocol } of knocks) {
+              endpoints.set(`${protocol}/${hostname}/${port}`, { hostname, port, protocol });
+            }
+          }
+          return;
+        }
         for (const protocol of ["tcp", "udp"] as const) {
           for (const port of door.pool[protocol]) {
             endpoints.set(`${protocol}/${hostname}/${port}`, { hostname, port, protocol });
           }
         }
-      }
+      });
     }
     return [...endpoints.values()];
   }
 
+  /** Window-mode doors: binds the ports of codes entering the window, releases those that left. */
+  #rebindWindow(): void {
+    if (!this.#config.doors.some((d) => d.kind === "rotating" && d.bind === "window")) return;
+    const failures = this.#listeners.update(this.#endpoints());
+    for (const f of failures) {
+      log.warning(
+        "cannot bind {port}/{protocol} for the window ({reason}): that code cannot be knocked",
+        {
+          port: f.endpoint.port,
+          protocol: f.endpoint.protocol,
+          reason: f.reason,
+        },
+      );
+    }
+  }
+
   async #bind(): Promise<void> {
+    this.#addresses = this.#config.addresses;
     let endpoints = this.#endpoints();
     await checkDescriptors(endpoints.length);
     await warnEphemeral(this.#config.doors);
@@ -377,7 +418,8 @@ export class Daemon {
       v6.every((f) => f.reason === "AddrNotAvailable" || f.reason === "Error")
     ) {
       log.warning("cannot listen on [::] (IPv6 off?): listening on 0.0.0.0 instead");
-      endpoints = endpoints.map((e) => e.hostname === "::" ? { ...e, hostname: "0.0.0.0" } : e);
+      this.#addresses = this.#addresses.map((a) => a === "::" ? "0.0.0.0" : a);
+      endpoints = this.#endpoints();
       failures = this.#listeners.update(endpoints);
     }
     for (const door of this.#config.doors) {
@@ -408,6 +450,12 @@ export class Daemon {
       },
     );
     for (const door of this.#config.doors) {
+      if (door.kind === "rotating" && door.bind === "window") {
+        log.warning(
+          "door {door}: its pool of {pool} ports is bound by window: only the ports of the codes in the window listen, re-bound every period. A port scan then narrows the code down to its {orderings} orderings",
+          { door: door.name, pool: door.candidates.length, orderings: factorial(door.length) },
+        );
+      }
       if (door.kind === "rotating") {
         const left = door.periodMs - (this.#now() % door.periodMs);
         log.info(
@@ -536,6 +584,10 @@ export class Daemon {
         }),
     );
   }
+}
+
+function factorial(n: number): number {
+  return n <= 1 ? 1 : n * factorial(n - 1);
 }
 
 function newEngine(config: Config, used: Iterable<[string, number]>): KnockEngine {

@@ -176,3 +176,26 @@ Deno.test("parseConfig() reads allow/deny lists and rejects malformed ones", () 
     "1:9 allow.0: must be an address or CIDR",
   );
 });
+
+Deno.test("parseConfig() binds pools over 4 096 ports by window, and refuses window with bind_source", () => {
+  const door = (body: string) => `doors:\n  d:\n    secret: "${SECRET}"\n${body}`;
+  const big = parseConfig(door('    ports: "10000-19999"\n'), "b.yaml").doors[0];
+  assert(big.kind === "rotating" && big.bind === "window");
+  const small = parseConfig(door('    ports: "10000-10999"\n'), "b.yaml").doors[0];
+  assert(small.kind === "rotating" && small.bind === "pool");
+  const forced =
+    parseConfig(door('    ports: "10000-10999"\n    bind: window\n'), "b.yaml").doors[0];
+  assert(forced.kind === "rotating" && forced.bind === "window");
+  assertStringIncludes(
+    errors(door('    ports: "10000-10999"\n    bind: window\n    bind_source: true\n'))[0],
+    "cannot work with bind_source",
+  );
+  assertStringIncludes(
+    errors(door('    ports: "10000-19999"\n    bind_source: true\n'))[0],
+    "at most 4096 ports",
+  );
+  assertStringIncludes(
+    errors(door('    ports: "10000-10999"\n    bind: all\n'))[0],
+    "must be pool or window",
+  );
+});

@@ -233,3 +233,52 @@ Deno.test("listen: the door closes after 'for', and a second open extends it ins
   ]);
   assertEquals(d.daemon.openDoors(), []);
 });
+
+Deno.test("listen: a pool too large to bind listens only on the window's codes, re-bound as it rotates", async () => {
+  const clock = new FakeClock(T0 + 5000); // counter 59 000 000
+  const poolBase = 10_000; // 10 000 ports: above 4 096, so window mode on its own
+  const big = `
+listen: { addresses: ["127.0.0.1"] }
+doors:
+  big:
+    secret: "${SECRET_B64}"
+    ports: "${poolBase}-${poolBase + 9999}"
+    length: 3
+    period: ${PERIOD_S}s
+    open: { for: 5s }
+`;
+  await using d = await startDaemon(big, { now: clock.now });
+  const ready = d.events.find((e) => e.type === "ready");
+  assert(
+    ready?.type === "ready" && ready.endpoints <= 12 && ready.endpoints >= 3,
+    `bound ${JSON.stringify(ready)}`,
+  );
+  const codeOf = (c: number) =>
+    asKnocks(referenceSequence({
+      secret: SECRET,
+      door: "big",
+      counter: BigInt(c),
+      candidates: Array.from({ length: 10_000 }, (_, i) => poolBase + i),
+      length: 3,
+      mode: "tcp",
+    }));
+  await knockAll("127.0.0.1", codeOf(59_000_000), { localAddress: "127.0.0.2" });
+  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.2");
+
+  clock.advance(PERIOD_S * 1000); // counter 59 000 001: the window is 59 000 000 … 59 000 002
+  await sleep(800); // a tick derives 59 000 003 and re-binds
+  await knockAll("127.0.0.1", codeOf(59_000_002), { localAddress: "127.0.0.3" });
+  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.3");
+  // A port only 58 999 999's code used has been released.
+  const kept = new Set(
+    [59_000_000, 59_000_001, 59_000_002, 59_000_003].flatMap((c) => codeOf(c).map((k) => k.port)),
+  );
+  const gone = codeOf(58_999_999).map((k) => k.port).find((p) => !kept.has(p))!;
+  const probe = await new Promise<string>((resolve) => {
+    Deno.connect({ hostname: "127.0.0.1", port: gone }).then((c) => {
+      c.close();
+      resolve("open");
+    }, (e) => resolve(e.name));
+  });
+  assertEquals(probe, "ConnectionRefused");
+});

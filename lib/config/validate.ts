@@ -38,6 +38,8 @@ export const DEFAULTS = {
   scanWindowMs: 2000,
   scanCooldownMs: 60_000,
   decoys: 2,
+  /** Pools larger than this bind only the ports of the codes in the window. */
+  maxPoolBind: 4096,
   sourcePrefix: { ipv4: 32, ipv6: 64 },
 } as const;
 
@@ -62,6 +64,7 @@ const DOOR_KEYS = [
   "skew",
   "bind_source",
   "source_prefix",
+  "bind",
   "sequence",
   "decoys",
   "sequence_timeout",
@@ -396,6 +399,20 @@ class Checker {
     if (!secret || !candidates) return undefined;
     const tcp = protocol === "udp" ? [] : candidates;
     const udp = protocol === "tcp" ? [] : candidates;
+    const bindSource = this.bool(d.bind_source, at("bind_source"), false);
+    let bind: "pool" | "window" = candidates.length > DEFAULTS.maxPoolBind ? "window" : "pool";
+    if (d.bind !== undefined) {
+      if (d.bind === "pool" || d.bind === "window") bind = d.bind;
+      else this.fail(at("bind"), `must be pool or window, received ${describe(d.bind)}`);
+    }
+    if (bind === "window" && bindSource) {
+      // Each source has its own codes: there is no one window of ports to bind.
+      this.fail(
+        at("bind"),
+        `"window" cannot work with bind_source: true (every source has its own code); use a pool of at most ${DEFAULTS.maxPoolBind} ports`,
+        d.bind === undefined,
+      );
+    }
     return {
       ...common,
       kind: "rotating",
@@ -406,7 +423,8 @@ class Checker {
       protocol,
       periodMs: this.duration(d.period, at("period"), DEFAULTS.periodMs, 1000, 366 * 86_400_000),
       skew: this.int(d.skew, at("skew"), DEFAULTS.skew, 0, 10),
-      bindSource: this.bool(d.bind_source, at("bind_source"), false),
+      bindSource,
+      bind,
       sourcePrefix: {
         ipv4: this.int(
           prefix.ipv4,
