@@ -4,7 +4,8 @@
  * Everything runs inside a network namespace this script creates (its own loopback,
  * 127.0.0.0/8), and every level is bounded in count and time. Systems:
  * - trivial: a listener that only records in-order sequences (the generator's ceiling),
- * - sesame-nft: sesame with the nftables backend, opens observed with `nft monitor`,
+ * - sesame-nft: sesame with the nftables backend (one long-lived `nft -i`), opens observed
+ *   with `nft monitor`; sesame-nft-batch: the same with an `nft -f` process per batch,
  * - sesame-cmd: sesame running a command per open (capped by process spawning),
  * - knockd: knockd 0.8 with the same command (its only path).
  * The command action is bench/record.sh, the same for both: it appends source and time.
@@ -36,7 +37,8 @@ const levels =
     const [rate, protocol = "tcp"] = l.split("/");
     return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
   });
-const systems = (args.values.systems ?? "trivial,sesame-nft,sesame-cmd,knockd").split(",");
+const systems = (args.values.systems ?? "trivial,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
+  .split(",");
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
 const gapMs = Number(args.values.gap ?? 10);
 const noiseRate = Number(args.values.noise ?? 0);
@@ -194,13 +196,15 @@ async function startSystem(system: string, dir: string): Promise<{
       },
     };
   }
-  const nft = system === "sesame-nft";
+  const nft = system.startsWith("sesame-nft");
   const action = nft
     ? "nft: { port: 9 }"
     : `command: ["${ROOT}bench/record.sh", "${record}", "{ip}"]`;
   await Deno.writeTextFile(
     `${dir}/sesame.yaml`,
-    `listen: { addresses: ["127.0.0.1"] }\ndoors:\n` +
+    `listen: { addresses: ["127.0.0.1"]${
+      system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
+    } }\ndoors:\n` +
       (["tcp", "udp"] as const).map((p) =>
         `  bench-${p}:\n    sequence: [${
           staticSeq(p)

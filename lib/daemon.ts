@@ -139,7 +139,7 @@ export class Daemon {
     // The doorkeeper and the state file call back into the daemon, which needs them to exist first.
     const ref: { daemon?: Daemon } = {};
     const firewalls = {
-      nft: new NftFirewall(runner, { now }),
+      nft: new NftFirewall(runner, { now, mode: config.nftMode }),
       iptables: new IptablesFirewall(runner, { now }),
     };
     const keeper = new Doorkeeper({
@@ -265,6 +265,7 @@ export class Daemon {
       clearInterval(this.#tick);
       this.#listeners.closeAll();
       await this.#keeper.closeAll();
+      await (this.#firewalls.nft as NftFirewall).shutdown();
       await this.#save().catch((e) =>
         log.error("cannot save state: {error}", { error: (e as Error).message })
       );
@@ -281,6 +282,7 @@ export class Daemon {
   /** Stops like a crash: listeners and timers end, nothing is closed or saved (tests). */
   abandon(): void {
     clearInterval(this.#tick);
+    void (this.#firewalls.nft as NftFirewall).shutdown();
     this.#listeners.closeAll();
     this.#keeper.abandon();
     if (this.#ownsRunner) this.#runner.close();

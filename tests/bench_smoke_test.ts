@@ -17,7 +17,7 @@ async function denoRun(args: string[]): Promise<Deno.CommandOutput> {
 }
 
 Deno.test({
-  name: "bench --smoke measures trivial, sesame-nft, sesame-cmd and knockd",
+  name: "bench --smoke measures trivial, sesame-nft (session and batch), sesame-cmd and knockd",
   ignore,
   async fn() {
     await using dir = await tempDir();
@@ -27,6 +27,7 @@ Deno.test({
     assertEquals(results.levels.map((l: { system: string }) => l.system), [
       "trivial",
       "sesame-nft",
+      "sesame-nft-batch",
       "sesame-cmd",
       "knockd",
     ]);

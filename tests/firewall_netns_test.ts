@@ -9,6 +9,8 @@ import { SECRET_B64, sleep } from "./_daemon.ts";
 import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
 import { eventually } from "./_process.ts";
 
+/** nft with its default long-lived `nft -i` session, nft with an `nft -f` per batch, iptables. */
+type Variant = "nft" | "nft-batch" | "iptables";
 type Backend = "nft" | "iptables";
 const ignore = {
   nft: !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft")),
@@ -17,8 +19,10 @@ const ignore = {
 const SERVICE = 2222;
 const FOR_S = 3;
 
-function serverConfig(dir: string, backend: Backend) {
-  return `listen: { addresses: ["::"] }
+function serverConfig(dir: string, variant: Variant) {
+  const backend = variant === "nft-batch" ? "nft" : variant;
+  const mode = variant === "nft-batch" ? ", nft_mode: batch" : "";
+  return `listen: { addresses: ["::"]${mode} }
 state_file: ${dir}/state.json
 doors:
   ssh:
@@ -74,20 +78,22 @@ async function rules(lab: Lab, backend: Backend): Promise<string> {
   return text;
 }
 
-for (const backend of ["nft", "iptables"] as const) {
+for (const variant of ["nft", "nft-batch", "iptables"] as const) {
+  const backend: Backend = variant === "iptables" ? "iptables" : "nft";
   Deno.test({
     name:
-      `${backend}: the door opens for the knocker only, closes after 'for', keeps live connections, and stays shut across SIGTERM and SIGKILL`,
+      `${variant}: the door opens for the knocker only, closes after 'for', keeps live connections, and stays shut across SIGTERM and SIGKILL`,
     ignore: ignore[backend],
-    fn: (t) => scenario(t, backend),
+    fn: (t) => scenario(t, variant),
   });
 }
 
-async function scenario(t: Deno.TestContext, backend: Backend) {
+async function scenario(t: Deno.TestContext, variant: Variant) {
+  const backend: Backend = variant === "iptables" ? "iptables" : "nft";
   {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    await writePrivate(`${dir.path}/server.yaml`, serverConfig(dir.path, backend));
+    await writePrivate(`${dir.path}/server.yaml`, serverConfig(dir.path, variant));
     await writePrivate(`${dir.path}/client.yaml`, CLIENT);
     const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
     assertEquals(await lines(service).next(), "ready");

@@ -12,10 +12,13 @@ import { nftSetBase } from "../config/validate.ts";
 import type { OpenRecord } from "../state.ts";
 import type { CommandRunner } from "./runner.ts";
 import { type Firewall, FirewallError } from "./firewall.ts";
+import { NftSession } from "./nft_session.ts";
 
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
 const TIMEOUT_MS = 10_000;
+/** Openings per nft -i line. */
+const SESSION_CHUNK = 64;
 /** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
 const MIN_TIMEOUT_MS = 1000;
 
@@ -114,13 +117,27 @@ export class NftFirewall implements Firewall {
   readonly #now: () => number;
   #queue: { record: OpenRecord; resolve: () => void; reject: (e: Error) => void }[] = [];
   #running = false;
+  readonly #session: NftSession | undefined;
   /** Transactions run so far (for the benchmark). */
   batches = 0;
 
-  constructor(runner: CommandRunner, options: { nftPath?: string; now?: () => number } = {}) {
+  /**
+   * @param options.mode `session` (default): openings go to one long-lived `nft -i`;
+   *   `batch`: each batch runs its own `nft -f -` (measured side by side in BENCHMARKS.md).
+   */
+  constructor(
+    runner: CommandRunner,
+    options: { nftPath?: string; now?: () => number; mode?: "session" | "batch" } = {},
+  ) {
     this.#runner = runner;
     this.#nft = options.nftPath ?? NFT_PATH;
     this.#now = options.now ?? Date.now;
+    this.#session = options.mode === "batch" ? undefined : new NftSession(this.#nft);
+  }
+
+  /** Ends the long-lived nft process, if any. */
+  async shutdown(): Promise<void> {
+    await this.#session?.close();
   }
 
   async apply(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
@@ -153,6 +170,20 @@ export class NftFirewall implements Firewall {
         } catch (e) {
           item.reject(e as Error);
         }
+      }
+      if (this.#session) {
+        // One line per chunk: a line is one transaction, and nft reads lines of bounded size.
+        for (let at = 0; at < good.length; at += SESSION_CHUNK) {
+          const chunk = good.slice(at, at + SESSION_CHUNK);
+          try {
+            await this.#session.run(chunk.flatMap((item) => elementLines(item.record, now)));
+            this.batches++;
+            for (const item of chunk) item.resolve();
+          } catch (e) {
+            for (const item of chunk) item.reject(e as Error);
+          }
+        }
+        continue;
       }
       try {
         if (lines.length > 0) await this.#run(lines.join("\n") + "\n");

@@ -121,6 +121,8 @@ export interface Config {
   /** Scanner detection: more than `threshold` distinct missed knocks within `windowMs`
    * (or any decoy) and a source is ignored for `cooldownMs`, on every door. */
   readonly scan: ScanPolicy;
+  /** How nft openings are sent: one long-lived `nft -i` (session) or an `nft -f` per batch. */
+  readonly nftMode: "session" | "batch";
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

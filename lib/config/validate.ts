@@ -46,6 +46,7 @@ export const DEFAULTS = {
 const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 const LISTEN_KEYS = [
+  "nft_mode",
   "addresses",
   "max_sources",
   "reorder_window",
@@ -293,6 +294,14 @@ class Checker {
         0,
         1000,
       ),
+      nftMode: listen.nft_mode === undefined
+        ? "session"
+        : listen.nft_mode === "session" || listen.nft_mode === "batch"
+        ? listen.nft_mode
+        : this.fail(
+          ["listen", "nft_mode"],
+          `must be session or batch, received ${describe(listen.nft_mode)}`,
+        ) ?? "session",
       scan: {
         // Distinct missed knocks (ports that fit no sequence in the window) a source may
         // make in the window: a knocker makes a few at most, a sweep one per pool port.
