@@ -17,7 +17,7 @@ import { NftSession } from "./nft_session.ts";
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
 const TIMEOUT_MS = 10_000;
-/** Openings per nft -i line. */
+/** Most openings sent as one nft -i line; a larger backlog goes to nft -f at once. */
 const SESSION_CHUNK = 64;
 /** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
 const MIN_TIMEOUT_MS = 1000;
@@ -122,8 +122,8 @@ export class NftFirewall implements Firewall {
   batches = 0;
 
   /**
-   * @param options.mode `session` (default): openings go to one long-lived `nft -i`;
-   *   `batch`: each batch runs its own `nft -f -` (measured side by side in BENCHMARKS.md).
+   * @param options.mode `session` (default): openings go to one long-lived `nft -i`, and a
+   *   backlog of more than 64 to one `nft -f -`; `batch`: every batch runs its own `nft -f -`.
    */
   constructor(
     runner: CommandRunner,
@@ -171,17 +171,15 @@ export class NftFirewall implements Firewall {
           item.reject(e as Error);
         }
       }
-      if (this.#session) {
-        // One line per chunk: a line is one transaction, and nft reads lines of bounded size.
-        for (let at = 0; at < good.length; at += SESSION_CHUNK) {
-          const chunk = good.slice(at, at + SESSION_CHUNK);
-          try {
-            await this.#session.run(chunk.flatMap((item) => elementLines(item.record, now)));
-            this.batches++;
-            for (const item of chunk) item.resolve();
-          } catch (e) {
-            for (const item of chunk) item.reject(e as Error);
-          }
+      // Few openings: one line to the running session (lowest latency). A backlog: one
+      // nft -f transaction for all of it (highest throughput; measured in BENCHMARKS.md).
+      if (this.#session && good.length > 0 && good.length <= SESSION_CHUNK) {
+        try {
+          await this.#session.run(lines);
+          this.batches++;
+          for (const item of good) item.resolve();
+        } catch (e) {
+          for (const item of good) item.reject(e as Error);
         }
         continue;
       }
