@@ -240,3 +240,14 @@ Deno.test("KnockEngine: a code two periods off opens nothing and says the clocks
   );
   assertEquals(within.map((d) => d.kind), ["open"]);
 });
+
+Deno.test("KnockEngine refuses a used code replayed in the next period, while it is still in the window", async () => {
+  const { engine, doors } = await engineAt(T0 + 1000);
+  const code = await codeForCounter(doors[0], 1000);
+  assertEquals(send(engine, "192.0.2.7", code.knocks, T0 + 1000).map((d) => d.kind), ["open"]);
+  engine.setSequence(0, 1003, (await codeForCounter(doors[0], 1003)).knocks, T0 + PERIOD + 1000);
+  // Counter 1001 now: 1000 is T−1, still accepted for an unused code, but this one is used.
+  assertEquals(send(engine, "198.51.100.9", code.knocks, T0 + PERIOD + 1000).map((d) => d.kind), [
+    "replay",
+  ]);
+});

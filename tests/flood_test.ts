@@ -81,3 +81,51 @@ Deno.test("flood: scanners' warnings are rate-limited in the log", async () => {
   await p.child.status;
   assert(/suppressed \d+ more/.test(p.log()), "the suppressed lines are summed up");
 });
+
+Deno.test("flood: a connection flood of reset probes does not stop the listeners", async () => {
+  const base = randomBase(20);
+  await using d = await startDaemon(`
+listen: { addresses: ["127.0.0.1"] }
+doors:
+  legacy:
+    sequence: [${base}, ${base + 5}, ${base + 10}]
+    open: { for: 5s }
+`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-q",
+      "-P",
+      `--config=${ROOT}deno.json`,
+      `${ROOT}tests/_connflood.ts`,
+      "127.0.0.1",
+      String(base + 5),
+      "6000",
+      "300",
+      "6",
+      "70",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await sleep(500);
+  await knockAll(
+    "127.0.0.1",
+    [base, base + 5, base + 10].map((port) => ({ port, protocol: "tcp" as const })),
+    {
+      localAddress: "127.0.0.2",
+    },
+  );
+  await d.waitFor((e) => e.type === "opened", 8000);
+  const made = Number(new TextDecoder().decode((await child.output()).stdout));
+  assert(made > 1000, `the flood made ${made} connections`);
+  // Still listening after the flood: another knock opens for another source.
+  await knockAll(
+    "127.0.0.1",
+    [base, base + 5, base + 10].map((port) => ({ port, protocol: "tcp" as const })),
+    {
+      localAddress: "127.0.0.3",
+    },
+  );
+  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.3", 5000);
+});

@@ -66,7 +66,11 @@ export function nftRuleset(
     "delete table inet sesame",
   ];
   if (guarded.length === 0) return lines.join("\n") + "\n";
-  lines.push("table inet sesame {");
+  lines.push(
+    "table inet sesame {",
+    "  # sesame checks its long-lived nft session with this set; it allows nothing",
+    "  set session_probe { type ipv4_addr; flags timeout; }",
+  );
   for (const door of guarded) {
     const { v4, v6 } = sets(door.name);
     lines.push(
@@ -142,6 +146,10 @@ export class NftFirewall implements Firewall {
 
   async apply(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     await this.#run(nftRuleset(doors, records, this.#now()));
+    // Start the session now (a no-op transaction), so the first opening does not pay for it.
+    if (this.#session && doors.some((d) => d.open?.nft)) {
+      await this.#session.run(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"]);
+    }
   }
 
   open(record: OpenRecord): Promise<void> {
