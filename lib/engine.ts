@@ -88,7 +88,8 @@ interface Tracked extends Progress {
 interface SourceState {
   /** Last knock, ms (the table's LRU order). */
   lastSeen: number;
-  tracked: Tracked[];
+  /** Progress per (door, counter); made on the first progress, dropped when empty (floods are mostly misses). */
+  tracked: Tracked[] | null;
   /** Distinct missed knocks (codes) since `seenSince`, for scanner detection; made on the first miss. */
   seen: number[] | null;
   seenSince: number;
@@ -103,6 +104,7 @@ const STATIC_COUNTER = -1;
 export const SKEW_PROBE = 2;
 const BLOCK_KEY = /^(.+)\/<=(-?\d+)$/;
 const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
+const NO_TRACKED: readonly Tracked[] = Object.freeze([]);
 
 /**
  * Decides, knock by knock, which doors open for whom.
@@ -341,7 +343,7 @@ export class KnockEngine {
       // Unbound doors also follow the codes just outside the window, only to say when
       // the clocks disagree: completing one of those opens nothing.
       const probe = door.bindSource ? 0 : SKEW_PROBE;
-      dropBelow(state.tracked, d, lo - probe);
+      if (state.tracked) dropBelow(state.tracked, d, lo - probe);
       for (let c = lo - probe; c <= hi + probe; c++) {
         const seq = door.bindSource
           ? state.bound?.get(c * this.doors.length + d)
@@ -365,12 +367,13 @@ export class KnockEngine {
     // A knock that fits no sequence in the window is a miss. A knocker makes few; a sweep
     // over a pool makes one per port: too many distinct misses in a short time is a scan.
     if (this.#scan && !this.#hit) {
-      const seen = state.seen ??= [];
       if (now - state.seenSince > this.#scan.windowMs) {
-        seen.length = 0;
+        state.seen = null;
         state.seenSince = now;
       }
-      if (!seen.includes(code)) {
+      const seen = state.seen;
+      if (!seen) state.seen = [code]; // a literal: no spare capacity per source
+      else if (!seen.includes(code)) {
         seen.push(code);
         if (seen.length > this.#scan.threshold) return this.#ban(state, source, now, "ports");
       }
@@ -393,7 +396,7 @@ export class KnockEngine {
   ): readonly Decision[] {
     const until = now + this.#scan!.cooldownMs;
     state.bannedUntil = until;
-    state.tracked.length = 0;
+    state.tracked = null;
     state.seen = null;
     this.#scanners++;
     return [{ kind: "scan", source, reason, until }];
@@ -409,7 +412,7 @@ export class KnockEngine {
     now: number,
     options: AdvanceOptions,
   ): boolean {
-    const list = state.tracked;
+    const list = state.tracked ?? NO_TRACKED;
     let i = 0;
     while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
     const step = advance(i < list.length ? list[i] : undefined, seq, code, now, options);
@@ -418,22 +421,29 @@ export class KnockEngine {
     if (step.kind === "none") return false;
     if (progress) {
       if (i < list.length) {
-        const t = list[i];
+        const t = state.tracked![i];
         t.position = progress.position;
         t.firstAt = progress.firstAt;
         t.held = progress.held;
         t.heldAt = progress.heldAt;
-      } else list.push({ door, counter, ...progress });
+      } else {
+        const entry = { door, counter, ...progress };
+        // An array literal holds exactly one element; push on [] would reserve 17 (memory per source).
+        if (state.tracked) state.tracked.push(entry);
+        else state.tracked = [entry];
+      }
     } else if (i < list.length) {
-      list[i] = list[list.length - 1];
-      list.pop();
+      const owned = state.tracked!; // i < length: the list is the source's own
+      owned[i] = owned[owned.length - 1];
+      owned.pop();
+      if (owned.length === 0) state.tracked = null;
     }
     return step.kind === "complete";
   }
 }
 
 function newSource(): SourceState {
-  return { lastSeen: 0, tracked: [], seen: null, seenSince: 0, bannedUntil: 0 };
+  return { lastSeen: 0, tracked: null, seen: null, seenSince: 0, bannedUntil: 0 };
 }
 
 function dropBelow(list: Tracked[], door: number, lo: number): void {
