@@ -69,7 +69,9 @@ SIGHUP reloads the config (a broken config is refused and the old one keeps runn
 Options:
   -c, --config FILE     the config file (YAML); every door needs "open"
   --log-level LEVEL     trace, debug (one line per knock), info (default), warning, error
-  --log-format FORMAT   text (default) or json (one object per line)`,
+  --log-format FORMAT   text (default) or json (one object per line)
+  --insecure-permissions  accept a config or secret_file that other users can read
+                        (refused by default, with the chmod that fixes it)`,
 
   knock: `Usage: sesame knock HOST --config FILE --door NAME [options] [--exec -- CMD ARGS...]
        sesame knock HOST PORT[:tcp|:udp] ... [-u] [-d MS] [options]
@@ -93,7 +95,8 @@ Options:
                          accepted; exit 1 if none is within --wait-timeout seconds (default 10)
   --json                 print a result object on stdout
   -v, --verbose          one line per knock on stderr (the default on a terminal)
-  --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code`,
+  --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code
+  --insecure-permissions accept a config or secret_file that other users can read`,
 
   demo: `Usage: sesame demo [--log-level LEVEL] [--log-format text|json]
 
