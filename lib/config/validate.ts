@@ -54,7 +54,8 @@ const LISTEN_KEYS = [
   "scan_window",
   "scan_cooldown",
 ];
-const DOOR_KEYS = [
+/** Keys only a rotating door takes (a static door, one with "sequence", refuses them). */
+const ROTATING_KEYS = [
   "secret",
   "secret_file",
   "ports",
@@ -66,6 +67,9 @@ const DOOR_KEYS = [
   "bind_source",
   "source_prefix",
   "bind",
+];
+const DOOR_KEYS = [
+  ...ROTATING_KEYS,
   "sequence",
   "decoys",
   "sequence_timeout",
@@ -359,21 +363,7 @@ class Checker {
       deny: this.cidrs(d.deny, at("deny")),
     };
     if (d.sequence !== undefined) {
-      for (
-        const key of [
-          "secret",
-          "secret_file",
-          "ports",
-          "exclude",
-          "length",
-          "protocol",
-          "period",
-          "skew",
-          "bind_source",
-          "source_prefix",
-        ]
-      ) {
-        // (decoys is a static door's key; rotating doors' pools need none)
+      for (const key of ROTATING_KEYS) {
         if (d[key] !== undefined) {
           this.fail(at(key), `a static door (one with "sequence") takes no "${key}"`, true);
         }
