@@ -412,12 +412,13 @@ export class Daemon {
     await checkDescriptors(endpoints.length);
     await warnEphemeral(this.#config.doors);
     let failures = this.#listeners.update(endpoints);
-    // "::" fails everywhere when IPv6 is off: fall back to IPv4 alone.
+    // "::" fails on every port when the kernel has no IPv6 (EAFNOSUPPORT and the like, not
+    // "in use" or "denied"): fall back to IPv4 alone.
     const v6 = failures.filter((f) => f.endpoint.hostname === "::");
     const v6Wanted = endpoints.filter((e) => e.hostname === "::").length;
     if (
       v6Wanted > 0 && v6.length === v6Wanted &&
-      v6.every((f) => f.reason === "AddrNotAvailable" || f.reason === "Error")
+      v6.every((f) => f.reason !== "AddrInUse" && f.reason !== "PermissionDenied")
     ) {
       log.warning("cannot listen on [::] (IPv6 off?): listening on 0.0.0.0 instead");
       this.#addresses = this.#addresses.map((a) => a === "::" ? "0.0.0.0" : a);

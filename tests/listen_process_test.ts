@@ -215,3 +215,31 @@ Deno.test("listen process: a pool inside the kernel's ephemeral port range is wa
   p.kill("SIGTERM");
   await p.child.status;
 });
+
+Deno.test("listen process: a pool port already in use is logged with the door it weakens, and the rest work", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(20);
+  using _taken = Deno.listen({ hostname: "127.0.0.1", port: base + 1 }); // someone else's service
+  await writePrivate(
+    `${dir.path}/c.yaml`,
+    `listen: { addresses: ["127.0.0.1"] }
+doors:
+  legacy:
+    sequence: [${base}, ${base + 5}, ${base + 10}]
+    open: { for: 5s, command: ["/usr/bin/touch", "${dir.path}/open-{door}-{ip}"] }
+`,
+  );
+  await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+  await p.waitForLog(/listening on/);
+  assertStringIncludes(
+    p.log(),
+    `door legacy: 1 of its ports could not be bound (AddrInUse): ${base + 1}/tcp`,
+  );
+  await knockAll("127.0.0.1", seq([base, base + 5, base + 10]), { localAddress: "127.0.0.2" });
+  assert(
+    await eventually(() => exists(`${dir.path}/open-legacy-127.0.0.2`)),
+    "the door still opens",
+  );
+  p.kill("SIGTERM");
+  await p.child.status;
+});
