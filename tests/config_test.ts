@@ -199,3 +199,11 @@ Deno.test("parseConfig() binds pools over 4 096 ports by window, and refuses win
     "must be pool or window",
   );
 });
+
+Deno.test("the example server and client configs validate (with their key file)", async () => {
+  for (const name of ["server.yaml", "client.yaml"]) {
+    const text = await Deno.readTextFile(new URL(`../examples/${name}`, import.meta.url));
+    const config = parseConfig(text, name, { readSecretFile: () => SECRET });
+    assertEquals(config.doors.map((d) => d.name), ["ssh"]);
+  }
+});

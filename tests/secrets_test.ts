@@ -145,3 +145,23 @@ Deno.test("secrets: listen and knock refuse files others can read, with the chmo
   ]);
   assertEquals(allowed.code, 0, allowed.stderr);
 });
+
+Deno.test("secret_file: relative to the config's directory, ~/ in the home directory", async () => {
+  await using dir = await tempDir();
+  await writePrivate(`${dir.path}/ssh.key`, SECRET + "\n");
+  await writePrivate(
+    `${dir.path}/c.yaml`,
+    `doors:\n  ssh: { secret_file: ssh.key, ports: "20000-20099" }\n`,
+  );
+  const relative = await runCli(["code", "-c", `${dir.path}/c.yaml`, "--door", "ssh", "--json"]);
+  assertEquals(relative.code, 0, relative.stderr);
+  await writePrivate(
+    `${dir.path}/h.yaml`,
+    `doors:\n  ssh: { secret_file: ~/ssh.key, ports: "20000-20099" }\n`,
+  );
+  const home = await runCli(["code", "-c", `${dir.path}/h.yaml`, "--door", "ssh", "--json"], {
+    env: { HOME: dir.path },
+  });
+  assertEquals(home.code, 0, home.stderr);
+  assertEquals(JSON.parse(home.stdout).knocks, JSON.parse(relative.stdout).knocks);
+});

@@ -98,7 +98,25 @@ export async function loadConfig(file: string): Promise<Config> {
       message: `cannot read config file ${JSON.stringify(file)}: ${errorText(e)}`,
     }]);
   }
-  return parseConfig(text, file, { readSecretFile: (path) => Deno.readTextFileSync(path) });
+  return parseConfig(text, file, {
+    readSecretFile: (path) => Deno.readTextFileSync(resolveSecretPath(path, file)),
+  });
+}
+
+/**
+ * Where a `secret_file` is: `~/` is the home directory, a relative path is relative to the
+ * config file's directory (so a config and its key can move together).
+ *
+ * @example
+ * ```ts ignore
+ * resolveSecretPath("ssh.key", "/etc/sesame/sesame.yaml"); // "/etc/sesame/ssh.key"
+ * ```
+ */
+export function resolveSecretPath(path: string, configFile: string): string {
+  if (path.startsWith("~/")) return `${Deno.env.get("HOME") ?? ""}${path.slice(1)}`;
+  if (path.startsWith("/")) return path;
+  const dir = configFile.includes("/") ? configFile.slice(0, configFile.lastIndexOf("/") + 1) : "";
+  return dir + path;
 }
 
 function errorText(e: unknown): string {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Config } from "./types.ts";
+import { resolveSecretPath } from "./load.ts";
 
 /** A file holding a secret that others can read. */
 export interface ExposedSecretFile {
@@ -31,7 +32,7 @@ export async function exposedSecretFiles(
   const paths = new Set<string>();
   for (const door of config.doors) {
     if (door.kind !== "rotating") continue;
-    paths.add(door.secretFile ?? file);
+    paths.add(door.secretFile ? resolveSecretPath(door.secretFile, file) : file);
   }
   const exposed: ExposedSecretFile[] = [];
   for (const path of paths) {
