@@ -282,3 +282,19 @@ doors:
   });
   assertEquals(probe, "ConnectionRefused");
 });
+
+Deno.test("listen: UDP datagrams to a TCP door's ports neither advance nor reset a source's progress", async () => {
+  const base = randomBase(100);
+  const clock = new FakeClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const good = code(base, "ssh", 59_000_000);
+  const forged = (port: number) =>
+    knockAll("127.0.0.1", [{ port, protocol: "udp" }], { localAddress: "127.0.0.2" });
+  await knockAll("127.0.0.1", good.slice(0, 2), { localAddress: "127.0.0.2", gap: 30 });
+  await forged(base + 7); // a forged datagram on a pool port, in the middle of the sequence
+  await forged(good[2].port); // and one on the next expected port
+  await sleep(30);
+  await knockAll("127.0.0.1", good.slice(2), { localAddress: "127.0.0.2", gap: 30 });
+  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.2");
+  assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
+});

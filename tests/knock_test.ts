@@ -181,3 +181,23 @@ Deno.test("sesame knock gives clear errors", async () => {
   assertEquals(nothing.code, 2);
   assertStringIncludes(nothing.stderr, "give a HOST");
 });
+
+Deno.test({
+  name:
+    "sesame knock: an unresolvable host is a clear error (resolved in a namespace with no route out)",
+  ignore: !Deno.env.get("CI") && Deno.uid() !== 0,
+  async fn() {
+    const { Lab } = await import("./_netns.ts");
+    await using lab = await Lab.create();
+    // The lab's namespaces reach nothing outside themselves: a DNS query cannot leave.
+    const out = await lab.exec(
+      "bystander",
+      lab.deno("cli.ts", "knock", "no-such-host.invalid", "7000"),
+    );
+    assertEquals(out.code, 2);
+    assertStringIncludes(
+      new TextDecoder().decode(out.stderr),
+      'cannot resolve "no-such-host.invalid"',
+    );
+  },
+});
