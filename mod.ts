@@ -18,6 +18,7 @@ export * from "./lib/config/load.ts";
 export type * from "./lib/config/types.ts";
 export {
   DEFAULTS,
+  type KeyPath,
   parseKnock,
   validateConfig,
   type ValidateOptions,
@@ -30,3 +31,11 @@ export * from "./lib/secret.ts";
 export * from "./lib/sequence.ts";
 export * from "./lib/sources.ts";
 export * from "./lib/tracker.ts";
+export * from "./lib/net/sender.ts";
+export { Daemon, type DaemonEvent, type DaemonOptions } from "./lib/daemon.ts";
+export type { FirewallGrant, OpenRecord, State } from "./lib/state.ts";
+export type { DoorEvent } from "./lib/actions/doorkeeper.ts";
+export type { BindFailure, Endpoint } from "./lib/net/listeners.ts";
+export type { CommandResult, CommandRunner } from "./lib/actions/runner.ts";
+export { nftRuleset } from "./lib/actions/nft.ts";
+export { type IptablesFamily, iptablesScript } from "./lib/actions/iptables.ts";

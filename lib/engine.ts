@@ -145,6 +145,11 @@ export class KnockEngine {
   /** Set by #step when the knock fitted some sequence: not a miss. */
   #hit = false;
 
+  /**
+   * Creates an engine for `doors` (in config order), with its limits and carried-over used codes.
+   * @param doors the doors.
+   * @param options caps, windows, lists, used codes.
+   */
   constructor(doors: readonly Door[], options: KnockEngineOptions = {}) {
     this.doors = doors;
     this.#table = new SourceTable(options.maxSources ?? 100_000);

@@ -49,6 +49,7 @@ export function formatIssue(issue: ConfigIssue): string {
 export class ConfigError extends Error {
   /** Every problem found. */
   readonly issues: readonly ConfigIssue[];
+  /** Creates the error from every problem found. @param issues the problems. */
   constructor(issues: readonly ConfigIssue[]) {
     super(issues.map(formatIssue).join("\n"));
     this.name = "ConfigError";
@@ -58,6 +59,7 @@ export class ConfigError extends Error {
 
 /** A command line that cannot be run: unknown flag, missing argument. Exit code 2. */
 export class UsageError extends Error {
+  /** Creates the error. @param message what is wrong, prefixed by the command. */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";
@@ -66,6 +68,7 @@ export class UsageError extends Error {
 
 /** The state file exists but cannot be trusted (corrupt, truncated, wrong version). */
 export class StateFileError extends Error {
+  /** Creates the error. @param message why the file cannot be trusted. @param options the cause. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StateFileError";

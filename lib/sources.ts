@@ -25,7 +25,7 @@ export class SourceTable<T extends { lastSeen: number }> {
   readonly #entries = new Map<string, T>();
   #evicted = 0;
 
-  /** @param cap Most entries held at once. */
+  /** Creates an empty table. @param cap Most entries held at once. */
   constructor(cap: number) {
     if (!Number.isInteger(cap) || cap < 1) {
       throw new RangeError(`cap must be a positive integer, received ${cap}`);

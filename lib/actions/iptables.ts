@@ -27,7 +27,8 @@ export interface IptablesPaths {
 
 const DEFAULT_PATHS: IptablesPaths = { v4: "/usr/sbin/iptables", v6: "/usr/sbin/ip6tables" };
 
-type Family = "v4" | "v6";
+/** The address family an iptables script is for: iptables (v4) or ip6tables (v6). */
+export type IptablesFamily = "v4" | "v6";
 
 /**
  * iptables' --datestop takes UTC seconds and still matches during that second: stop at
@@ -38,7 +39,7 @@ function datestop(until: number, now: number): string {
   return new Date(second * 1000).toISOString().slice(0, 19);
 }
 
-function familyOf(ip: string): Family {
+function familyOf(ip: string): IptablesFamily {
   const address = parseAddress(ip);
   if (!address || address.text !== ip) {
     throw new TypeError(`not a canonical address: ${JSON.stringify(ip)}`);
@@ -65,7 +66,7 @@ export function acceptRule(record: OpenRecord, now: number): string {
  * ```
  */
 export function iptablesScript(
-  family: Family,
+  family: IptablesFamily,
   doors: readonly Door[],
   records: readonly OpenRecord[],
   now: number,
@@ -108,13 +109,13 @@ export class IptablesFirewall implements Firewall {
   /** The ACCEPT rule installed per door and source, to extend or delete it exactly. */
   readonly #rules = new Map<string, string>();
   readonly #queues: Record<
-    Family,
+    IptablesFamily,
     { lines: string[]; done: { resolve: () => void; reject: (e: Error) => void }[] }
   > = {
     v4: { lines: [], done: [] },
     v6: { lines: [], done: [] },
   };
-  readonly #running: Record<Family, boolean> = { v4: false, v6: false };
+  readonly #running: Record<IptablesFamily, boolean> = { v4: false, v6: false };
 
   constructor(runner: CommandRunner, options: { paths?: IptablesPaths; now?: () => number } = {}) {
     this.#runner = runner;
@@ -162,7 +163,7 @@ export class IptablesFirewall implements Firewall {
     await this.#enqueue(familyOf(record.ip), [`-D ${CHAIN} ${rule}`]);
   }
 
-  #enqueue(family: Family, lines: string[]): Promise<void> {
+  #enqueue(family: IptablesFamily, lines: string[]): Promise<void> {
     return new Promise((resolve, reject) => {
       const q = this.#queues[family];
       q.lines.push(...lines);
@@ -171,7 +172,7 @@ export class IptablesFirewall implements Firewall {
     });
   }
 
-  async #drain(family: Family): Promise<void> {
+  async #drain(family: IptablesFamily): Promise<void> {
     this.#running[family] = true;
     const q = this.#queues[family];
     while (q.done.length > 0) {
@@ -187,7 +188,7 @@ export class IptablesFirewall implements Firewall {
     this.#running[family] = false;
   }
 
-  async #run(family: Family, script: string): Promise<void> {
+  async #run(family: IptablesFamily, script: string): Promise<void> {
     const tool = `${this.#paths[family]}-restore`;
     await this.#check(await this.#runner.run([tool, "-w", "--noflush"], TIMEOUT_MS, script), tool);
   }

@@ -40,7 +40,8 @@ export interface DoorPool {
   readonly udp: readonly number[];
 }
 
-interface DoorBase {
+/** What every door has. */
+export interface DoorBase {
   /** The door's name: letters, digits, `_` and `-`. */
   readonly name: string;
   /** Longest time from first to last knock, in ms. */
