@@ -344,7 +344,9 @@ export class KnockEngine {
         }
         continue;
       }
-      const [lo, hi] = this.window(door, now);
+      // The window inline: no [lo, hi] array per knock and door on the hot path.
+      const t = Math.floor(now / door.periodMs);
+      const lo = t - door.skew, hi = t + door.skew;
       // Unbound doors also follow the codes just outside the window, only to say when
       // the clocks disagree: completing one of those opens nothing.
       const probe = door.bindSource ? 0 : SKEW_PROBE;
@@ -355,7 +357,7 @@ export class KnockEngine {
           : this.#sequences[d].get(c);
         if (!seq || !this.#step(state, d, c, seq, code, now, options)) continue;
         if (c < lo || c > hi) {
-          const periods = c - Math.floor(now / door.periodMs);
+          const periods = c - t;
           (decisions ??= []).push({ kind: "skew", door, source, counter: c, periods });
           continue;
         }

@@ -33,3 +33,12 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
 export function writePrivate(path: string, text: string): Promise<void> {
   return Deno.writeTextFile(path, text, { mode: 0o600 });
 }
+
+/** Starts one of the project's scripts (tests/_flood.ts, ...) under the project's permission set. */
+export function spawnScript(file: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}${file}`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}

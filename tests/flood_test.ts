@@ -1,25 +1,16 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { ROOT, tempDir, writePrivate } from "./_cli.ts";
+import { spawnScript, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, sleep, startDaemon } from "./_daemon.ts";
 import { eventually, spawnListen } from "./_process.ts";
 
 function flood(port: string, count: number, seconds: number, subnet: number): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-q",
-      "-P",
-      `--config=${ROOT}deno.json`,
-      `${ROOT}tests/_flood.ts`,
-      "127.0.0.1",
-      port,
-      String(count),
-      String(seconds),
-      String(subnet),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return spawnScript("tests/_flood.ts", [
+    "127.0.0.1",
+    port,
+    String(count),
+    String(seconds),
+    String(subnet),
+  ]);
 }
 
 Deno.test("flood: 20 000 sources of wrong knocks stay under the source cap, and a real knock still opens", async () => {
@@ -91,23 +82,14 @@ doors:
     sequence: [${base}, ${base + 5}, ${base + 10}]
     open: { for: 5s }
 `);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-q",
-      "-P",
-      `--config=${ROOT}deno.json`,
-      `${ROOT}tests/_connflood.ts`,
-      "127.0.0.1",
-      String(base + 5),
-      "6000",
-      "300",
-      "6",
-      "70",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnScript("tests/_connflood.ts", [
+    "127.0.0.1",
+    String(base + 5),
+    "6000",
+    "300",
+    "6",
+    "70",
+  ]);
   await sleep(500);
   await knockAll(
     "127.0.0.1",
