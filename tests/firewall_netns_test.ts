@@ -232,12 +232,23 @@ async function scenario(t: Deno.TestContext, variant: Variant) {
       assertEquals(await lab.canConnect("bystander", ADDR.server.v6ToBystander, SERVICE), false);
     });
 
-    await t.step("SIGTERM leaves the port protected", async () => {
-      daemon.kill("SIGTERM");
-      assertEquals((await daemon.status).code, 0);
-      assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
-      assertEquals(await lab.canConnect("bystander", ADDR.server.v6ToBystander, SERVICE), false);
-      assertStringIncludes(await rules(lab, backend), backend === "nft" ? "drop" : "DROP");
-    });
+    await t.step(
+      "SIGTERM leaves the port protected, and the door still open keeps its time",
+      async () => {
+        daemon.kill("SIGTERM");
+        assertEquals((await daemon.status).code, 0);
+        assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
+        assertEquals(await lab.canConnect("bystander", ADDR.server.v6ToBystander, SERVICE), false);
+        assertStringIncludes(await rules(lab, backend), backend === "nft" ? "drop" : "DROP");
+        // The IPv6 door opened in the step before is within its time: the kernel keeps it,
+        // and the state file keeps it for the next start.
+        assert(
+          await lab.canConnect("knocker", ADDR.server.v6ToKnocker, SERVICE),
+          "still open for the knocker",
+        );
+        const state = JSON.parse(await Deno.readTextFile(`${dir.path}/state.json`));
+        assertEquals(state.open.map((r: { ip: string }) => r.ip), [ADDR.knocker.v6]);
+      },
+    );
   }
 }

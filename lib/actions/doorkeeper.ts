@@ -177,9 +177,19 @@ export class Doorkeeper {
     });
   }
 
-  /** Closes every open door now (shutdown: nothing stays open when sesame is not running). */
+  /**
+   * Shutdown: closes every door a command opened (nothing would close it while sesame is
+   * not running). Doors that only a firewall opened stay until their time, which the kernel
+   * enforces by itself (nft timeouts, iptables --datestop); they remain in {@link records}
+   * so the state file carries them to the next start.
+   */
   async closeAll(): Promise<void> {
-    await Promise.all([...this.#entries.values()].map((e) => this.#close(e)));
+    const closing: Promise<void>[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.record.firewall && !entry.record.close) clearTimeout(entry.timer);
+      else closing.push(this.#close(entry));
+    }
+    await Promise.all(closing);
     await Promise.all(this.#closing);
   }
 
