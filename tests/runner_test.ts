@@ -48,3 +48,29 @@ Deno.test("substitute() fills {ip} and {door} per argument and refuses non-canon
   assertThrows(() => substitute(["/x", "{ip}"], { ip: "::ffff:1.2.3.4", door: "ssh" }), TypeError);
   assertThrows(() => substitute(["/x", "{door}"], { ip: "1.2.3.4", door: "a b" }), TypeError);
 });
+
+Deno.test("WorkerRunner refuses commands beyond its queue cap instead of growing without bound", async () => {
+  const runner = new WorkerRunner(3);
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => runner.run(["/usr/bin/sleep", "0.2"], 5000)),
+    );
+    assertEquals(results.map((r) => r.code), [0, 0, 0, -1, -1]);
+    assert(results[4].error.includes("more than 3 commands waiting"), results[4].error);
+  } finally {
+    runner.close();
+  }
+});
+
+Deno.test("WorkerRunner never refuses an essential command (a close), even with a full queue", async () => {
+  const runner = new WorkerRunner(1);
+  try {
+    const [open, close] = await Promise.all([
+      runner.run(["/usr/bin/sleep", "0.2"], 5000),
+      runner.run(["/usr/bin/true"], 5000, undefined, true),
+    ]);
+    assertEquals([open.code, close.code], [0, 0]);
+  } finally {
+    runner.close();
+  }
+});

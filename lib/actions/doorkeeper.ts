@@ -225,7 +225,7 @@ export class Doorkeeper {
       await firewall?.close(record).catch((e) => error = (e as Error).message);
     }
     if (record.close) {
-      const result = await this.#runner.run(record.close, entry.timeoutMs);
+      const result = await this.#runner.run(record.close, entry.timeoutMs, undefined, true);
       if (result.code !== 0) error = describeFailure(result);
     }
     this.#onEvent({

@@ -17,8 +17,16 @@ export interface CommandResult {
 
 /** Something that runs argv with a time limit. */
 export interface CommandRunner {
-  /** Runs `argv` (argv[0] an absolute path), feeding it `input` on stdin; resolves when it ends or is killed. */
-  run(argv: readonly string[], timeoutMs: number, input?: string): Promise<CommandResult>;
+  /**
+   * Runs `argv` (argv[0] an absolute path), feeding it `input` on stdin; resolves when it
+   * ends or is killed. An `essential` command (a close) is never refused for a full queue.
+   */
+  run(
+    argv: readonly string[],
+    timeoutMs: number,
+    input?: string,
+    essential?: boolean,
+  ): Promise<CommandResult>;
   /** Stops the runner; commands in flight are left to finish on their own. */
   close(): void;
 }
@@ -81,6 +89,7 @@ interface Pending {
  */
 export class WorkerRunner implements CommandRunner {
   #worker: Worker | undefined;
+  readonly #maxQueued: number;
   readonly #pending = new Map<number, Pending>();
   #next = 0;
 
@@ -103,12 +112,32 @@ export class WorkerRunner implements CommandRunner {
     return worker;
   }
 
+  /** Creates a runner. @param maxQueued most commands waiting or running at once; more are refused. */
+  constructor(maxQueued = 1000) {
+    this.#maxQueued = maxQueued;
+  }
+
   /** Starts the worker now, so the first door does not wait for it (~30 ms). */
   warm(): void {
     this.#worker ??= this.#start();
   }
 
-  run(argv: readonly string[], timeoutMs: number, input?: string): Promise<CommandResult> {
+  run(
+    argv: readonly string[],
+    timeoutMs: number,
+    input?: string,
+    essential = false,
+  ): Promise<CommandResult> {
+    // A flood of openings must not queue commands without bound: refuse opens beyond the
+    // cap (the caller logs it, and a door whose command did not run stays shut). Closes are
+    // never refused: a door must not stay open because the queue was full.
+    if (!essential && this.#pending.size >= this.#maxQueued) {
+      return Promise.resolve({
+        code: -1,
+        timedOut: false,
+        error: `more than ${this.#maxQueued} commands waiting: refused`,
+      });
+    }
     this.#worker ??= this.#start();
     const id = this.#next++;
     return new Promise((resolve) => {
