@@ -32,12 +32,13 @@ const smoke = args.values.smoke === true;
 // Levels as RATE/PROTOCOL: TCP where the generator can offer it, UDP beyond (a UDP knock
 // costs the generator far less than a TCP handshake, and it runs on the same 2 cores).
 const levels =
-  (args.values.levels ?? (smoke ? "10/tcp" : "10/tcp,100/tcp,1000/tcp,5000/tcp,1000/udp,5000/udp")).split(
-    ",",
-  ).map((l) => {
-    const [rate, protocol = "tcp"] = l.split("/");
-    return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
-  });
+  (args.values.levels ?? (smoke ? "10/tcp" : "10/tcp,100/tcp,1000/tcp,5000/tcp,1000/udp,5000/udp"))
+    .split(
+      ",",
+    ).map((l) => {
+      const [rate, protocol = "tcp"] = l.split("/");
+      return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
+    });
 const systems = (args.values.systems ?? "trivial,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
   .split(",");
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
