@@ -4,8 +4,7 @@
  * @module
  */
 import { parseAddress } from "../address.ts";
-
-const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+import { DOOR_NAME } from "../config/validate.ts";
 
 /**
  * Returns `argv` with `{ip}` and `{door}` replaced; refuses values that are not a

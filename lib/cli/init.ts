@@ -4,11 +4,10 @@
  * @module
  */
 import { parseConfig } from "../config/load.ts";
+import { DOOR_NAME } from "../config/validate.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { parseFlags, stringFlag } from "./args.ts";
-
-const DOOR = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 
 /** The starter server config. */
 export function serverTemplate(
@@ -78,7 +77,9 @@ export async function init(args: string[]): Promise<number> {
   const port = Number(stringFlag(parsed, "protect", "init") ?? "22");
   const backend = stringFlag(parsed, "backend", "init") ?? "nft";
   const host = stringFlag(parsed, "host", "init") ?? "SERVER";
-  if (!DOOR.test(door)) throw new UsageError(`init: --door must be letters, digits, "_" or "-"`);
+  if (!DOOR_NAME.test(door)) {
+    throw new UsageError(`init: --door must be letters, digits, "_" or "-"`);
+  }
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new UsageError(`init: --protect must be a port 1–65535`);
   }

@@ -43,7 +43,8 @@ export const DEFAULTS = {
   sourcePrefix: { ipv4: 32, ipv6: 64 },
 } as const;
 
-const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+/** What a door name may be: safe as an argv value, a log field and (with "-" as "_") an nft name. */
+export const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 const LISTEN_KEYS = [
   "nft_mode",
