@@ -109,7 +109,8 @@ export class Doorkeeper {
 
   /**
    * Records that `door` opens for `ip` now. `fresh` is false when it was open already:
-   * its time is extended and no open command needs to run again.
+   * its time is extended and no open command needs to run again. The caller saves the
+   * state before {@link runOpen} (commit, then act), so no save is requested here.
    */
   plan(door: Door, ip: string): { record: OpenRecord; fresh: boolean } {
     const open = door.open!;
@@ -119,7 +120,6 @@ export class Doorkeeper {
     if (found) {
       found.record.until = Math.max(found.record.until, until);
       this.#schedule(found);
-      this.#onChange();
       return { record: found.record, fresh: false };
     }
     const close = open.closeCommand ? substitute(open.closeCommand, { ip, door: door.name }) : null;
@@ -138,7 +138,6 @@ export class Doorkeeper {
     };
     this.#entries.set(k, entry);
     this.#schedule(entry);
-    this.#onChange();
     return { record: entry.record, fresh: true };
   }
 
