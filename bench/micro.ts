@@ -3,10 +3,10 @@
  * knock in the engine, and the start-up time of a daemon with a 4 096-port TCP and a
  * 4 096-port UDP pool on 127.0.0.1. Needs no root. `--smoke` shrinks everything.
  */
-import { KnockEngine } from "../lib/engine.ts";
+import { KnockEngine } from "../lib/engine/engine.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { codeForCounter } from "../lib/code.ts";
-import { Daemon } from "../lib/daemon.ts";
+import { Daemon } from "../lib/daemon/daemon.ts";
 import type { CommandRunner } from "../lib/actions/runner.ts";
 
 const smoke = Deno.args.includes("--smoke");
@@ -90,6 +90,9 @@ const rows: string[] = [];
   );
   const runner: CommandRunner = {
     run: () => Promise.resolve({ code: 0, timedOut: false, error: "" }),
+    spawn: () => {
+      throw new Error("no sessions in the benchmark");
+    },
     close() {},
   };
   gc();
@@ -99,7 +102,7 @@ const rows: string[] = [];
   const daemon = await Daemon.start({
     config,
     runner,
-    onEvent: (e) => e.type === "ready" && (failures = e.failures.length),
+    onEvent: (e) => e.kind === "ready" && (failures = e.failures.length),
   });
   const ms = performance.now() - t;
   const rss = Deno.memoryUsage().rss - before;

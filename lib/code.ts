@@ -5,13 +5,8 @@
  */
 import type { Address } from "./address.ts";
 import type { Door, RotatingDoor } from "./config/types.ts";
-import {
-  type BoundSource,
-  counterAt,
-  deriveSequence,
-  importSecret,
-  type Knock,
-} from "./sequence.ts";
+import type { Knock } from "./knock.ts";
+import { type BoundSource, counterAt, deriveSequence, importSecret } from "./sequence.ts";
 
 /** A door's code for one counter. */
 export interface DoorCode {
@@ -55,9 +50,15 @@ export function boundSource(
  * The code of `door` for `counter` (rotating) or its fixed sequence (static).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { codeForCounter } from "./code.ts";
- * const code = await codeForCounter(door, 56666666);
+ * import { validateConfig } from "./config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+ * const { doors } = validateConfig({ doors: { ssh: { secret, ports: "20000-20099", length: 3 } } });
+ * const code = await codeForCounter(doors[0], 56666666);
+ * assertEquals(code.knocks.length, 3);
+ * assertEquals(code.validFrom, 56666666 * 30_000);
  * ```
  */
 export async function codeForCounter(
@@ -93,31 +94,17 @@ export async function codeForCounter(
  * The code of `door` in force at `atMs`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { codeAt } from "./code.ts";
- * const { knocks } = await codeAt(door, Date.now());
+ * import { validateConfig } from "./config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000, 8000] } } });
+ * const { knocks, counter } = await codeAt(doors[0], Date.now());
+ * assertEquals(knocks.length, 2);
+ * assertEquals(counter, null); // a static door does not rotate
  * ```
  */
 export function codeAt(door: Door, atMs: number, from?: Address): Promise<DoorCode> {
   const counter = door.kind === "rotating" ? counterAt(atMs, door.periodMs) : 0;
   return codeForCounter(door, counter, from);
-}
-
-/**
- * The counter a client should knock with so the whole sequence, sent from `startMs` and
- * lasting `durationMs`, stays inside the server's acceptance window T−skew … T+skew.
- * Near the end of a period the next counter is the safer choice when skew allows it.
- *
- * @example
- * ```ts ignore
- * import { counterForKnock } from "./code.ts";
- * counterForKnock(door, Date.now(), 2000);
- * ```
- */
-export function counterForKnock(door: RotatingDoor, startMs: number, durationMs: number): number {
-  const now = counterAt(startMs, door.periodMs);
-  const end = counterAt(startMs + durationMs, door.periodMs);
-  // The server judges each knock by its own clock: the code must be acceptable from the
-  // first knock to the last, so take the later counter when the knocks straddle a boundary.
-  return end > now && door.skew >= end - now ? end : now;
 }

@@ -74,3 +74,12 @@ export class StateFileError extends Error {
     this.name = "StateFileError";
   }
 }
+
+/** The firewall tool failed (nft, iptables-restore); the message carries its stderr. */
+export class FirewallError extends Error {
+  /** Creates the error. @param message what failed, with the tool's own words. */
+  constructor(message: string) {
+    super(message);
+    this.name = "FirewallError";
+  }
+}

@@ -15,7 +15,6 @@ import {
   type Logger,
   type LogLevel,
   type LogRecord,
-  reset,
 } from "@logtape/logtape";
 
 /** Log output formats. */
@@ -44,10 +43,11 @@ export function isLogLevel(level: string): level is LogLevel {
  * Configures logging for the process (replacing any earlier configuration).
  *
  * @example
- * ```ts ignore
- * import { logger, setupLogging } from "./log.ts";
- * await setupLogging({ level: "debug", format: "json" });
- * logger("daemon").info("ready");
+ * ```ts
+ * import { flushLogging, logger, setupLogging } from "./log.ts";
+ * await setupLogging({ level: "warning", format: "json" });
+ * logger("daemon").info("not written: below the level");
+ * await flushLogging();
  * ```
  */
 export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
@@ -89,18 +89,14 @@ export async function flushLogging(): Promise<void> {
   await dispose();
 }
 
-/** Drops the logging configuration (tests; the end of a run). */
-export async function resetLogging(): Promise<void> {
-  await reset();
-}
-
 /**
  * The logger of a part of sesame, e.g. `logger("daemon")`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { logger } from "./log.ts";
- * logger("daemon").warn("cannot bind {port}", { port: 7000 });
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(logger("daemon").category, ["sesame", "daemon"]);
  * ```
  */
 export function logger(part: string): Logger {

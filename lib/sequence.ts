@@ -6,19 +6,7 @@
  */
 import type { Address } from "./address.ts";
 import { maskBytes } from "./address.ts";
-
-/** A transport protocol a knock travels on. */
-export type Protocol = "tcp" | "udp";
-/** The protocols a rotating door's knocks use: all TCP, all UDP, or chosen per knock. */
-export type ProtocolMode = Protocol | "mixed";
-
-/** One knock: a port and the protocol it arrives on. */
-export interface Knock {
-  /** Port, 1–65535. */
-  readonly port: number;
-  /** Transport protocol. */
-  readonly protocol: Protocol;
-}
+import type { Knock, Protocol, ProtocolMode } from "./knock.ts";
 
 /** What a sequence is derived from, besides the secret and counter. */
 export interface SequenceSpec {

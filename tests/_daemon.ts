@@ -1,9 +1,9 @@
 /** Helpers for tests that run a real daemon on loopback. */
-import type { CommandResult, CommandRunner } from "../lib/actions/runner.ts";
+import type { CommandResult, CommandRunner, Session } from "../lib/actions/runner.ts";
 import { parseConfig } from "../lib/config/load.ts";
-import { Daemon, type DaemonEvent } from "../lib/daemon.ts";
+import { Daemon, type DaemonEvent } from "../lib/daemon/daemon.ts";
 import { sendKnock } from "../lib/net/sender.ts";
-import type { Knock } from "../lib/sequence.ts";
+import type { Knock } from "../lib/knock.ts";
 
 export const SECRET_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 export const SECRET = Uint8Array.from({ length: 32 }, (_, i) => i);
@@ -22,6 +22,9 @@ export class RecordingRunner implements CommandRunner {
     this.runs.push([...argv]);
     this.inputs.push(input);
     return Promise.resolve({ code: this.code, timedOut: false, error: "" });
+  }
+  spawn(_argv: readonly string[]): Session {
+    throw new Error("RecordingRunner starts no sessions");
   }
   close(): void {}
 }

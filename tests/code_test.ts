@@ -1,5 +1,5 @@
 import { assertEquals } from "./_assert.ts";
-import { counterForKnock } from "../lib/code.ts";
+import { counterForKnock } from "../lib/window.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import type { RotatingDoor } from "../lib/config/types.ts";
 

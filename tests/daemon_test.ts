@@ -11,8 +11,8 @@ import {
 } from "./_daemon.ts";
 import { referenceSequence } from "./_reference.ts";
 import { tempDir } from "./_cli.ts";
-import type { DaemonEvent } from "../lib/daemon.ts";
-import type { Knock } from "../lib/sequence.ts";
+import type { DaemonEvent } from "../lib/daemon/daemon.ts";
+import type { Knock } from "../lib/knock.ts";
 
 const PERIOD_S = 30;
 const T0 = 59_000_000 * PERIOD_S * 1000; // start of counter 59 000 000 (late 2026)
@@ -73,8 +73,8 @@ function code(
 }
 
 const opened = (events: DaemonEvent[]) =>
-  events.filter((e) => e.type === "opened").map((e) =>
-    `${(e as { door: string }).door} ${(e as { ip: string }).ip}`
+  events.filter((e) => e.kind === "opened").map((e) =>
+    `${(e as { door: string }).door} ${(e as { source: string }).source}`
   );
 
 Deno.test("listen: a correct sequence opens the door for that source only", async () => {
@@ -82,11 +82,11 @@ Deno.test("listen: a correct sequence opens the door for that source only", asyn
   const clock = new FakeClock(T0 + 5000);
   await using d = await startDaemon(yaml(base), { now: clock.now });
   await knockAll("127.0.0.1", code(base, "ssh", 59_000_000), { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.type === "opened");
+  await d.waitFor((e) => e.kind === "opened");
   await sleep(100);
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
   assertEquals(d.runner.runs, [["/sbin/allow", "127.0.0.2", "ssh"]]);
-  assertEquals(d.daemon.openDoors().map((r) => [r.door, r.ip, r.close]), [["ssh", "127.0.0.2", [
+  assertEquals(d.daemon.openDoors().map((r) => [r.door, r.source, r.close]), [["ssh", "127.0.0.2", [
     "/sbin/deny",
     "127.0.0.2",
     "ssh",
@@ -123,7 +123,7 @@ Deno.test("listen: wrong order, wrong protocol, a stray knock and a timeout open
   assertEquals(d.runner.runs, []);
   // The same daemon still opens for a correct knock: the refusals above were not a broken daemon.
   await knockAll("127.0.0.1", good, { localAddress: "127.0.0.7" });
-  await d.waitFor((e) => e.type === "opened");
+  await d.waitFor((e) => e.kind === "opened");
   assertEquals(opened(d.events), ["ssh 127.0.0.7"]);
 });
 
@@ -136,16 +136,16 @@ Deno.test("listen: a used code replayed from another source is refused, also aft
   {
     await using d = await startDaemon(config, { now: clock.now });
     await knockAll("127.0.0.1", good, { localAddress: "127.0.0.2" });
-    await d.waitFor((e) => e.type === "opened");
+    await d.waitFor((e) => e.kind === "opened");
     await knockAll("127.0.0.1", good, { localAddress: "127.0.0.3" });
-    await d.waitFor((e) => e.type === "replay");
+    await d.waitFor((e) => e.kind === "replay");
     assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
   }
   clock.advance(1000);
   await using again = await startDaemon(config, { now: clock.now });
   await knockAll("127.0.0.1", good, { localAddress: "127.0.0.4" });
-  const replay = await again.waitFor((e) => e.type === "replay");
-  assertEquals(replay, { type: "replay", door: "ssh", ip: "127.0.0.4", counter: 59_000_000 });
+  const replay = await again.waitFor((e) => e.kind === "replay");
+  assertEquals(replay, { kind: "replay", door: "ssh", source: "127.0.0.4", counter: 59_000_000 });
   assertEquals(opened(again.events), []);
 });
 
@@ -154,14 +154,14 @@ Deno.test("listen: the previous period's code works within skew and not after", 
   const clock = new FakeClock(T0 + 5000); // counter 59 000 000: window 58 999 999 … 59 000 001
   await using d = await startDaemon(yaml(base), { now: clock.now });
   await knockAll("127.0.0.1", code(base, "ssh", 58_999_999), { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.type === "opened");
+  await d.waitFor((e) => e.kind === "opened");
   clock.advance(PERIOD_S * 1000); // counter 59 000 001: window 59 000 000 … 59 000 002
   await sleep(700); // a daemon tick installs the new window
   await knockAll("127.0.0.1", code(base, "ssh", 58_999_999), { localAddress: "127.0.0.3" });
   await sleep(200);
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
   await knockAll("127.0.0.1", code(base, "ssh", 59_000_002), { localAddress: "127.0.0.4" });
-  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.4");
+  await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.4");
   assertEquals(opened(d.events), ["ssh 127.0.0.2", "ssh 127.0.0.4"]);
 });
 
@@ -175,8 +175,8 @@ Deno.test("listen: interleaved sources both succeed, over IPv4 and IPv6", async 
     knockAll("127.0.0.1", a, { localAddress: "127.0.0.2", gap: 30 }),
     knockAll("::1", b, { gap: 30 }),
   ]);
-  await d.waitFor((e) => e.type === "opened" && e.ip === "::1");
-  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.2");
+  await d.waitFor((e) => e.kind === "opened" && e.source === "::1");
+  await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.2");
   assertEquals(opened(d.events).sort(), ["ssh 127.0.0.2", "ssh ::1"]);
 });
 
@@ -185,7 +185,7 @@ Deno.test("listen: mixed-protocol, bind_source and static doors open over real s
   const clock = new FakeClock(T0 + 5000);
   await using d = await startDaemon(yaml(base), { now: clock.now });
   await knockAll("127.0.0.1", code(base, "mixed", 59_000_000), { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.type === "opened" && e.door === "mixed");
+  await d.waitFor((e) => e.kind === "opened" && e.door === "mixed");
   // A bound code works only from its own address.
   await knockAll("127.0.0.1", code(base, "near", 59_000_000, "127.0.0.9"), {
     localAddress: "127.0.0.3",
@@ -193,14 +193,14 @@ Deno.test("listen: mixed-protocol, bind_source and static doors open over real s
   await knockAll("127.0.0.1", code(base, "near", 59_000_000, "127.0.0.4"), {
     localAddress: "127.0.0.4",
   });
-  await d.waitFor((e) => e.type === "opened" && e.door === "near");
+  await d.waitFor((e) => e.kind === "opened" && e.door === "near");
   await knockAll("127.0.0.1", [{ port: base + 90, protocol: "tcp" }, {
     port: base + 91,
     protocol: "udp",
   }, { port: base + 92, protocol: "tcp" }], {
     localAddress: "127.0.0.5",
   });
-  await d.waitFor((e) => e.type === "opened" && e.door === "legacy");
+  await d.waitFor((e) => e.kind === "opened" && e.door === "legacy");
   await sleep(200);
   assertEquals(opened(d.events), ["mixed 127.0.0.2", "near 127.0.0.4", "legacy 127.0.0.5"]);
 });
@@ -214,19 +214,19 @@ Deno.test("listen: the door closes after 'for', and a second open extends it ins
   }, { port: base + 92, protocol: "tcp" }];
   const start = Date.now();
   await knockAll("127.0.0.1", legacy, { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.type === "opened");
+  await d.waitFor((e) => e.kind === "opened");
   await sleep(400);
   await knockAll("127.0.0.1", legacy, { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.type === "extended");
+  await d.waitFor((e) => e.kind === "extended");
   assertEquals(d.daemon.openDoors().length, 1);
-  const closed = await d.waitFor((e) => e.type === "closed", 3000);
+  const closed = await d.waitFor((e) => e.kind === "closed", 3000);
   const took = Date.now() - start;
   assert(
     took >= 1400 && took < 2500,
     `closed after ${took} ms, wanted ~1.4 s (extended by the second knock)`,
   );
-  assertEquals(closed.type === "closed" && closed.ip, "127.0.0.2");
-  assertEquals(d.events.map((e) => e.type).filter((t) => t !== "ready"), [
+  assertEquals(closed.kind === "closed" && closed.source, "127.0.0.2");
+  assertEquals(d.events.map((e) => e.kind).filter((t) => t !== "ready"), [
     "opened",
     "extended",
     "closed",
@@ -248,9 +248,9 @@ doors:
     open: { for: 5s }
 `;
   await using d = await startDaemon(big, { now: clock.now });
-  const ready = d.events.find((e) => e.type === "ready");
+  const ready = d.events.find((e) => e.kind === "ready");
   assert(
-    ready?.type === "ready" && ready.endpoints <= 12 && ready.endpoints >= 3,
+    ready?.kind === "ready" && ready.endpoints <= 12 && ready.endpoints >= 3,
     `bound ${JSON.stringify(ready)}`,
   );
   const codeOf = (c: number) =>
@@ -263,12 +263,12 @@ doors:
       mode: "tcp",
     }));
   await knockAll("127.0.0.1", codeOf(59_000_000), { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.2");
+  await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.2");
 
   clock.advance(PERIOD_S * 1000); // counter 59 000 001: the window is 59 000 000 … 59 000 002
   await sleep(800); // a tick derives 59 000 003 and re-binds
   await knockAll("127.0.0.1", codeOf(59_000_002), { localAddress: "127.0.0.3" });
-  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.3");
+  await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.3");
   // A port only 58 999 999's code used has been released.
   const kept = new Set(
     [59_000_000, 59_000_001, 59_000_002, 59_000_003].flatMap((c) => codeOf(c).map((k) => k.port)),
@@ -295,6 +295,6 @@ Deno.test("listen: UDP datagrams to a TCP door's ports neither advance nor reset
   await forged(good[2].port); // and one on the next expected port
   await sleep(30);
   await knockAll("127.0.0.1", good.slice(2), { localAddress: "127.0.0.2", gap: 30 });
-  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.2");
+  await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.2");
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
 });

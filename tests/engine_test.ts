@@ -1,9 +1,11 @@
 import { assertEquals } from "./_assert.ts";
-import { type Decision, KnockEngine } from "../lib/engine.ts";
+import { type Decision, KnockEngine } from "../lib/engine/engine.ts";
+import { UsedCodes } from "../lib/engine/used_codes.ts";
+import { Counters } from "../lib/counters.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import { codeForCounter } from "../lib/code.ts";
 import { parseAddress } from "../lib/address.ts";
-import type { Knock } from "../lib/sequence.ts";
+import type { Knock } from "../lib/knock.ts";
 import type { RotatingDoor } from "../lib/config/types.ts";
 
 const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
@@ -32,17 +34,21 @@ function config(extra = "", door = "") {
 /** An engine with counters c-1…c+1 installed, as the daemon keeps them. */
 async function engineAt(now: number, extra = "", door = "") {
   const { doors, allow, deny } = config(extra, door);
-  const engine = new KnockEngine(doors, { allow, deny });
+  const counters = new Counters();
+  const engine = new KnockEngine(doors, { allow, deny, counters });
   const t = Math.floor(now / PERIOD);
   const bound = doors[0].kind === "rotating" && doors[0].bindSource;
   for (let c = t - 1; c <= t + 2 && !bound; c++) {
     engine.setSequence(0, c, (await codeForCounter(doors[0], c)).knocks, now);
   }
-  return { engine, doors };
+  return { engine, doors, counters };
 }
 
 /** Decisions about doors (opens and replays): what these tests look at. */
 type DoorDecision = Extract<Decision, { door: unknown }>;
+
+/** The counter a decision is about: the code used (open) or the one refused. */
+const counterOf = (d: DoorDecision) => d.kind === "open" ? d.code?.counter : d.counter;
 
 function send(
   engine: KnockEngine,
@@ -62,7 +68,7 @@ Deno.test("KnockEngine opens a rotating door for the knocking source only", asyn
   const { engine, doors } = await engineAt(T0 + 1000);
   const code = await codeForCounter(doors[0], 1000);
   const decisions = send(engine, "192.0.2.7", code.knocks, T0 + 1000);
-  assertEquals(decisions.map((d) => [d.kind, d.source, d.door.name, d.counter]), [[
+  assertEquals(decisions.map((d) => [d.kind, d.source, d.door, counterOf(d)]), [[
     "open",
     "192.0.2.7",
     "ssh",
@@ -85,7 +91,7 @@ Deno.test("KnockEngine carries used codes across a restart", async () => {
   const code = await codeForCounter(first.doors[0], 1000);
   send(first.engine, "192.0.2.7", code.knocks, T0 + 1000);
   const { doors } = config();
-  const restarted = new KnockEngine(doors, { used: first.engine.usedCodes() });
+  const restarted = new KnockEngine(doors, { used: new UsedCodes(first.engine.used.marks()) });
   restarted.setSequence(0, 1000, code.knocks, T0 + 5000);
   assertEquals(send(restarted, "198.51.100.9", code.knocks, T0 + 5000).map((d) => d.kind), [
     "replay",
@@ -97,13 +103,13 @@ Deno.test("KnockEngine accepts the previous period within skew and refuses it af
   const previous = await codeForCounter(doors[0], 999);
   const inSkew = await engineAt(T0 + 10_000);
   assertEquals(
-    send(inSkew.engine, "192.0.2.7", previous.knocks, T0 + 10_000).map((d) => d.counter),
+    send(inSkew.engine, "192.0.2.7", previous.knocks, T0 + 10_000).map(counterOf),
     [999],
   );
   const late = await engineAt(T0 + PERIOD + 10_000); // now in counter 1001: 999 is two behind
   assertEquals(send(late.engine, "192.0.2.7", previous.knocks, T0 + PERIOD + 10_000), []);
   const next = await codeForCounter(doors[0], 1001);
-  assertEquals(send(inSkew.engine, "192.0.2.8", next.knocks, T0 + 10_000).map((d) => d.counter), [
+  assertEquals(send(inSkew.engine, "192.0.2.8", next.knocks, T0 + 10_000).map(counterOf), [
     1001,
   ]);
 });
@@ -171,7 +177,7 @@ Deno.test("KnockEngine ignores knocks on ports outside every pool", async () => 
 });
 
 Deno.test("KnockEngine applies allow and deny lists before tracking", async () => {
-  const { engine, doors } = await engineAt(
+  const { engine, doors, counters } = await engineAt(
     T0 + 1000,
     '{"allow": ["192.0.2.0/24", "2001:db8::/32"], "deny": ["192.0.2.66"]}',
   );
@@ -179,7 +185,7 @@ Deno.test("KnockEngine applies allow and deny lists before tracking", async () =
   assertEquals(send(engine, "198.51.100.1", code.knocks, T0 + 1000), []);
   assertEquals(send(engine, "192.0.2.66", code.knocks, T0 + 1000), []);
   assertEquals(engine.trackedSources, 0);
-  assertEquals(engine.ignoredKnocks, 8);
+  assertEquals(counters.ignored, 8);
   assertEquals(send(engine, "192.0.2.7", code.knocks, T0 + 1000).map((d) => d.kind), ["open"]);
 });
 

@@ -38,13 +38,13 @@ doors:
       localAddress: "127.0.0.2",
     },
   );
-  const opened = await d.waitFor((e) => e.type === "opened", 5000);
+  const opened = await d.waitFor((e) => e.kind === "opened", 5000);
   const out = await child.output();
   clearInterval(watch);
   peak = Math.max(peak, d.daemon.trackedSources);
   const sent = Number(new TextDecoder().decode(out.stdout));
   assert(sent > 5000, `the flood sent ${sent} datagrams: enough to exceed the cap`);
-  assertEquals(opened.type === "opened" && opened.ip, "127.0.0.2");
+  assertEquals(opened.kind === "opened" && opened.source, "127.0.0.2");
   assert(peak <= 5000, `tracked sources peaked at ${peak}, over the cap of 5000`);
   assert(peak >= 4000, `tracked sources peaked at ${peak}: the flood did reach the daemon`);
 });
@@ -98,7 +98,7 @@ doors:
       localAddress: "127.0.0.2",
     },
   );
-  await d.waitFor((e) => e.type === "opened", 8000);
+  await d.waitFor((e) => e.kind === "opened", 8000);
   const made = Number(new TextDecoder().decode((await child.output()).stdout));
   assert(made > 1000, `the flood made ${made} connections`);
   // Still listening after the flood: another knock opens for another source.
@@ -109,5 +109,5 @@ doors:
       localAddress: "127.0.0.3",
     },
   );
-  await d.waitFor((e) => e.type === "opened" && e.ip === "127.0.0.3", 5000);
+  await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.3", 5000);
 });

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, sleep } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
-import type { Knock } from "../lib/sequence.ts";
+import type { Knock } from "../lib/knock.ts";
 
 /** A static door whose open command creates a file and whose close command removes it: the door is the file. */
 function config(dir: string, base: number, forS = 2, sequence = [base, base + 1, base + 2]) {

@@ -38,15 +38,21 @@ Deno.test("WorkerRunner kills a command that outlives its time limit", async () 
 
 Deno.test("substitute() fills {ip} and {door} per argument and refuses non-canonical values", () => {
   assertEquals(
-    substitute(["/x", "--ip={ip}", "{door}-{ip}", "{other}"], { ip: "2001:db8::1", door: "ssh" }),
+    substitute(["/x", "--ip={ip}", "{door}-{ip}", "{other}"], {
+      source: "2001:db8::1",
+      door: "ssh",
+    }),
     ["/x", "--ip=2001:db8::1", "ssh-2001:db8::1", "{other}"],
   );
   assertThrows(
-    () => substitute(["/x", "{ip}"], { ip: "1.2.3.4; rm -rf /", door: "ssh" }),
+    () => substitute(["/x", "{ip}"], { source: "1.2.3.4; rm -rf /", door: "ssh" }),
     TypeError,
   );
-  assertThrows(() => substitute(["/x", "{ip}"], { ip: "::ffff:1.2.3.4", door: "ssh" }), TypeError);
-  assertThrows(() => substitute(["/x", "{door}"], { ip: "1.2.3.4", door: "a b" }), TypeError);
+  assertThrows(
+    () => substitute(["/x", "{ip}"], { source: "::ffff:1.2.3.4", door: "ssh" }),
+    TypeError,
+  );
+  assertThrows(() => substitute(["/x", "{door}"], { source: "1.2.3.4", door: "a b" }), TypeError);
 });
 
 Deno.test("WorkerRunner refuses commands beyond its queue cap instead of growing without bound", async () => {

@@ -1,5 +1,6 @@
 import { assertEquals } from "./_assert.ts";
-import { type Decision, KnockEngine } from "../lib/engine.ts";
+import { type Decision, KnockEngine } from "../lib/engine/engine.ts";
+import { Counters } from "../lib/counters.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import { codeForCounter } from "../lib/code.ts";
 
@@ -13,11 +14,12 @@ async function engine() {
       ascending: { sequence: [7000, 7001, 7002], open: { log: true } },
     },
   });
-  const e = new KnockEngine(config.doors, { scan: config.scan });
+  const counters = new Counters();
+  const e = new KnockEngine(config.doors, { scan: config.scan, counters });
   for (let c = 999; c <= 1001; c++) {
     e.setSequence(0, c, (await codeForCounter(config.doors[0], c)).knocks, T0);
   }
-  return { e, config, code: (await codeForCounter(config.doors[0], 1000)).knocks };
+  return { e, counters, config, code: (await codeForCounter(config.doors[0], 1000)).knocks };
 }
 
 const kinds = (ds: readonly Decision[]) => ds.map((d) => d.kind);
@@ -62,7 +64,7 @@ Deno.test("scan detection: a sweep of a rotating pool is caught before it can fi
 });
 
 Deno.test("scan detection: a scanner is ignored on every door until its cool-down ends, others are not", async () => {
-  const { e, config, code } = await engine();
+  const { e, counters, config, code } = await engine();
   assertEquals(kinds(e.handle("192.0.2.66", "tcp", 6999, T0)), ["scan"]); // a decoy of the static door
   const during = code.flatMap((k, i) =>
     kinds(e.handle("192.0.2.66", k.protocol, k.port, T0 + 100 + i * 50))
@@ -76,7 +78,7 @@ Deno.test("scan detection: a scanner is ignored on every door until its cool-dow
     kinds(e.handle("192.0.2.66", "tcp", p, T0 + config.scan.cooldownMs + 1000 + i * 50))
   );
   assertEquals(after, ["open"]);
-  assertEquals(e.scannersDetected, 1);
+  assertEquals(counters.scanners, 1);
 });
 
 Deno.test("scan detection: a retry of the same code, and a stray knock, do not count as scanning", async () => {

@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects } from "./_assert.ts";
-import { deriveSequence, importSecret, type ProtocolMode } from "../lib/sequence.ts";
+import { deriveSequence, importSecret } from "../lib/sequence.ts";
+import type { ProtocolMode } from "../lib/knock.ts";
 import { referenceSequence } from "./_reference.ts";
 
 const SECRET = Uint8Array.from({ length: 32 }, (_, i) => i);

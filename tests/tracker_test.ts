@@ -1,5 +1,11 @@
 import { assertEquals } from "./_assert.ts";
-import { advance, encodeSequence, knockCode, type Progress, type Step } from "../lib/tracker.ts";
+import {
+  advance,
+  encodeSequence,
+  knockCode,
+  type Progress,
+  type Step,
+} from "../lib/engine/tracker.ts";
 
 const SEQ = encodeSequence([
   { port: 7000, protocol: "tcp" },

@@ -4,7 +4,7 @@
  * @module
  */
 import { parseAddress } from "../address.ts";
-import { DOOR_NAME } from "../config/validate.ts";
+import { DOOR_NAME } from "../config/schema.ts";
 
 /**
  * Returns `argv` with `{ip}` and `{door}` replaced; refuses values that are not a
@@ -13,22 +13,23 @@ import { DOOR_NAME } from "../config/validate.ts";
  * @example
  * ```ts
  * import { substitute } from "./command.ts";
- * substitute(["/usr/sbin/allow", "--ip={ip}", "{door}"], { ip: "192.0.2.7", door: "ssh" });
- * // ["/usr/sbin/allow", "--ip=192.0.2.7", "ssh"]
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const argv = substitute(["/usr/sbin/allow", "--ip={ip}", "{door}"], { source: "192.0.2.7", door: "ssh" });
+ * assertEquals(argv, ["/usr/sbin/allow", "--ip=192.0.2.7", "ssh"]);
  * ```
  */
 export function substitute(
   argv: readonly string[],
-  values: { ip: string; door: string },
+  values: { source: string; door: string },
 ): string[] {
-  const address = parseAddress(values.ip);
-  if (!address || address.text !== values.ip) {
+  const address = parseAddress(values.source);
+  if (!address || address.text !== values.source) {
     throw new TypeError(
-      `refusing to substitute a non-canonical address: ${JSON.stringify(values.ip)}`,
+      `refusing to substitute a non-canonical address: ${JSON.stringify(values.source)}`,
     );
   }
   if (!DOOR_NAME.test(values.door)) {
     throw new TypeError(`refusing to substitute a bad door name: ${JSON.stringify(values.door)}`);
   }
-  return argv.map((arg) => arg.replaceAll("{ip}", values.ip).replaceAll("{door}", values.door));
+  return argv.map((arg) => arg.replaceAll("{ip}", values.source).replaceAll("{door}", values.door));
 }

@@ -1,30 +1,71 @@
 /**
- * The seam between the doorkeeper and a kernel firewall: one interface, one file per
- * backend (nft.ts, iptables.ts). A backend lets one source through a door's protected
- * ports until a time, and keeps everyone else out while sesame runs and after it stops.
+ * The seam between the opener and a kernel firewall: one interface, one file per backend
+ * (nft.ts, iptables.ts) and a dry-run twin for tests. A backend lets one source through a
+ * door's protected ports until a time, and keeps everyone else out while sesame runs and
+ * after it stops.
  * @module
  */
 import type { Door } from "../config/types.ts";
-import type { OpenRecord } from "../state.ts";
+import { FirewallError } from "../errors.ts";
+import type { OpenRecord } from "../store/store.ts";
 
-/** A kernel firewall backend. */
+/** A kernel firewall backend, with a lifecycle: start, open/close, shutdown. */
 export interface Firewall {
   /**
    * Installs sesame's rules for `doors` in one transaction, replacing earlier ones, with
-   * the still-open `records` let through for their remaining time. Throws when it cannot:
-   * the daemon must not run with unprotected ports.
+   * the still-open `records` let through for their remaining time (start and reload).
+   * Throws when it cannot: the daemon must not run with unprotected ports.
    */
-  apply(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void>;
-  /** Lets `record.ip` through `record`'s ports until `record.until` (extends when already open). */
+  start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void>;
+  /** Lets `record.source` through `record`'s ports until `record.until` (extends when already open). */
   open(record: OpenRecord): Promise<void>;
-  /** Removes `record.ip`'s access (backends whose kernel does not expire it by itself). */
+  /** Removes `record.source`'s access (backends whose kernel does not expire it by itself). */
   close(record: OpenRecord): Promise<void>;
+  /** Releases what the backend holds (processes); the rules stay, so the ports stay protected. */
+  shutdown(): Promise<void>;
 }
 
-/** Thrown when the firewall tool fails; the message carries its stderr. */
-export class FirewallError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "FirewallError";
+/** The firewall backends by kind. */
+export type Firewalls = Readonly<Record<"nft" | "iptables", Firewall>>;
+
+/**
+ * A firewall that changes nothing and remembers what it was asked: tests, and the
+ * non-root demo. `fail` makes the named operation throw.
+ *
+ * @example
+ * ```ts
+ * import { DryRunFirewall } from "./firewall.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const fw = new DryRunFirewall();
+ * await fw.open({ door: "ssh", source: "192.0.2.7", until: 1000, close: null });
+ * assertEquals(fw.calls, ["open ssh 192.0.2.7"]);
+ * ```
+ */
+export class DryRunFirewall implements Firewall {
+  /** Every call, as `operation door source` (start: `start N doors`). */
+  readonly calls: string[] = [];
+  /** Operations that throw a FirewallError. */
+  readonly fail: Set<"start" | "open" | "close"> = new Set();
+
+  start(doors: readonly Door[], _records: readonly OpenRecord[]): Promise<void> {
+    return this.#call("start", `start ${doors.length} doors`);
+  }
+
+  open(record: OpenRecord): Promise<void> {
+    return this.#call("open", `open ${record.door} ${record.source}`);
+  }
+
+  close(record: OpenRecord): Promise<void> {
+    return this.#call("close", `close ${record.door} ${record.source}`);
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async #call(operation: "start" | "open" | "close", text: string): Promise<void> {
+    this.calls.push(text);
+    await Promise.resolve();
+    if (this.fail.has(operation)) throw new FirewallError(`dry run: ${operation} fails`);
   }
 }

@@ -10,9 +10,11 @@
  */
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
-import type { OpenRecord } from "../state.ts";
+import { FirewallError } from "../errors.ts";
+import type { OpenRecord } from "../store/store.ts";
+import { Batcher } from "./batcher.ts";
+import type { Firewall } from "./firewall.ts";
 import type { CommandRunner } from "./runner.ts";
-import { type Firewall, FirewallError } from "./firewall.ts";
 
 const CHAIN = "SESAME";
 const TIMEOUT_MS = 10_000;
@@ -39,10 +41,10 @@ function datestop(until: number, now: number): string {
   return new Date(second * 1000).toISOString().slice(0, 19);
 }
 
-function familyOf(ip: string): IptablesFamily {
-  const address = parseAddress(ip);
-  if (!address || address.text !== ip) {
-    throw new TypeError(`not a canonical address: ${JSON.stringify(ip)}`);
+function familyOf(source: string): IptablesFamily {
+  const address = parseAddress(source);
+  if (!address || address.text !== source) {
+    throw new TypeError(`not a canonical address: ${JSON.stringify(source)}`);
   }
   return address.family === 4 ? "v4" : "v6";
 }
@@ -51,7 +53,9 @@ function familyOf(ip: string): IptablesFamily {
 export function acceptRule(record: OpenRecord, now: number): string {
   const grant = record.firewall!;
   const stop = datestop(record.until, now);
-  return `-s ${record.ip} -p ${grant.protocol} -m multiport --dports ${grant.ports.join(",")} ` +
+  return `-s ${record.source} -p ${grant.protocol} -m multiport --dports ${
+    grant.ports.join(",")
+  } ` +
     `-m time --datestop ${stop} -m comment --comment "sesame ${record.door}" -j ACCEPT`;
 }
 
@@ -60,9 +64,15 @@ export function acceptRule(record: OpenRecord, now: number): string {
  * replaced). Pure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { iptablesScript } from "./iptables.ts";
- * console.log(iptablesScript("v4", config.doors, [], Date.now()));
+ * import { validateConfig } from "../config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({
+ *   doors: { legacy: { sequence: [7000, 8000], open: { iptables: { port: 22 } } } },
+ * });
+ * const script = iptablesScript("v4", doors, [], 0);
+ * assertEquals(script.includes("--dports 22 -m comment --comment \"sesame legacy\" -j DROP"), true);
  * ```
  */
 export function iptablesScript(
@@ -81,7 +91,7 @@ export function iptablesScript(
   for (const r of records) {
     if (
       r.firewall?.kind === "iptables" && names.has(r.door) && r.until > now &&
-      familyOf(r.ip) === family
+      familyOf(r.source) === family
     ) {
       lines.push(`-A ${CHAIN} ${acceptRule(r, now)}`);
     }
@@ -101,6 +111,13 @@ export function iptablesScript(
 /**
  * iptables and ip6tables through iptables-restore. Openings and closings are batched per
  * family like the nft backend's.
+ *
+ * @example
+ * ```ts ignore
+ * // needs root and iptables
+ * const iptables = new IptablesFirewall(new WorkerRunner());
+ * await iptables.start(config.doors, []);
+ * ```
  */
 export class IptablesFirewall implements Firewall {
   readonly #runner: CommandRunner;
@@ -108,14 +125,10 @@ export class IptablesFirewall implements Firewall {
   readonly #now: () => number;
   /** The ACCEPT rule installed per door and source, to extend or delete it exactly. */
   readonly #rules = new Map<string, string>();
-  readonly #queues: Record<
-    IptablesFamily,
-    { lines: string[]; done: { resolve: () => void; reject: (e: Error) => void }[] }
-  > = {
-    v4: { lines: [], done: [] },
-    v6: { lines: [], done: [] },
+  readonly #batchers: Record<IptablesFamily, Batcher<readonly string[]>> = {
+    v4: new Batcher((items) => this.#restore("v4", ["*filter", ...items.flat(), "COMMIT"])),
+    v6: new Batcher((items) => this.#restore("v6", ["*filter", ...items.flat(), "COMMIT"])),
   };
-  readonly #running: Record<IptablesFamily, boolean> = { v4: false, v6: false };
 
   constructor(runner: CommandRunner, options: { paths?: IptablesPaths; now?: () => number } = {}) {
     this.#runner = runner;
@@ -123,7 +136,7 @@ export class IptablesFirewall implements Firewall {
     this.#now = options.now ?? Date.now;
   }
 
-  async apply(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
+  async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     const now = this.#now();
     for (const family of ["v4", "v6"] as const) {
       await this.#run(family, iptablesScript(family, doors, records, now));
@@ -146,46 +159,34 @@ export class IptablesFirewall implements Firewall {
   }
 
   open(record: OpenRecord): Promise<void> {
-    const family = familyOf(record.ip);
+    let family: IptablesFamily;
+    try {
+      family = familyOf(record.source);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const rule = acceptRule(record, this.#now());
     const old = this.#rules.get(key(record));
     this.#rules.set(key(record), rule);
     const lines = old === rule
       ? []
       : [`-I ${CHAIN} 2 ${rule}`, ...(old ? [`-D ${CHAIN} ${old}`] : [])];
-    return lines.length ? this.#enqueue(family, lines) : Promise.resolve();
+    return lines.length ? this.#batchers[family].add(lines) : Promise.resolve();
   }
 
   async close(record: OpenRecord): Promise<void> {
     const rule = this.#rules.get(key(record));
     if (!rule) return;
     this.#rules.delete(key(record));
-    await this.#enqueue(familyOf(record.ip), [`-D ${CHAIN} ${rule}`]);
+    await this.#batchers[familyOf(record.source)].add([`-D ${CHAIN} ${rule}`]);
   }
 
-  #enqueue(family: IptablesFamily, lines: string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const q = this.#queues[family];
-      q.lines.push(...lines);
-      q.done.push({ resolve, reject });
-      if (!this.#running[family]) void this.#drain(family);
-    });
+  shutdown(): Promise<void> {
+    return Promise.resolve();
   }
 
-  async #drain(family: IptablesFamily): Promise<void> {
-    this.#running[family] = true;
-    const q = this.#queues[family];
-    while (q.done.length > 0) {
-      const lines = q.lines.splice(0);
-      const done = q.done.splice(0);
-      try {
-        await this.#run(family, ["*filter", ...lines, "COMMIT"].join("\n") + "\n");
-        for (const d of done) d.resolve();
-      } catch (e) {
-        for (const d of done) d.reject(e as Error);
-      }
-    }
-    this.#running[family] = false;
+  #restore(family: IptablesFamily, lines: string[]): Promise<void> {
+    return this.#run(family, lines.join("\n") + "\n");
   }
 
   async #run(family: IptablesFamily, script: string): Promise<void> {
@@ -205,5 +206,5 @@ export class IptablesFirewall implements Firewall {
 }
 
 function key(record: OpenRecord): string {
-  return `${record.door}\u0000${record.ip}`;
+  return `${record.door}\u0000${record.source}`;
 }

@@ -8,17 +8,19 @@
  */
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
-import { nftSetBase } from "../config/validate.ts";
-import type { OpenRecord } from "../state.ts";
-import type { CommandRunner } from "./runner.ts";
-import { type Firewall, FirewallError } from "./firewall.ts";
+import { FirewallError } from "../errors.ts";
+import type { OpenRecord } from "../store/store.ts";
+import { Batcher } from "./batcher.ts";
+import type { Firewall } from "./firewall.ts";
+import { nftSetBase } from "./nft_names.ts";
 import { NftSession } from "./nft_session.ts";
+import type { CommandRunner } from "./runner.ts";
 
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
 const TIMEOUT_MS = 10_000;
-/** Most openings sent as one nft -i line; a larger backlog goes to nft -f at once. */
-const SESSION_CHUNK = 64;
+/** Most commands sent as one nft -i line (64 openings of 3); a larger backlog goes to nft -f. */
+const SESSION_LINES = 64 * 3;
 /** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
 const MIN_TIMEOUT_MS = 1000;
 
@@ -30,9 +32,9 @@ function sets(door: string): { v4: string; v6: string } {
 
 /** One element line (add, delete, add: creates or refreshes the timeout atomically, on every kernel). */
 function elementLines(record: OpenRecord, now: number): string[] {
-  const address = parseAddress(record.ip);
-  if (!address || address.text !== record.ip) {
-    throw new TypeError(`not a canonical address: ${JSON.stringify(record.ip)}`);
+  const address = parseAddress(record.source);
+  if (!address || address.text !== record.source) {
+    throw new TypeError(`not a canonical address: ${JSON.stringify(record.source)}`);
   }
   const set = sets(record.door)[address.family === 4 ? "v4" : "v6"];
   const timeout = Math.max(MIN_TIMEOUT_MS, Math.ceil(record.until - now));
@@ -49,9 +51,15 @@ function elementLines(record: OpenRecord, now: number): string[] {
  * same transaction (all or nothing), with the open `records` put back. Pure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { nftRuleset } from "./nft.ts";
- * console.log(nftRuleset(config.doors, [], Date.now()));
+ * import { validateConfig } from "../config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({
+ *   doors: { legacy: { sequence: [7000, 8000], open: { nft: { port: 22 } } } },
+ * });
+ * const script = nftRuleset(doors, [], 0);
+ * assertEquals(script.includes("tcp dport { 22 } drop"), true);
  * ```
  */
 export function nftRuleset(
@@ -104,26 +112,25 @@ export function nftRuleset(
 }
 
 /**
- * nftables through `nft -f -`. Openings are batched: while one nft process runs, the
- * next openings queue and go into the next transaction, so a burst costs a few
- * processes, not one per knock.
+ * nftables through `nft -f -` (start, reload, backlogs) and a long-lived `nft -i` session
+ * (openings). Openings are batched: while one transaction runs, the next openings queue
+ * and go into the next one, so a burst costs a few transactions, not one per knock.
  *
  * @example
  * ```ts ignore
+ * // needs root and nft
  * const nft = new NftFirewall(new WorkerRunner());
- * await nft.apply(config.doors, []);
- * await nft.open({ door: "ssh", ip: "192.0.2.7", until: Date.now() + 30_000, close: null });
+ * await nft.start(config.doors, []);
+ * await nft.open({ door: "ssh", source: "192.0.2.7", until: Date.now() + 30_000, close: null });
  * ```
  */
 export class NftFirewall implements Firewall {
   readonly #runner: CommandRunner;
   readonly #nft: string;
   readonly #now: () => number;
-  #queue: { record: OpenRecord; resolve: () => void; reject: (e: Error) => void }[] = [];
-  #running = false;
   readonly #session: NftSession | undefined;
-  /** Transactions run so far (for the benchmark). */
-  batches = 0;
+  /** Every use of nft after start goes through here: one transaction at a time. */
+  readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items.flat()));
 
   /**
    * @param options.mode `session` (default): openings go to one long-lived `nft -i`, and a
@@ -136,73 +143,40 @@ export class NftFirewall implements Firewall {
     this.#runner = runner;
     this.#nft = options.nftPath ?? NFT_PATH;
     this.#now = options.now ?? Date.now;
-    this.#session = options.mode === "batch" ? undefined : new NftSession(this.#nft);
+    this.#session = options.mode === "batch" ? undefined : new NftSession(runner, this.#nft);
   }
 
-  /** Ends the long-lived nft process, if any. */
-  async shutdown(): Promise<void> {
-    await this.#session?.close();
-  }
-
-  async apply(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
+  async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     await this.#run(nftRuleset(doors, records, this.#now()));
     // Start the session now (a no-op transaction), so the first opening does not pay for it.
     if (this.#session && doors.some((d) => d.open?.nft)) {
-      await this.#session.run(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"]);
+      await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"]);
     }
   }
 
   open(record: OpenRecord): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ record: { ...record }, resolve, reject });
-      if (!this.#running) void this.#drain();
-    });
+    try {
+      return this.#batcher.add(elementLines(record, this.#now()));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   close(_record: OpenRecord): Promise<void> {
     return Promise.resolve(); // the kernel expires the element
   }
 
-  async #drain(): Promise<void> {
-    this.#running = true;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue;
-      this.#queue = [];
-      const now = this.#now();
-      const good: typeof batch = [];
-      const lines: string[] = [];
-      for (const item of batch) {
-        try {
-          lines.push(...elementLines(item.record, now));
-          good.push(item);
-        } catch (e) {
-          item.reject(e as Error);
-        }
-      }
-      // Few openings: one line to the running session (lowest latency). A backlog: one
-      // nft -f transaction for all of it (highest throughput; measured in BENCHMARKS.md).
-      if (this.#session && good.length > 0 && good.length <= SESSION_CHUNK) {
-        try {
-          await this.#session.run(lines);
-          this.batches++;
-          for (const item of good) item.resolve();
-        } catch (e) {
-          for (const item of good) item.reject(e as Error);
-        }
-        continue;
-      }
-      try {
-        if (lines.length > 0) await this.#run(lines.join("\n") + "\n");
-        for (const item of good) item.resolve();
-      } catch (e) {
-        for (const item of good) item.reject(e as Error);
-      }
-    }
-    this.#running = false;
+  async shutdown(): Promise<void> {
+    await this.#session?.close();
+  }
+
+  /** One batch: a few lines to the running session (lowest latency), a backlog to nft -f. */
+  async #commit(lines: string[]): Promise<void> {
+    if (this.#session && lines.length <= SESSION_LINES) await this.#session.run(lines);
+    else await this.#run(lines.join("\n") + "\n");
   }
 
   async #run(script: string): Promise<void> {
-    this.batches++;
     const result = await this.#runner.run([this.#nft, "-f", "-"], TIMEOUT_MS, script);
     if (result.code !== 0) {
       throw new FirewallError(

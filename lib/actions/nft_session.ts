@@ -3,10 +3,13 @@
  * process (~0.1 ms instead of ~3.4 ms here). Each line is one transaction (commands joined
  * by ";"); nft's echo ends a committed line with "# new generation N" on stdout, and a
  * failed one prints "Error:" on stderr, so one line in flight at a time is enough to tell
- * which line failed. A dead or stuck process is replaced on the next line.
+ * which line failed. A dead or stuck process is replaced on the next line. The process is
+ * started through the injected runner, like every other command. Callers send one line
+ * at a time (the nft backend's batcher guarantees it).
  * @module
  */
-import { FirewallError } from "./firewall.ts";
+import { FirewallError } from "../errors.ts";
+import type { CommandRunner, Session } from "./runner.ts";
 
 const REPLY_TIMEOUT_MS = 5000;
 
@@ -15,14 +18,18 @@ const REPLY_TIMEOUT_MS = 5000;
  *
  * @example
  * ```ts ignore
- * const session = new NftSession("/usr/sbin/nft");
- * await session.run("add element inet sesame door_ssh_v4 { 192.0.2.7 timeout 30000ms }");
- * session.close();
+ * // needs root and nft
+ * import { NftSession } from "./nft_session.ts";
+ * import { WorkerRunner } from "./runner.ts";
+ * const session = new NftSession(new WorkerRunner(), "/usr/sbin/nft");
+ * await session.run(["add element inet sesame door_ssh_v4 { 192.0.2.7 timeout 30000ms }"]);
+ * await session.close();
  * ```
  */
 export class NftSession {
+  readonly #runner: CommandRunner;
   readonly #nft: string;
-  #child: Deno.ChildProcess | undefined;
+  #child: Session | undefined;
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #waiting: {
     resolve: () => void;
@@ -30,22 +37,15 @@ export class NftSession {
     timer: ReturnType<typeof setTimeout>;
   } | undefined;
   #stderr = "";
-  /** Lines committed so far (for the benchmark). */
-  committed = 0;
 
-  constructor(nftPath: string) {
+  /** @param runner starts the process. @param nftPath the nft binary. */
+  constructor(runner: CommandRunner, nftPath: string) {
+    this.#runner = runner;
     this.#nft = nftPath;
   }
 
   #start(): void {
-    const child = new Deno.Command(this.#nft, {
-      args: ["-e", "-i"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      clearEnv: true,
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-    }).spawn();
+    const child = this.#runner.spawn([this.#nft, "-e", "-i"]);
     this.#child = child;
     this.#writer = child.stdin.getWriter();
     this.#read(child.stdout, (text) => {
@@ -84,10 +84,7 @@ export class NftSession {
     this.#stderr = "";
     clearTimeout(waiting.timer);
     if (error) waiting.reject(error);
-    else {
-      this.committed++;
-      waiting.resolve();
-    }
+    else waiting.resolve();
   }
 
   #reset(error: Error): void {
@@ -102,7 +99,7 @@ export class NftSession {
 
   /** Runs one transaction: `commands` joined by ";" on one line. Resolves once committed. */
   run(commands: readonly string[]): Promise<void> {
-    if (this.#waiting) throw new Error("NftSession.run: one line at a time");
+    if (this.#waiting) throw new TypeError("NftSession.run: one line at a time");
     if (!this.#child) this.#start();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(

@@ -15,7 +15,21 @@ export interface CommandResult {
   readonly error: string;
 }
 
-/** Something that runs argv with a time limit. */
+/** A long-lived process fed through stdin (the nft session). */
+export interface Session {
+  /** Its standard input. */
+  readonly stdin: WritableStream<Uint8Array>;
+  /** Its standard output. */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** Its standard error. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Resolves when it has ended. */
+  readonly status: Promise<unknown>;
+  /** Sends it a signal. */
+  kill(signal: Deno.Signal): void;
+}
+
+/** Something that runs argv with a time limit, and starts long-lived sessions. */
 export interface CommandRunner {
   /**
    * Runs `argv` (argv[0] an absolute path), feeding it `input` on stdin; resolves when it
@@ -27,17 +41,34 @@ export interface CommandRunner {
     input?: string,
     essential?: boolean,
   ): Promise<CommandResult>;
+  /** Starts `argv` (argv[0] an absolute path) as a long-lived session with piped stdio. */
+  spawn(argv: readonly string[]): Session;
   /** Stops the runner; commands in flight are left to finish on their own. */
   close(): void;
+}
+
+/** Starts a session in this thread, with the same clean environment as commands. */
+export function spawnSession(argv: readonly string[]): Session {
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env: { PATH: CLEAN_PATH },
+  }).spawn();
 }
 
 /**
  * Runs one command in this thread. The worker uses it; tests and tools may too.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { runCommand } from "./runner.ts";
- * const result = await runCommand(["/usr/bin/true"], 1000);
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const result = await runCommand(["/bin/sh", "-c", "echo no >&2; exit 3"], 1000);
+ * assertEquals(result.code, 3);
+ * assertEquals(result.error, "no");
  * ```
  */
 export async function runCommand(
@@ -54,7 +85,7 @@ export async function runCommand(
       stderr: "piped",
       signal,
       clearEnv: true,
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+      env: { PATH: CLEAN_PATH },
     }).spawn();
     if (input !== undefined) {
       const writer = child.stdin.getWriter();
@@ -72,6 +103,9 @@ export async function runCommand(
   }
 }
 
+/** The only environment commands get: a PATH for the tools they call themselves. */
+const CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
 interface Pending {
   resolve: (r: CommandResult) => void;
 }
@@ -80,10 +114,11 @@ interface Pending {
  * A {@link CommandRunner} backed by a Web Worker.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { WorkerRunner } from "./runner.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
  * const runner = new WorkerRunner();
- * await runner.run(["/usr/bin/logger", "hello"], 5000);
+ * assertEquals((await runner.run(["/bin/true"], 5000)).code, 0);
  * runner.close();
  * ```
  */
@@ -146,9 +181,8 @@ export class WorkerRunner implements CommandRunner {
     });
   }
 
-  /** Commands not yet finished. */
-  get inFlight(): number {
-    return this.#pending.size;
+  spawn(argv: readonly string[]): Session {
+    return spawnSession(argv);
   }
 
   close(): void {

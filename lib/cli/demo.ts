@@ -7,10 +7,10 @@
 import demoTemplate from "./demo.yaml" with { type: "text" };
 import { codeAt } from "../code.ts";
 import { parseConfig } from "../config/load.ts";
-import { Daemon, type DaemonEvent } from "../daemon.ts";
+import { Daemon, type DaemonEvent } from "../daemon/daemon.ts";
 import { sendKnock } from "../net/sender.ts";
 import { generateSecret } from "../secret.ts";
-import type { Knock } from "../sequence.ts";
+import type { Knock } from "../knock.ts";
 import { parseFlags } from "./args.ts";
 import { loggingFromFlags } from "./listen.ts";
 
@@ -45,11 +45,11 @@ export async function demo(args: string[]): Promise<number> {
       wake();
     },
   });
-  const waitFor = (type: DaemonEvent["type"], ms: number) =>
+  const waitFor = (kind: DaemonEvent["kind"], ms: number) =>
     new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), ms);
       wake = () => {
-        if (events.some((e) => e.type === type)) {
+        if (events.some((e) => e.kind === kind)) {
           clearTimeout(timer);
           resolve(true);
         }
@@ -74,13 +74,13 @@ export async function demo(args: string[]): Promise<number> {
     say("2. 127.0.0.2 knocks the code ...");
     await knockFrom("127.0.0.2", knocks);
     const opened = await waitFor("opened", 2000);
-    const open = events.find((e) => e.type === "opened");
+    const open = events.find((e) => e.kind === "opened");
     say(
-      opened && open?.type === "opened"
-        ? `   door "demo" opened for ${open.ip}, until ${new Date(open.until).toISOString()}.\n`
+      opened && open?.kind === "opened"
+        ? `   door "demo" opened for ${open.source}, until ${new Date(open.until).toISOString()}.\n`
         : "   the door did not open: THIS IS A BUG",
     );
-    ok &&= opened && open?.type === "opened" && open.ip === "127.0.0.2";
+    ok &&= opened && open?.kind === "opened" && open.source === "127.0.0.2";
 
     say("3. 127.0.0.4 replays the code it observed ...");
     await knockFrom("127.0.0.4", knocks);

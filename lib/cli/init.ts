@@ -4,7 +4,7 @@
  * @module
  */
 import { parseConfig } from "../config/load.ts";
-import { DOOR_NAME } from "../config/validate.ts";
+import { DOOR_NAME } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { parseFlags, stringFlag } from "./args.ts";

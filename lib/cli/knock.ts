@@ -2,10 +2,11 @@
 import { lookup } from "node:dns/promises";
 import dgram from "node:dgram";
 import { parseAddress } from "../address.ts";
-import { codeForCounter, counterForKnock } from "../code.ts";
-import { parseKnock } from "../config/validate.ts";
+import { codeForCounter } from "../code.ts";
+import { counterForKnock } from "../window.ts";
+import { parseKnock } from "../knock.ts";
 import { UsageError } from "../errors.ts";
-import type { Knock, Protocol } from "../sequence.ts";
+import type { Knock, Protocol } from "../knock.ts";
 import { type KnockResult, sendKnock, waitForOpen } from "../net/sender.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { findDoor, loadPrivateConfig } from "./common.ts";

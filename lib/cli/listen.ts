@@ -1,5 +1,5 @@
 /** `sesame listen`: run the knock daemon until SIGINT/SIGTERM; SIGHUP reloads. @module */
-import { Daemon } from "../daemon.ts";
+import { Daemon } from "../daemon/daemon.ts";
 import { UsageError } from "../errors.ts";
 import { flushLogging, isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
 import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
@@ -31,20 +31,39 @@ export async function listen(args: string[]): Promise<number> {
   const file = stringFlag(parsed, "config", "listen", true);
   await loggingFromFlags(parsed, "listen");
   const insecure = parsed.values["insecure-permissions"] === true;
-  const config = await loadPrivateConfig(file, "refuse", insecure);
-  const daemon = await Daemon.start({ config });
-  log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
-
+  // Signals are taken before the daemon starts: a SIGHUP or SIGTERM that arrives while it
+  // starts must not kill the process with the default action (the firewall half set up).
+  let daemon: Daemon | undefined;
+  let stopRequested = false;
   let exitCode = 0;
-  const stop = () => void daemon.stop();
-  const reload = async () => {
-    try {
-      await daemon.reload(await loadPrivateConfig(file, "refuse", insecure));
-    } catch (e) {
-      log.error("reload refused, the running config stays:\n{error}", {
-        error: (e as Error).message,
-      });
+  const stop = () => {
+    stopRequested = true;
+    void daemon?.stop();
+  };
+  // One reload at a time; a SIGHUP during a reload queues exactly one more.
+  let reloading: Promise<void> | undefined;
+  let reloadAgain = false;
+  const reload = () => {
+    if (reloading) {
+      reloadAgain = true;
+      return;
     }
+    reloading = (async () => {
+      do {
+        reloadAgain = false;
+        if (!daemon) continue; // still starting: it reads the newest config anyway
+        let config;
+        try {
+          config = await loadPrivateConfig(file, "refuse", insecure);
+        } catch (e) {
+          log.error("reload refused, the running config stays:\n{error}", {
+            error: (e as Error).message,
+          });
+          continue;
+        }
+        await daemon.reload(config).catch(() => {}); // the daemon logs what it refused
+      } while (reloadAgain);
+    })().finally(() => reloading = undefined);
   };
   // Fail closed on a bug: close every door a command opened, then exit non-zero.
   const crash = (event: ErrorEvent | PromiseRejectionEvent) => {
@@ -61,10 +80,20 @@ export async function listen(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGHUP", reload);
-  await daemon.stopped;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
-  Deno.removeSignalListener("SIGHUP", reload);
+  try {
+    const config = await loadPrivateConfig(file, "refuse", insecure);
+    daemon = await Daemon.start({ config });
+    log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
+    if (stopRequested) void daemon.stop();
+    await daemon.stopped;
+    await reloading;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+    Deno.removeSignalListener("SIGHUP", reload);
+    globalThis.removeEventListener("error", crash);
+    globalThis.removeEventListener("unhandledrejection", crash);
+  }
   await flushLogging(); // writes the counts of rate-limited lines
   return exitCode;
 }

@@ -3,8 +3,7 @@
  * mistakes into one clear message and exit code; only bugs print a stack.
  * @module
  */
-import { ConfigError, StateFileError, UsageError } from "../errors.ts";
-import { FirewallError } from "../actions/firewall.ts";
+import { ConfigError, FirewallError, StateFileError, UsageError } from "../errors.ts";
 import { HELP, VERSION } from "./help.ts";
 
 type Command = (args: string[]) => Promise<number>;
@@ -27,9 +26,11 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const;
  * Runs the command line; returns the exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "./main.ts";
- * Deno.exit(await main(["code", "--config", "sesame.yaml", "--door", "ssh"]));
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(await main(["--version"]), 0);
+ * assertEquals(await main(["frobnicate"]), 2); // an unknown command is a usage error
  * ```
  */
 export async function main(argv: string[]): Promise<number> {

@@ -6,7 +6,8 @@
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { ConfigError, type SourcePosition } from "../errors.ts";
 import type { Config } from "./types.ts";
-import { type KeyPath, validateConfig } from "./validate.ts";
+import type { KeyPath } from "./checker.ts";
+import { validateConfig } from "./validate.ts";
 
 /** Options for {@link parseConfig}. */
 export interface ParseConfigOptions {
@@ -82,9 +83,14 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
  * Reads and validates a config file. Secret files are read relative to the working directory.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { loadConfig } from "./load.ts";
- * const config = await loadConfig("/etc/sesame/sesame.yaml");
+ * import { ConfigError } from "../errors.ts";
+ * import { rejects } from "node:assert/strict";
+ * const file = await Deno.makeTempFile({ suffix: ".yaml" });
+ * await Deno.writeTextFile(file, "doors:\n  ssh:\n    length: 4\n");
+ * await rejects(loadConfig(file), (e) => e instanceof ConfigError && e.message.includes(":2:3: doors.ssh: a rotating door needs"));
+ * await Deno.remove(file);
  * ```
  * @throws {ConfigError} when the file cannot be read or is invalid.
  */
@@ -108,8 +114,11 @@ export async function loadConfig(file: string): Promise<Config> {
  * config file's directory (so a config and its key can move together).
  *
  * @example
- * ```ts ignore
- * resolveSecretPath("ssh.key", "/etc/sesame/sesame.yaml"); // "/etc/sesame/ssh.key"
+ * ```ts
+ * import { resolveSecretPath } from "./load.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(resolveSecretPath("ssh.key", "/etc/sesame/sesame.yaml"), "/etc/sesame/ssh.key");
+ * assertEquals(resolveSecretPath("/srv/k", "/etc/sesame/sesame.yaml"), "/srv/k");
  * ```
  */
 export function resolveSecretPath(path: string, configFile: string): string {

@@ -21,8 +21,16 @@ export interface ExposedSecretFile {
  * writable by group or others.
  *
  * @example
- * ```ts ignore
- * const exposed = await exposedSecretFiles("/etc/sesame/sesame.yaml", config);
+ * ```ts
+ * import { exposedSecretFiles } from "./permissions.ts";
+ * import { loadConfig } from "./load.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/ssh.key`, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", { mode: 0o644 });
+ * await Deno.writeTextFile(`${dir}/s.yaml`, "doors:\n  ssh: { secret_file: ssh.key, ports: 20000-20099 }\n");
+ * const exposed = await exposedSecretFiles(`${dir}/s.yaml`, await loadConfig(`${dir}/s.yaml`));
+ * assertEquals(exposed.map((e) => e.path), [`${dir}/ssh.key`]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function exposedSecretFiles(

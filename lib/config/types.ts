@@ -4,7 +4,10 @@
  * @module
  */
 import type { Cidr } from "../address.ts";
-import type { Knock, Protocol, ProtocolMode } from "../sequence.ts";
+import type { Knock, Protocol, ProtocolMode } from "../knock.ts";
+import type { DoorPool } from "../pool.ts";
+
+export type { DoorPool };
 
 /** What happens when a door opens. */
 export interface OpenAction {
@@ -32,14 +35,6 @@ export interface FirewallSpec {
   readonly protocol: Protocol;
 }
 
-/** Ports a door listens on, per protocol: ascending, de-duplicated. */
-export interface DoorPool {
-  /** TCP ports. */
-  readonly tcp: readonly number[];
-  /** UDP ports. */
-  readonly udp: readonly number[];
-}
-
 /** What every door has. */
 export interface DoorBase {
   /** The door's name: letters, digits, `_` and `-`. */
@@ -62,6 +57,8 @@ export interface RotatingDoor extends DoorBase {
   readonly kind: "rotating";
   /** The shared secret (never logged). */
   readonly secret: Uint8Array;
+  /** Names the secret without revealing it: see `secretFingerprint`. */
+  readonly fingerprint: string;
   /** Where the secret came from, when it was `secret_file` (for the permission check). */
   readonly secretFile?: string;
   /** Candidate ports: `ports` minus `exclude`, ascending. */

@@ -1,12 +1,15 @@
 /**
- * The dummy listeners: the only place that accepts sockets. Each TCP connection is
- * recorded at accept and closed at once; each UDP datagram is recorded and dropped.
- * Listeners survive every accept error: a connect scan resets its probes, accept then
- * fails, and a plain `for await` would end the loop for good.
+ * The dummy listeners: the only place that accepts sockets. {@link Listeners} is the seam
+ * the daemon binds through; {@link SocketListeners} accepts for real, {@link MemoryListeners}
+ * is its in-memory twin for tests. Each TCP connection is recorded at accept and closed
+ * at once; each UDP datagram is recorded and dropped. Listeners survive every accept
+ * error: a connect scan resets its probes, accept then fails, and a plain `for await`
+ * would end the loop for good.
  * @module
  */
 import { normalizeHost } from "../address.ts";
-import type { Protocol } from "../sequence.ts";
+import { Counters } from "../counters.ts";
+import type { Protocol } from "../knock.ts";
 
 /** Called for every connection attempt or datagram. `source` is already normalised. */
 export type KnockHandler = (source: string, protocol: Protocol, port: number, at: number) => void;
@@ -29,49 +32,69 @@ export interface BindFailure {
   readonly reason: string;
 }
 
-/** Counters for the start-up summary and the hardening checks. */
-export interface ListenerStats {
-  /** Accept calls that failed (reset probes of a connect scan, fd exhaustion). */
-  acceptErrors: number;
-  /** Knocks delivered to the handler. */
-  knocks: number;
-}
-
 /** Returns the endpoint's key, `tcp/::/20000`. */
 export function endpointKey(e: Endpoint): string {
   return `${e.protocol}/${e.hostname}/${e.port}`;
 }
+
+/** A set of dummy listeners that can grow and shrink without dropping the ones that stay. */
+export interface Listeners {
+  /**
+   * Binds what is wanted and not bound yet, closes what is bound and no longer wanted.
+   * Returns the endpoints that could not be bound; the rest keep working.
+   */
+  update(wanted: Iterable<Endpoint>): BindFailure[];
+  /** Closes every listener. */
+  closeAll(): void;
+  /** Endpoints bound now. */
+  readonly size: number;
+}
+
+/** Makes the daemon's listeners: each knock goes to `onKnock`, counted in `counters`. */
+export type ListenersFactory = (
+  onKnock: KnockHandler,
+  now: () => number,
+  counters: Counters,
+) => Listeners;
 
 interface Open {
   close(): void;
 }
 
 /**
- * A set of dummy listeners that can grow and shrink without dropping the ones that stay
- * (a reload or a window re-bind keeps knocks in progress).
+ * Real sockets. A reload keeps the listeners that stay, so knocks in progress survive.
  *
  * @example
- * ```ts ignore
- * import { ListenerSet } from "./listeners.ts";
- * const set = new ListenerSet((source, protocol, port) => console.log(source, protocol, port));
- * const failures = set.update([{ hostname: "127.0.0.1", port: 20000, protocol: "tcp" }]);
+ * ```ts
+ * import { SocketListeners } from "./listeners.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const set = new SocketListeners(() => {});
+ * const failures = set.update([{ hostname: "127.0.0.1", port: 0, protocol: "tcp" }]);
+ * assertEquals(failures.length, 0);
+ * assertEquals(set.size, 1);
  * set.closeAll();
  * ```
  */
-export class ListenerSet {
+export class SocketListeners implements Listeners {
   readonly #open = new Map<string, Open>();
   readonly #onKnock: KnockHandler;
   readonly #now: () => number;
-  /** Counters since creation. */
-  readonly stats: ListenerStats = { acceptErrors: 0, knocks: 0 };
+  readonly #counters: Counters;
 
   /**
+   * Creates an empty set; {@link update} binds.
    * @param onKnock called for each knock.
    * @param now the clock. @default Date.now
+   * @param counters where knocks and accept errors are counted.
    */
-  constructor(onKnock: KnockHandler, now: () => number = Date.now) {
+  constructor(
+    onKnock: KnockHandler,
+    now: () => number = Date.now,
+    counters: Counters = new Counters(),
+  ) {
     this.#onKnock = onKnock;
     this.#now = now;
+    this.#counters = counters;
   }
 
   /** Endpoints bound now. */
@@ -79,15 +102,7 @@ export class ListenerSet {
     return this.#open.size;
   }
 
-  /** True when `endpoint` is bound. */
-  has(endpoint: Endpoint): boolean {
-    return this.#open.has(endpointKey(endpoint));
-  }
-
-  /**
-   * Binds what is wanted and not bound yet, closes what is bound and no longer wanted.
-   * Returns the endpoints that could not be bound; the rest keep working.
-   */
+  /** Binds and releases sockets to match `wanted`; returns what could not be bound. */
   update(wanted: Iterable<Endpoint>): BindFailure[] {
     const keep = new Map<string, Endpoint>();
     for (const e of wanted) keep.set(endpointKey(e), e);
@@ -112,7 +127,6 @@ export class ListenerSet {
     return failures;
   }
 
-  /** Closes every listener. */
   closeAll(): void {
     for (const open of this.#open.values()) open.close();
     this.#open.clear();
@@ -133,7 +147,7 @@ export class ListenerSet {
           conn = await listener.accept();
         } catch (e) {
           if (closed || e instanceof Deno.errors.BadResource) return;
-          this.stats.acceptErrors++;
+          this.#counters.acceptErrors++;
           // Out of file descriptors: give the kernel a moment rather than spin.
           if (
             !(e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.NotConnected)
@@ -147,7 +161,7 @@ export class ListenerSet {
         try {
           conn.close();
         } catch { /* already reset by the peer */ }
-        this.stats.knocks++;
+        this.#counters.knocks++;
         this.#onKnock(source, "tcp", port, at);
       }
     })();
@@ -178,10 +192,10 @@ export class ListenerSet {
           [, from] = await socket.receive(buffer);
         } catch (e) {
           if (closed || e instanceof Deno.errors.BadResource) return;
-          this.stats.acceptErrors++;
+          this.#counters.acceptErrors++;
           continue;
         }
-        this.stats.knocks++;
+        this.#counters.knocks++;
         this.#onKnock(normalizeHost((from as Deno.NetAddr).hostname), "udp", port, this.#now());
       }
     })();
@@ -193,5 +207,74 @@ export class ListenerSet {
         } catch { /* already closed */ }
       },
     };
+  }
+}
+
+/**
+ * The in-memory twin of {@link SocketListeners}: nothing is bound for real; {@link knock}
+ * delivers a knock when its endpoint is "bound". `refuse` makes chosen endpoints fail.
+ *
+ * @example
+ * ```ts
+ * import { MemoryListeners } from "./listeners.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const heard: string[] = [];
+ * const set = new MemoryListeners((source, protocol, port) => heard.push(`${source} ${port}/${protocol}`));
+ * set.update([{ hostname: "::", port: 7000, protocol: "tcp" }]);
+ * set.knock("192.0.2.7", "tcp", 7000);
+ * set.knock("192.0.2.7", "tcp", 7001); // not bound: unheard
+ * assertEquals(heard, ["192.0.2.7 7000/tcp"]);
+ * ```
+ */
+export class MemoryListeners implements Listeners {
+  readonly #bound = new Map<string, Endpoint>();
+  readonly #onKnock: KnockHandler;
+  readonly #now: () => number;
+  readonly #counters: Counters;
+  /** Endpoint keys (`tcp/::/7000`) that fail to bind, with the reason. */
+  readonly refuse: Map<string, string> = new Map();
+
+  /** Same parameters as {@link SocketListeners}. */
+  constructor(
+    onKnock: KnockHandler,
+    now: () => number = Date.now,
+    counters: Counters = new Counters(),
+  ) {
+    this.#onKnock = onKnock;
+    this.#now = now;
+    this.#counters = counters;
+  }
+
+  /** Endpoints "bound" now. */
+  get size(): number {
+    return this.#bound.size;
+  }
+
+  /** "Binds" `wanted`, except the endpoints in {@link refuse}. */
+  update(wanted: Iterable<Endpoint>): BindFailure[] {
+    const failures: BindFailure[] = [];
+    this.#bound.clear();
+    for (const endpoint of wanted) {
+      const reason = this.refuse.get(endpointKey(endpoint));
+      if (reason) failures.push({ endpoint, reason });
+      else this.#bound.set(endpointKey(endpoint), endpoint);
+    }
+    return failures;
+  }
+
+  closeAll(): void {
+    this.#bound.clear();
+  }
+
+  /** Delivers a knock as a socket on any bound address would; false when nothing listens there. */
+  knock(source: string, protocol: Protocol, port: number, at: number = this.#now()): boolean {
+    for (const e of this.#bound.values()) {
+      if (e.protocol === protocol && e.port === port) {
+        this.#counters.knocks++;
+        this.#onKnock(normalizeHost(source), protocol, port, at);
+        return true;
+      }
+    }
+    return false;
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import net from "node:net";
-import type { Knock } from "../sequence.ts";
+import type { Knock } from "../knock.ts";
 
 /** Options for {@link sendKnock}. */
 export interface SendKnockOptions {
@@ -28,9 +28,14 @@ const UDP_PAYLOAD = new Uint8Array([0]);
  * Sends one knock and resolves when it counts as sent.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { sendKnock } from "./sender.ts";
- * await sendKnock({ port: 20000, protocol: "tcp" }, { host: "127.0.0.1" });
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept().then((conn) => conn.close());
+ * const result = await sendKnock({ port: listener.addr.port, protocol: "tcp" }, { host: "127.0.0.1" });
+ * assertEquals(result, "accepted");
+ * await accepted;
  * ```
  */
 export function sendKnock(knock: Knock, options: SendKnockOptions): Promise<KnockResult> {
@@ -82,9 +87,13 @@ async function udpKnock(port: number, options: SendKnockOptions): Promise<KnockR
  * client whether the door really opened.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { waitForOpen } from "./sender.ts";
- * const open = await waitForOpen("127.0.0.1", 22, 5000);
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = listener.accept().then((conn) => conn.close());
+ * assertEquals(await waitForOpen("127.0.0.1", listener.addr.port, 2000), true);
+ * await accepted;
  * ```
  */
 export async function waitForOpen(

@@ -11,36 +11,38 @@
  *
  * @example
  * ```ts
- * import { SourceTable } from "./sources.ts";
+ * import { SourceTable } from "./source_table.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
  * const table = new SourceTable<{ lastSeen: number }>(2);
  * table.touch("a", 0, () => ({ lastSeen: 0 }));
  * table.touch("b", 1, () => ({ lastSeen: 0 }));
  * table.touch("c", 2, () => ({ lastSeen: 0 })); // evicts "a"
- * table.size; // 2
+ * assertEquals(table.size, 2);
+ * assertEquals(table.peek("a"), undefined);
  * ```
  */
 export class SourceTable<T extends { lastSeen: number }> {
   readonly #cap: number;
   // The value itself carries lastSeen: no wrapper object per source (memory under floods).
   readonly #entries = new Map<string, T>();
-  #evicted = 0;
+  readonly #onEvict: () => void;
 
-  /** Creates an empty table. @param cap Most entries held at once. */
-  constructor(cap: number) {
+  /**
+   * Creates an empty table.
+   * @param cap most entries held at once.
+   * @param onEvict called for each entry the cap evicts (the daemon counts them).
+   */
+  constructor(cap: number, onEvict: () => void = () => {}) {
     if (!Number.isInteger(cap) || cap < 1) {
       throw new RangeError(`cap must be a positive integer, received ${cap}`);
     }
     this.#cap = cap;
+    this.#onEvict = onEvict;
   }
 
   /** Entries held now. */
   get size(): number {
     return this.#entries.size;
-  }
-
-  /** Entries evicted by the cap since creation. */
-  get evicted(): number {
-    return this.#evicted;
   }
 
   /** The entry for `key` (created by `create` when missing), now the most recent. */
@@ -55,7 +57,7 @@ export class SourceTable<T extends { lastSeen: number }> {
     if (this.#entries.size >= this.#cap) {
       const stalest = this.#entries.keys().next().value as string;
       this.#entries.delete(stalest);
-      this.#evicted++;
+      this.#onEvict();
     }
     const value = create();
     value.lastSeen = now;
@@ -77,10 +79,5 @@ export class SourceTable<T extends { lastSeen: number }> {
       dropped++;
     }
     return dropped;
-  }
-
-  /** Removes every entry. */
-  clear(): void {
-    this.#entries.clear();
   }
 }

@@ -3,7 +3,7 @@
  * the daemon. No clock, no I/O: `now` is a parameter, so tests drive it with a fake clock.
  * @module
  */
-import type { Knock } from "./sequence.ts";
+import type { Knock } from "../knock.ts";
 
 /**
  * A knock as a small integer: `port * 2 + (udp ? 1 : 0)`. Comparing numbers keeps the
@@ -22,14 +22,16 @@ export function knockCode(port: number, protocol: "tcp" | "udp"): KnockCode {
  * @example
  * ```ts
  * import { encodeSequence } from "./tracker.ts";
- * encodeSequence([{ port: 7000, protocol: "tcp" }, { port: 8000, protocol: "udp" }]); // Int32Array [14000, 16001]
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const seq = encodeSequence([{ port: 7000, protocol: "tcp" }, { port: 8000, protocol: "udp" }]);
+ * assertEquals([...seq], [14000, 16001]);
  * ```
  */
 export function encodeSequence(knocks: readonly Knock[]): Int32Array {
   return Int32Array.from(knocks, (k) => knockCode(k.port, k.protocol));
 }
 
-/** Where a source stands in one sequence. Immutable: {@link advance} returns a new one. */
+/** Where a source stands in one sequence. {@link advance} never changes one: it returns a new one. */
 export interface Progress {
   /** Knocks matched so far, in order. */
   readonly position: number;
@@ -81,11 +83,13 @@ const MAX_AHEAD = 3;
  * ]);
  * const opts = { timeoutMs: 5000, reorderWindowMs: 5 };
  * let p: Progress | undefined;
+ * const kinds: string[] = [];
  * for (const [i, code] of seq.entries()) {
  *   const step = advance(p, seq, code, i * 100, opts);
  *   p = step.kind === "progress" ? step.progress : undefined;
- *   if (step.kind === "complete") console.log("open");
+ *   kinds.push(step.kind);
  * }
+ * if (kinds.join() !== "progress,progress,complete") throw new Error(kinds.join());
  * ```
  */
 export function advance(

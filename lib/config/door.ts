@@ -1,0 +1,297 @@
+/**
+ * Validation of one door: a rotating door (a secret, a pool, a rotation period) or a
+ * static, knockd-style one (a fixed sequence with decoys), and its `open` action.
+ * @module
+ */
+import { createHmac } from "node:crypto";
+import { type Knock, parseKnock, type ProtocolMode } from "../knock.ts";
+import { describe, parsePortList } from "../ports.ts";
+import { decoysOf, rotatingPool, staticPool } from "../pool.ts";
+import { decodeSecret } from "../secret.ts";
+import type { Checker, KeyPath } from "./checker.ts";
+import {
+  DEFAULTS,
+  DOOR_KEYS,
+  DOOR_NAME,
+  FIREWALL_KEYS,
+  OPEN_KEYS,
+  ROTATING_KEYS,
+} from "./schema.ts";
+import type { Door, FirewallSpec, OpenAction } from "./types.ts";
+
+/**
+ * Validates one door: a rotating door (secret and pool) or a static one (sequence).
+ * Returns `undefined` when it is too broken to use; its issues are in `c`.
+ */
+export function validateDoor(c: Checker, name: string, raw: unknown): Door | undefined {
+  const path = ["doors", name];
+  if (!DOOR_NAME.test(name)) {
+    c.fail(
+      path,
+      `door name must be 1–32 letters, digits, "_" or "-", starting with a letter or digit`,
+      true,
+    );
+  }
+  const d = c.map(raw, path, DOOR_KEYS);
+  if (!d) return undefined;
+  const at = (key: string) => [...path, key];
+  const common = {
+    name,
+    sequenceTimeoutMs: c.duration(
+      d.sequence_timeout,
+      at("sequence_timeout"),
+      DEFAULTS.sequenceTimeoutMs,
+      1,
+      3_600_000,
+    ),
+    open: d.open === undefined ? undefined : checkOpen(c, d.open, at("open")),
+    allow: c.cidrs(d.allow, at("allow")),
+    deny: c.cidrs(d.deny, at("deny")),
+  };
+  if (d.sequence !== undefined) {
+    for (const key of ROTATING_KEYS) {
+      if (d[key] !== undefined) {
+        c.fail(at(key), `a static door (one with "sequence") takes no "${key}"`, true);
+      }
+    }
+    const sequence = checkStaticSequence(c, d.sequence, at("sequence"));
+    const decoys = c.int(d.decoys, at("decoys"), DEFAULTS.decoys, 0, 10);
+    if (!sequence) return undefined;
+    const decoyPorts = decoysOf(sequence, decoys);
+    return {
+      ...common,
+      kind: "static",
+      sequence,
+      decoys: decoyPorts,
+      pool: staticPool(sequence, decoyPorts),
+    };
+  }
+  if (d.decoys !== undefined) c.fail(at("decoys"), `only a static door takes "decoys"`, true);
+
+  const secret = checkSecret(c, d, path);
+  const candidates = checkCandidates(c, d, path);
+  const protocol = checkProtocolMode(c, d.protocol, at("protocol"));
+  const length = c.int(d.length, at("length"), DEFAULTS.length, 1, 16);
+  if (candidates && length > candidates.length) {
+    c.fail(
+      at("length"),
+      `must be at most the ${candidates.length} ports of the pool, received ${length}`,
+    );
+  }
+  const prefix = d.source_prefix === undefined
+    ? {}
+    : c.map(d.source_prefix, at("source_prefix"), ["ipv4", "ipv6"]) ?? {};
+  if (!secret || !candidates) return undefined;
+  const bindSource = c.bool(d.bind_source, at("bind_source"), false);
+  let bind: "pool" | "window" = candidates.length > DEFAULTS.maxPoolBind ? "window" : "pool";
+  if (d.bind !== undefined) {
+    if (d.bind === "pool" || d.bind === "window") bind = d.bind;
+    else c.fail(at("bind"), `must be pool or window, received ${describe(d.bind)}`);
+  }
+  if (bind === "window" && bindSource) {
+    // Each source has its own codes: there is no one window of ports to bind.
+    c.fail(
+      at("bind"),
+      `"window" cannot work with bind_source: true (every source has its own code); use a pool of at most ${DEFAULTS.maxPoolBind} ports`,
+      d.bind === undefined,
+    );
+  }
+  return {
+    ...common,
+    kind: "rotating",
+    secret,
+    fingerprint: secretFingerprint(secret),
+    secretFile: typeof d.secret_file === "string" ? d.secret_file : undefined,
+    candidates,
+    length,
+    protocol,
+    periodMs: c.duration(d.period, at("period"), DEFAULTS.periodMs, 1000, 366 * 86_400_000),
+    skew: c.int(d.skew, at("skew"), DEFAULTS.skew, 0, 10),
+    bindSource,
+    bind,
+    sourcePrefix: {
+      ipv4: c.int(
+        prefix.ipv4,
+        [...at("source_prefix"), "ipv4"],
+        DEFAULTS.sourcePrefix.ipv4,
+        0,
+        32,
+      ),
+      ipv6: c.int(
+        prefix.ipv6,
+        [...at("source_prefix"), "ipv6"],
+        DEFAULTS.sourcePrefix.ipv6,
+        0,
+        128,
+      ),
+    },
+    pool: rotatingPool(candidates, protocol),
+  };
+}
+
+function checkSecret(
+  c: Checker,
+  d: Record<string, unknown>,
+  path: KeyPath,
+): Uint8Array | undefined {
+  const hasInline = d.secret !== undefined;
+  const hasFile = d.secret_file !== undefined;
+  if (hasInline === hasFile) {
+    return c.fail(
+      path,
+      `a rotating door needs exactly one of "secret" or "secret_file" (or "sequence" for a static door)`,
+      true,
+    );
+  }
+  let text: unknown = d.secret;
+  const key = hasInline ? "secret" : "secret_file";
+  if (hasFile) {
+    if (typeof d.secret_file !== "string" || d.secret_file === "") {
+      return c.fail(
+        [...path, key],
+        `must be a file path, received ${describe(d.secret_file)}`,
+      );
+    }
+    if (!c.options.readSecretFile) {
+      return c.fail([...path, key], "secret files cannot be read here");
+    }
+    try {
+      text = c.options.readSecretFile(d.secret_file).trim();
+    } catch (e) {
+      return c.fail(
+        [...path, key],
+        `cannot read ${JSON.stringify(d.secret_file)}: ${(e as Error).message}`,
+      );
+    }
+  }
+  // Never echo the value: it is a secret, even when malformed.
+  const bytes = typeof text === "string" ? decodeSecret(text) : undefined;
+  if (!bytes) {
+    return c.fail(
+      [...path, key],
+      "must be base64url text (as `sesame keygen` prints) of at least 16 bytes",
+    );
+  }
+  return bytes;
+}
+
+function checkCandidates(
+  c: Checker,
+  d: Record<string, unknown>,
+  path: KeyPath,
+): number[] | undefined {
+  if (d.ports === undefined) {
+    return c.fail(
+      path,
+      `a rotating door needs "ports", its pool, such as "20000-20999"`,
+      true,
+    );
+  }
+  const ports = parsePortList(d.ports);
+  if (!ports.ok) return c.fail([...path, "ports"], ports.error);
+  let excluded: number[] = [];
+  if (d.exclude !== undefined) {
+    const ex = parsePortList(d.exclude);
+    if (!ex.ok) return c.fail([...path, "exclude"], ex.error);
+    excluded = ex.ports;
+  }
+  const skip = new Set(excluded);
+  const candidates = ports.ports.filter((p) => !skip.has(p));
+  if (candidates.length < 2) {
+    return c.fail(
+      [...path, "ports"],
+      `must leave at least 2 ports after "exclude", received ${candidates.length}`,
+    );
+  }
+  return candidates;
+}
+
+function checkProtocolMode(c: Checker, value: unknown, path: KeyPath): ProtocolMode {
+  if (value === undefined) return DEFAULTS.protocol;
+  if (value === "tcp" || value === "udp" || value === "mixed") return value;
+  return c.fail(path, `must be tcp, udp or mixed, received ${describe(value)}`) ??
+    DEFAULTS.protocol;
+}
+
+function checkStaticSequence(c: Checker, value: unknown, path: KeyPath): Knock[] | undefined {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 32) {
+    return c.fail(
+      path,
+      `must be a list of 1–32 knocks such as [7000, "8000/udp", 9000], received ${describe(value)}`,
+    );
+  }
+  const knocks: Knock[] = [];
+  value.forEach((item, i) => {
+    const knock = parseKnock(item);
+    if (knock) knocks.push(knock);
+    else {c.fail(
+        [...path, i],
+        `must be a port with an optional protocol ("8000", "8000/udp", "8000:tcp"), received ${
+          describe(item)
+        }`,
+      );}
+  });
+  return knocks.length === value.length ? knocks : undefined;
+}
+
+function checkOpen(c: Checker, value: unknown, path: KeyPath): OpenAction | undefined {
+  const o = c.map(value, path, OPEN_KEYS);
+  if (!o) return undefined;
+  const command = c.argv(o.command, [...path, "command"]);
+  const closeCommand = c.argv(o.close_command, [...path, "close_command"]);
+  return {
+    forMs: c.duration(o.for, [...path, "for"], DEFAULTS.forMs, 1000, 7 * 86_400_000),
+    command,
+    closeCommand,
+    commandTimeoutMs: c.duration(
+      o.timeout,
+      [...path, "timeout"],
+      DEFAULTS.commandTimeoutMs,
+      100,
+      600_000,
+    ),
+    log: c.bool(o.log, [...path, "log"], true),
+    nft: o.nft === undefined ? undefined : checkFirewall(c, o.nft, [...path, "nft"]),
+    iptables: o.iptables === undefined
+      ? undefined
+      : checkFirewall(c, o.iptables, [...path, "iptables"]),
+  };
+}
+
+function checkFirewall(c: Checker, value: unknown, path: KeyPath): FirewallSpec | undefined {
+  const f = c.map(value, path, FIREWALL_KEYS);
+  if (!f) return undefined;
+  if ((f.port === undefined) === (f.ports === undefined)) {
+    return c.fail(path, `needs "port" (or "ports"): the protected service, such as 22`, true);
+  }
+  const key = f.port === undefined ? "ports" : "port";
+  const ports = parsePortList(f[key]);
+  if (!ports.ok) return c.fail([...path, key], ports.error);
+  if (ports.ports.length > 64) {
+    return c.fail(
+      [...path, key],
+      `at most 64 protected ports, received ${ports.ports.length}`,
+    );
+  }
+  const protocol = f.protocol ?? "tcp";
+  if (protocol !== "tcp" && protocol !== "udp") {
+    return c.fail([...path, "protocol"], `must be tcp or udp, received ${describe(protocol)}`);
+  }
+  return { ports: ports.ports, protocol };
+}
+
+/**
+ * The fingerprint of a secret: names it (in used codes, logs, status) without revealing
+ * it. The first 12 bytes of HMAC-SHA256(secret, "sesame/fingerprint/v1"), base64url.
+ *
+ * @example
+ * ```ts
+ * import { secretFingerprint } from "./door.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(secretFingerprint(new Uint8Array(32)).length, 16);
+ * ```
+ */
+export function secretFingerprint(secret: Uint8Array): string {
+  return createHmac("sha256", secret).update("sesame/fingerprint/v1").digest().subarray(0, 12)
+    .toString("base64url");
+}

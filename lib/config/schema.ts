@@ -1,0 +1,68 @@
+/**
+ * The config's schema in data: defaults, the keys each mapping takes, and the rule for
+ * door names. The README's key table documents the same values.
+ * @module
+ */
+
+/** Defaults, as documented in the README. */
+export const DEFAULTS = {
+  length: 4,
+  protocol: "tcp",
+  periodMs: 30_000,
+  skew: 1,
+  sequenceTimeoutMs: 10_000,
+  forMs: 30_000,
+  commandTimeoutMs: 10_000,
+  maxSources: 100_000,
+  reorderWindowMs: 5,
+  scanThreshold: 6,
+  scanWindowMs: 2000,
+  scanCooldownMs: 60_000,
+  decoys: 2,
+  /** Pools larger than this bind only the ports of the codes in the window. */
+  maxPoolBind: 4096,
+  sourcePrefix: { ipv4: 32, ipv6: 64 },
+} as const;
+
+/** What a door name may be: safe as an argv value, a log field and (with "-" as "_") an nft name. */
+export const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+/** Keys of the top level. */
+export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
+/** Keys of `listen`. */
+export const LISTEN_KEYS = [
+  "nft_mode",
+  "addresses",
+  "max_sources",
+  "reorder_window",
+  "scan_threshold",
+  "scan_window",
+  "scan_cooldown",
+];
+/** Keys only a rotating door takes (a static door, one with "sequence", refuses them). */
+export const ROTATING_KEYS = [
+  "secret",
+  "secret_file",
+  "ports",
+  "exclude",
+  "length",
+  "protocol",
+  "period",
+  "skew",
+  "bind_source",
+  "source_prefix",
+  "bind",
+];
+/** Keys of a door. */
+export const DOOR_KEYS = [
+  ...ROTATING_KEYS,
+  "sequence",
+  "decoys",
+  "sequence_timeout",
+  "open",
+  "allow",
+  "deny",
+];
+/** Keys of a door's `open`. */
+export const OPEN_KEYS = ["for", "command", "close_command", "timeout", "log", "nft", "iptables"];
+/** Keys of `open.nft` and `open.iptables`. */
+export const FIREWALL_KEYS = ["port", "ports", "protocol"];

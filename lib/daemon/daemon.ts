@@ -1,0 +1,436 @@
+/**
+ * The daemon: wiring only. It starts the parts in order (store, engine, firewall, opener,
+ * sequences, listeners), routes each knock down one path (listener → sequences → engine
+ * → opener or report), and reloads and stops them. Every failure fails closed: an error
+ * never opens a door, and stopping closes every door a command opened.
+ * @module
+ */
+import type { Config, Door } from "../config/types.ts";
+import { Counters } from "../counters.ts";
+import { type Decision, KnockEngine } from "../engine/engine.ts";
+import { UsedCodes } from "../engine/used_codes.ts";
+import { ConfigError } from "../errors.ts";
+import { formatDuration } from "../duration.ts";
+import type { Protocol } from "../knock.ts";
+import { logger } from "../log.ts";
+import { IptablesFirewall } from "../actions/iptables.ts";
+import { NftFirewall } from "../actions/nft.ts";
+import type { Firewalls } from "../actions/firewall.ts";
+import { type CommandRunner, WorkerRunner } from "../actions/runner.ts";
+import { type Listeners, type ListenersFactory, SocketListeners } from "../net/listeners.ts";
+import { JsonFileStore } from "../store/json_file.ts";
+import { MemoryStore, type OpenRecord, type Store, type StoredState } from "../store/store.ts";
+import { acceptWindow } from "../window.ts";
+import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
+import { Opener } from "./opener.ts";
+import { checkDescriptors, warnEphemeral } from "./preflight.ts";
+import { type DaemonEvent, logLine } from "./report.ts";
+import { Sequences } from "./sequences.ts";
+
+export type { DaemonEvent };
+
+/** Options for {@link Daemon.start}. */
+export interface DaemonOptions {
+  /** The validated config. Every door must have `open`. */
+  readonly config: Config;
+  /** Runs commands. @default a {@link WorkerRunner} */
+  readonly runner?: CommandRunner;
+  /** The clock. @default Date.now */
+  readonly now?: () => number;
+  /** Called for every {@link DaemonEvent}. */
+  readonly onEvent?: (event: DaemonEvent) => void;
+  /** The durable state. @default the config's `state_file`, or memory without one */
+  readonly store?: Store;
+  /** Firewall backends. @default nft and iptables through the runner */
+  readonly firewalls?: Firewalls;
+  /** Makes the listeners. @default real sockets */
+  readonly listeners?: ListenersFactory;
+}
+
+const log = logger("daemon");
+const TICK_MS = 500;
+
+type FirewallKind = keyof Firewalls;
+const FIREWALL_KINDS: readonly FirewallKind[] = ["nft", "iptables"];
+
+/**
+ * A running knock daemon.
+ *
+ * @example
+ * ```ts
+ * import { Daemon } from "./daemon.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { MemoryListeners } from "../net/listeners.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const config = validateConfig({ doors: { legacy: { sequence: [7000, 8000], open: { for: "5s" } } } });
+ * let listeners: MemoryListeners | undefined;
+ * const daemon = await Daemon.start({
+ *   config,
+ *   listeners: (onKnock, now, counters) => listeners = new MemoryListeners(onKnock, now, counters),
+ * });
+ * listeners!.knock("192.0.2.7", "tcp", 7000);
+ * listeners!.knock("192.0.2.7", "tcp", 8000);
+ * await daemon.settled();
+ * assertEquals(daemon.openDoors().map((r) => r.source), ["192.0.2.7"]);
+ * await daemon.stop();
+ * ```
+ */
+export class Daemon {
+  /** Counters since start. */
+  readonly counters: Counters;
+  #config: Config;
+  #doors: Map<string, Door>;
+  #engine: KnockEngine;
+  #sequences: Sequences;
+  readonly #used: UsedCodes;
+  readonly #now: () => number;
+  readonly #runner: CommandRunner;
+  readonly #ownsRunner: boolean;
+  readonly #store: Store;
+  readonly #firewalls: Firewalls;
+  readonly #opener: Opener;
+  readonly #listeners: Listeners;
+  readonly #onEvent: (event: DaemonEvent) => void;
+  #tick: ReturnType<typeof setInterval> | undefined;
+  #stopping: Promise<void> | undefined;
+  /** Addresses listened on (after the IPv4 fallback). */
+  #addresses: readonly string[] = [];
+  /** Per-knock debug lines cost nothing unless enabled: checked once at start. */
+  readonly #debug = log.isEnabledFor("debug");
+  #resolveStopped!: () => void;
+  /** Resolves when {@link stop} has finished. */
+  readonly stopped: Promise<void>;
+
+  private constructor(options: DaemonOptions, store: Store, used: UsedCodes) {
+    const config = this.#config = options.config;
+    this.#doors = new Map(config.doors.map((d) => [d.name, d]));
+    this.#now = options.now ?? Date.now;
+    this.#runner = options.runner ?? new WorkerRunner();
+    this.#ownsRunner = !options.runner;
+    if (this.#runner instanceof WorkerRunner) this.#runner.warm();
+    this.#onEvent = options.onEvent ?? (() => {});
+    this.counters = new Counters();
+    this.#store = store;
+    this.#used = used;
+    this.#firewalls = options.firewalls ?? {
+      nft: new NftFirewall(this.#runner, { now: this.#now, mode: config.nftMode }),
+      iptables: new IptablesFirewall(this.#runner, { now: this.#now }),
+    };
+    this.#opener = new Opener({
+      store,
+      firewalls: this.#firewalls,
+      runner: this.#runner,
+      now: this.#now,
+      counters: this.counters,
+      report: (e) => this.#report(e),
+    });
+    this.#engine = this.#newEngine(config);
+    this.#sequences = this.#newSequences();
+    const listen = options.listeners ?? ((k, now, c) => new SocketListeners(k, now, c));
+    this.#listeners = listen(
+      (s, p, port, at) => this.#knock(s, p, port, at),
+      this.#now,
+      this.counters,
+    );
+    this.stopped = new Promise((r) => this.#resolveStopped = r);
+  }
+
+  /**
+   * Starts a daemon: loads the store, applies the firewall, takes over the open doors
+   * (closing those that fell due while it was down), derives the codes in the window,
+   * binds the listeners.
+   * @throws {ConfigError} when the config cannot run (a door without `open`, too few file descriptors).
+   */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const { config } = options;
+    assertRunnable(config);
+    const now = options.now ?? Date.now;
+    const store = options.store ??
+      (config.stateFile ? new JsonFileStore(config.stateFile) : new MemoryStore());
+    const loaded = await store.load();
+    let state: StoredState = { used: [], open: [] };
+    if (loaded.kind === "ok") state = loaded.state;
+    if (loaded.kind === "corrupt") {
+      log.error(
+        "state file {file} is corrupt ({error}); kept as {keptAs}. Failing closed: every code of the current window is refused",
+        { file: config.stateFile, error: loaded.error.message, keptAs: loaded.keptAs },
+      );
+    }
+    const used = new UsedCodes(adoptCodes(config, state));
+    if (loaded.kind === "corrupt") {
+      for (const door of config.doors) {
+        if (door.kind === "rotating") {
+          used.floor(door.name, door.fingerprint, acceptWindow(door, now()).hi);
+        }
+      }
+    }
+    const daemon = new Daemon(options, store, used);
+    try {
+      await daemon.#start(state.open);
+    } catch (e) {
+      await daemon.#release();
+      throw e;
+    }
+    return daemon;
+  }
+
+  async #start(open: readonly OpenRecord[]): Promise<void> {
+    // The firewall first: protected ports are closed to all but the still-open sources
+    // before anything else happens. If it cannot be done, sesame does not start.
+    for (const kind of FIREWALL_KINDS) {
+      if (uses(this.#config, kind) || open.some((r) => r.firewall?.kind === kind)) {
+        await this.#firewalls[kind].start(this.#config.doors, open);
+        log.info("{kind}: sesame's rules applied", { kind });
+      }
+    }
+    // Codes adopted from an older state and the fail-closed floors become durable now.
+    await this.#store.commit({ used: this.#used.marks() });
+    await this.#opener.restore(open);
+    if (open.length > 0) {
+      log.info("took over {count} open doors from the state file", { count: open.length });
+    }
+    await this.#sequences.refresh(this.#now());
+    await this.#bind();
+    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+  }
+
+  /** The config in force. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** Sources tracked now. */
+  get trackedSources(): number {
+    return this.#engine.trackedSources;
+  }
+
+  /** The doors open now. */
+  openDoors(): OpenRecord[] {
+    return this.#opener.records();
+  }
+
+  /** Resolves when every open decided so far has been committed and acted on (tests). */
+  settled(): Promise<void> {
+    return this.#opener.settled();
+  }
+
+  /**
+   * Replaces the config (SIGHUP). Listeners that stay are kept; used codes carry over.
+   * A config that cannot run is refused and the old one keeps running.
+   */
+  async reload(config: Config): Promise<void> {
+    try {
+      assertRunnable(config);
+      for (const kind of FIREWALL_KINDS) {
+        if (!uses(config, kind) && !uses(this.#config, kind)) continue;
+        // Each transaction fails as a whole: the old rules still stand.
+        await this.#firewalls[kind].start(config.doors, this.#opener.records());
+      }
+    } catch (e) {
+      this.#report({ kind: "reload-failed", error: (e as Error).message });
+      throw e;
+    }
+    this.#config = config;
+    this.#doors = new Map(config.doors.map((d) => [d.name, d]));
+    this.#engine = this.#newEngine(config);
+    this.#sequences = this.#newSequences();
+    await this.#sequences.refresh(this.#now());
+    await this.#bind();
+    log.info("reloaded: {doors} doors", { doors: config.doors.length });
+    this.#report({ kind: "reloaded" });
+  }
+
+  /** Stops listening, closes every door a command opened, keeps the rest in the store. Safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearInterval(this.#tick);
+      this.#listeners.closeAll();
+      await this.#opener.closeAll();
+      await this.#release();
+      log.info(
+        "stopped: {knocks} knocks heard, {scanners} scanners ignored, {acceptErrors} accept errors",
+        { ...this.counters },
+      );
+      this.#resolveStopped();
+    })();
+    return this.#stopping;
+  }
+
+  /** Releases processes, the store and timers (after stop, or a failed start). */
+  async #release(): Promise<void> {
+    clearInterval(this.#tick);
+    this.#listeners.closeAll();
+    this.#opener.cancelTimers();
+    for (const kind of FIREWALL_KINDS) await this.#firewalls[kind].shutdown();
+    this.#store.close();
+    if (this.#ownsRunner) this.#runner.close();
+  }
+
+  #newEngine(config: Config): KnockEngine {
+    return new KnockEngine(config.doors, {
+      maxSources: config.maxSources,
+      reorderWindowMs: config.reorderWindowMs,
+      scan: config.scan,
+      allow: config.allow,
+      deny: config.deny,
+      used: this.#used,
+      counters: this.counters,
+    });
+  }
+
+  #newSequences(): Sequences {
+    return new Sequences(
+      this.#engine,
+      (e) => log.error("cannot derive a sequence: {error}", { error: String(e) }),
+    );
+  }
+
+  #report(event: DaemonEvent): void {
+    const line = logLine(event, (name) => this.#doors.get(name));
+    if (line) log[line.level === "warning" ? "warn" : line.level](line.message, line.properties);
+    try {
+      this.#onEvent(event);
+    } catch (e) {
+      log.error("event handler failed: {error}", { error: String(e) });
+    }
+  }
+
+  #onTick(): void {
+    const now = this.#now();
+    this.#engine.sweep(now);
+    this.#sequences.refresh(now).then(() => this.#rebindWindow()).catch((e) =>
+      log.error("cannot derive sequences: {error}", { error: String(e) })
+    );
+  }
+
+  #endpoints() {
+    const now = this.#now();
+    return wantedEndpoints(this.#config.doors, this.#addresses, (i) => {
+      // Only the ports of the codes in the window, and of the next one (bound before its boundary).
+      const { lo, hi } = acceptWindow(
+        this.#config.doors[i] as { periodMs: number; skew: number },
+        now,
+      );
+      return this.#sequences.windowKnocks(i, lo, hi + 1);
+    });
+  }
+
+  /** `bind: window` doors: binds the ports of codes entering the window, releases those that left. */
+  #rebindWindow(): void {
+    if (!this.#config.doors.some((d) => d.kind === "rotating" && d.bind === "window")) return;
+    for (const f of this.#listeners.update(this.#endpoints())) {
+      log.warning(
+        "cannot bind {port}/{protocol} for the window ({reason}): that code cannot be knocked",
+        { port: f.endpoint.port, protocol: f.endpoint.protocol, reason: f.reason },
+      );
+    }
+  }
+
+  async #bind(): Promise<void> {
+    this.#addresses = this.#config.addresses;
+    let endpoints = this.#endpoints();
+    await checkDescriptors(endpoints.length);
+    await warnEphemeral(this.#config.doors);
+    let failures = this.#listeners.update(endpoints);
+    if (shouldFallBackToIPv4(endpoints, failures)) {
+      log.warning("cannot listen on [::] (IPv6 off?): listening on 0.0.0.0 instead");
+      this.#addresses = this.#addresses.map((a) => a === "::" ? "0.0.0.0" : a);
+      endpoints = this.#endpoints();
+      failures = this.#listeners.update(endpoints);
+    }
+    for (const f of doorBindFailures(this.#config.doors, failures)) {
+      log.warning(
+        "door {door}: {count} of its ports could not be bound ({reasons}): {sample}. Knocks there go unheard; a rotating door whose code lands on one cannot open that period",
+        { ...f },
+      );
+    }
+    const bound = this.#listeners.size;
+    if (bound === 0) {
+      throw new ConfigError([{ path: "listen", message: "no knock port could be bound" }]);
+    }
+    const tcp = endpoints.filter((e) => e.protocol === "tcp").length;
+    log.info(
+      "listening on {bound} sockets ({tcp} TCP, {udp} UDP) on {addresses} for {doors} doors",
+      {
+        bound,
+        tcp,
+        udp: endpoints.length - tcp,
+        addresses: this.#config.addresses.join(", "),
+        doors: this.#config.doors.map((d) => d.name).join(", "),
+      },
+    );
+    for (const door of this.#config.doors) {
+      if (door.kind !== "rotating") continue;
+      if (door.bind === "window") {
+        log.warning(
+          "door {door}: its pool of {pool} ports is bound by window: only the ports of the codes in the window listen, re-bound every period. A port scan then narrows the code down to its {orderings} orderings",
+          { door: door.name, pool: door.candidates.length, orderings: factorial(door.length) },
+        );
+      }
+      log.info(
+        "door {door}: {length} {protocol} knocks from {pool} ports, period {period}, next rotation in {left}",
+        {
+          door: door.name,
+          length: door.length,
+          protocol: door.protocol,
+          pool: door.candidates.length,
+          period: formatDuration(door.periodMs),
+          left: formatDuration(door.periodMs - (this.#now() % door.periodMs)),
+        },
+      );
+    }
+    this.#report({ kind: "ready", endpoints: bound, failures });
+  }
+
+  /** The knock path: listener → sequences (bind_source derivation) → engine → decisions. */
+  #knock(source: string, protocol: Protocol, port: number, at: number): void {
+    if (this.#debug) {
+      log.debug("knock from {source} on {port}/{protocol}", { source, port, protocol });
+    }
+    this.#sequences.knock(source, protocol, port, at, this.#handle);
+  }
+
+  readonly #handle = (source: string, protocol: Protocol, port: number, at: number): void => {
+    const decisions = this.#engine.handle(source, protocol, port, at);
+    if (decisions.length > 0) this.#decide(decisions);
+  };
+
+  #decide(decisions: readonly Decision[]): void {
+    for (const d of decisions) {
+      if (d.kind === "open") this.#opener.request(this.#doors.get(d.door)!, d.source, d.code);
+      else this.#report(d);
+    }
+  }
+}
+
+/**
+ * The used codes a store kept, for this config: records from before fingerprints count
+ * for the door's current secret (fail closed).
+ */
+function adoptCodes(config: Config, state: StoredState) {
+  const secrets = new Map(
+    config.doors.flatMap((d) => d.kind === "rotating" ? [[d.name, d.fingerprint]] : []),
+  );
+  return state.used.flatMap((c) => {
+    const secret = c.secret ?? secrets.get(c.door);
+    return secret === undefined ? [] : [{ ...c, secret }];
+  });
+}
+
+function factorial(n: number): number {
+  return n <= 1 ? 1 : n * factorial(n - 1);
+}
+
+function uses(config: Config, kind: FirewallKind): boolean {
+  return config.doors.some((d) => d.open?.[kind]);
+}
+
+function assertRunnable(config: Config): void {
+  const clientOnly = config.doors.filter((d) => !d.open);
+  if (clientOnly.length > 0) {
+    throw new ConfigError(clientOnly.map((d) => ({
+      path: `doors.${d.name}`,
+      message: `has no "open": it is a client-side door; listen needs an action for every door`,
+    })));
+  }
+}

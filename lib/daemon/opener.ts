@@ -1,0 +1,365 @@
+/**
+ * The one place where a decision becomes an open door. Requests of one event-loop turn
+ * are handled together, one batch at a time:
+ *
+ * 1. plan: pure data: for each (door, source) the record to keep and whether it is fresh
+ *    (a door already open is extended, its open command does not run again);
+ * 2. commit: the used codes and the records reach the store in one transaction;
+ * 3. act: only after the commit, the firewall lets the source through and the open
+ *    command runs; the close is scheduled.
+ *
+ * A failed commit acts on nothing and schedules nothing: the door stays shut. A close
+ * that fails is retried with backoff and stays in the store until it succeeds.
+ * @module
+ */
+import type { Door } from "../config/types.ts";
+import type { Counters } from "../counters.ts";
+import type { UsedCode } from "../engine/used_codes.ts";
+import { substitute } from "../actions/command.ts";
+import type { Firewalls } from "../actions/firewall.ts";
+import type { CommandResult, CommandRunner } from "../actions/runner.ts";
+import { openKey, type OpenRecord, type Store } from "../store/store.ts";
+
+/** Something that happened to a door. */
+export type DoorEvent =
+  | {
+    readonly kind: "opened" | "extended" | "closed";
+    /** The door's name. */
+    readonly door: string;
+    readonly source: string;
+    /** When the door closes (closes), ms. */
+    readonly until: number;
+  }
+  | {
+    readonly kind: "open-failed" | "close-failed";
+    readonly door: string;
+    readonly source: string;
+    readonly until: number;
+    /** What failed. */
+    readonly error: string;
+  }
+  | {
+    /** The store refused a batch: none of its doors opened. */
+    readonly kind: "commit-failed";
+    /** The doors and sources refused, as `door source`. */
+    readonly refused: readonly string[];
+    readonly error: string;
+  };
+
+/** Options for {@link Opener}. */
+export interface OpenerOptions {
+  /** Where codes and records are committed before any act. */
+  readonly store: Store;
+  /** The firewall backends. */
+  readonly firewalls: Firewalls;
+  /** Runs open and close commands. */
+  readonly runner: CommandRunner;
+  /** The clock. */
+  readonly now: () => number;
+  /** Where opens, closes and failures are counted. */
+  readonly counters: Counters;
+  /** Called for every {@link DoorEvent}. */
+  readonly report: (event: DoorEvent) => void;
+}
+
+interface Request {
+  readonly door: Door;
+  readonly source: string;
+  readonly code?: UsedCode;
+}
+
+interface Entry {
+  record: OpenRecord;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  timeoutMs: number;
+  /** Failed close attempts so far (for the backoff). */
+  failures: number;
+}
+
+/** One planned opening. */
+interface Plan {
+  readonly door: Door;
+  readonly record: OpenRecord;
+  readonly fresh: boolean;
+  readonly timeoutMs: number;
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** setTimeout takes at most 2^31-1 ms; longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A failed close is retried after 1 s, 2 s, 4 s … at most a minute apart. */
+const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
+
+/**
+ * Opens doors (commit, then act) and closes them on time.
+ *
+ * @example A door opens only after its code is committed, and closes after `for`
+ * ```ts
+ * import { Opener } from "./opener.ts";
+ * import { MemoryStore } from "../store/store.ts";
+ * import { DryRunFirewall } from "../actions/firewall.ts";
+ * import { Counters } from "../counters.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000], open: { nft: { port: 22 } } } } });
+ * const nft = new DryRunFirewall();
+ * const store = new MemoryStore();
+ * const opener = new Opener({
+ *   store,
+ *   firewalls: { nft, iptables: new DryRunFirewall() },
+ *   runner: { run: () => Promise.reject(), spawn: () => { throw new Error(); }, close() {} },
+ *   now: Date.now,
+ *   counters: new Counters(),
+ *   report: () => {},
+ * });
+ * opener.request(doors[0], "192.0.2.7");
+ * await opener.settled();
+ * assertEquals(nft.calls, ["open legacy 192.0.2.7"]);
+ * assertEquals(store.snapshot().open.length, 1);
+ * opener.cancelTimers();
+ * ```
+ */
+export class Opener {
+  readonly #options: OpenerOptions;
+  readonly #entries = new Map<string, Entry>();
+  #requests: Request[] = [];
+  #flushing: Promise<void> | undefined;
+  #scheduled = false;
+  readonly #closing = new Set<Promise<void>>();
+
+  /** @param options the store, the firewalls, the runner, the clock, the counters and the report. */
+  constructor(options: OpenerOptions) {
+    this.#options = options;
+  }
+
+  /** The doors open now (and those still to be closed), as the store keeps them. */
+  records(): OpenRecord[] {
+    return [...this.#entries.values()].map((e) => e.record);
+  }
+
+  /**
+   * Takes over the records a store kept: those past their time are closed now, the
+   * others when their time comes.
+   */
+  async restore(records: readonly OpenRecord[]): Promise<void> {
+    const now = this.#options.now();
+    const due: Promise<void>[] = [];
+    for (const record of records) {
+      const entry = { record, timer: undefined, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
+      this.#entries.set(openKey(record), entry);
+      if (record.until <= now) due.push(this.#close(entry));
+      else this.#schedule(entry);
+    }
+    await Promise.all(due);
+  }
+
+  /** Asks for `door` to open for `source`, using up `code`; handled with the rest of this turn. */
+  request(door: Door, source: string, code?: UsedCode): void {
+    this.#requests.push({ door, source, code });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    // The next macrotask: every open decided in this turn of the event loop joins the batch.
+    setTimeout(() => {
+      this.#scheduled = false;
+      this.#flushing ??= this.#drain().finally(() => this.#flushing = undefined);
+    }, 0);
+  }
+
+  /** Resolves when every request made so far has been committed and acted on (or refused). */
+  async settled(): Promise<void> {
+    while (this.#scheduled || this.#flushing) {
+      await (this.#flushing ?? new Promise((r) => setTimeout(r, 0)));
+    }
+  }
+
+  /**
+   * Shutdown: closes every door a command opened (nothing would close it while sesame is
+   * not running). Doors that only a firewall opened stay until their time, which the
+   * kernel enforces by itself; their records stay in the store for the next start.
+   */
+  async closeAll(): Promise<void> {
+    await this.settled();
+    const closing: Promise<void>[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.record.firewall && !entry.record.close) clearTimeout(entry.timer);
+      else closing.push(this.#close(entry, false));
+    }
+    await Promise.all(closing);
+    await Promise.all(this.#closing);
+    this.cancelTimers();
+  }
+
+  /** Cancels every timer without closing anything (the end of a run; tests). */
+  cancelTimers(): void {
+    for (const e of this.#entries.values()) clearTimeout(e.timer);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#requests.length > 0) {
+      const requests = this.#requests;
+      this.#requests = [];
+      await this.#open(requests);
+    }
+  }
+
+  /** One batch: plan, commit, act. */
+  async #open(requests: readonly Request[]): Promise<void> {
+    const { store, counters, report } = this.#options;
+    const plans = this.#plan(requests);
+    const used = requests.flatMap((r) => r.code ? [r.code] : []);
+    try {
+      await store.commit({ used, opened: plans.map((p) => p.record) });
+    } catch (e) {
+      counters.commitFailures++;
+      report({
+        kind: "commit-failed",
+        refused: plans.map((p) => `${p.door.name} ${p.record.source}`),
+        error: (e as Error).message,
+      });
+      return; // nothing acts, nothing is scheduled: the doors stay shut
+    }
+    await Promise.all(plans.map((plan) => this.#act(plan)));
+  }
+
+  /** Pure planning against the open doors: one record per (door, source). */
+  #plan(requests: readonly Request[]): Plan[] {
+    const now = this.#options.now();
+    const plans = new Map<string, Plan>();
+    for (const { door, source } of requests) {
+      const open = door.open!;
+      const key = openKey({ door: door.name, source });
+      const until = now + open.forMs;
+      const known = plans.get(key)?.record ?? this.#entries.get(key)?.record;
+      if (known) {
+        plans.set(key, {
+          door,
+          record: { ...known, until: Math.max(known.until, until) },
+          fresh: plans.get(key)?.fresh ?? false,
+          timeoutMs: open.commandTimeoutMs,
+        });
+        continue;
+      }
+      const spec = open.nft ?? open.iptables;
+      const record: OpenRecord = {
+        door: door.name,
+        source,
+        until,
+        close: open.closeCommand
+          ? substitute(open.closeCommand, { source, door: door.name })
+          : null,
+        ...(spec
+          ? {
+            firewall: {
+              kind: open.nft ? "nft" as const : "iptables" as const,
+              ports: spec.ports,
+              protocol: spec.protocol,
+            },
+          }
+          : {}),
+      };
+      plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs });
+    }
+    return [...plans.values()];
+  }
+
+  /** Act on one committed plan: the entry and its close timer, then the firewall and the command. */
+  async #act({ door, record, fresh, timeoutMs }: Plan): Promise<void> {
+    const { firewalls, runner, counters, report } = this.#options;
+    const key = openKey(record);
+    const entry = this.#entries.get(key) ?? { record, timer: undefined, timeoutMs, failures: 0 };
+    entry.record = record;
+    this.#entries.set(key, entry);
+    // Scheduled before acting: a door left half open by a failed action is still closed in time.
+    this.#schedule(entry);
+    const failed = (error: string) => {
+      counters.openFailures++;
+      report({
+        kind: "open-failed",
+        door: record.door,
+        source: record.source,
+        until: record.until,
+        error,
+      });
+    };
+    if (record.firewall) {
+      try {
+        await firewalls[record.firewall.kind].open(record);
+      } catch (e) {
+        return failed((e as Error).message);
+      }
+    }
+    const command = door.open!.command;
+    if (fresh && command) {
+      const argv = substitute(command, { source: record.source, door: door.name });
+      const result = await runner.run(argv, timeoutMs);
+      if (result.code !== 0) return failed(describeFailure(result));
+    }
+    if (fresh) counters.opens++;
+    report({
+      kind: fresh ? "opened" : "extended",
+      door: record.door,
+      source: record.source,
+      until: record.until,
+    });
+  }
+
+  #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#options.now())): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      // Extended meanwhile, or a long wait re-armed.
+      if (entry.record.until > this.#options.now()) return this.#schedule(entry);
+      this.#track(this.#close(entry));
+    }, Math.min(wait, MAX_TIMER_MS));
+  }
+
+  #track(p: Promise<void>): void {
+    this.#closing.add(p);
+    p.finally(() => this.#closing.delete(p));
+  }
+
+  /** Runs the close; on success the record leaves the store, on failure a retry is scheduled. */
+  async #close(entry: Entry, retry = true): Promise<void> {
+    const { firewalls, runner, store, counters, report } = this.#options;
+    const { record } = entry;
+    clearTimeout(entry.timer);
+    const key = openKey(record);
+    if (this.#entries.get(key) !== entry) return; // closed already
+    let error: string | undefined;
+    if (record.firewall) {
+      await firewalls[record.firewall.kind].close(record).catch((e) =>
+        error = (e as Error).message
+      );
+    }
+    if (!error && record.close) {
+      const result = await runner.run(record.close, entry.timeoutMs, undefined, true);
+      if (result.code !== 0) error = describeFailure(result);
+    }
+    if (this.#entries.get(key) !== entry || entry.record !== record) return; // re-opened meanwhile
+    if (error) {
+      counters.closeFailures++;
+      entry.failures++;
+      report({
+        kind: "close-failed",
+        door: record.door,
+        source: record.source,
+        until: record.until,
+        error,
+      });
+      if (retry) {
+        this.#schedule(entry, Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (entry.failures - 1)));
+      }
+      return; // the record stays in the store: the next start retries it
+    }
+    this.#entries.delete(key);
+    counters.closes++;
+    report({ kind: "closed", door: record.door, source: record.source, until: record.until });
+    await store.commit({ closed: [record] }).catch(() => {
+      // The door is closed; its record stays and the next start closes it again (harmless).
+    });
+  }
+}
+
+function describeFailure(result: CommandResult): string {
+  if (result.timedOut) return "killed after its time limit";
+  return `exit code ${result.code}${result.error ? `: ${result.error}` : ""}`;
+}

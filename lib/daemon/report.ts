@@ -1,0 +1,139 @@
+/**
+ * From what happened to what is said: every decision and door event becomes one log line
+ * (message and properties, from one table) and one {@link DaemonEvent} for tests and the
+ * demo. The property names and event fields are frozen by tests/report_test.ts: status,
+ * metrics and log filters depend on them.
+ * @module
+ */
+import type { LogLevel } from "@logtape/logtape";
+import type { Door } from "../config/types.ts";
+import { formatDuration } from "../duration.ts";
+import type { Decision } from "../engine/engine.ts";
+import type { BindFailure } from "../net/listeners.ts";
+import type { DoorEvent } from "./opener.ts";
+
+/** Everything the daemon reports besides plain log lines: what tests and the demo watch. */
+export type DaemonEvent =
+  | DoorEvent
+  | Exclude<Decision, { kind: "open" }>
+  | {
+    readonly kind: "ready";
+    /** Sockets bound. */
+    readonly endpoints: number;
+    readonly failures: readonly BindFailure[];
+  }
+  | { readonly kind: "reloaded" }
+  | { readonly kind: "reload-failed"; readonly error: string };
+
+/** One log line: its level, message template and properties. */
+export interface LogLine {
+  readonly level: LogLevel;
+  readonly message: string;
+  readonly properties: Record<string, unknown>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The log line of an event, or `undefined` for events that are not logged here (ready,
+ * reloaded: the daemon writes richer lines for those).
+ *
+ * @example
+ * ```ts
+ * import { logLine } from "./report.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const line = logLine({ kind: "closed", door: "ssh", source: "192.0.2.7", until: 0 }, () => undefined);
+ * assertEquals(line?.message, "door {door} closed for {source}");
+ * ```
+ */
+export function logLine(
+  event: DaemonEvent,
+  doorNamed: (name: string) => Door | undefined,
+): LogLine | undefined {
+  switch (event.kind) {
+    case "opened":
+      return info("door {door} opened for {source} until {until}", event, {
+        until: iso(event.until),
+      });
+    case "extended":
+      return info("door {door} already open for {source}: extended until {until}", event, {
+        until: iso(event.until),
+      });
+    case "closed":
+      return info("door {door} closed for {source}", event, {});
+    case "open-failed":
+      return error("door {door}: opening for {source} failed: {error}", event);
+    case "close-failed":
+      return error("door {door}: closing for {source} failed ({error}); retrying", event);
+    case "commit-failed":
+      return {
+        level: "error",
+        message: "state not written ({error}): not opening {refused}",
+        properties: { error: event.error, refused: event.refused.join(", ") },
+      };
+    case "scan":
+      return {
+        level: "warning",
+        message: "{source} looks like a scanner ({reason}): ignored until {until}",
+        properties: {
+          source: event.source,
+          reason: event.reason === "decoy"
+            ? "knocked a decoy port"
+            : "too many distinct knock ports",
+          until: iso(event.until),
+        },
+      };
+    case "replay":
+      return {
+        level: "warning",
+        message:
+          "door {door}: {source} completed an already used code (counter {counter}): a replay? Not opened",
+        properties: { door: event.door, source: event.source, counter: event.counter },
+      };
+    case "skew": {
+      const door = doorNamed(event.door);
+      const periodMs = door?.kind === "rotating" ? door.periodMs : 0;
+      return {
+        level: "warning",
+        message:
+          "door {door}: {source} sent the code of {periods} period(s) {direction}: the clocks disagree by about {drift} (only ±{skew} period(s) are accepted). Not opened",
+        properties: {
+          door: event.door,
+          source: event.source,
+          periods: Math.abs(event.periods),
+          direction: event.periods > 0 ? "ahead" : "behind",
+          drift: formatDuration(Math.abs(event.periods) * periodMs),
+          skew: door?.kind === "rotating" ? door.skew : 0,
+        },
+      };
+    }
+    case "reload-failed":
+      return {
+        level: "error",
+        message: "reload refused, the running config stays:\n{error}",
+        properties: { error: event.error },
+      };
+    default:
+      return undefined;
+  }
+}
+
+function info(
+  message: string,
+  event: { door: string; source: string },
+  extra: Record<string, unknown>,
+): LogLine {
+  return {
+    level: "info",
+    message,
+    properties: { door: event.door, source: event.source, ...extra },
+  };
+}
+
+function error(message: string, event: { door: string; source: string; error: string }): LogLine {
+  return {
+    level: "error",
+    message,
+    properties: { door: event.door, source: event.source, error: event.error },
+  };
+}

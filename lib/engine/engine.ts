@@ -1,0 +1,426 @@
+/**
+ * The knock engine: every knock of every source against every door, synchronously and
+ * without I/O. It owns the source table and the sequences in the acceptance window; it
+ * consults the used codes and the scan detector, and returns decisions as data. The
+ * daemon feeds it knocks and the sequences it derives, and acts on what it returns.
+ * @module
+ */
+import { type Address, type Cidr, isPermitted, maskBytes, parseAddress } from "../address.ts";
+import type { Door, RotatingDoor, ScanPolicy } from "../config/types.ts";
+import { Counters } from "../counters.ts";
+import type { Knock, Protocol } from "../knock.ts";
+import { SKEW_PROBE } from "../window.ts";
+import { PortIndex } from "./port_index.ts";
+import { type MissLog, ScanDetector } from "./scan_detector.ts";
+import { SourceTable } from "./source_table.ts";
+import {
+  advance,
+  type AdvanceOptions,
+  encodeSequence,
+  knockCode,
+  type Progress,
+} from "./tracker.ts";
+import { type CodeOwner, type UsedCode, UsedCodes } from "./used_codes.ts";
+
+/** Options for {@link KnockEngine}. */
+export interface KnockEngineOptions {
+  /** Most sources tracked at once (and most bans held). @default 100000 */
+  readonly maxSources?: number;
+  /** Out-of-order tolerance, ms. @default 5 */
+  readonly reorderWindowMs?: number;
+  /** Sources allowed to knock any door. @default [] (everyone) */
+  readonly allow?: readonly Cidr[];
+  /** Sources never heard. @default [] */
+  readonly deny?: readonly Cidr[];
+  /** The used codes to refuse; shared with the daemon, which persists them. @default none */
+  readonly used?: UsedCodes;
+  /** Scanner detection. @default off */
+  readonly scan?: ScanPolicy;
+  /** Where the engine counts ignored knocks, scanners and evictions. @default its own */
+  readonly counters?: Counters;
+}
+
+/** What the daemon must do after a knock. */
+export type Decision =
+  | {
+    /** Open `door` for `source`. */
+    readonly kind: "open";
+    /** The door's name. */
+    readonly door: string;
+    readonly source: string;
+    /** The code used up (rotating doors): the store keeps it before the door opens. */
+    readonly code?: UsedCode;
+  }
+  | {
+    /** `source` behaves like a scanner (hit a decoy, or too many distinct pool ports): ignored for a while. */
+    readonly kind: "scan";
+    readonly source: string;
+    readonly reason: "decoy" | "ports";
+    /** When the ban ends, ms. */
+    readonly until: number;
+  }
+  | {
+    /** `source` completed the code of a counter outside the window: the clocks disagree. Nothing opens. */
+    readonly kind: "skew";
+    readonly door: string;
+    readonly source: string;
+    readonly counter: number;
+    /** How many periods ahead (+) or behind (−) the knocker's clock is. */
+    readonly periods: number;
+  }
+  | {
+    /** `source` completed a code that was already used: a replay. Nothing opens. */
+    readonly kind: "replay";
+    readonly door: string;
+    readonly source: string;
+    readonly counter: number;
+  };
+
+/** A counter a `bind_source` door needs derived for a source before its knock can count. */
+export interface MissingSequence {
+  /** The door's index in the engine's door list. */
+  readonly doorIndex: number;
+  /** The counter. */
+  readonly counter: number;
+}
+
+/** One source's progress in one (door, counter), updated in place: one object per entry. */
+interface Tracked {
+  readonly door: number;
+  readonly counter: number;
+  position: number;
+  firstAt: number;
+  held: number;
+  heldAt: number;
+}
+
+interface SourceState extends MissLog {
+  /** Last knock, ms (the table's LRU order). */
+  lastSeen: number;
+  /** Progress per (door, counter); made on the first progress, dropped when empty (floods are mostly misses). */
+  tracked: Tracked[] | null;
+  /** Sequences of bind_source doors for this source, keyed counter * doorCount + door. */
+  bound?: Map<number, Int32Array>;
+}
+
+const STATIC_COUNTER = -1;
+const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
+/** What one knock did to one tracked sequence. */
+const MISS = 0, HIT = 1, COMPLETE = 2;
+type StepResult = typeof MISS | typeof HIT | typeof COMPLETE;
+
+/**
+ * Decides, knock by knock, which doors open for whom.
+ *
+ * @example A static door opens on its sequence
+ * ```ts
+ * import { KnockEngine } from "./engine.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000, 8000, 9000] } } });
+ * const engine = new KnockEngine(doors);
+ * engine.handle("192.0.2.7", "tcp", 7000, 0);
+ * engine.handle("192.0.2.7", "tcp", 8000, 100);
+ * const decisions = engine.handle("192.0.2.7", "tcp", 9000, 200);
+ * assertEquals(decisions, [{ kind: "open", door: "legacy", source: "192.0.2.7" }]);
+ * ```
+ */
+export class KnockEngine {
+  /** The doors, in config order; indices name them in {@link MissingSequence}. */
+  readonly doors: readonly Door[];
+  /** The used codes this engine refuses and marks. */
+  readonly used: UsedCodes;
+  readonly #counters: Counters;
+  readonly #table: SourceTable<SourceState>;
+  readonly #ports: PortIndex;
+  readonly #allow: readonly Cidr[];
+  readonly #deny: readonly Cidr[];
+  readonly #checkLists: boolean;
+  /** Unbound rotating doors: counter → encoded sequence. Static doors: STATIC_COUNTER. */
+  readonly #sequences: Map<number, Int32Array>[];
+  readonly #maxTimeoutMs: number;
+  readonly #advanceOptions: AdvanceOptions[];
+  readonly #scan: ScanDetector | undefined;
+
+  /**
+   * Creates an engine for `doors` (in config order).
+   * @param doors the doors.
+   * @param options caps, windows, lists, used codes.
+   */
+  constructor(doors: readonly Door[], options: KnockEngineOptions = {}) {
+    this.doors = doors;
+    this.used = options.used ?? new UsedCodes();
+    const counters = this.#counters = options.counters ?? new Counters();
+    const maxSources = options.maxSources ?? 100_000;
+    this.#table = new SourceTable(maxSources, () => counters.evictedSources++);
+    this.#ports = new PortIndex(doors);
+    this.#allow = options.allow ?? [];
+    this.#deny = options.deny ?? [];
+    this.#checkLists = this.#allow.length + this.#deny.length > 0 ||
+      doors.some((d) => d.allow.length + d.deny.length > 0);
+    this.#sequences = doors.map((door) =>
+      new Map(door.kind === "static" ? [[STATIC_COUNTER, encodeSequence(door.sequence)]] : [])
+    );
+    this.#scan = options.scan && new ScanDetector(options.scan, maxSources, counters);
+    const reorderWindowMs = options.reorderWindowMs ?? 5;
+    this.#advanceOptions = doors.map((d) => ({ timeoutMs: d.sequenceTimeoutMs, reorderWindowMs }));
+    this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
+  }
+
+  /** Sources tracked now. */
+  get trackedSources(): number {
+    return this.#table.size;
+  }
+
+  /** Installs the sequence of an unbound rotating door for a counter; drops counters that left the window. */
+  setSequence(doorIndex: number, counter: number, knocks: readonly Knock[], now: number): void {
+    const door = this.doors[doorIndex] as RotatingDoor;
+    const map = this.#sequences[doorIndex];
+    map.set(counter, encodeSequence(knocks));
+    const lo = Math.floor(now / door.periodMs) - door.skew;
+    for (const c of map.keys()) if (c < lo - SKEW_PROBE) map.delete(c);
+  }
+
+  /** Counters whose sequence is installed for an unbound door (for tests and the start-up summary). */
+  installedCounters(doorIndex: number): number[] {
+    return [...this.#sequences[doorIndex].keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * The sequences a knock needs before it can count for `bind_source` doors: empty when
+   * none. The daemon derives them, installs them with {@link setBoundSequence}, then
+   * calls {@link handle}.
+   */
+  missingBound(source: string, protocol: Protocol, port: number, now: number): MissingSequence[] {
+    const doors = this.#ports.doorsAt(protocol, port);
+    if (!doors) return [];
+    let missing: MissingSequence[] | undefined;
+    const bound = this.#table.peek(source)?.bound;
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (door.kind !== "rotating" || !door.bindSource) continue;
+      const t = Math.floor(now / door.periodMs);
+      for (let c = t - door.skew; c <= t + door.skew; c++) {
+        if (!bound?.has(c * this.doors.length + d)) {
+          (missing ??= []).push({ doorIndex: d, counter: c });
+        }
+      }
+    }
+    return missing ?? [];
+  }
+
+  /** Installs a `bind_source` door's sequence for one source and counter. */
+  setBoundSequence(
+    source: string,
+    doorIndex: number,
+    counter: number,
+    knocks: readonly Knock[],
+    now: number,
+  ): void {
+    const state = this.#table.touch(source, now, newSource);
+    const bound = state.bound ??= new Map();
+    const door = this.doors[doorIndex] as RotatingDoor;
+    const lo = Math.floor(now / door.periodMs) - door.skew;
+    const n = this.doors.length;
+    for (const key of bound.keys()) {
+      if (key % n === doorIndex && Math.floor(key / n) < lo) bound.delete(key);
+    }
+    bound.set(counter * n + doorIndex, encodeSequence(knocks));
+  }
+
+  /**
+   * Feeds one knock. Synchronous and cheap: the daemon calls it for every connection
+   * attempt and datagram. Returns what to do (usually nothing).
+   */
+  handle(source: string, protocol: Protocol, port: number, now: number): readonly Decision[] {
+    const doors = this.#ports.doorsAt(protocol, port);
+    if (!doors) return NO_DECISIONS;
+    let address: Address | undefined;
+    if (this.#checkLists) {
+      address = parseAddress(source);
+      if (!address || !isPermitted(address, this.#allow, this.#deny)) {
+        this.#counters.ignored++;
+        return NO_DECISIONS;
+      }
+    }
+    const scan = this.#scan;
+    if (scan) {
+      if (scan.isBanned(source, now)) {
+        this.#counters.ignored++;
+        return NO_DECISIONS;
+      }
+      if (this.#ports.isDecoy(protocol, port)) return this.#ban(source, now, "decoy");
+    }
+    const state = this.#table.touch(source, now, newSource);
+    const code = knockCode(port, protocol);
+    let hit = false;
+    let decisions: Decision[] | undefined;
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (address && !isPermitted(address, door.allow, door.deny)) {
+        this.#counters.ignored++;
+        continue;
+      }
+      const options = this.#advanceOptions[d];
+      if (door.kind === "static") {
+        const seq = this.#sequences[d].get(STATIC_COUNTER)!;
+        const result = this.#step(state, d, STATIC_COUNTER, seq, code, now, options);
+        if (result !== MISS) hit = true;
+        if (result === COMPLETE) (decisions ??= []).push({ kind: "open", door: door.name, source });
+        continue;
+      }
+      // The window inline: no object per knock and door on the hot path.
+      const t = Math.floor(now / door.periodMs);
+      const lo = t - door.skew, hi = t + door.skew;
+      // Unbound doors also follow the codes just outside the window, only to say when
+      // the clocks disagree: completing one of those opens nothing.
+      const probe = door.bindSource ? 0 : SKEW_PROBE;
+      if (state.tracked) dropBelow(state.tracked, d, lo - probe);
+      for (let c = lo - probe; c <= hi + probe; c++) {
+        const seq = door.bindSource
+          ? state.bound?.get(c * this.doors.length + d)
+          : this.#sequences[d].get(c);
+        if (!seq) continue;
+        const result = this.#step(state, d, c, seq, code, now, options);
+        if (result !== MISS) hit = true;
+        if (result !== COMPLETE) continue;
+        const decision = this.#complete(door, source, c, t, lo, hi);
+        (decisions ??= []).push(decision);
+        if (decision.kind === "open") break; // one open per knock and door
+      }
+    }
+    // A knock that fits no sequence in the window is a miss; too many distinct misses in
+    // a short time is a scan.
+    if (scan && !hit && scan.miss(state, code, now)) return this.#ban(source, now, "ports");
+    return decisions ?? NO_DECISIONS;
+  }
+
+  /** Drops sources idle longer than every door's sequence timeout, and bans that ended. */
+  sweep(now: number): void {
+    this.#table.expire(now - this.#maxTimeoutMs);
+    this.#scan?.sweep(now);
+  }
+
+  /** A rotating door's code completed: open, replay or skew. */
+  #complete(
+    door: RotatingDoor,
+    source: string,
+    counter: number,
+    current: number,
+    lo: number,
+    hi: number,
+  ): Decision {
+    if (counter < lo || counter > hi) {
+      this.#counters.skews++;
+      return { kind: "skew", door: door.name, source, counter, periods: counter - current };
+    }
+    const owner = codeOwner(door, source);
+    if (this.used.isUsed(owner, counter)) {
+      this.#counters.replays++;
+      return { kind: "replay", door: door.name, source, counter };
+    }
+    const code = { ...owner, counter };
+    this.used.use(code);
+    return { kind: "open", door: door.name, source, code };
+  }
+
+  /** Starts a source's cool-down: its progress is dropped and its knocks ignored until then. */
+  #ban(source: string, now: number, reason: "decoy" | "ports"): readonly Decision[] {
+    const until = this.#scan!.ban(source, now);
+    const state = this.#table.peek(source);
+    if (state) {
+      state.tracked = null;
+      state.seen = null;
+    }
+    return [{ kind: "scan", source, reason, until }];
+  }
+
+  /** Advances one tracked sequence. */
+  #step(
+    state: SourceState,
+    door: number,
+    counter: number,
+    seq: Int32Array,
+    code: number,
+    now: number,
+    options: AdvanceOptions,
+  ): StepResult {
+    const list = state.tracked;
+    let i = 0;
+    if (list) {
+      while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
+    }
+    const found = list && i < list.length ? list[i] : undefined;
+    const step = advance(found, seq, code, now, options);
+    if (step.kind === "none") return MISS;
+    if (step.kind === "complete" || !step.progress) {
+      if (found) removeAt(state, i);
+      return step.kind === "complete" ? COMPLETE : MISS;
+    }
+    const progress: Progress = step.progress;
+    if (found) {
+      found.position = progress.position;
+      found.firstAt = progress.firstAt;
+      found.held = progress.held;
+      found.heldAt = progress.heldAt;
+    } else {
+      const entry: Tracked = { door, counter, ...progress };
+      // An array literal holds exactly one element; push on [] would reserve 17 (memory per source).
+      if (list) list.push(entry);
+      else state.tracked = [entry];
+    }
+    return HIT;
+  }
+}
+
+function newSource(): SourceState {
+  return { lastSeen: 0, tracked: null, seen: null, seenSince: 0 };
+}
+
+function removeAt(state: SourceState, i: number): void {
+  const list = state.tracked!;
+  list[i] = list[list.length - 1];
+  list.pop();
+  if (list.length === 0) state.tracked = null;
+}
+
+function dropBelow(list: Tracked[], door: number, lo: number): void {
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (list[i].door === door && list[i].counter < lo) {
+      list[i] = list[list.length - 1];
+      list.pop();
+    }
+  }
+}
+
+/**
+ * Whose code a completed sequence was: the door and its secret, plus the source prefix
+ * for a `bind_source` door (each prefix has its own codes).
+ *
+ * @example
+ * ```ts
+ * import { codeOwner } from "./engine.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+ * const { doors } = validateConfig({
+ *   doors: { near: { secret, ports: "20000-20099", bind_source: true, source_prefix: { ipv4: 24 } } },
+ * });
+ * assertEquals(codeOwner(doors[0] as never, "192.0.2.7").prefix, "192.0.2.0/24");
+ * ```
+ */
+export function codeOwner(door: RotatingDoor, source: string): CodeOwner {
+  if (!door.bindSource) return { door: door.name, secret: door.fingerprint };
+  const address = parseAddress(source);
+  if (!address) return { door: door.name, secret: door.fingerprint, prefix: source };
+  const bits = address.family === 4 ? door.sourcePrefix.ipv4 : door.sourcePrefix.ipv6;
+  const masked = parseAddress(bytesToText(maskBytes(address.bytes, bits)))!;
+  return { door: door.name, secret: door.fingerprint, prefix: `${masked.text}/${bits}` };
+}
+
+function bytesToText(bytes: Uint8Array): string {
+  if (bytes.length === 4) return bytes.join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return groups.join(":");
+}

@@ -1,0 +1,127 @@
+/**
+ * The durable state behind one interface: used codes (as high-water marks) and open
+ * doors. The opener commits a turn's opens in one call and acts only once it resolved;
+ * the daemon loads it at start. Implementations: {@link MemoryStore} here (tests, and a
+ * daemon without `state_file`), the state file on disk beside it.
+ * @module
+ */
+import type { UsedCode } from "../engine/used_codes.ts";
+
+/** What a firewall backend opened for a record: enough to undo it without the config. */
+export interface FirewallGrant {
+  /** The backend. */
+  readonly kind: "nft" | "iptables";
+  /** The protected ports opened. */
+  readonly ports: readonly number[];
+  /** Their protocol. */
+  readonly protocol: "tcp" | "udp";
+}
+
+/** An open door, as committed before its open action runs. */
+export interface OpenRecord {
+  /** The door's name. */
+  readonly door: string;
+  /** The source it is open for (canonical address text). */
+  readonly source: string;
+  /** When it must close, ms since the epoch. */
+  readonly until: number;
+  /** The close command's argv, substituted at open time; `null` when nothing needs running. */
+  readonly close: readonly string[] | null;
+  /** The firewall that lets the source through, with the ports it opened. */
+  readonly firewall?: FirewallGrant;
+}
+
+/** A used code as loaded: the secret's fingerprint is absent in records from before fingerprints. */
+export type StoredCode = Omit<UsedCode, "secret"> & { readonly secret?: string };
+
+/** What a store holds. */
+export interface StoredState {
+  /** Used codes: the highest counter per owner. */
+  readonly used: readonly StoredCode[];
+  /** Doors open (or still to be closed). */
+  readonly open: readonly OpenRecord[];
+}
+
+/** How loading went. */
+export type LoadResult =
+  | { readonly kind: "ok"; readonly state: StoredState }
+  | { readonly kind: "missing" }
+  | { readonly kind: "corrupt"; readonly error: Error; readonly keptAs: string };
+
+/** One durable change: codes used, doors opened or extended (by door and source), doors closed. */
+export interface StoreChanges {
+  /** Codes used up. */
+  readonly used?: readonly UsedCode[];
+  /** Open records to write (a record replaces the one of the same door and source). */
+  readonly opened?: readonly OpenRecord[];
+  /** Doors closed: their records go. */
+  readonly closed?: readonly { readonly door: string; readonly source: string }[];
+}
+
+/** Durable state. */
+export interface Store {
+  /** Reads the state; a corrupt store is moved aside and reported, and the caller fails closed. */
+  load(): Promise<LoadResult>;
+  /** Writes `changes` as one transaction; resolves once they are durable, rejects when they are not. */
+  commit(changes: StoreChanges): Promise<void>;
+  /** Releases the store. */
+  close(): void;
+}
+
+/** The key of an open record: door and source. */
+export function openKey(record: { readonly door: string; readonly source: string }): string {
+  return `${record.door}\0${record.source}`;
+}
+
+/**
+ * A store that keeps everything in memory: tests, and a daemon without `state_file`
+ * (replay protection then ends at restart).
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore } from "./store.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const store = new MemoryStore();
+ * await store.commit({ opened: [{ door: "ssh", source: "192.0.2.7", until: 1000, close: null }] });
+ * const loaded = await store.load();
+ * assertEquals(loaded.kind === "ok" && loaded.state.open.length, 1);
+ * ```
+ */
+export class MemoryStore implements Store {
+  readonly #used = new Map<string, StoredCode>();
+  readonly #open = new Map<string, OpenRecord>();
+  /** Set to make every commit fail (tests of the fail-closed path). */
+  failWith: Error | undefined;
+
+  load(): Promise<LoadResult> {
+    return Promise.resolve({ kind: "ok", state: this.snapshot() });
+  }
+
+  commit(changes: StoreChanges): Promise<void> {
+    if (this.failWith) return Promise.reject(this.failWith);
+    applyChanges(this.#used, this.#open, changes);
+    return Promise.resolve();
+  }
+
+  /** The state now. */
+  snapshot(): StoredState {
+    return { used: [...this.#used.values()], open: [...this.#open.values()] };
+  }
+
+  close(): void {}
+}
+
+/** Applies `changes` to in-memory maps of marks and records (shared by the stores). */
+export function applyChanges(
+  used: Map<string, StoredCode>,
+  open: Map<string, OpenRecord>,
+  changes: Omit<StoreChanges, "used"> & { readonly used?: readonly StoredCode[] },
+): void {
+  for (const code of changes.used ?? []) {
+    const key = `${code.door}\0${code.secret ?? ""}\0${code.prefix ?? ""}`;
+    const old = used.get(key);
+    if (!old || old.counter < code.counter) used.set(key, code);
+  }
+  for (const record of changes.opened ?? []) open.set(openKey(record), record);
+  for (const closed of changes.closed ?? []) open.delete(openKey(closed));
+}

@@ -1,0 +1,176 @@
+/**
+ * The open path on the in-memory twins (no sockets, no firewall, no sleeps for knocks):
+ * commit before act, nothing after a failed commit, and bind_source knocks that wait for
+ * their derivation in order and are never dropped.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { RecordingRunner, SECRET_B64, sleep } from "./_daemon.ts";
+import { parseConfig } from "../lib/config/load.ts";
+import { Daemon, type DaemonEvent } from "../lib/daemon/daemon.ts";
+import { DryRunFirewall } from "../lib/actions/firewall.ts";
+import { MemoryListeners } from "../lib/net/listeners.ts";
+import { MemoryStore, type StoreChanges } from "../lib/store/store.ts";
+import { codeForCounter } from "../lib/code.ts";
+import { parseAddress } from "../lib/address.ts";
+import type { Knock } from "../lib/knock.ts";
+
+const PERIOD = 30_000;
+const T0 = 59_000_000 * PERIOD;
+
+const CONFIG = `
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "20000-20099"
+    length: 3
+    open:
+      for: 1s
+      command: ["/sbin/allow", "{ip}"]
+      close_command: ["/sbin/deny", "{ip}"]
+      nft: { port: 22 }
+  near:
+    secret: "${SECRET_B64}"
+    ports: "21000-21099"
+    length: 3
+    bind_source: true
+    open: { for: 30s }
+`;
+
+/** A daemon on the twins: memory listeners, a dry-run firewall, a recording runner. */
+async function start(store: MemoryStore, now: () => number = () => T0 + 5000) {
+  const config = parseConfig(CONFIG, "test.yaml");
+  const events: DaemonEvent[] = [];
+  const nft = new DryRunFirewall();
+  const runner = new RecordingRunner();
+  let listeners: MemoryListeners | undefined;
+  const daemon = await Daemon.start({
+    config,
+    store,
+    runner,
+    now,
+    firewalls: { nft, iptables: new DryRunFirewall() },
+    listeners: (onKnock, clock, counters) =>
+      listeners = new MemoryListeners(onKnock, clock, counters),
+    onEvent: (e) => events.push(e),
+  });
+  const knock = (source: string, knocks: readonly Knock[], at = now()) => {
+    for (const [i, k] of knocks.entries()) {
+      listeners!.knock(source, k.protocol, k.port, at + i * 20);
+    }
+  };
+  return { daemon, config, events, nft, runner, knock, [Symbol.asyncDispose]: () => daemon.stop() };
+}
+
+const kinds = (events: DaemonEvent[]) => events.map((e) => e.kind).filter((k) => k !== "ready");
+
+Deno.test("open path: a failed commit runs no open and no close action, logs no 'closed', and the daemon opens again once the store works", async () => {
+  const store = new MemoryStore();
+  await using d = await start(store);
+  store.failWith = new Error("No space left on device");
+  const door = d.config.doors[0];
+  d.knock("192.0.2.7", (await codeForCounter(door, 59_000_000)).knocks);
+  await d.daemon.settled();
+  assertEquals(kinds(d.events), ["commit-failed"]);
+  await sleep(1300); // past the door's 'for': a scheduled close would have run by now
+  assertEquals(d.runner.runs, [], "neither the open nor the close command ran");
+  assertEquals(d.nft.calls, ["start 2 doors"], "the firewall was not asked to open");
+  assertEquals(kinds(d.events), ["commit-failed"], "no 'closed' for a door that never opened");
+  assertEquals(d.daemon.openDoors(), []);
+  assertEquals(store.snapshot().open, []);
+
+  store.failWith = undefined;
+  d.knock("192.0.2.8", (await codeForCounter(door, 59_000_001)).knocks);
+  await d.daemon.settled();
+  assertEquals(kinds(d.events), ["commit-failed", "opened"]);
+  assertEquals(d.runner.runs, [["/sbin/allow", "192.0.2.8"]]);
+});
+
+Deno.test("open path: the code and the open record are durable before the firewall or the command acts", async () => {
+  const store = new MemoryStore();
+  const seenAtCommit: string[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const commit = store.commit.bind(store);
+  store.commit = async (changes: StoreChanges) => {
+    if (changes.opened?.length) {
+      seenAtCommit.push([
+        ...d.nft.calls.filter((c) => c.startsWith("open")),
+        ...d.runner.runs.flat(),
+      ]);
+      await gate; // a slow disk: nothing may act meanwhile
+    }
+    return commit(changes);
+  };
+  await using d = await start(store);
+  d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
+  await sleep(50);
+  try {
+    assertEquals(seenAtCommit, [[]], "nothing acted before the commit began");
+    assertEquals(d.nft.calls.filter((c) => c.startsWith("open")), [], "nothing acts while it runs");
+    assertEquals(d.runner.runs, []);
+  } finally {
+    release(); // a failed assertion must not leave the daemon's stop waiting on the gate
+  }
+  await d.daemon.settled();
+  assertEquals(d.nft.calls.filter((c) => c.startsWith("open")), ["open ssh 192.0.2.7"]);
+  assertEquals(store.snapshot().used.map((c) => [c.door, c.counter]), [["ssh", 59_000_000]]);
+  assertEquals(store.snapshot().open.map((r) => [r.door, r.source]), [["ssh", "192.0.2.7"]]);
+});
+
+Deno.test("open path: opens decided in one turn are committed together", async () => {
+  const store = new MemoryStore();
+  const batches: number[] = [];
+  const commit = store.commit.bind(store);
+  store.commit = (changes: StoreChanges) => {
+    if (changes.opened?.length) batches.push(changes.opened.length);
+    return commit(changes);
+  };
+  await using d = await start(store);
+  const door = d.config.doors[1]; // bind_source: every source has its own code
+  const sources = Array.from({ length: 20 }, (_, i) => `198.51.100.${i + 1}`);
+  const codes = await Promise.all(
+    sources.map((s) => codeForCounter(door, 59_000_000, parseAddress(s))),
+  );
+  // Derive first (a knock each), so that the completions all fall in one turn.
+  sources.forEach((s, i) => d.knock(s, codes[i].knocks.slice(0, 1)));
+  await sleep(100);
+  sources.forEach((s, i) => d.knock(s, codes[i].knocks.slice(1)));
+  await d.daemon.settled();
+  assertEquals(batches, [20]);
+});
+
+Deno.test("open path: 300 new bind_source sources knocking at once all open, none dropped", async () => {
+  await using d = await start(new MemoryStore());
+  const door = d.config.doors[1];
+  const sources = Array.from({ length: 300 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+  const codes = await Promise.all(
+    sources.map((s) => codeForCounter(door, 59_000_000, parseAddress(s))),
+  );
+  // Interleaved, as a burst arrives: knock i of every source, then knock i + 1.
+  for (let k = 0; k < 3; k++) {
+    sources.forEach((s, i) => d.knock(s, [codes[i].knocks[k]], T0 + 5000 + k * 20));
+  }
+  for (let i = 0; i < 50 && d.events.filter((e) => e.kind === "opened").length < 300; i++) {
+    await sleep(20);
+  }
+  await d.daemon.settled();
+  const opened = new Set(d.events.flatMap((e) => e.kind === "opened" ? [e.source] : []));
+  assertEquals(opened.size, 300);
+});
+
+Deno.test("open path: a bind_source knock that crosses a period boundary while queued is derived again, not dropped", async () => {
+  await using d = await start(new MemoryStore());
+  const door = d.config.doors[1];
+  const source = "192.0.2.9";
+  const boundary = 59_000_001 * PERIOD;
+  // A client near the boundary knocks the next counter's code; its last knock lands in the
+  // next period, whose window needs a counter the first derivation did not make.
+  const { knocks } = await codeForCounter(door, 59_000_001, parseAddress(source));
+  d.knock(source, knocks.slice(0, 2), boundary - 30);
+  d.knock(source, knocks.slice(2), boundary + 10);
+  for (let i = 0; i < 50 && !d.events.some((e) => e.kind === "opened"); i++) await sleep(20);
+  assert(
+    d.events.some((e) => e.kind === "opened" && e.source === source),
+    JSON.stringify(d.events),
+  );
+});
