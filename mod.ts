@@ -101,7 +101,7 @@ export {
   type StoredCode,
   type StoredState,
 } from "./lib/store/store.ts";
-export { JsonFileStore } from "./lib/store/json_file.ts";
+export { readStore, SqliteStore, type StoreSnapshot } from "./lib/store/sqlite.ts";
 export {
   type BindFailure,
   type Endpoint,

@@ -1,13 +1,19 @@
 /**
  * In-process measurements for BENCHMARKS.md: memory per tracked source, the cost of one
- * knock in the engine, and the start-up time of a daemon with a 4 096-port TCP and a
- * 4 096-port UDP pool on 127.0.0.1. Needs no root. `--smoke` shrinks everything.
+ * knock in the engine, the start-up time of a daemon with a 4 096-port TCP and a 4 096-port
+ * UDP pool on 127.0.0.1, and the store's commit and open latency with many doors open.
+ * Needs no root. `--smoke` shrinks everything.
  */
 import { KnockEngine } from "../lib/engine/engine.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { codeForCounter } from "../lib/code.ts";
 import { Daemon } from "../lib/daemon/daemon.ts";
 import type { CommandRunner } from "../lib/actions/runner.ts";
+import type { Firewall } from "../lib/actions/firewall.ts";
+import { Opener } from "../lib/daemon/opener.ts";
+import { Counters } from "../lib/counters.ts";
+import { SqliteStore } from "../lib/store/sqlite.ts";
+import type { OpenRecord } from "../lib/store/store.ts";
 
 const smoke = Deno.args.includes("--smoke");
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -113,6 +119,94 @@ const rows: string[] = [];
     } ms (${failures} could not be bound), ` +
       `+${(rss / 2 ** 20).toFixed(0)} MiB RSS.`,
   );
+}
+
+// 4. The store: one commit (a used code and an open record, as one open writes) and one
+// open through the opener (request → commit → act with a no-op firewall), with 10, 1 000
+// and 10 000 doors already open in the store.
+{
+  const config = parseConfig(
+    `doors:\n  ssh:\n    secret: "${SECRET}"\n    ports: "20000-20999"\n    open: { for: 1h, nft: { port: 22 } }\n`,
+    "bench.yaml",
+  );
+  const door = config.doors[0];
+  const nop: Firewall = {
+    start: () => Promise.resolve(),
+    open: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
+  const runner: CommandRunner = {
+    run: () => Promise.resolve({ code: 0, timedOut: false, error: "" }),
+    spawn: () => {
+      throw new Error("no sessions in the benchmark");
+    },
+    close() {},
+  };
+  const address = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  const samples = smoke ? 50 : 500;
+  const q = (xs: number[], p: number) =>
+    [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))].toFixed(2);
+  rows.push(
+    "",
+    "| doors open | commit p50 ms | commit p99 ms | open p50 ms | open p99 ms |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+  );
+  for (const level of smoke ? [10, 100] : [10, 1_000, 10_000]) {
+    const dir = await Deno.makeTempDir({ prefix: "sesame-bench-" });
+    const store = new SqliteStore(`${dir}/state.db`);
+    await store.load();
+    const until = Date.now() + 3_600_000;
+    const record = (i: number): OpenRecord => ({
+      door: "ssh",
+      source: address(i),
+      until,
+      close: null,
+      firewall: { kind: "nft", ports: [22], protocol: "tcp" },
+    });
+    await store.commit({ opened: Array.from({ length: level }, (_, i) => record(i)) });
+    const commits: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t = performance.now();
+      await store.commit({
+        used: [{ door: "ssh", secret: "f", prefix: `${address(level + i)}/32`, counter: i }],
+        opened: [record(level + i)],
+        now: Date.now(),
+      });
+      commits.push(performance.now() - t);
+    }
+    let done: (() => void) | undefined;
+    const opener = new Opener({
+      store,
+      firewalls: { nft: nop, iptables: nop },
+      runner,
+      now: Date.now,
+      counters: new Counters(),
+      report: (e) => e.kind === "opened" && done?.(),
+    });
+    const opens: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const source = address(level + samples + i);
+      const t = performance.now();
+      const opened = new Promise<void>((r) => done = r);
+      opener.request(door, source, {
+        door: "ssh",
+        secret: "g",
+        prefix: `${source}/32`,
+        counter: 1,
+      });
+      await opened;
+      opens.push(performance.now() - t);
+    }
+    opener.cancelTimers();
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+    rows.push(
+      `| ${level.toLocaleString("en")} | ${q(commits, 0.5)} | ${q(commits, 0.99)} | ${
+        q(opens, 0.5)
+      } | ${q(opens, 0.99)} |`,
+    );
+  }
 }
 
 const text = rows.join("\n");

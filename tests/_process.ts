@@ -11,9 +11,18 @@ export interface ListenProcess extends AsyncDisposable {
   kill(signal: Deno.Signal): void;
 }
 
-export function spawnListen(args: string[]): ListenProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}cli.ts`, "listen", ...args],
+/**
+ * Starts `sesame listen` with `args`; `wrap` runs it through another command first (e.g.
+ * `unshare -m ...`), which must exec it.
+ */
+export function spawnListen(args: string[], wrap: string[] = []): ListenProcess {
+  const argv = [
+    Deno.execPath(),
+    ...["run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}cli.ts`, "listen", ...args],
+  ];
+  const [program, ...rest] = [...wrap, ...argv];
+  const child = new Deno.Command(program, {
+    args: rest,
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -3,6 +3,7 @@
  * namespaces this test creates (server, knocker, bystander). Runs as root wherever the
  * tools exist, and always in CI (which installs them).
  */
+import { readStore } from "../lib/store/sqlite.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { tempDir, writePrivate } from "./_cli.ts";
 import { SECRET_B64, sleep } from "./_daemon.ts";
@@ -248,7 +249,7 @@ async function scenario(t: Deno.TestContext, variant: Variant) {
           await lab.canConnect("knocker", ADDR.server.v6ToKnocker, SERVICE),
           "still open for the knocker",
         );
-        const state = JSON.parse(await Deno.readTextFile(`${dir.path}/state.json`));
+        const state = readStore(`${dir.path}/state.json`);
         assertEquals(state.open.map((r: { source: string }) => r.source), [ADDR.knocker.v6]);
       },
     );

@@ -1,3 +1,4 @@
+import { readStore } from "../lib/store/sqlite.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, sleep } from "./_daemon.ts";
@@ -32,7 +33,7 @@ Deno.test("listen process: SIGTERM closes open doors, saves state and exits 0", 
   p.kill("SIGTERM");
   assertEquals((await p.child.status).code, 0);
   assertEquals(await exists(door), false, "stopping closed the door");
-  assertEquals(JSON.parse(await Deno.readTextFile(`${dir.path}/state.json`)).open, []);
+  assertEquals(readStore(`${dir.path}/state.json`).open, []);
   assertStringIncludes(p.log(), "door door closed for 127.0.0.2");
 });
 
@@ -120,7 +121,7 @@ doors:
   await writePrivate(`${dir.path}/state.json`, '{"version":1,"used":[["ssh/4');
   await using p = spawnListen(["-c", file]);
   await p.waitForLog(/listening on/);
-  assertStringIncludes(p.log(), "is corrupt");
+  assertStringIncludes(p.log(), "is damaged");
   const kept = [...Deno.readDirSync(dir.path)].map((e) => e.name).filter((n) =>
     n.startsWith("state.json.corrupt-")
   );

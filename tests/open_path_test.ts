@@ -174,3 +174,47 @@ Deno.test("open path: a bind_source knock that crosses a period boundary while q
     JSON.stringify(d.events),
   );
 });
+
+Deno.test("open path: a used code stays refused when the clock steps back, and after it steps far ahead and back", async () => {
+  let now = T0 + 5000;
+  await using d = await start(new MemoryStore(), () => now);
+  const door = d.config.doors[0];
+  const code = (await codeForCounter(door, 59_000_000)).knocks;
+  d.knock("192.0.2.7", code);
+  await d.daemon.settled();
+  now -= PERIOD; // one period back: 59 000 000 is still inside the window
+  d.knock("198.51.100.9", code);
+  now += 10 * PERIOD; // far ahead (every window long past) ...
+  await sleep(700); // a tick derives the new window's codes
+  d.knock("198.51.100.10", (await codeForCounter(door, 59_000_009)).knocks);
+  await d.daemon.settled();
+  now -= 10 * PERIOD; // ... and back again
+  await sleep(700);
+  d.knock("198.51.100.11", code);
+  await d.daemon.settled();
+  assertEquals(
+    d.events.flatMap((e) =>
+      e.kind === "opened" || e.kind === "replay" ? [`${e.kind} ${e.source}`] : []
+    ),
+    ["opened 192.0.2.7", "replay 198.51.100.9", "opened 198.51.100.10", "replay 198.51.100.11"],
+  );
+});
+
+Deno.test("open path: after a secret rotation the new secret's code opens in the same period, the old one's does not", async () => {
+  const store = new MemoryStore();
+  await using d = await start(store);
+  const [door] = d.config.doors;
+  d.knock("192.0.2.7", (await codeForCounter(door, 59_000_000)).knocks);
+  await d.daemon.settled();
+  const NEW = "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY";
+  const rotated = parseConfig(CONFIG.replace(SECRET_B64, NEW), "test.yaml");
+  await d.daemon.reload(rotated);
+  const newDoor = rotated.doors[0];
+  d.knock("192.0.2.8", (await codeForCounter(newDoor, 59_000_000)).knocks);
+  d.knock("192.0.2.9", (await codeForCounter(door, 59_000_001)).knocks); // the old secret
+  await d.daemon.settled();
+  assertEquals(
+    d.events.flatMap((e) => e.kind === "opened" ? [e.source] : []),
+    ["192.0.2.7", "192.0.2.8"],
+  );
+});

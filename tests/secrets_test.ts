@@ -2,6 +2,7 @@
  * Secrets stay secret: never in any output of any command, logs included, and files
  * holding them must be private.
  */
+import { readStore } from "../lib/store/sqlite.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { runCli, tempDir, writePrivate } from "./_cli.ts";
 import { randomBase } from "./_daemon.ts";
@@ -101,7 +102,11 @@ Deno.test("secrets: no command, log line or error ever prints a door's secret", 
   p.kill("SIGTERM");
   await p.child.status;
   outputs.push(["listen log", p.log()]);
-  outputs.push(["state file", await Deno.readTextFile(`${dir.path}/state.json`)]);
+  outputs.push(["state file", JSON.stringify(readStore(`${dir.path}/state.json`))]);
+  outputs.push([
+    "state file bytes",
+    new TextDecoder("latin1").decode(await Deno.readFile(`${dir.path}/state.json`)),
+  ]);
   assertStringIncludes(p.log(), '"level":"DEBUG"'); // the debug lines were there to be searched
   for (const [label, text] of outputs) assertNoSecret(label, text);
 });

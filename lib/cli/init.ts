@@ -20,7 +20,7 @@ export function serverTemplate(
 # Check it with: sesame check -c THIS_FILE      Review the firewall: sesame nft-ruleset -c THIS_FILE
 listen:
   addresses: ["::"]                # IPv4 and IPv6
-state_file: /var/lib/sesame/state.json
+state_file: /var/lib/sesame/state.db
 doors:
   ${o.door}:
     secret: "${o.secret}"

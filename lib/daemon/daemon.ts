@@ -18,8 +18,14 @@ import { NftFirewall } from "../actions/nft.ts";
 import type { Firewalls } from "../actions/firewall.ts";
 import { type CommandRunner, WorkerRunner } from "../actions/runner.ts";
 import { type Listeners, type ListenersFactory, SocketListeners } from "../net/listeners.ts";
-import { JsonFileStore } from "../store/json_file.ts";
-import { MemoryStore, type OpenRecord, type Store, type StoredState } from "../store/store.ts";
+import { SqliteStore } from "../store/sqlite.ts";
+import {
+  type LoadResult,
+  MemoryStore,
+  type OpenRecord,
+  type Store,
+  type StoredState,
+} from "../store/store.ts";
 import { acceptWindow } from "../window.ts";
 import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
 import { Opener } from "./opener.ts";
@@ -146,18 +152,12 @@ export class Daemon {
     assertRunnable(config);
     const now = options.now ?? Date.now;
     const store = options.store ??
-      (config.stateFile ? new JsonFileStore(config.stateFile) : new MemoryStore());
+      (config.stateFile ? new SqliteStore(config.stateFile) : new MemoryStore());
     const loaded = await store.load();
-    let state: StoredState = { used: [], open: [] };
-    if (loaded.kind === "ok") state = loaded.state;
-    if (loaded.kind === "corrupt") {
-      log.error(
-        "state file {file} is corrupt ({error}); kept as {keptAs}. Failing closed: every code of the current window is refused",
-        { file: config.stateFile, error: loaded.error.message, keptAs: loaded.keptAs },
-      );
-    }
+    const state = describeLoad(loaded, config, now());
     const used = new UsedCodes(adoptCodes(config, state));
-    if (loaded.kind === "corrupt") {
+    if (loaded.kind === "corrupt" || loaded.kind === "lost") {
+      // The codes used lately are unknown: every code of the current window counts as used.
       for (const door of config.doors) {
         if (door.kind === "rotating") {
           used.floor(door.name, door.fingerprint, acceptWindow(door, now()).hi);
@@ -183,8 +183,9 @@ export class Daemon {
         log.info("{kind}: sesame's rules applied", { kind });
       }
     }
-    // Codes adopted from an older state and the fail-closed floors become durable now.
-    await this.#store.commit({ used: this.#used.marks() });
+    // Codes adopted from an older state, the fail-closed floors and the doors salvaged from
+    // a damaged store become durable now.
+    await this.#store.commit({ used: this.#used.marks(), opened: open, now: this.#now() });
     await this.#opener.restore(open);
     if (open.length > 0) {
       log.info("took over {count} open doors from the state file", { count: open.length });
@@ -399,6 +400,54 @@ export class Daemon {
     for (const d of decisions) {
       if (d.kind === "open") this.#opener.request(this.#doors.get(d.door)!, d.source, d.code);
       else this.#report(d);
+    }
+  }
+}
+
+/** Logs how the store loaded; returns the state to start from. */
+function describeLoad(loaded: LoadResult, config: Config, now: number): StoredState {
+  const file = config.stateFile;
+  switch (loaded.kind) {
+    case "first":
+      log.info("first start: a new state at {file}", { file });
+      return { used: [], open: [] };
+    case "lost":
+      log.error(
+        "the state at {file} is gone but sesame kept one there ({evidence}): the codes used lately are unknown. Failing closed: every code of the current window is refused",
+        { file, evidence: loaded.evidence },
+      );
+      return { used: [], open: [] };
+    case "corrupt":
+      log.error(
+        "the state at {file} is damaged ({error}); kept as {keptAs}. Failing closed: every code of the current window is refused; {salvaged} open doors could still be read",
+        {
+          file,
+          error: loaded.error.message,
+          keptAs: loaded.keptAs,
+          salvaged: loaded.salvaged.length,
+        },
+      );
+      return { used: [], open: loaded.salvaged };
+    case "ok": {
+      if (!file) {
+        log.warning(
+          "no state_file: used codes are kept in memory only, so replay protection ends when sesame stops",
+        );
+      }
+      if (loaded.imported) {
+        log.info("imported the JSON state file {file}; the old file is kept as {keptAs}", {
+          file,
+          keptAs: loaded.imported,
+        });
+      }
+      const maxTime = loaded.state.maxTime ?? 0;
+      if (maxTime > now + 1000) {
+        log.error(
+          "the clock is {behind} behind the latest time sesame committed ({latest}): it was stepped back. Used codes stay refused",
+          { behind: formatDuration(maxTime - now), latest: new Date(maxTime).toISOString() },
+        );
+      }
+      return loaded.state;
     }
   }
 }

@@ -208,7 +208,7 @@ export class Opener {
     const plans = this.#plan(requests);
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
     try {
-      await store.commit({ used, opened: plans.map((p) => p.record) });
+      await store.commit({ used, opened: plans.map((p) => p.record), now: this.#options.now() });
     } catch (e) {
       counters.commitFailures++;
       report({
@@ -353,7 +353,7 @@ export class Opener {
     this.#entries.delete(key);
     counters.closes++;
     report({ kind: "closed", door: record.door, source: record.source, until: record.until });
-    await store.commit({ closed: [record] }).catch(() => {
+    await store.commit({ closed: [record], now: this.#options.now() }).catch(() => {
       // The door is closed; its record stays and the next start closes it again (harmless).
     });
   }

@@ -2,7 +2,7 @@
  * The durable state behind one interface: used codes (as high-water marks) and open
  * doors. The opener commits a turn's opens in one call and acts only once it resolved;
  * the daemon loads it at start. Implementations: {@link MemoryStore} here (tests, and a
- * daemon without `state_file`), the state file on disk beside it.
+ * daemon without `state_file`), SQLite (sqlite.ts) for the `state_file`.
  * @module
  */
 import type { UsedCode } from "../engine/used_codes.ts";
@@ -42,11 +42,25 @@ export interface StoredState {
   readonly open: readonly OpenRecord[];
 }
 
-/** How loading went. */
+/** How loading went. After any of them the store takes commits. */
 export type LoadResult =
-  | { readonly kind: "ok"; readonly state: StoredState }
-  | { readonly kind: "missing" }
-  | { readonly kind: "corrupt"; readonly error: Error; readonly keptAs: string };
+  | {
+    readonly kind: "ok";
+    readonly state: StoredState & { readonly maxTime?: number };
+    /** Where an older JSON state file was moved after its import. */
+    readonly imported?: string;
+  }
+  /** Nothing sesame keeps was there: a new state. */
+  | { readonly kind: "first" }
+  /** The store is gone but `evidence` shows sesame kept one here: used codes are unknown. */
+  | { readonly kind: "lost"; readonly evidence: string }
+  /** The store could not be trusted and was moved to `keptAs`; `salvaged` is what could be read of its open doors. */
+  | {
+    readonly kind: "corrupt";
+    readonly error: Error;
+    readonly keptAs: string;
+    readonly salvaged: readonly OpenRecord[];
+  };
 
 /** One durable change: codes used, doors opened or extended (by door and source), doors closed. */
 export interface StoreChanges {
@@ -56,6 +70,8 @@ export interface StoreChanges {
   readonly opened?: readonly OpenRecord[];
   /** Doors closed: their records go. */
   readonly closed?: readonly { readonly door: string; readonly source: string }[];
+  /** The server's time at the commit: the store keeps the highest ever seen. */
+  readonly now?: number;
 }
 
 /** Durable state. */

@@ -1,21 +1,11 @@
 /**
- * The state file: used codes and open doors as one JSON document, rewritten whole on
- * every commit (temp file, fsync, rename), commits coalesced while one write runs.
- * Version 1 files (from before secret fingerprints) are read too: their used codes count
- * for the door's current secret (fail closed).
+ * The JSON state file of earlier sesame versions, read once to import it into the SQLite
+ * store. Version 1 files (from before secret fingerprints) are read too: their used codes
+ * count for the door's current secret (fail closed).
  * @module
  */
 import { StateFileError } from "../errors.ts";
-import {
-  applyChanges,
-  type FirewallGrant,
-  type LoadResult,
-  type OpenRecord,
-  type Store,
-  type StoreChanges,
-  type StoredCode,
-  type StoredState,
-} from "./store.ts";
+import type { FirewallGrant, OpenRecord, StoredCode, StoredState } from "./store.ts";
 
 const VERSION = 2;
 
@@ -25,7 +15,7 @@ const VERSION = 2;
  *
  * @example
  * ```ts
- * import { parseState } from "./json_file.ts";
+ * import { parseState } from "./json_import.ts";
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const state = parseState('{"version":1,"used":[["ssh/5",1000]],"open":[]}');
  * assertEquals(state.used, [{ door: "ssh", counter: 5 }]);
@@ -103,95 +93,4 @@ function isGrant(value: unknown): value is FirewallGrant {
   return typeof g === "object" && g !== null && (g.kind === "nft" || g.kind === "iptables") &&
     (g.protocol === "tcp" || g.protocol === "udp") && Array.isArray(g.ports) &&
     g.ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535);
-}
-
-/** Serialises a state (version 2). */
-export function formatState(state: StoredState): string {
-  return JSON.stringify({ version: VERSION, used: state.used, open: state.open });
-}
-
-/**
- * The state file on disk.
- *
- * @example
- * ```ts
- * import { JsonFileStore } from "./json_file.ts";
- * import { strictEqual as assertEquals } from "node:assert/strict";
- * const path = `${await Deno.makeTempDir()}/state.json`;
- * const store = new JsonFileStore(path);
- * await store.commit({ used: [{ door: "ssh", secret: "f1", counter: 7 }] });
- * const loaded = await new JsonFileStore(path).load();
- * assertEquals(loaded.kind === "ok" && loaded.state.used[0].counter, 7);
- * await Deno.remove(path);
- * ```
- */
-export class JsonFileStore implements Store {
-  /** The file. */
-  readonly path: string;
-  readonly #used = new Map<string, StoredCode>();
-  readonly #open = new Map<string, OpenRecord>();
-  #writing: Promise<void> | undefined;
-  #queued: Promise<void> | undefined;
-
-  /** Opens nothing yet: {@link load} reads the file. @param path the file. */
-  constructor(path: string) {
-    this.path = path;
-  }
-
-  async load(): Promise<LoadResult> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(this.path);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return { kind: "missing" };
-      throw new StateFileError(`cannot read state file ${this.path}: ${(e as Error).message}`, {
-        cause: e,
-      });
-    }
-    let state: StoredState;
-    try {
-      state = parseState(text);
-    } catch (e) {
-      const keptAs = `${this.path}.corrupt-${Date.now()}`;
-      await Deno.rename(this.path, keptAs);
-      return { kind: "corrupt", error: e as StateFileError, keptAs };
-    }
-    applyChanges(this.#used, this.#open, { used: state.used, opened: state.open });
-    return { kind: "ok", state };
-  }
-
-  commit(changes: StoreChanges): Promise<void> {
-    applyChanges(this.#used, this.#open, changes);
-    return this.#save();
-  }
-
-  close(): void {}
-
-  /** Writes the current state; resolves once a write that started after this call has finished. */
-  #save(): Promise<void> {
-    if (!this.#writing) {
-      this.#writing = this.#write().finally(() => this.#writing = undefined);
-      return this.#writing;
-    }
-    // A write is under way with older data: queue exactly one more behind it.
-    this.#queued ??= this.#writing.catch(() => {}).then(() => {
-      this.#queued = undefined;
-      return this.#save();
-    });
-    return this.#queued;
-  }
-
-  async #write(): Promise<void> {
-    const text = formatState({ used: [...this.#used.values()], open: [...this.#open.values()] });
-    const temp = `${this.path}.tmp`;
-    const file = await Deno.open(temp, { write: true, create: true, truncate: true, mode: 0o600 });
-    try {
-      const bytes = new TextEncoder().encode(text);
-      for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(temp, this.path);
-  }
 }

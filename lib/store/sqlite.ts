@@ -1,0 +1,405 @@
+/**
+ * The durable store on SQLite (`node:sqlite`, built into Deno): used codes as high-water
+ * marks, open doors with their expiry and grant, and the highest server time ever seen.
+ * WAL mode with `synchronous=FULL`: a commit is durable when it returns, costs one
+ * transaction whatever the store holds, and another process (`sesame status`) reads a
+ * consistent snapshot while the daemon writes. The files are mode 0600.
+ *
+ * At load the store also tells a first start (nothing sesame keeps is there) from lost
+ * state (the database is gone but its marker, WAL or a moved-aside copy is not), imports a
+ * JSON state file left by an older sesame once, and moves a damaged database aside after
+ * salvaging the close actions it can still read.
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { StateFileError } from "../errors.ts";
+import { parseState } from "./json_import.ts";
+import type {
+  FirewallGrant,
+  LoadResult,
+  OpenRecord,
+  Store,
+  StoreChanges,
+  StoredCode,
+  StoredState,
+} from "./store.ts";
+
+const SCHEMA_VERSION = 1;
+const SQLITE_HEADER = "SQLite format 3\0";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS used_codes (
+  door TEXT NOT NULL, secret TEXT NOT NULL, prefix TEXT NOT NULL, counter INTEGER NOT NULL,
+  PRIMARY KEY (door, secret, prefix)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_doors (
+  door TEXT NOT NULL, source TEXT NOT NULL, until INTEGER NOT NULL, close TEXT, firewall TEXT,
+  PRIMARY KEY (door, source)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS spa_digests (digest TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID;
+PRAGMA user_version = ${SCHEMA_VERSION};
+`;
+
+/** What a reader sees: the state and the highest server time the daemon committed. */
+export interface StoreSnapshot extends StoredState {
+  /** The highest server time ever committed, ms (0 when none). */
+  readonly maxTime: number;
+}
+
+/**
+ * The state in SQLite.
+ *
+ * @example Commit, then read it back from another connection
+ * ```ts
+ * import { readStore, SqliteStore } from "./sqlite.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * const store = new SqliteStore(`${dir}/state.db`);
+ * assertEquals((await store.load()).kind, "first");
+ * await store.commit({ used: [{ door: "ssh", secret: "f1", counter: 7 }], now: 1000 });
+ * assertEquals(readStore(`${dir}/state.db`).used[0].counter, 7);
+ * store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class SqliteStore implements Store {
+  /** The database file (the config's `state_file`). */
+  readonly path: string;
+  #db: DatabaseSync | undefined;
+
+  /** Opens nothing yet: {@link load} does. @param path the database file. */
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  async load(): Promise<LoadResult> {
+    try {
+      return await this.#load();
+    } catch (e) {
+      if (e instanceof StateFileError) throw e;
+      throw new StateFileError(`cannot open the state at ${this.path}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  async #load(): Promise<LoadResult> {
+    await ensureDirectory(this.path);
+    await finishImport(this.path);
+    const kind = await fileKind(this.path);
+    if (kind === "missing" || kind === "empty") {
+      const evidence = await lostEvidence(this.path);
+      this.#open();
+      return evidence ? { kind: "lost", evidence } : { kind: "first" };
+    }
+    if (kind === "json") return await this.#importJson();
+    let damage: string | undefined;
+    try {
+      this.#open();
+      const check = this.#db!.prepare("PRAGMA quick_check").all() as { quick_check: string }[];
+      if (check.length !== 1 || check[0].quick_check !== "ok") {
+        damage = check.map((r) => r.quick_check).slice(0, 3).join("; ");
+      }
+    } catch (e) {
+      damage = (e as Error).message;
+    }
+    if (damage === undefined) {
+      try {
+        return { kind: "ok", state: this.#read() };
+      } catch (e) {
+        damage = (e as Error).message;
+      }
+    }
+    return await this.#moveAside(new StateFileError(`damaged database: ${damage}`));
+  }
+
+  commit(changes: StoreChanges): Promise<void> {
+    try {
+      this.#write(changes);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  close(): void {
+    try {
+      this.#db?.close();
+    } catch { /* closed */ }
+    this.#db = undefined;
+  }
+
+  /** One transaction: all of `changes` or none. Blocks the event loop for its duration only. */
+  #write(changes: StoreChanges): void {
+    const db = this.#db;
+    if (!db) throw new StateFileError("the store is not open");
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      if (changes.used?.length) {
+        const upsert = db.prepare(
+          `INSERT INTO used_codes VALUES (?, ?, ?, ?) ON CONFLICT (door, secret, prefix)
+           DO UPDATE SET counter = max(counter, excluded.counter)`,
+        );
+        for (const c of changes.used) upsert.run(c.door, c.secret, c.prefix ?? "", c.counter);
+      }
+      if (changes.opened?.length) {
+        const put = db.prepare("INSERT OR REPLACE INTO open_doors VALUES (?, ?, ?, ?, ?)");
+        for (const r of changes.opened) {
+          put.run(
+            r.door,
+            r.source,
+            r.until,
+            r.close ? JSON.stringify(r.close) : null,
+            r.firewall ? JSON.stringify(r.firewall) : null,
+          );
+        }
+      }
+      if (changes.closed?.length) {
+        const drop = db.prepare("DELETE FROM open_doors WHERE door = ? AND source = ?");
+        for (const r of changes.closed) drop.run(r.door, r.source);
+      }
+      if (changes.now !== undefined) {
+        db.prepare(
+          `INSERT INTO meta VALUES ('max_time', ?) ON CONFLICT (key)
+           DO UPDATE SET value = max(value, excluded.value)`,
+        ).run(Math.floor(changes.now));
+      }
+      db.exec("COMMIT");
+    } catch (e) {
+      try {
+        db.exec("ROLLBACK");
+      } catch { /* the transaction is gone already */ }
+      throw e;
+    }
+  }
+
+  #open(): void {
+    if (this.#db) return;
+    // Created 0600 before SQLite sees it: its -wal and -shm files take the same mode.
+    Deno.openSync(this.path, { create: true, write: true, mode: 0o600 }).close();
+    Deno.chmodSync(this.path, 0o600);
+    const db = new DatabaseSync(this.path);
+    try {
+      db.exec("PRAGMA busy_timeout = 2000");
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = FULL");
+      db.exec(SCHEMA);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    this.#db = db;
+    Deno.writeTextFileSync(
+      markerOf(this.path),
+      "sesame state: its database is beside this file\n",
+      {
+        mode: 0o600,
+      },
+    );
+  }
+
+  #read(): StoreSnapshot {
+    return readSnapshot(this.#db!);
+  }
+
+  /** A JSON state file from an older sesame: imported once, then kept aside. */
+  async #importJson(): Promise<LoadResult> {
+    let state: StoredState;
+    try {
+      state = parseState(await Deno.readTextFile(this.path));
+    } catch (e) {
+      const keptAs = `${this.path}.corrupt-${Date.now()}`;
+      await Deno.rename(this.path, keptAs);
+      this.#open();
+      return { kind: "corrupt", error: e as Error, keptAs, salvaged: [] };
+    }
+    // Write the database beside it, then swap: a crash in between leaves one whole copy.
+    const importing = `${this.path}.importing`;
+    await Deno.remove(importing).catch(() => {});
+    const fresh = new SqliteStore(importing);
+    fresh.#open();
+    fresh.#write({
+      used: state.used.map((c) => ({ ...c, secret: c.secret ?? "" })),
+      opened: state.open,
+    });
+    fresh.#db!.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    fresh.close();
+    const keptAs = `${this.path}.json-imported-${Date.now()}`;
+    await Deno.rename(this.path, keptAs);
+    await Deno.rename(importing, this.path);
+    await Deno.remove(markerOf(importing)).catch(() => {});
+    this.#open();
+    return { kind: "ok", state: this.#read(), imported: keptAs };
+  }
+
+  /** Salvages the open records it can still read, then moves the database and its WAL aside. */
+  async #moveAside(error: Error): Promise<LoadResult> {
+    const salvaged: OpenRecord[] = [];
+    try {
+      this.#open();
+      const rows = this.#db!.prepare("SELECT * FROM open_doors").iterate();
+      for (;;) {
+        let next;
+        try {
+          next = rows.next();
+        } catch {
+          break; // the rest is unreadable
+        }
+        if (next.done) break;
+        const record = toRecord(next.value as unknown as Row);
+        if (record) salvaged.push(record);
+      }
+    } catch { /* nothing readable */ }
+    this.close();
+    const keptAs = `${this.path}.corrupt-${Date.now()}`;
+    await Deno.rename(this.path, keptAs);
+    for (const suffix of ["-wal", "-shm"]) {
+      await Deno.rename(this.path + suffix, keptAs + suffix).catch(() => {});
+    }
+    this.#open();
+    return { kind: "corrupt", error, keptAs, salvaged };
+  }
+}
+
+interface Row {
+  door: unknown;
+  source: unknown;
+  until: unknown;
+  close: unknown;
+  firewall: unknown;
+}
+
+function toRecord(row: Row): OpenRecord | undefined {
+  try {
+    if (typeof row.door !== "string" || typeof row.source !== "string") return undefined;
+    const until = Number(row.until);
+    if (!Number.isFinite(until)) return undefined;
+    const close = typeof row.close === "string" ? JSON.parse(row.close) as string[] : null;
+    if (close !== null && !(Array.isArray(close) && close.every((a) => typeof a === "string"))) {
+      return undefined;
+    }
+    const firewall = typeof row.firewall === "string"
+      ? JSON.parse(row.firewall) as FirewallGrant
+      : undefined;
+    return { door: row.door, source: row.source, until, close, ...(firewall ? { firewall } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+function readSnapshot(db: DatabaseSync): StoreSnapshot {
+  // One read transaction: a consistent snapshot while another connection writes.
+  db.exec("BEGIN");
+  try {
+    const used = (db.prepare("SELECT door, secret, prefix, counter FROM used_codes").all() as {
+      door: string;
+      secret: string;
+      prefix: string;
+      counter: number;
+    }[]).map((r): StoredCode => ({
+      door: r.door,
+      counter: Number(r.counter),
+      ...(r.secret ? { secret: r.secret } : {}),
+      ...(r.prefix ? { prefix: r.prefix } : {}),
+    }));
+    const open = (db.prepare("SELECT * FROM open_doors").all() as unknown as Row[]).map((row) => {
+      const record = toRecord(row);
+      if (!record) throw new StateFileError(`malformed open door ${JSON.stringify(row)}`);
+      return record;
+    });
+    const meta = db.prepare("SELECT value FROM meta WHERE key = 'max_time'").get() as
+      | { value: number }
+      | undefined;
+    return { used, open, maxTime: Number(meta?.value ?? 0) };
+  } finally {
+    db.exec("COMMIT");
+  }
+}
+
+/**
+ * Reads a store from another process (`sesame status`), read-only, as one consistent
+ * snapshot, while the daemon may be writing.
+ * @throws {StateFileError} when there is no readable store at `path`.
+ */
+export function readStore(path: string): StoreSnapshot {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path, { readOnly: true });
+  } catch (e) {
+    throw new StateFileError(`cannot read the state at ${path}: ${(e as Error).message}`);
+  }
+  try {
+    db.exec("PRAGMA busy_timeout = 2000");
+    return readSnapshot(db);
+  } catch (e) {
+    throw new StateFileError(`cannot read the state at ${path}: ${(e as Error).message}`);
+  } finally {
+    db.close();
+  }
+}
+
+/** The file that says a store was here (so a deleted database reads as lost, not new). */
+function markerOf(path: string): string {
+  return `${path}.sesame`;
+}
+
+/** Creates the state directory, mode 0700, when it is missing. */
+async function ensureDirectory(path: string): Promise<void> {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+/** A crash between an import's two renames left the database under its temporary name. */
+async function finishImport(path: string): Promise<void> {
+  const importing = `${path}.importing`;
+  if (await exists(path) || !(await exists(importing))) return;
+  if ((await fileKind(importing)) === "sqlite") await Deno.rename(importing, path);
+}
+
+async function fileKind(path: string): Promise<"missing" | "empty" | "sqlite" | "json"> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return "missing";
+    throw new StateFileError(`cannot read state file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const head = new Uint8Array(16);
+    const n = (await file.read(head)) ?? 0;
+    // Empty: created, never written (a crash at the first start), or truncated (lost).
+    if (n === 0) return "empty";
+    if (new TextDecoder().decode(head.subarray(0, n)) === SQLITE_HEADER) return "sqlite";
+    return "json"; // anything else is read as an older JSON state (or refused as corrupt)
+  } finally {
+    file.close();
+  }
+}
+
+/** What shows that a store was here: its marker, its WAL, or a copy moved aside. */
+async function lostEvidence(path: string): Promise<string | undefined> {
+  for (const candidate of [markerOf(path), `${path}-wal`]) {
+    if (await exists(candidate)) return `${candidate} exists`;
+  }
+  const slash = path.lastIndexOf("/");
+  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
+  const base = path.slice(slash + 1);
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (
+        entry.name.startsWith(`${base}.corrupt-`) || entry.name.startsWith(`${base}.json-imported-`)
+      ) {
+        return `${dir}/${entry.name} exists`;
+      }
+    }
+  } catch { /* no directory: a first start */ }
+  return undefined;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The SQLite store on its own: file modes, first start against lost state, a damaged
+ * database moved aside with its open doors salvaged, the import of an older JSON state,
+ * high-water marks and the highest server time.
+ */
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { tempDir } from "./_cli.ts";
+import { readStore, SqliteStore } from "../lib/store/sqlite.ts";
+import type { OpenRecord } from "../lib/store/store.ts";
+
+const RECORD: OpenRecord = {
+  door: "ssh",
+  source: "192.0.2.7",
+  until: 2_000_000_000_000,
+  close: ["/sbin/deny", "192.0.2.7"],
+  firewall: { kind: "nft", ports: [22], protocol: "tcp" },
+};
+
+const mode = (path: string) => (Deno.statSync(path).mode! & 0o777).toString(8);
+
+Deno.test("store: the database and its -wal and -shm files are private (0600), its directory made 0700", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/new/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  await store.commit({ opened: [RECORD], now: 1 });
+  assertEquals(mode(`${dir.path}/new`), "700");
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) assertEquals(mode(file), "600", file);
+  store.close();
+});
+
+Deno.test("store: a first start, a lost store (database deleted, marker left) and a truncated one are told apart", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const first = new SqliteStore(path);
+  assertEquals((await first.load()).kind, "first");
+  await first.commit({ used: [{ door: "ssh", secret: "f", counter: 9 }] });
+  first.close();
+  assertEquals((await reopen(path)).kind, "ok");
+
+  await Deno.remove(path);
+  const lost = await reopen(path);
+  assertEquals(lost.kind, "lost");
+  assertMatch(lost.kind === "lost" ? lost.evidence : "", /state\.db\.sesame exists/);
+
+  await Deno.writeFile(path, new Uint8Array()); // truncated to nothing
+  assertEquals((await reopen(path)).kind, "lost");
+
+  for (const entry of Deno.readDirSync(dir.path)) await Deno.remove(`${dir.path}/${entry.name}`);
+  assertEquals((await reopen(path)).kind, "first", "nothing left: a new state");
+});
+
+Deno.test("store: a damaged database is moved aside, its readable open doors salvaged, and a fresh one takes commits", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  // Enough rows for several pages, so damage to one page leaves others readable.
+  const records = Array.from({ length: 400 }, (_, i) => ({
+    ...RECORD,
+    source: `10.0.${i >> 8}.${i & 255}`,
+  }));
+  await store.commit({ opened: records, used: [{ door: "ssh", secret: "f", counter: 5 }] });
+  store.close();
+  const bytes = await Deno.readFile(path);
+  const pageSize = 4096; // SQLite's default
+  assert(bytes.length > 6 * pageSize, `${bytes.length} bytes`);
+  // Scribble over the header of the last page, a leaf of the open doors: its rows are lost.
+  const last = bytes.length / pageSize - 1;
+  for (let i = 0; i < 12; i++) bytes[last * pageSize + i] = 0xa5;
+  await Deno.writeFile(path, bytes);
+
+  const again = new SqliteStore(path);
+  const loaded = await again.load();
+  assertEquals(loaded.kind, "corrupt");
+  if (loaded.kind !== "corrupt") return;
+  assertMatch(loaded.keptAs, /state\.db\.corrupt-\d+$/);
+  assert(Deno.statSync(loaded.keptAs).isFile, "the damaged copy is kept");
+  assert(
+    loaded.salvaged.length > 0 && loaded.salvaged.length < 400,
+    `salvaged ${loaded.salvaged.length}`,
+  );
+  for (const r of loaded.salvaged) assertEquals(r.close, RECORD.close);
+  await again.commit({ opened: [RECORD] });
+  assertEquals(readStore(path).open.length, 1, "the fresh database works");
+  again.close();
+});
+
+Deno.test("store: a JSON state file of an older sesame is imported once and kept aside", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.json`;
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      version: 1,
+      used: [["ssh/59000000", 1], ["near/59000001/4:192.0.2.0/24", 1], ["ssh/<=58999999", 1]],
+      open: [{ door: "ssh", ip: "192.0.2.7", until: 2_000_000_000_000, close: null }],
+    }),
+    { mode: 0o600 },
+  );
+  const store = new SqliteStore(path);
+  const loaded = await store.load();
+  assertEquals(loaded.kind, "ok");
+  if (loaded.kind !== "ok") return;
+  assertMatch(loaded.imported ?? "", /state\.json\.json-imported-\d+$/);
+  assertEquals(
+    loaded.state.used.map((c) => [c.door, c.counter, c.secret ?? null, c.prefix ?? null]).sort(),
+    [["near", 59000001, null, "192.0.2.0/24"], ["ssh", 59000000, null, null]],
+    "codes without a fingerprint, the highest per door; the floor is a mark like any other",
+  );
+  assertEquals(loaded.state.open.map((r) => r.source), ["192.0.2.7"]);
+  store.close();
+  const second = new SqliteStore(path);
+  const again = await second.load();
+  assertEquals(again.kind === "ok" && again.imported, undefined, "imported once");
+  second.close();
+});
+
+Deno.test("store: a corrupt JSON state is refused: kept aside, and the load says so", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.json`;
+  await Deno.writeTextFile(path, '{"version":1,"used":[["ssh/4', { mode: 0o600 });
+  const store = new SqliteStore(path);
+  const loaded = await store.load();
+  assertEquals(loaded.kind, "corrupt");
+  assertMatch(loaded.kind === "corrupt" ? loaded.keptAs : "", /state\.json\.corrupt-\d+$/);
+  await store.commit({ opened: [RECORD] });
+  store.close();
+});
+
+Deno.test("store: marks only rise, closed doors leave, and the highest server time is kept", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  const owner = { door: "near", secret: "f", prefix: "192.0.2.0/24" };
+  await store.commit({ used: [{ ...owner, counter: 10 }], opened: [RECORD], now: 5000 });
+  await store.commit({ used: [{ ...owner, counter: 7 }], now: 3000 }); // a clock stepped back
+  await store.commit({ closed: [RECORD] });
+  const snapshot = readStore(path);
+  assertEquals(snapshot.used, [{ ...owner, counter: 10 }]);
+  assertEquals(snapshot.open, []);
+  assertEquals(snapshot.maxTime, 5000);
+  store.close();
+});
+
+async function reopen(path: string) {
+  const store = new SqliteStore(path);
+  try {
+    return await store.load();
+  } finally {
+    store.close();
+  }
+}
