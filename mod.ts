@@ -88,6 +88,7 @@ export {
   type MissingSequence,
 } from "./lib/engine/engine.ts";
 export { type CodeOwner, type UsedCode, UsedCodes } from "./lib/engine/used_codes.ts";
+export type { Evidence } from "./lib/engine/scan_detector.ts";
 export { Counters } from "./lib/counters.ts";
 export { Daemon, type DaemonEvent, type DaemonOptions } from "./lib/daemon/daemon.ts";
 export type { DoorEvent } from "./lib/daemon/opener.ts";

@@ -378,9 +378,11 @@ function summarise(
  * one on the same cores; the Deno one serves where cc is missing, for --generator deno, and
  * for noise. Returns the binary's path, or undefined for the Deno generator.
  */
+let generatorDir: string | undefined;
 async function compileGenerator(): Promise<string | undefined> {
   if (args.values.generator === "deno") return undefined;
-  const out = `${await Deno.makeTempDir({ prefix: "sesame-loadgen-" })}/loadgen`;
+  generatorDir = await Deno.makeTempDir({ prefix: "sesame-loadgen-" });
+  const out = `${generatorDir}/loadgen`;
   try {
     await run(["cc", "-O2", "-o", out, `${ROOT}bench/loadgen.c`]);
     return out;
@@ -419,6 +421,7 @@ try {
   }
 } finally {
   await run(["ip", "netns", "delete", NS]).catch(() => {});
+  if (generatorDir) await Deno.remove(generatorDir, { recursive: true }).catch(() => {});
 }
 
 const machine =

@@ -60,16 +60,22 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
     windowMs: 10_000,
     summary: {
       logger: getLogger(["sesame", "log"]),
-      message: "suppressed {suppressed} more like: ",
+      // Names the line it suppressed: its template, braces escaped so nothing is substituted.
+      message: (summary) =>
+        `suppressed {suppressed} more lines like: ${
+          templateOf(summary.lastRecord).replaceAll("{", "{{").replaceAll("}", "}}")
+        }`,
     },
   });
   await configure({
     reset: true,
     sinks: { stderr: getConsoleSink({ formatter, levelMap: toStderr }) },
     filters: {
-      // Opens, closes and start-up lines are info: never dropped. Everything else is limited.
+      // Opens, closes and start-up lines are info: never dropped. So are the per-knock
+      // debug lines (--log-level debug promises every knock). Everything else is limited.
       limit: (record: LogRecord) =>
-        record.level === "info" || record.category[1] === "log" || throttle!(record),
+        record.level === "info" || record.category[1] === "log" ||
+        record.category[1] === "knock" || throttle!(record),
     },
     loggers: [
       {
@@ -87,6 +93,11 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
 export async function flushLogging(): Promise<void> {
   throttle?.[Symbol.dispose]();
   await dispose();
+}
+
+/** A record's message template, values left as `{}`. */
+function templateOf(record: LogRecord): string {
+  return typeof record.rawMessage === "string" ? record.rawMessage : record.rawMessage.join("{}");
 }
 
 /**

@@ -103,3 +103,85 @@ Deno.test("sesame init writes a valid server config and its client, both 0600, w
   const again = await runCli(["init", "--out", out]);
   assertEquals(again.code, 2, "never overwrites a secret");
 });
+
+Deno.test("sesame: a secret_file that is /dev/zero, a directory or too large is a clean error", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(`${dir.path}/big.key`, "A".repeat(10_000), { mode: 0o600 });
+  for (
+    const [target, why] of [
+      ["/dev/zero", "not a regular file"],
+      [dir.path, "not a regular file"],
+      [`${dir.path}/big.key`, "larger than 4096 bytes"],
+    ]
+  ) {
+    const file = `${dir.path}/c.yaml`;
+    await Deno.writeTextFile(
+      file,
+      `doors:\n  ssh: { secret_file: "${target}", ports: "20000-20099" }\n`,
+      { mode: 0o600 },
+    );
+    const result = await runCli(["check", "-c", file]);
+    assertEquals(result.code, 1, result.stderr);
+    assertStringIncludes(result.stderr, `doors.ssh.secret_file: cannot read "${target}": ${why}`);
+    assertEquals(/internal error|\bat .*\.ts:\d+/.test(result.stderr), false, result.stderr);
+  }
+});
+
+Deno.test("sesame knock: a command after -- needs --exec; a missing program and a %zone host are clean errors", async () => {
+  const stray = await runCli(["knock", "127.0.0.1", "7000", "--", "/bin/true"]);
+  assertEquals(stray.code, 2);
+  assertStringIncludes(stray.stderr, "a command after -- runs only with --exec");
+  const missing = await runCli([
+    "knock",
+    "127.0.0.1",
+    "7000",
+    "-d",
+    "0",
+    "--exec",
+    "--",
+    "/nonexistent/program",
+  ]);
+  assertEquals(missing.code, 2, missing.stderr);
+  assertStringIncludes(
+    missing.stderr,
+    '--exec cannot start "/nonexistent/program": no such program',
+  );
+  const zone = await runCli(["knock", "fe80::1%eth0", "7000"]);
+  assertEquals(zone.code, 2);
+  assertStringIncludes(zone.stderr, "has a zone (%)");
+  for (const r of [stray, missing, zone]) {
+    assertEquals(/internal error|\bat .*\.ts:\d+/.test(r.stderr), false, r.stderr);
+  }
+});
+
+Deno.test("sesame check names every weak door, and not the README's recommended one", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/c.yaml`;
+  const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+  await Deno.writeTextFile(
+    file,
+    `doors:
+  one: { sequence: [7000], open: { log: true } }
+  short: { secret: "${secret}", ports: "20000-20999", length: 1, open: { log: true } }
+  readme: { sequence: [7000, 7001, 7002], open: { log: true } }
+  small: { secret: "${secret}", ports: "30000-30009", length: 2, open: { log: true } }
+  ssh: { secret: "${secret}", ports: "21000-21999", length: 4, open: { log: true } }
+`,
+    { mode: 0o600 },
+  );
+  const result = await runCli(["check", "-c", file]);
+  assertEquals(result.code, 0, result.stderr);
+  const weak = result.stdout.split("\n").filter((l) => l.includes("weak"));
+  for (const door of ["one", "short", "readme", "small"]) {
+    assert(weak.some((l) => l.includes(`door ${door} is weak`)), `${door}: ${result.stdout}`);
+  }
+  assertEquals(weak.some((l) => l.includes("door ssh")), false, result.stdout);
+  const json = JSON.parse((await runCli(["check", "-c", file, "--json"])).stdout);
+  assertEquals(json.doors.map((d: { weakness: { weak: boolean } }) => d.weakness.weak), [
+    true,
+    true,
+    true,
+    true,
+    false,
+  ]);
+});

@@ -177,26 +177,17 @@ Deno.test("parseConfig() reads allow/deny lists and rejects malformed ones", () 
   );
 });
 
-Deno.test("parseConfig() binds pools over 4 096 ports by window, and refuses window with bind_source", () => {
+Deno.test("parseConfig() takes pools up to 16 384 ports, all of which listen, and refuses larger ones with the reason", () => {
   const door = (body: string) => `doors:\n  d:\n    secret: "${SECRET}"\n${body}`;
-  const big = parseConfig(door('    ports: "10000-19999"\n'), "b.yaml").doors[0];
-  assert(big.kind === "rotating" && big.bind === "window");
-  const small = parseConfig(door('    ports: "10000-10999"\n'), "b.yaml").doors[0];
-  assert(small.kind === "rotating" && small.bind === "pool");
-  const forced =
-    parseConfig(door('    ports: "10000-10999"\n    bind: window\n'), "b.yaml").doors[0];
-  assert(forced.kind === "rotating" && forced.bind === "window");
+  const big = parseConfig(door('    ports: "10000-26383"\n'), "b.yaml").doors[0];
+  assertEquals(big.kind === "rotating" && big.pool.tcp.length, 16_384);
+  const message = errors(door('    ports: "10000-26384"\n'))[0];
+  assertStringIncludes(message, "4:12 doors.d.ports: must be at most 16384 ports");
+  assertStringIncludes(message, "every pool port listens");
+  assertStringIncludes(message, "received 16385");
   assertStringIncludes(
-    errors(door('    ports: "10000-10999"\n    bind: window\n    bind_source: true\n'))[0],
-    "cannot work with bind_source",
-  );
-  assertStringIncludes(
-    errors(door('    ports: "10000-19999"\n    bind_source: true\n'))[0],
-    "at most 4096 ports",
-  );
-  assertStringIncludes(
-    errors(door('    ports: "10000-10999"\n    bind: all\n'))[0],
-    "must be pool or window",
+    errors(door('    ports: "10000-10999"\n    bind: window\n'))[0],
+    "unknown key",
   );
 });
 
@@ -206,4 +197,13 @@ Deno.test("the example server and client configs validate (with their key file)"
     const config = parseConfig(text, name, { readSecretFile: () => SECRET });
     assertEquals(config.doors.map((d) => d.name), ["ssh"]);
   }
+});
+
+Deno.test("parseConfig(): a control character in a key is escaped, so each issue stays one line", () => {
+  const lines = errors('doors:\n  "bad\\nname":\n    sequence: [7000]\n"sta\\u0007te_file": x\n');
+  for (const line of lines) {
+    assertEquals(line.includes("\n") || line.includes("\u0007"), false, line);
+  }
+  assertStringIncludes(lines.join("\n"), "doors.bad\\x0aname");
+  assertStringIncludes(lines.join("\n"), "sta\\x07te_file: unknown key");
 });

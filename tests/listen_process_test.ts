@@ -244,3 +244,75 @@ doors:
   p.kill("SIGTERM");
   await p.child.status;
 });
+
+Deno.test("listen process: open.log false, every knock at debug, and a rate-limit summary that names its line", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(20);
+  const file = `${dir.path}/c.yaml`;
+  await writePrivate(
+    file,
+    `listen: { addresses: ["127.0.0.1"] }
+doors:
+  quiet:
+    sequence: [${base}, ${base + 1}]
+    decoys: 0
+    open: { for: 60s, log: false, command: ["/usr/bin/touch", "${dir.path}/open-{door}-{ip}"] }
+  loud:
+    sequence: [${base + 10}]
+    decoys: 2
+    open: { for: 60s }
+`,
+  );
+  await using p = spawnListen(["-c", file, "--log-level", "debug"]);
+  await p.waitForLog(/listening on/);
+  await knockAll("127.0.0.1", seq([base, base + 1]), { localAddress: "127.0.0.2" });
+  assert(
+    await eventually(() => exists(`${dir.path}/open-quiet-127.0.0.2`)),
+    "the quiet door opened",
+  );
+  // 30 sources each knock a decoy of the loud door: 30 scanner warnings, 20 pass the limit.
+  for (let i = 0; i < 30; i++) {
+    await knockAll("127.0.0.1", seq([base + 8]), { localAddress: `127.0.5.${i + 1}` });
+  }
+  await sleep(200);
+  p.kill("SIGTERM");
+  await p.child.status;
+  const log = p.log();
+  assertEquals(log.includes("door quiet opened"), false, "open.log: false");
+  assertEquals(log.match(/knock from 127\.0\.5\.\d+ on/g)?.length, 30, "every knock at debug");
+  assertEquals(log.match(/looks like a scanner/g)?.length, 21, "20 lines and the summary");
+  assertStringIncludes(log, "suppressed 10 more lines like: {source} looks like a scanner");
+});
+
+Deno.test({
+  name: "listen process: SIGHUPs in quick succession with an nft door reload, and none fails",
+  ignore: !Deno.env.get("CI") && Deno.uid() !== 0,
+  async fn() {
+    const { Lab } = await import("./_netns.ts");
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const file = `${dir.path}/c.yaml`;
+    const body = (forS: number) =>
+      `listen: { addresses: ["127.0.0.1"] }
+doors:
+  ssh:
+    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+    ports: "20000-20099"
+    open: { for: ${forS}s, nft: { port: 22 } }
+`;
+    await writePrivate(file, body(30));
+    await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await p.waitForLog(/listening on/, 10_000);
+    await writePrivate(file, body(40));
+    // A burst: later SIGHUPs arrive while a reload runs (the kernel may merge some of them).
+    for (let i = 0; i < 5; i++) {
+      p.kill("SIGHUP");
+      await sleep(3);
+    }
+    await p.waitForLog(/reloaded/, 10_000);
+    await sleep(1000);
+    assertEquals(/internal error|reload refused/.test(p.log()), false, p.log());
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

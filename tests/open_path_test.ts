@@ -10,7 +10,7 @@ import { Daemon, type DaemonEvent } from "../lib/daemon/daemon.ts";
 import { DryRunFirewall } from "../lib/actions/firewall.ts";
 import { MemoryListeners } from "../lib/net/listeners.ts";
 import { MemoryStore, type StoreChanges } from "../lib/store/store.ts";
-import { codeForCounter } from "../lib/code.ts";
+import { codeAt, codeForCounter } from "../lib/code.ts";
 import { parseAddress } from "../lib/address.ts";
 import type { Knock } from "../lib/knock.ts";
 
@@ -37,11 +37,14 @@ doors:
 `;
 
 /** A daemon on the twins: memory listeners, a dry-run firewall, a recording runner. */
-async function start(store: MemoryStore, now: () => number = () => T0 + 5000) {
+async function start(
+  store: MemoryStore,
+  now: () => number = () => T0 + 5000,
+  runner: RecordingRunner = new RecordingRunner(),
+) {
   const config = parseConfig(CONFIG, "test.yaml");
   const events: DaemonEvent[] = [];
   const nft = new DryRunFirewall();
-  const runner = new RecordingRunner();
   let listeners: MemoryListeners | undefined;
   const daemon = await Daemon.start({
     config,
@@ -217,4 +220,83 @@ Deno.test("open path: after a secret rotation the new secret's code opens in the
     d.events.flatMap((e) => e.kind === "opened" ? [e.source] : []),
     ["192.0.2.7", "192.0.2.8"],
   );
+});
+
+Deno.test("open path: knocks from a link-local source are refused and reported once", async () => {
+  await using d = await start(new MemoryStore());
+  const code = (await codeForCounter(d.config.doors[0], 59_000_000)).knocks;
+  d.knock("fe80::1", code);
+  d.knock("FE80::1", code);
+  d.knock("fe80::1", code);
+  d.knock("192.0.2.7", code);
+  await d.daemon.settled();
+  assertEquals(
+    d.events.flatMap((e) =>
+      e.kind === "link-local" || e.kind === "opened" ? [`${e.kind} ${e.source}`] : []
+    ),
+    ["link-local fe80::1", "link-local FE80::1", "opened 192.0.2.7"],
+  );
+});
+
+/** Fails the close command `failures` times, then lets it succeed. */
+class FlakyCloseRunner extends RecordingRunner {
+  constructor(private failures: number) {
+    super();
+  }
+  override run(argv: readonly string[], timeoutMs: number, input?: string) {
+    const result = super.run(argv, timeoutMs, input);
+    if (argv[0] !== "/sbin/deny" || this.failures-- <= 0) return result;
+    return Promise.resolve({ code: -1, timedOut: false, error: "Too many open files" });
+  }
+}
+
+Deno.test("open path: a close command that fails is retried until it succeeds, and its record stays until then", async () => {
+  const store = new MemoryStore();
+  await using d = await start(store, Date.now, new FlakyCloseRunner(2));
+  d.knock("192.0.2.7", (await codeAt(d.config.doors[0], Date.now())).knocks);
+  await d.daemon.settled();
+  for (let i = 0; i < 60 && !d.events.some((e) => e.kind === "close-failed"); i++) await sleep(50);
+  assertEquals(store.snapshot().open.map((r) => r.source), ["192.0.2.7"], "kept after a failure");
+  for (let i = 0; i < 120 && !d.events.some((e) => e.kind === "closed"); i++) await sleep(50);
+  assertEquals(kinds(d.events), ["opened", "close-failed", "close-failed", "closed"]);
+  assertEquals(d.runner.runs.filter((r) => r[0] === "/sbin/deny").length, 3);
+  assertEquals(store.snapshot().open, []);
+});
+
+Deno.test("open path: open.log false keeps a door's opens out of the log, not its failures", async () => {
+  const { logLine } = await import("../lib/daemon/report.ts");
+  const quiet = parseConfig(
+    `doors:\n  q:\n    sequence: [7000]\n    decoys: 0\n    open: { log: false, command: ["/bin/true"] }\n  loud:\n    sequence: [7001]\n    decoys: 0\n    open: { log: false }\n`,
+    "t.yaml",
+  );
+  assertEquals(quiet.doors.map((d) => d.open?.log), [false, true], "a door with no action logs");
+  // The daemon decides per door; the line itself is unchanged.
+  assertEquals(
+    logLine({ kind: "opened", door: "q", source: "192.0.2.7", until: 0 }, () => undefined)?.level,
+    "info",
+  );
+});
+
+Deno.test("open path: a clock stepped back by more than the window is logged at error", async () => {
+  const { configure, reset } = await import("@logtape/logtape");
+  const lines: string[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => lines.push(`${r.level} ${r.message.join("")}`) },
+    loggers: [{ category: ["sesame"], lowestLevel: "info", sinks: ["mem"] }],
+  });
+  try {
+    let now = T0 + 5000;
+    await using d = await start(new MemoryStore(), () => now);
+    await sleep(600);
+    now -= 2 * PERIOD; // more than skew × period (30 s)
+    await sleep(600);
+    assert(
+      lines.some((l) => l.startsWith("error the clock went back 1m")),
+      lines.join("\n"),
+    );
+    assertEquals(d.events.filter((e) => e.kind === "opened"), []);
+  } finally {
+    await reset();
+  }
 });

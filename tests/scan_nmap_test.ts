@@ -41,6 +41,9 @@ doors:
       await eventually(() => lab.canConnect("server", "127.0.0.1", 7000), 10_000),
       "daemon up",
     );
+    // Each scan from an address of its own: a ban earned by one scan must not be what
+    // keeps a later one from opening a door.
+    let scanner = 20;
     const nmap = async (...args: string[]) => {
       const out = await lab.exec("server", [
         "nmap",
@@ -51,6 +54,10 @@ doors:
         "0",
         "-p",
         "1-65535",
+        "-S",
+        `127.0.0.${scanner++}`,
+        "-e",
+        "lo",
         ...args,
         "127.0.0.1",
       ]);
@@ -121,6 +128,95 @@ doors:
         "open-rotating-127.0.0.9",
       ]);
     });
+    daemon.kill("SIGTERM");
+    await daemon.status;
+  },
+});
+
+Deno.test({
+  name:
+    "scans: a 10 000-port pool listens whole: a SYN scan sees every port, before and after a rotation, and scan-guided bursts never open",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const opened = () =>
+      [...Deno.readDirSync(dir.path)].filter((e) => e.name.startsWith("open-")).map((e) => e.name);
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      `listen: { addresses: ["127.0.0.1"] }
+doors:
+  big:
+    secret: "${SECRET_B64}"
+    ports: "10000-19999"
+    length: 4
+    period: 3s
+    open: { for: 60s, command: ["/usr/bin/touch", "${dir.path}/open-{door}-{ip}"] }
+`,
+    );
+    const daemon = lab.spawn("server", [
+      "/bin/sh",
+      "-c",
+      `ulimit -n 16384 && exec "$@"`,
+      "sh",
+      ...lab.deno("cli.ts", "listen", "-c", `${dir.path}/c.yaml`),
+    ]);
+    assert(
+      await eventually(() => lab.canConnect("server", "127.0.0.1", 19999), 10_000),
+      "daemon up",
+    );
+    const openPorts = async (source: string) => {
+      const out = await lab.exec("server", [
+        "nmap",
+        "-n",
+        "-Pn",
+        "-sS",
+        "-T5",
+        "--max-retries",
+        "0",
+        "-S",
+        source,
+        "-e",
+        "lo",
+        "-p",
+        "10000-19999",
+        "127.0.0.1",
+      ]);
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      const text = new TextDecoder().decode(out.stdout);
+      return new Set([...text.matchAll(/^(\d+)\/tcp\s+open/gm)].map((m) => Number(m[1])));
+    };
+    const before = await openPorts("127.0.0.30");
+    assertEquals(before.size, 10_000, "every pool port is open to a scan");
+    await new Promise((r) => setTimeout(r, 3000)); // a rotation
+    const after = await openPorts("127.0.0.31");
+    assertEquals(after.size, 10_000);
+    // What a scan could learn: ports that appeared or vanished. Nothing, so the attacker's
+    // bursts are guesses: 20 of them, 4 pool ports in ascending order within the reorder
+    // window, each from an address of its own.
+    const appeared = [...after].filter((p) => !before.has(p));
+    assertEquals(appeared, []);
+    for (let i = 0; i < 20; i++) {
+      const guess = new Set<number>();
+      while (guess.size < 4) guess.add(10_000 + Math.floor(Math.random() * 10_000));
+      const ports = [...guess].sort((a, b) => a - b).map(String);
+      const sent = await lab.exec(
+        "server",
+        lab.deno(
+          "cli.ts",
+          "knock",
+          "127.0.0.1",
+          ...ports,
+          "-d",
+          "1",
+          "--source",
+          `127.0.1.${i + 1}`,
+        ),
+      );
+      assertEquals(sent.code, 0, new TextDecoder().decode(sent.stderr));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assertEquals(opened(), []);
     daemon.kill("SIGTERM");
     await daemon.status;
   },

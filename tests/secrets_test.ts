@@ -149,6 +149,14 @@ Deno.test("secrets: listen and knock refuse files others can read, with the chmo
     "--insecure-permissions",
   ]);
   assertEquals(allowed.code, 0, allowed.stderr);
+
+  // A private key file that another user owns: that user can read it and change it.
+  await Deno.chmod(key, 0o600);
+  await Deno.chown(key, 65534, 65534);
+  const foreign = await runCli(["listen", "-c", withKey]);
+  assertEquals(foreign.code, 1);
+  assertStringIncludes(foreign.stderr, `${key} holds a secret and is owned by uid 65534`);
+  assertStringIncludes(foreign.stderr, `run chown 0 ${key}`);
 });
 
 Deno.test("secret_file: relative to the config's directory, ~/ in the home directory", async () => {
@@ -158,15 +166,28 @@ Deno.test("secret_file: relative to the config's directory, ~/ in the home direc
     `${dir.path}/c.yaml`,
     `doors:\n  ssh: { secret_file: ssh.key, ports: "20000-20099" }\n`,
   );
-  const relative = await runCli(["code", "-c", `${dir.path}/c.yaml`, "--door", "ssh", "--json"]);
+  // One time for both runs: a rotation between them would change the code.
+  const at = ["--at", "1800000000"];
+  const relative = await runCli([
+    "code",
+    "-c",
+    `${dir.path}/c.yaml`,
+    "--door",
+    "ssh",
+    "--json",
+    ...at,
+  ]);
   assertEquals(relative.code, 0, relative.stderr);
   await writePrivate(
     `${dir.path}/h.yaml`,
     `doors:\n  ssh: { secret_file: ~/ssh.key, ports: "20000-20099" }\n`,
   );
-  const home = await runCli(["code", "-c", `${dir.path}/h.yaml`, "--door", "ssh", "--json"], {
-    env: { HOME: dir.path },
-  });
+  const home = await runCli(
+    ["code", "-c", `${dir.path}/h.yaml`, "--door", "ssh", "--json", ...at],
+    {
+      env: { HOME: dir.path },
+    },
+  );
   assertEquals(home.code, 0, home.stderr);
   assertEquals(JSON.parse(home.stdout).knocks, JSON.parse(relative.stdout).knocks);
 });

@@ -219,3 +219,34 @@ Deno.test("store: a deleted store is lost state: the current codes are refused, 
   await p.waitForLog(/127\.0\.0\.2 completed an already used code/);
   assertEquals(await exists(`${dir.path}/opened-127.0.0.2`), false);
 });
+
+Deno.test("store: SIGKILL the instant an open action starts; after the restart the code is refused from another source", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(20);
+  const state = `${dir.path}/state.db`;
+  const yaml = `listen: { addresses: ["127.0.0.1"] }
+state_file: ${state}
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "${base}-${base + 19}"
+    length: 3
+    period: 1h
+    open: { for: 60s, command: ["/usr/bin/touch", "${dir.path}/opening-{ip}"] }
+`;
+  await writePrivate(`${dir.path}/c.yaml`, yaml);
+  const code = await codeFor(yaml, "127.0.0.2");
+  {
+    await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+    await p.waitForLog(/listening on/);
+    await knockAll("127.0.0.1", code, { localAddress: "127.0.0.2" });
+    assert(await eventually(() => exists(`${dir.path}/opening-127.0.0.2`), 3000), "the action ran");
+    p.kill("SIGKILL");
+    await p.child.status;
+  }
+  await using again = spawnListen(["-c", `${dir.path}/c.yaml`]);
+  await again.waitForLog(/listening on/);
+  await knockAll("127.0.0.1", code, { localAddress: "127.0.0.3" });
+  await again.waitForLog(/127\.0\.0\.3 completed an already used code/);
+  assertEquals(await exists(`${dir.path}/opening-127.0.0.3`), false);
+});

@@ -3,6 +3,7 @@ import { loadPrivateConfig } from "./common.ts";
 import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { parseFlags, stringFlag } from "./args.ts";
+import { doorWeakness, weaknessWarning } from "../weakness.ts";
 
 /** A door's summary: everything but its secret. */
 function summary(door: Door): Record<string, unknown> {
@@ -43,7 +44,11 @@ export async function check(args: string[]): Promise<number> {
   });
   const file = stringFlag(parsed, "config", "check", true);
   const config = await loadPrivateConfig(file, "warn", false);
-  const doors = config.doors.map(summary);
+  const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
+  const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({
+    ...summary(d),
+    weakness: { chance: weakness[i].chance, weak: weakness[i].weak },
+  }));
   if (parsed.values.json) {
     console.log(JSON.stringify({ valid: true, file, doors }));
     return 0;
@@ -59,6 +64,10 @@ export async function check(args: string[]): Promise<number> {
       ? `opens for ${(d.open as { for: string }).for}`
       : "client side only (no open)";
     console.log(`  ${d.name}: ${detail}; ${open}`);
+  }
+  for (const w of weakness) {
+    const warning = weaknessWarning(w);
+    if (warning) console.log(`warning: ${warning}`);
   }
   return 0;
 }

@@ -34,6 +34,13 @@ function intFlag(
 
 /** Resolves a host once, before the first knock. */
 async function resolve(host: string, family: 0 | 4 | 6): Promise<string> {
+  if (host.includes("%")) {
+    throw new UsageError(
+      `knock: ${
+        JSON.stringify(host)
+      } has a zone (%): link-local addresses are refused by sesame servers; knock a global or unique-local address`,
+    );
+  }
   const literal = parseAddress(host.replace(/^\[(.*)\]$/, "$1"));
   if (literal) {
     if (family !== 0 && literal.family !== family) {
@@ -93,6 +100,10 @@ export async function knock(argv: string[]): Promise<number> {
   if (!host) throw new UsageError(`knock: give a HOST\nRun "sesame knock --help" for usage.`);
   if (parsed.values.exec && !exec?.length) {
     throw new UsageError("knock: --exec needs a command after --");
+  }
+  if (exec?.length && !parsed.values.exec) {
+    // A command after -- runs only when asked: a stray "--" must not start a program.
+    throw new UsageError(`knock: a command after -- runs only with --exec`);
   }
   const delay = intFlag(
     stringFlag(parsed, "delay", "knock"),
@@ -211,14 +222,19 @@ export async function knock(argv: string[]): Promise<number> {
   }
   if (opened === false) return 1;
   if (exec?.length) {
-    const status = await new Deno.Command(exec[0], {
-      args: exec.slice(1),
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-    })
-      .spawn().status;
-    return status.code;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(exec[0], {
+        args: exec.slice(1),
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn();
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotFound ? "no such program" : (e as Error).message;
+      throw new UsageError(`knock: --exec cannot start ${JSON.stringify(exec[0])}: ${why}`);
+    }
+    return (await child.status).code;
   }
   return 0;
 }

@@ -46,7 +46,7 @@ export class Checker {
   /** Records an issue at `path`; returns `undefined` so callers can `return c.fail(...)`. */
   fail(path: KeyPath, message: string, atKey = false): undefined {
     this.issues.push({
-      path: path.join("."),
+      path: path.map((k) => escapeControl(String(k))).join("."),
       message,
       position: this.options.locate?.(path, atKey),
     });
@@ -158,6 +158,25 @@ export class Checker {
     }
     return value as string[];
   }
+}
+
+/**
+ * A key as it may be printed: control characters (a newline in a YAML key) become `\xNN`,
+ * so one issue stays one line in errors and logs.
+ *
+ * @example
+ * ```ts
+ * import { escapeControl } from "./checker.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(escapeControl("sta\nte"), "sta\\x0ate");
+ * ```
+ */
+export function escapeControl(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 /** True for a YAML mapping (a plain object). */

@@ -83,19 +83,6 @@ export function validateDoor(c: Checker, name: string, raw: unknown): Door | und
     : c.map(d.source_prefix, at("source_prefix"), ["ipv4", "ipv6"]) ?? {};
   if (!secret || !candidates) return undefined;
   const bindSource = c.bool(d.bind_source, at("bind_source"), false);
-  let bind: "pool" | "window" = candidates.length > DEFAULTS.maxPoolBind ? "window" : "pool";
-  if (d.bind !== undefined) {
-    if (d.bind === "pool" || d.bind === "window") bind = d.bind;
-    else c.fail(at("bind"), `must be pool or window, received ${describe(d.bind)}`);
-  }
-  if (bind === "window" && bindSource) {
-    // Each source has its own codes: there is no one window of ports to bind.
-    c.fail(
-      at("bind"),
-      `"window" cannot work with bind_source: true (every source has its own code); use a pool of at most ${DEFAULTS.maxPoolBind} ports`,
-      d.bind === undefined,
-    );
-  }
   return {
     ...common,
     kind: "rotating",
@@ -108,7 +95,6 @@ export function validateDoor(c: Checker, name: string, raw: unknown): Door | und
     periodMs: c.duration(d.period, at("period"), DEFAULTS.periodMs, 1000, 366 * 86_400_000),
     skew: c.int(d.skew, at("skew"), DEFAULTS.skew, 0, 10),
     bindSource,
-    bind,
     sourcePrefix: {
       ipv4: c.int(
         prefix.ipv4,
@@ -197,6 +183,13 @@ function checkCandidates(
   }
   const skip = new Set(excluded);
   const candidates = ports.ports.filter((p) => !skip.has(p));
+  if (candidates.length > DEFAULTS.maxPool) {
+    // Every pool port listens, so that a scan never narrows the code down: the pool must bind.
+    return c.fail(
+      [...path, "ports"],
+      `must be at most ${DEFAULTS.maxPool} ports (every pool port listens, and ${DEFAULTS.maxPool} TCP and ${DEFAULTS.maxPool} UDP sockets bind in under a second on 2 cores), received ${candidates.length}`,
+    );
+  }
   if (candidates.length < 2) {
     return c.fail(
       [...path, "ports"],
@@ -250,7 +243,9 @@ function checkOpen(c: Checker, value: unknown, path: KeyPath): OpenAction | unde
       100,
       600_000,
     ),
-    log: c.bool(o.log, [...path, "log"], true),
+    // A door with no other action is only its log lines: those stay on.
+    log: c.bool(o.log, [...path, "log"], true) ||
+      (o.command === undefined && o.nft === undefined && o.iptables === undefined),
     nft: o.nft === undefined ? undefined : checkFirewall(c, o.nft, [...path, "nft"]),
     iptables: o.iptables === undefined
       ? undefined

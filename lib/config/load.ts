@@ -105,8 +105,37 @@ export async function loadConfig(file: string): Promise<Config> {
     }]);
   }
   return parseConfig(text, file, {
-    readSecretFile: (path) => Deno.readTextFileSync(resolveSecretPath(path, file)),
+    readSecretFile: (path) => readSecretFile(resolveSecretPath(path, file)),
   });
+}
+
+/** Most bytes a secret file may hold: one line of base64url, with room to spare. */
+const MAX_SECRET_FILE = 4096;
+
+/**
+ * Reads a secret file: a regular file of at most 4 KiB (`/dev/zero`, a directory or a
+ * large file is an error, never a hang or a crash).
+ */
+function readSecretFile(path: string): string {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    if (!file.statSync().isFile) throw new Error("not a regular file");
+    const buffer = new Uint8Array(MAX_SECRET_FILE + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = file.readSync(buffer.subarray(length));
+      if (n === null || n === 0) break;
+      length += n;
+    }
+    if (length > MAX_SECRET_FILE) {
+      throw new Error(
+        `larger than ${MAX_SECRET_FILE} bytes: a secret file holds one line, as sesame keygen writes it`,
+      );
+    }
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  } finally {
+    file.close();
+  }
 }
 
 /**

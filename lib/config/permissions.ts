@@ -8,17 +8,21 @@
 import type { Config } from "./types.ts";
 import { resolveSecretPath } from "./load.ts";
 
-/** A file holding a secret that others can read. */
+/** A file holding a secret that others can read, or that another user owns. */
 export interface ExposedSecretFile {
   /** The file. */
   readonly path: string;
   /** Its permission bits. */
   readonly mode: number;
+  /** Its owner, when that is not the user sesame runs as (that user can read and change it). */
+  readonly owner?: number;
+  /** The user sesame runs as. */
+  readonly self?: number;
 }
 
 /**
  * The files of `config` (read from `file`) that hold a secret and are readable or
- * writable by group or others.
+ * writable by group or others, or owned by another user than the one sesame runs as.
  *
  * @example
  * ```ts
@@ -43,10 +47,14 @@ export async function exposedSecretFiles(
     paths.add(door.secretFile ? resolveSecretPath(door.secretFile, file) : file);
   }
   const exposed: ExposedSecretFile[] = [];
+  const self = Deno.uid();
   for (const path of paths) {
-    const mode = (await Deno.stat(path).catch(() => undefined))?.mode;
-    if (mode !== undefined && mode !== null && (mode & 0o077) !== 0) {
-      exposed.push({ path, mode: mode & 0o777 });
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (!info || info.mode === null) continue;
+    const mode = info.mode & 0o777;
+    const foreign = self !== null && info.uid !== null && info.uid !== self;
+    if ((mode & 0o077) !== 0 || foreign) {
+      exposed.push({ path, mode, ...(foreign ? { owner: info.uid!, self: self! } : {}) });
     }
   }
   return exposed;
@@ -54,9 +62,12 @@ export async function exposedSecretFiles(
 
 /** One line per exposed file, with the command that fixes it. */
 export function describeExposed(exposed: readonly ExposedSecretFile[]): string {
-  return exposed.map((e) =>
-    `${e.path} holds a secret and other users can access it (mode ${
+  return exposed.map((e) => {
+    if (e.owner !== undefined) {
+      return `${e.path} holds a secret and is owned by uid ${e.owner}, not by uid ${e.self} that sesame runs as (that user can read and change it): run chown ${e.self} ${e.path}`;
+    }
+    return `${e.path} holds a secret and other users can access it (mode ${
       e.mode.toString(8).padStart(4, "0")
-    }): run chmod 600 ${e.path}`
-  ).join("\n");
+    }): run chmod 600 ${e.path}`;
+  }).join("\n");
 }

@@ -19,8 +19,8 @@ export const DEFAULTS = {
   scanWindowMs: 2000,
   scanCooldownMs: 60_000,
   decoys: 2,
-  /** Pools larger than this bind only the ports of the codes in the window. */
-  maxPoolBind: 4096,
+  /** Most ports in a rotating door's pool: every one of them listens (see the README). */
+  maxPool: 16384,
   sourcePrefix: { ipv4: 32, ipv6: 64 },
 } as const;
 
@@ -50,7 +50,6 @@ export const ROTATING_KEYS = [
   "skew",
   "bind_source",
   "source_prefix",
-  "bind",
 ];
 /** Keys of a door. */
 export const DOOR_KEYS = [

@@ -73,12 +73,6 @@ export interface RotatingDoor extends DoorBase {
   readonly skew: number;
   /** Sequences depend on the knocker's address. */
   readonly bindSource: boolean;
-  /**
-   * `pool`: listen on every pool port (a scan learns nothing). `window`: only on the ports of
-   * the codes in the acceptance window, re-bound as it moves (for pools too large to bind;
-   * a scan then narrows the code down to its orderings).
-   */
-  readonly bind: "pool" | "window";
   /** Bits of the knocker's address that count, per family. */
   readonly sourcePrefix: { readonly ipv4: number; readonly ipv6: number };
 }

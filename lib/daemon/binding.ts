@@ -4,12 +4,12 @@
  * @module
  */
 import type { Door } from "../config/types.ts";
-import type { Knock } from "../knock.ts";
 import type { BindFailure, Endpoint } from "../net/listeners.ts";
 
 /**
- * The endpoints to bind: every pool port of every door on every address; for a
- * `bind: window` door only `windowKnocks(doorIndex)`, the ports of the codes in the window.
+ * The endpoints to bind: every pool port of every door on every address. Pools are bound
+ * whole, always: a port that listened only while its code was in force would show a scan
+ * which ports the code uses.
  *
  * @example
  * ```ts
@@ -17,28 +17,23 @@ import type { BindFailure, Endpoint } from "../net/listeners.ts";
  * import { validateConfig } from "../config/validate.ts";
  * import { strictEqual as assertEquals } from "node:assert/strict";
  * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000, "8000/udp"], decoys: 0 } } });
- * const endpoints = wantedEndpoints(doors, ["::"], () => []);
+ * const endpoints = wantedEndpoints(doors, ["::"]);
  * assertEquals(endpoints.map((e) => `${e.port}/${e.protocol}`).join(" "), "7000/tcp 8000/udp");
  * ```
  */
 export function wantedEndpoints(
   doors: readonly Door[],
   addresses: readonly string[],
-  windowKnocks: (doorIndex: number) => readonly Knock[],
 ): Endpoint[] {
   const endpoints = new Map<string, Endpoint>();
   const add = (hostname: string, port: number, protocol: "tcp" | "udp") =>
     endpoints.set(`${protocol}/${hostname}/${port}`, { hostname, port, protocol });
   for (const hostname of addresses) {
-    doors.forEach((door, i) => {
-      if (door.kind === "rotating" && door.bind === "window") {
-        for (const { port, protocol } of windowKnocks(i)) add(hostname, port, protocol);
-        return;
-      }
+    for (const door of doors) {
       for (const protocol of ["tcp", "udp"] as const) {
         for (const port of door.pool[protocol]) add(hostname, port, protocol);
       }
-    });
+    }
   }
   return [...endpoints.values()];
 }

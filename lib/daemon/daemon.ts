@@ -9,7 +9,7 @@ import type { Config, Door } from "../config/types.ts";
 import { Counters } from "../counters.ts";
 import { type Decision, KnockEngine } from "../engine/engine.ts";
 import { UsedCodes } from "../engine/used_codes.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, FirewallError } from "../errors.ts";
 import { formatDuration } from "../duration.ts";
 import type { Protocol } from "../knock.ts";
 import { logger } from "../log.ts";
@@ -27,6 +27,7 @@ import {
   type StoredState,
 } from "../store/store.ts";
 import { acceptWindow } from "../window.ts";
+import { doorWeakness, weaknessWarning } from "../weakness.ts";
 import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
 import { Opener } from "./opener.ts";
 import { checkDescriptors, warnEphemeral } from "./preflight.ts";
@@ -54,6 +55,8 @@ export interface DaemonOptions {
 }
 
 const log = logger("daemon");
+/** Per-knock debug lines: a category of their own, never rate-limited (debugging only). */
+const knockLog = logger("knock");
 const TICK_MS = 500;
 
 type FirewallKind = keyof Firewalls;
@@ -101,8 +104,12 @@ export class Daemon {
   #stopping: Promise<void> | undefined;
   /** Addresses listened on (after the IPv4 fallback). */
   #addresses: readonly string[] = [];
+  /** The latest time a tick saw (to notice a clock stepped back). */
+  #lastTick = 0;
+  /** Link-local sources already reported. */
+  readonly #linkLocalSeen = new Set<string>();
   /** Per-knock debug lines cost nothing unless enabled: checked once at start. */
-  readonly #debug = log.isEnabledFor("debug");
+  readonly #debug = knockLog.isEnabledFor("debug");
   #resolveStopped!: () => void;
   /** Resolves when {@link stop} has finished. */
   readonly stopped: Promise<void>;
@@ -228,7 +235,17 @@ export class Daemon {
         await this.#firewalls[kind].start(config.doors, this.#opener.records());
       }
     } catch (e) {
-      this.#report({ kind: "reload-failed", error: (e as Error).message });
+      if (e instanceof ConfigError || e instanceof FirewallError) {
+        this.#report({ kind: "reload-failed", error: e.message });
+      } else {
+        // A bug is not a refused config: say so, with its stack. The old rules still stand.
+        log.error(
+          "internal error during the reload (please report); the running config stays: {error}",
+          {
+            error: String((e as Error)?.stack ?? e),
+          },
+        );
+      }
       throw e;
     }
     this.#config = config;
@@ -288,7 +305,12 @@ export class Daemon {
 
   #report(event: DaemonEvent): void {
     const line = logLine(event, (name) => this.#doors.get(name));
-    if (line) log[line.level === "warning" ? "warn" : line.level](line.message, line.properties);
+    // `open.log: false` silences a door's routine lines (opened, extended, closed), not its failures.
+    const quiet = line?.level === "info" && "door" in event &&
+      this.#doors.get(event.door)?.open?.log === false;
+    if (line && !quiet) {
+      log[line.level === "warning" ? "warn" : line.level](line.message, line.properties);
+    }
     try {
       this.#onEvent(event);
     } catch (e) {
@@ -298,33 +320,36 @@ export class Daemon {
 
   #onTick(): void {
     const now = this.#now();
+    this.#watchClock(now);
     this.#engine.sweep(now);
-    this.#sequences.refresh(now).then(() => this.#rebindWindow()).catch((e) =>
+    this.#sequences.refresh(now).catch((e) =>
       log.error("cannot derive sequences: {error}", { error: String(e) })
     );
   }
 
-  #endpoints() {
-    const now = this.#now();
-    return wantedEndpoints(this.#config.doors, this.#addresses, (i) => {
-      // Only the ports of the codes in the window, and of the next one (bound before its boundary).
-      const { lo, hi } = acceptWindow(
-        this.#config.doors[i] as { periodMs: number; skew: number },
-        now,
-      );
-      return this.#sequences.windowKnocks(i, lo, hi + 1);
-    });
+  /**
+   * A clock stepped back by more than a door's window would accept older codes: used codes
+   * stay refused (their marks never expire), but the admin must know. Logged at error.
+   */
+  #watchClock(now: number): void {
+    const last = this.#lastTick; // ticks are 500 ms apart: a step shows as one jump
+    this.#lastTick = now;
+    const windows = this.#config.doors.flatMap((d) =>
+      d.kind === "rotating" ? [d.skew * d.periodMs] : []
+    );
+    if (windows.length === 0 || last - now <= Math.max(TICK_MS * 2, Math.min(...windows))) return;
+    log.error(
+      "the clock went back {back} (from {from} to {to}), more than a door's window: used codes stay refused; check the time source",
+      {
+        back: formatDuration(last - now),
+        from: new Date(last).toISOString(),
+        to: new Date(now).toISOString(),
+      },
+    );
   }
 
-  /** `bind: window` doors: binds the ports of codes entering the window, releases those that left. */
-  #rebindWindow(): void {
-    if (!this.#config.doors.some((d) => d.kind === "rotating" && d.bind === "window")) return;
-    for (const f of this.#listeners.update(this.#endpoints())) {
-      log.warning(
-        "cannot bind {port}/{protocol} for the window ({reason}): that code cannot be knocked",
-        { port: f.endpoint.port, protocol: f.endpoint.protocol, reason: f.reason },
-      );
-    }
+  #endpoints() {
+    return wantedEndpoints(this.#config.doors, this.#addresses);
   }
 
   async #bind(): Promise<void> {
@@ -361,13 +386,9 @@ export class Daemon {
       },
     );
     for (const door of this.#config.doors) {
+      const weak = weaknessWarning(doorWeakness(door, this.#config.reorderWindowMs));
+      if (weak) log.warning("{warning}", { warning: weak, door: door.name });
       if (door.kind !== "rotating") continue;
-      if (door.bind === "window") {
-        log.warning(
-          "door {door}: its pool of {pool} ports is bound by window: only the ports of the codes in the window listen, re-bound every period. A port scan then narrows the code down to its {orderings} orderings",
-          { door: door.name, pool: door.candidates.length, orderings: factorial(door.length) },
-        );
-      }
       log.info(
         "door {door}: {length} {protocol} knocks from {pool} ports, period {period}, next rotation in {left}",
         {
@@ -386,9 +407,24 @@ export class Daemon {
   /** The knock path: listener → sequences (bind_source derivation) → engine → decisions. */
   #knock(source: string, protocol: Protocol, port: number, at: number): void {
     if (this.#debug) {
-      log.debug("knock from {source} on {port}/{protocol}", { source, port, protocol });
+      knockLog.debug("knock from {source} on {port}/{protocol}", { source, port, protocol });
+    }
+    if ((source.charCodeAt(0) | 32) === 102 /* f or F */ && isLinkLocal(source)) {
+      return this.#refuseLinkLocal(source);
     }
     this.#sequences.knock(source, protocol, port, at, this.#handle);
+  }
+
+  /**
+   * A socket address carries no scope: an element for fe80::1 would open the door to
+   * that address on every link. Refused, logged once per source (a bounded memory).
+   */
+  #refuseLinkLocal(source: string): void {
+    this.counters.ignored++;
+    if (this.#linkLocalSeen.has(source)) return;
+    if (this.#linkLocalSeen.size >= 1024) this.#linkLocalSeen.clear();
+    this.#linkLocalSeen.add(source);
+    this.#report({ kind: "link-local", source });
   }
 
   readonly #handle = (source: string, protocol: Protocol, port: number, at: number): void => {
@@ -466,8 +502,9 @@ function adoptCodes(config: Config, state: StoredState) {
   });
 }
 
-function factorial(n: number): number {
-  return n <= 1 ? 1 : n * factorial(n - 1);
+/** True for an IPv6 link-local address (fe80::/10), as sockets report it (no scope). */
+function isLinkLocal(source: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(source);
 }
 
 function uses(config: Config, kind: FirewallKind): boolean {

@@ -22,6 +22,11 @@ export type DaemonEvent =
     readonly endpoints: number;
     readonly failures: readonly BindFailure[];
   }
+  | {
+    /** A knock from an IPv6 link-local address: refused (an address without its link). */
+    readonly kind: "link-local";
+    readonly source: string;
+  }
   | { readonly kind: "reloaded" }
   | { readonly kind: "reload-failed"; readonly error: string };
 
@@ -107,6 +112,13 @@ export function logLine(
         },
       };
     }
+    case "link-local":
+      return {
+        level: "warning",
+        message:
+          "knocks from {source} are refused: a link-local address names no link, so a door opened for it would open on every link",
+        properties: { source: event.source },
+      };
     case "reload-failed":
       return {
         level: "error",

@@ -8,7 +8,7 @@
 import { parseAddress } from "../address.ts";
 import { codeForCounter } from "../code.ts";
 import type { KnockEngine, MissingSequence } from "../engine/engine.ts";
-import type { Knock, Protocol } from "../knock.ts";
+import type { Protocol } from "../knock.ts";
 import { acceptWindow, SKEW_PROBE } from "../window.ts";
 
 /** Feeds one knock to the engine (the daemon's decision path). */
@@ -46,8 +46,6 @@ export class Sequences {
   readonly #onError: (error: unknown) => void;
   readonly #deriving = new Set<string>();
   readonly #pending = new Map<string, QueuedKnock[]>();
-  /** `bind: window` doors: the derived codes by counter, to know which ports to bind. */
-  readonly #windowCodes = new Map<number, Map<number, readonly Knock[]>>();
 
   /** @param engine the engine to install into. @param onError called when a derivation fails. */
   constructor(engine: KnockEngine, onError: (error: unknown) => void) {
@@ -68,27 +66,12 @@ export class Sequences {
         if (have.has(c) || this.#deriving.has(job)) continue;
         this.#deriving.add(job);
         jobs.push(
-          codeForCounter(door, c).then((code) => {
-            engine.setSequence(i, c, code.knocks, now);
-            if (door.bind !== "window") return;
-            const codes = this.#windowCodes.get(i) ?? new Map<number, readonly Knock[]>();
-            this.#windowCodes.set(i, codes);
-            codes.set(c, code.knocks);
-            for (const old of codes.keys()) if (old < lo - SKEW_PROBE) codes.delete(old);
-          }).finally(() => this.#deriving.delete(job)),
+          codeForCounter(door, c).then((code) => engine.setSequence(i, c, code.knocks, now))
+            .finally(() => this.#deriving.delete(job)),
         );
       }
     });
     await Promise.all(jobs);
-  }
-
-  /** The knocks of a `bind: window` door's codes from counter `lo` to `hi`. */
-  windowKnocks(doorIndex: number, lo: number, hi: number): Knock[] {
-    const knocks: Knock[] = [];
-    for (const [counter, code] of this.#windowCodes.get(doorIndex) ?? []) {
-      if (counter >= lo && counter <= hi) knocks.push(...code);
-    }
-    return knocks;
   }
 
   /**

@@ -11,7 +11,7 @@ import { Counters } from "../counters.ts";
 import type { Knock, Protocol } from "../knock.ts";
 import { SKEW_PROBE } from "../window.ts";
 import { PortIndex } from "./port_index.ts";
-import { type MissLog, ScanDetector } from "./scan_detector.ts";
+import { type Evidence, type MissLog, ScanDetector, TCP_BAN, UDP_BAN } from "./scan_detector.ts";
 import { SourceTable } from "./source_table.ts";
 import {
   advance,
@@ -56,6 +56,8 @@ export type Decision =
     readonly kind: "scan";
     readonly source: string;
     readonly reason: "decoy" | "ports";
+    /** `tcp`: ignored on every door; `udp` (forgeable): only on the doors that take UDP knocks. */
+    readonly evidence: Evidence;
     /** When the ban ends, ms. */
     readonly until: number;
   }
@@ -141,6 +143,8 @@ export class KnockEngine {
   readonly #maxTimeoutMs: number;
   readonly #advanceOptions: AdvanceOptions[];
   readonly #scan: ScanDetector | undefined;
+  /** Per door: true when it takes UDP knocks (a UDP ban reaches it). */
+  readonly #takesUdp: readonly boolean[];
 
   /**
    * Creates an engine for `doors` (in config order).
@@ -162,6 +166,7 @@ export class KnockEngine {
       new Map(door.kind === "static" ? [[STATIC_COUNTER, encodeSequence(door.sequence)]] : [])
     );
     this.#scan = options.scan && new ScanDetector(options.scan, maxSources, counters);
+    this.#takesUdp = doors.map((d) => d.pool.udp.length > 0);
     const reorderWindowMs = options.reorderWindowMs ?? 5;
     this.#advanceOptions = doors.map((d) => ({ timeoutMs: d.sequenceTimeoutMs, reorderWindowMs }));
     this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
@@ -244,12 +249,15 @@ export class KnockEngine {
       }
     }
     const scan = this.#scan;
+    let udpBanned = false;
     if (scan) {
-      if (scan.isBanned(source, now)) {
+      const ban = scan.banned(source, now);
+      if (ban === TCP_BAN || (ban === UDP_BAN && protocol === "udp")) {
         this.#counters.ignored++;
         return NO_DECISIONS;
       }
-      if (this.#ports.isDecoy(protocol, port)) return this.#ban(source, now, "decoy");
+      udpBanned = ban === UDP_BAN;
+      if (this.#ports.isDecoy(protocol, port)) return this.#ban(source, now, "decoy", protocol);
     }
     const state = this.#table.touch(source, now, newSource);
     const code = knockCode(port, protocol);
@@ -257,7 +265,10 @@ export class KnockEngine {
     let decisions: Decision[] | undefined;
     for (const d of doors) {
       const door = this.doors[d];
-      if (address && !isPermitted(address, door.allow, door.deny)) {
+      if (
+        (udpBanned && this.#takesUdp[d]) ||
+        (address && !isPermitted(address, door.allow, door.deny))
+      ) {
         this.#counters.ignored++;
         continue;
       }
@@ -291,7 +302,10 @@ export class KnockEngine {
     }
     // A knock that fits no sequence in the window is a miss; too many distinct misses in
     // a short time is a scan.
-    if (scan && !hit && scan.miss(state, code, now)) return this.#ban(source, now, "ports");
+    if (scan && !hit) {
+      const evidence = scan.miss(state, code, now);
+      if (evidence) return this.#ban(source, now, "ports", evidence);
+    }
     return decisions ?? NO_DECISIONS;
   }
 
@@ -324,15 +338,29 @@ export class KnockEngine {
     return { kind: "open", door: door.name, source, code };
   }
 
-  /** Starts a source's cool-down: its progress is dropped and its knocks ignored until then. */
-  #ban(source: string, now: number, reason: "decoy" | "ports"): readonly Decision[] {
-    const until = this.#scan!.ban(source, now);
+  /**
+   * Starts a source's cool-down: its knocks are ignored until then, and its progress
+   * dropped, on every door (TCP evidence) or on the doors that take UDP knocks (UDP).
+   */
+  #ban(
+    source: string,
+    now: number,
+    reason: "decoy" | "ports",
+    evidence: Evidence,
+  ): readonly Decision[] {
+    const until = this.#scan!.ban(source, now, evidence);
     const state = this.#table.peek(source);
     if (state) {
-      state.tracked = null;
       state.seen = null;
+      if (evidence === "tcp") state.tracked = null;
+      else if (state.tracked) {
+        for (let i = state.tracked.length - 1; i >= 0; i--) {
+          if (this.#takesUdp[state.tracked[i].door]) removeAt(state, i);
+          if (!state.tracked) break;
+        }
+      }
     }
-    return [{ kind: "scan", source, reason, until }];
+    return [{ kind: "scan", source, reason, evidence, until }];
   }
 
   /** Advances one tracked sequence. */

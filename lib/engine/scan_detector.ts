@@ -1,9 +1,14 @@
 /**
  * Scanner detection: a knocker makes few knocks that fit no sequence, a sweep over a
- * pool makes one per port. More than `threshold` distinct misses within `windowMs`, or
- * one knock on a decoy, bans a source for `cooldownMs`. Bans live in their own bounded
- * table, apart from the source table, so a banned source that goes quiet stays banned
- * for its whole cool-down. Time is a parameter: tests move `now`.
+ * pool makes one per port. More than `threshold` distinct misses of one protocol within
+ * `windowMs`, or one knock on a decoy, bans a source for `cooldownMs`. Bans live in their
+ * own bounded tables, apart from the source table, so a banned source that goes quiet
+ * stays banned for its whole cool-down.
+ *
+ * The evidence decides the reach: a TCP knock is a completed handshake, so TCP evidence
+ * bans the source on every door; a UDP datagram's source can be forged by anyone, so UDP
+ * evidence bans it only on the doors that take UDP knocks (UDP and mixed doors), and
+ * forged datagrams cannot lock anyone out of a TCP door. Time is a parameter.
  * @module
  */
 import type { ScanPolicy } from "../config/types.ts";
@@ -11,40 +16,50 @@ import type { Counters } from "../counters.ts";
 
 /** A source's recent misses, kept in the engine's per-source state. */
 export interface MissLog {
-  /** Distinct missed knock codes since `seenSince`; `null` until the first miss. */
+  /** Distinct missed knock codes (port × 2 + 1 for UDP) since `seenSince`; `null` until the first miss. */
   seen: number[] | null;
   /** Start of the current window, ms. */
   seenSince: number;
 }
+
+/** What a ban rests on: completed TCP handshakes, or UDP datagrams (forgeable). */
+export type Evidence = "tcp" | "udp";
+
+/** No ban. */
+export const NOT_BANNED = 0;
+/** Banned on UDP evidence: ignored on the doors that take UDP knocks. */
+export const UDP_BAN = 1;
+/** Banned on TCP evidence: ignored on every door. */
+export const TCP_BAN = 2;
 
 /**
  * Finds and bans scanners.
  *
  * @example A ban outlives the source's silence
  * ```ts
- * import { ScanDetector } from "./scan_detector.ts";
+ * import { NOT_BANNED, ScanDetector, TCP_BAN } from "./scan_detector.ts";
  * import { Counters } from "../counters.ts";
  * import { strictEqual as assertEquals } from "node:assert/strict";
  * const scan = new ScanDetector({ threshold: 2, windowMs: 1000, cooldownMs: 60_000 }, 10, new Counters());
  * const log = { seen: null, seenSince: 0 };
- * assertEquals(scan.miss(log, 1, 0), false);
- * assertEquals(scan.miss(log, 2, 1), false);
- * assertEquals(scan.miss(log, 3, 2), true); // a third distinct miss within the window
- * scan.ban("192.0.2.66", 2);
- * assertEquals(scan.isBanned("192.0.2.66", 59_000), true);
- * assertEquals(scan.isBanned("192.0.2.66", 60_002), false);
+ * assertEquals(scan.miss(log, 2 * 7000, 0), undefined);
+ * assertEquals(scan.miss(log, 2 * 7001, 1), undefined);
+ * assertEquals(scan.miss(log, 2 * 7002, 2), "tcp"); // a third distinct TCP miss within the window
+ * scan.ban("192.0.2.66", 2, "tcp");
+ * assertEquals(scan.banned("192.0.2.66", 59_000), TCP_BAN);
+ * assertEquals(scan.banned("192.0.2.66", 60_002), NOT_BANNED);
  * ```
  */
 export class ScanDetector {
   readonly policy: ScanPolicy;
   readonly #maxBans: number;
   readonly #counters: Counters;
-  /** Source → end of its ban, in ban order: with one cool-down, also in order of expiry. */
-  readonly #bans = new Map<string, number>();
+  /** Per evidence, source → end of its ban, in ban order: with one cool-down, also in order of expiry. */
+  readonly #bans: Record<Evidence, Map<string, number>> = { tcp: new Map(), udp: new Map() };
 
   /**
    * @param policy the thresholds.
-   * @param maxBans most bans held; when full, the one that ends soonest goes (and is counted).
+   * @param maxBans most bans held per evidence; when full, the one that ends soonest goes (and is counted).
    * @param counters where bans and evictions are counted.
    */
   constructor(policy: ScanPolicy, maxBans: number, counters: Counters) {
@@ -53,48 +68,58 @@ export class ScanDetector {
     this.#counters = counters;
   }
 
-  /** True while `source` is banned. */
-  isBanned(source: string, now: number): boolean {
-    if (this.#bans.size === 0) return false;
-    const until = this.#bans.get(source);
-    return until !== undefined && until > now;
+  /** {@link TCP_BAN}, {@link UDP_BAN} or {@link NOT_BANNED}: what `source` is banned on now. */
+  banned(source: string, now: number): number {
+    const { tcp, udp } = this.#bans;
+    if (tcp.size > 0 && (tcp.get(source) ?? 0) > now) return TCP_BAN;
+    if (udp.size > 0 && (udp.get(source) ?? 0) > now) return UDP_BAN;
+    return NOT_BANNED;
   }
 
-  /** Records a missed knock; true when the source has just made too many. */
-  miss(log: MissLog, code: number, now: number): boolean {
+  /**
+   * Records a missed knock (`code`: port × 2, + 1 for UDP); returns the evidence when the
+   * source has just made more than `threshold` distinct misses of that protocol.
+   */
+  miss(log: MissLog, code: number, now: number): Evidence | undefined {
     if (log.seen === null || now - log.seenSince > this.policy.windowMs) {
       log.seen = [code]; // a literal: no spare capacity per source
       log.seenSince = now;
-      return 1 > this.policy.threshold;
+      return undefined; // one miss never crosses a threshold of at least 2
     }
-    if (log.seen.includes(code)) return false;
+    if (log.seen.includes(code)) return undefined;
     log.seen.push(code);
-    return log.seen.length > this.policy.threshold;
+    let same = 0;
+    for (const c of log.seen) if ((c & 1) === (code & 1)) same++;
+    if (same <= this.policy.threshold) return undefined;
+    return code & 1 ? "udp" : "tcp";
   }
 
-  /** Bans `source` for the cool-down; returns when the ban ends. */
-  ban(source: string, now: number): number {
+  /** Bans `source` on `evidence` for the cool-down; returns when the ban ends. */
+  ban(source: string, now: number, evidence: Evidence): number {
+    const bans = this.#bans[evidence];
     const until = now + this.policy.cooldownMs;
-    this.#bans.delete(source);
-    if (this.#bans.size >= this.#maxBans) {
-      this.#bans.delete(this.#bans.keys().next().value as string);
+    bans.delete(source);
+    if (bans.size >= this.#maxBans) {
+      bans.delete(bans.keys().next().value as string);
       this.#counters.evictedBans++;
     }
-    this.#bans.set(source, until);
+    bans.set(source, until);
     this.#counters.scanners++;
     return until;
   }
 
   /** Drops bans that have ended. */
   sweep(now: number): void {
-    for (const [source, until] of this.#bans) {
-      if (until > now) break; // in order of expiry
-      this.#bans.delete(source);
+    for (const bans of [this.#bans.tcp, this.#bans.udp]) {
+      for (const [source, until] of bans) {
+        if (until > now) break; // in order of expiry
+        bans.delete(source);
+      }
     }
   }
 
   /** Bans held now. */
   get size(): number {
-    return this.#bans.size;
+    return this.#bans.tcp.size + this.#bans.udp.size;
   }
 }
