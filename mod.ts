@@ -91,6 +91,7 @@ export { type CodeOwner, type UsedCode, UsedCodes } from "./lib/engine/used_code
 export type { Evidence } from "./lib/engine/scan_detector.ts";
 export { Counters } from "./lib/counters.ts";
 export { Daemon, type DaemonEvent, type DaemonOptions } from "./lib/daemon/daemon.ts";
+export { type InstanceLock, takeInstanceLock } from "./lib/daemon/instance_lock.ts";
 export type { DoorEvent } from "./lib/daemon/opener.ts";
 export {
   type FirewallGrant,

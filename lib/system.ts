@@ -46,3 +46,12 @@ export async function ephemeralPortRange(): Promise<[number, number] | undefined
   const text = await output(["/bin/cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
   return text === undefined ? undefined : parseRange(text);
 }
+
+/**
+ * The inode of this process's network namespace (`/proc/self/ns/net`), which names it;
+ * undefined where it cannot be read.
+ */
+export async function netNamespaceId(): Promise<string | undefined> {
+  const text = await output(["/bin/readlink", "/proc/self/ns/net"]);
+  return /net:\[(\d+)\]/.exec(text ?? "")?.[1];
+}

@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotEquals,
+  assertStringIncludes,
+} from "./_assert.ts";
 import { decodeSecret } from "../lib/secret.ts";
 import { runCli, tempDir } from "./_cli.ts";
 
@@ -29,15 +35,28 @@ Deno.test("sesame rejects unknown commands and flags with a hint and exit 2", as
 });
 
 Deno.test("sesame check: exit 0 with a summary, exit 1 with located errors, no stack trace", async () => {
-  const ok = await runCli(["check", "-c", "examples/sesame.yaml"]);
+  await using dir = await tempDir();
+  const example = `${dir.path}/sesame.yaml`;
+  await Deno.writeTextFile(example, await Deno.readTextFile("examples/sesame.yaml"), {
+    mode: 0o600,
+  });
+  const ok = await runCli(["check", "-c", example]);
   assertEquals(ok.code, 0, ok.stderr);
   assertStringIncludes(ok.stdout, "valid, 2 doors");
   assertEquals(ok.stdout.includes("c2VzYW1l"), false, "the secret must never be printed");
-  const json = await runCli(["check", "-c", "examples/sesame.yaml", "--json"]);
+  const json = await runCli(["check", "-c", example, "--json"]);
   assertEquals(JSON.parse(json.stdout).doors.length, 2);
   assertEquals(json.stdout.includes("c2VzYW1l"), false);
+  // What listen refuses, check refuses: an inline secret in a file others can read.
+  const open = await runCli(["check", "-c", "examples/sesame.yaml"]);
+  assertEquals(open.code, 1, open.stdout);
+  assertStringIncludes(open.stderr, "run chmod 600");
+  // And it says what the host would do to listen: a knock port already taken.
+  using _taken = Deno.listen({ hostname: "0.0.0.0", port: 7002 });
+  const warned = await runCli(["check", "-c", example]);
+  assertEquals(warned.code, 0);
+  assertStringIncludes(warned.stdout, "knock ports are in use here (7002/tcp");
 
-  await using dir = await tempDir();
   const bad = `${dir.path}/bad.yaml`;
   await Deno.writeTextFile(bad, "doors:\n  ssh:\n    secret: short\n    ports: 99999\n");
   const result = await runCli(["check", "-c", bad]);
@@ -72,9 +91,9 @@ Deno.test("sesame keygen prints a 32-byte secret, or writes it 0600 and refuses 
   assertEquals(await Deno.readTextFile(file), first);
 });
 
-Deno.test("sesame init writes a valid server config and its client, both 0600, with one shared code", async () => {
+Deno.test("sesame init writes a valid server config, its key file and its client, all 0600, with one shared code; a keygen rotation then works as the README says", async () => {
   await using dir = await tempDir();
-  const out = `${dir.path}/server.yaml`;
+  const out = `${dir.path}/etc/sesame/server.yaml`; // a directory init creates
   const result = await runCli([
     "init",
     "--out",
@@ -89,19 +108,30 @@ Deno.test("sesame init writes a valid server config and its client, both 0600, w
   assertEquals(result.code, 0, result.stderr);
   assertStringIncludes(
     result.stdout,
-    `sesame knock example.org -c ${dir.path}/server-client.yaml --door vpn`,
+    `sesame knock example.org -c ${dir.path}/etc/sesame/server-client.yaml --door vpn`,
   );
-  for (const file of [out, `${dir.path}/server-client.yaml`]) {
+  const key = `${dir.path}/etc/sesame/vpn.key`;
+  const clientFile = `${dir.path}/etc/sesame/server-client.yaml`;
+  for (const file of [out, key, clientFile]) {
     assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600, file);
+  }
+  for (const file of [out, clientFile]) {
     assertEquals((await runCli(["check", "-c", file])).code, 0, file);
   }
-  assertStringIncludes(await Deno.readTextFile(out), "nft: { port: 51820, protocol: tcp }");
+  const text = await Deno.readTextFile(out);
+  assertStringIncludes(text, "nft: { port: 51820, protocol: tcp }");
+  assertStringIncludes(text, "secret_file: vpn.key");
+  assertEquals(text.includes((await Deno.readTextFile(key)).trim()), false, "no inline secret");
   const at = ["--door", "vpn", "--at", "2030-01-01T00:00:00Z", "--json"];
   const server = await runCli(["code", "-c", out, ...at]);
-  const client = await runCli(["code", "-c", `${dir.path}/server-client.yaml`, ...at]);
+  const client = await runCli(["code", "-c", clientFile, ...at]);
   assertEquals(JSON.parse(client.stdout), JSON.parse(server.stdout));
   const again = await runCli(["init", "--out", out]);
   assertEquals(again.code, 2, "never overwrites a secret");
+  // README step 6: a new secret into the key file; the server's code changes with it.
+  assertEquals((await runCli(["keygen", "--out", key, "--force"])).code, 0);
+  const rotated = await runCli(["code", "-c", out, ...at]);
+  assertNotEquals(JSON.parse(rotated.stdout).knocks, JSON.parse(server.stdout).knocks);
 });
 
 Deno.test("sesame: a secret_file that is /dev/zero, a directory or too large is a clean error", async () => {
@@ -161,7 +191,7 @@ Deno.test("sesame check names every weak door, and not the README's recommended 
   await Deno.writeTextFile(
     file,
     `doors:
-  one: { sequence: [7000], open: { log: true } }
+  one: { sequence: [7100], open: { log: true } }
   short: { secret: "${secret}", ports: "20000-20999", length: 1, open: { log: true } }
   readme: { sequence: [7000, 7001, 7002], open: { log: true } }
   small: { secret: "${secret}", ports: "30000-30009", length: 2, open: { log: true } }

@@ -207,3 +207,32 @@ Deno.test("parseConfig(): a control character in a key is escaped, so each issue
   assertStringIncludes(lines.join("\n"), "doors.bad\\x0aname");
   assertStringIncludes(lines.join("\n"), "sta\\x07te_file: unknown key");
 });
+
+Deno.test("parseConfig(): a knock port of two doors, a protected port inside a pool, and iptables over 15 ports are refused", () => {
+  const shared = errors(
+    `doors:\n  a:\n    sequence: [7000, 7001]\n  b:\n    secret: "${SECRET}"\n    ports: "6990-7010"\n`,
+  );
+  assertStringIncludes(
+    shared.join("\n"),
+    'doors.b.ports: knock port 7000/tcp belongs to door "a" too',
+  );
+  const shadowed = errors(
+    `doors:\n  a:\n    sequence: [7000, 7001]\n    open: { nft: { port: 7001 } }\n`,
+  );
+  assertStringIncludes(
+    shadowed.join("\n"),
+    'doors.a.open.nft: protected port 7001/tcp is a knock port of door "a"',
+  );
+  const wide = errors(
+    `doors:\n  a:\n    sequence: [7000]\n    open: { iptables: { ports: "1-16" } }\n`,
+  );
+  assertStringIncludes(
+    wide.join("\n"),
+    "at most 15 protected ports (iptables' multiport match takes 15), received 16",
+  );
+  // The same ports on another protocol, or behind nft, are fine.
+  parseConfig(
+    `doors:\n  a:\n    sequence: [7000]\n    open: { nft: { ports: "1-16" } }\n  b:\n    sequence: ["7000/udp"]\n`,
+    "ok.yaml",
+  );
+});

@@ -127,10 +127,10 @@ Deno.test("doorWeakness: the measured attack rates stay below the computed chanc
   const { doorWeakness } = await import("../lib/weakness.ts");
   const { doors, reorderWindowMs } = validateConfig({
     doors: {
-      one: { sequence: [7000] },
+      one: { sequence: [7100] },
       short: { secret: SECRET, ports: "20000-20999", length: 1 },
       readme: { sequence: [7000, 7001, 7002] },
-      recommended: { secret: SECRET, ports: "20000-20999", length: 4 },
+      recommended: { secret: SECRET, ports: "21000-21999", length: 4 },
     },
   });
   const [one, short, readme, recommended] = doors.map((d) => doorWeakness(d, reorderWindowMs));

@@ -20,7 +20,7 @@ const ignore = {
 const SERVICE = 2222;
 // Long enough for a Deno process to start and connect while the door is open, on a loaded CI machine
 // (iptables stops honouring a rule up to a second early: --datestop has whole seconds).
-const FOR_S = 6;
+const FOR_S = 8;
 
 function serverConfig(dir: string, variant: Variant) {
   const backend = variant === "nft-batch" ? "nft" : variant;

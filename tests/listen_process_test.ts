@@ -175,7 +175,7 @@ Deno.test("listen process: a pool too large for the open-file limit is refused w
   await using dir = await tempDir();
   await writePrivate(
     `${dir.path}/c.yaml`,
-    `listen: { addresses: ["127.0.0.1"] }\ndoors:\n  big:\n    sequence: [15000, 15100, 15199]\n    decoys: 0\n  pool:\n    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"\n    ports: "15000-15199"\n    open: { for: 5s }\n`
+    `listen: { addresses: ["127.0.0.1"] }\ndoors:\n  big:\n    sequence: [16000, 16100, 16199]\n    decoys: 0\n  pool:\n    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"\n    ports: "15000-15199"\n    open: { for: 5s }\n`
       .replace(
         "decoys: 0\n",
         "decoys: 0\n    open: { for: 5s }\n",
@@ -192,7 +192,7 @@ Deno.test("listen process: a pool too large for the open-file limit is refused w
   }).output();
   const stderr = new TextDecoder().decode(out.stderr);
   assertEquals(out.code, 1, stderr);
-  assertStringIncludes(stderr, "needs 200 sockets (+64 spare) but the open file limit is 150");
+  assertStringIncludes(stderr, "needs 203 sockets (+64 spare) but the open file limit is 150");
   assertStringIncludes(stderr, "LimitNOFILE=");
 });
 

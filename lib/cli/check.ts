@@ -3,6 +3,10 @@ import { loadPrivateConfig } from "./common.ts";
 import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { parseFlags, stringFlag } from "./args.ts";
+import type { Config } from "../config/types.ts";
+import { openFileLimit } from "../system.ts";
+import { SocketListeners } from "../net/listeners.ts";
+import { wantedEndpoints } from "../daemon/binding.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
 
 /** A door's summary: everything but its secret. */
@@ -41,16 +45,23 @@ export async function check(args: string[]): Promise<number> {
   const parsed = parseFlags("check", args, {
     config: { type: "string", short: "c" },
     json: { type: "boolean" },
+    "insecure-permissions": { type: "boolean" },
   });
   const file = stringFlag(parsed, "config", "check", true);
-  const config = await loadPrivateConfig(file, "warn", false);
+  // What listen would refuse from the config alone, check refuses too (exit 1).
+  const config = await loadPrivateConfig(
+    file,
+    "refuse",
+    parsed.values["insecure-permissions"] === true,
+  );
+  const host = await hostWarnings(config);
   const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
   const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({
     ...summary(d),
     weakness: { chance: weakness[i].chance, weak: weakness[i].weak },
   }));
   if (parsed.values.json) {
-    console.log(JSON.stringify({ valid: true, file, doors }));
+    console.log(JSON.stringify({ valid: true, file, doors, warnings: host }));
     return 0;
   }
   console.log(`${file}: valid, ${doors.length} door${doors.length === 1 ? "" : "s"}`);
@@ -69,5 +80,37 @@ export async function check(args: string[]): Promise<number> {
     const warning = weaknessWarning(w);
     if (warning) console.log(`warning: ${warning}`);
   }
+  for (const warning of host) console.log(`warning: ${warning}`);
   return 0;
+}
+
+/**
+ * What the host says about this config, as warnings: the open-file limit listen would
+ * refuse, and knock ports a local program already uses (listen would lose them).
+ */
+async function hostWarnings(config: Config): Promise<string[]> {
+  const warnings: string[] = [];
+  const sockets = config.doors.reduce((n, d) => n + d.pool.tcp.length + d.pool.udp.length, 0) *
+    config.addresses.length;
+  const limit = await openFileLimit();
+  if (limit && sockets + 64 > limit.soft) {
+    warnings.push(
+      `the pools need ${sockets} sockets but the open file limit here is ${limit.soft}: listen would refuse to start (systemd LimitNOFILE=${
+        sockets + 1024
+      }, or ulimit -n)`,
+    );
+  }
+  // Probe the knock ports the way listen binds them, and let go at once.
+  const probe = new SocketListeners(() => {});
+  const failures = probe.update(wantedEndpoints(config.doors, config.addresses));
+  probe.closeAll();
+  const inUse = failures.filter((f) => f.reason === "AddrInUse");
+  if (inUse.length > 0) {
+    warnings.push(
+      `${inUse.length} knock ports are in use here (${
+        inUse.slice(0, 8).map((f) => `${f.endpoint.port}/${f.endpoint.protocol}`).join(" ")
+      }): listen could not hear knocks there (is sesame already running?)`,
+    );
+  }
+  return warnings;
 }

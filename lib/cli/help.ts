@@ -46,14 +46,19 @@ Options:
   --from ADDRESS      the knocking address, for a door with bind_source: true
   --json              print {"door","counter","valid_from","valid_until","knocks"}`,
 
-  check: `Usage: sesame check --config FILE [--json]
+  check: `Usage: sesame check --config FILE [--json] [--insecure-permissions]
 
-Validates a config file. Prints a summary and exits 0 when it is valid; prints each
-problem as FILE:LINE:COLUMN: key: message and exits 1 when it is not. Never prints secrets.
+Validates a config file the way "sesame listen" reads it. Prints a summary and exits 0
+when it is valid; prints each problem as FILE:LINE:COLUMN: key: message and exits 1 when
+it is not, or when listen would refuse it (a secret other users can read). Never prints
+secrets. Warns (exit 0) about weak doors (the chance that one sweep of a door's ports
+opens it, above one in a million), an open-file limit too small for the pools, and knock
+ports a local program already uses.
 
 Options:
-  -c, --config FILE   the config file
-  --json              print the summary as JSON`,
+  -c, --config FILE         the config file
+  --json                    print the summary as JSON (with "weakness" per door and "warnings")
+  --insecure-permissions    accept secrets readable by others (containers)`,
 
   listen: `Usage: sesame listen --config FILE [--log-level LEVEL] [--log-format text|json]
 

@@ -9,21 +9,22 @@ import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 
-/** The starter server config. */
+/** The starter server config; its secret is in `<door>.key` beside it. */
 export function serverTemplate(
-  o: { door: string; secret: string; port: number; backend: string; base: number },
+  o: { door: string; port: number; backend: string; base: number },
 ): string {
   const action = o.backend === "command"
     ? `command: ["/usr/bin/logger", "sesame: open ${o.door} for {ip}"]`
     : `${o.backend}: { port: ${o.port}, protocol: tcp }`;
-  return `# sesame server config, written by "sesame init". Keep it mode 0600: it holds a secret.
+  return `# sesame server config, written by "sesame init". Its secret is in ${o.door}.key beside it
+# (mode 0600): rotate it with "sesame keygen --out ${o.door}.key --force" and a reload.
 # Check it with: sesame check -c THIS_FILE      Review the firewall: sesame nft-ruleset -c THIS_FILE
 listen:
   addresses: ["::"]                # IPv4 and IPv6
 state_file: /var/lib/sesame/state.db
 doors:
   ${o.door}:
-    secret: "${o.secret}"
+    secret_file: ${o.door}.key           # relative to this file
     ports: "${o.base}-${o.base + 999}"   # the knock pool: open these in any other firewall
     length: 4
     protocol: tcp
@@ -89,12 +90,24 @@ export async function init(args: string[]): Promise<number> {
   const secret = generateSecret();
   const base = 20_000 + 1000 * Math.floor(Math.random() * 12); // 20000–31999: below the usual ephemeral range
   const values = { door, secret, port, backend, base };
+  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+  const key = `${dir}/${door}.key`;
   // Validate before writing anything: init never leaves a config that check would refuse.
-  parseConfig(serverTemplate(values), out);
+  parseConfig(serverTemplate(values), out, { readSecretFile: () => secret });
   parseConfig(clientTemplate(values), client);
-  await writeSecretFile(out, serverTemplate(values), parsed.values.force === true);
-  await writeSecretFile(client, clientTemplate(values), parsed.values.force === true);
-  console.log(`wrote ${out} (server, mode 0600) and ${client} (client, mode 0600)`);
+  for (const file of [out, client]) {
+    const parent = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+    await Deno.mkdir(parent, { recursive: true, mode: 0o700 }).catch((e) => {
+      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`);
+    });
+  }
+  const force = parsed.values.force === true;
+  await writeSecretFile(key, secret + "\n", force);
+  await writeSecretFile(out, serverTemplate(values), force);
+  await writeSecretFile(client, clientTemplate(values), force);
+  console.log(
+    `wrote ${out} (server), ${key} (its secret) and ${client} (client), all mode 0600`,
+  );
   console.log(
     `door "${door}" protects TCP port ${port} with ${backend}; knock ports ${base}-${base + 999}`,
   );

@@ -262,10 +262,14 @@ function checkFirewall(c: Checker, value: unknown, path: KeyPath): FirewallSpec 
   const key = f.port === undefined ? "ports" : "port";
   const ports = parsePortList(f[key]);
   if (!ports.ok) return c.fail([...path, key], ports.error);
-  if (ports.ports.length > 64) {
+  // iptables' multiport match takes at most 15 ports; nft sets take many more.
+  const most = path[path.length - 1] === "iptables" ? 15 : 64;
+  if (ports.ports.length > most) {
     return c.fail(
       [...path, key],
-      `at most 64 protected ports, received ${ports.ports.length}`,
+      `at most ${most} protected ports${
+        most === 15 ? " (iptables' multiport match takes 15)" : ""
+      }, received ${ports.ports.length}`,
     );
   }
   const protocol = f.protocol ?? "tcp";

@@ -103,6 +103,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
       nftNames.set(nft, name);
     }
   }
+  crossDoorChecks(c, doors);
   return {
     addresses,
     stateFile,
@@ -157,4 +158,42 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
     deny: c.cidrs(top.deny, ["deny"]),
     doors,
   };
+}
+
+/**
+ * What spans doors: a knock port belongs to one door (a knock there would count for two),
+ * and a protected port is never a knock port (the listener would answer in its place).
+ */
+function crossDoorChecks(c: Checker, doors: readonly Door[]): void {
+  const owner = new Map<string, string>();
+  for (const door of doors) {
+    const key = door.kind === "static" ? "sequence" : "ports";
+    const own = door.kind === "static"
+      ? door.sequence.map((k) => `${k.port}/${k.protocol}`)
+      : [...door.pool.tcp.map((p) => `${p}/tcp`), ...door.pool.udp.map((p) => `${p}/udp`)];
+    const clash = own.find((k) => owner.has(k) && owner.get(k) !== door.name);
+    if (clash) {
+      c.fail(
+        ["doors", door.name, key],
+        `knock port ${clash} belongs to door "${
+          owner.get(clash)
+        }" too: a knock there would count for both doors; give each door its own ports`,
+      );
+    }
+    for (const k of own) if (!owner.has(k)) owner.set(k, door.name);
+  }
+  for (const door of doors) {
+    for (const kind of ["nft", "iptables"] as const) {
+      const spec = door.open?.[kind];
+      const hit = spec?.ports.map((p) => `${p}/${spec.protocol}`).find((k) => owner.has(k));
+      if (hit) {
+        c.fail(
+          ["doors", door.name, "open", kind],
+          `protected port ${hit} is a knock port of door "${
+            owner.get(hit)
+          }": sesame would answer there in the service's place`,
+        );
+      }
+    }
+  }
 }

@@ -17,7 +17,13 @@ import { IptablesFirewall } from "../actions/iptables.ts";
 import { NftFirewall } from "../actions/nft.ts";
 import type { Firewalls } from "../actions/firewall.ts";
 import { type CommandRunner, WorkerRunner } from "../actions/runner.ts";
-import { type Listeners, type ListenersFactory, SocketListeners } from "../net/listeners.ts";
+import {
+  type BindFailure,
+  type Endpoint,
+  type Listeners,
+  type ListenersFactory,
+  SocketListeners,
+} from "../net/listeners.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import {
   type LoadResult,
@@ -33,6 +39,7 @@ import { Opener } from "./opener.ts";
 import { checkDescriptors, warnEphemeral } from "./preflight.ts";
 import { type DaemonEvent, logLine } from "./report.ts";
 import { Sequences } from "./sequences.ts";
+import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 
 export type { DaemonEvent };
 
@@ -52,6 +59,8 @@ export interface DaemonOptions {
   readonly firewalls?: Firewalls;
   /** Makes the listeners. @default real sockets */
   readonly listeners?: ListenersFactory;
+  /** The instance lock. @default taken under /run/sesame when sesame drives a real firewall */
+  readonly lock?: InstanceLock;
 }
 
 const log = logger("daemon");
@@ -104,6 +113,10 @@ export class Daemon {
   #stopping: Promise<void> | undefined;
   /** Addresses listened on (after the IPv4 fallback). */
   #addresses: readonly string[] = [];
+  /** This namespace's instance lock, when sesame drives a firewall. */
+  readonly #lock: InstanceLock | undefined;
+  /** False until the firewall is in place: knocks heard before are not acted on. */
+  #ready = false;
   /** The latest time a tick saw (to notice a clock stepped back). */
   #lastTick = 0;
   /** Link-local sources already reported. */
@@ -114,7 +127,13 @@ export class Daemon {
   /** Resolves when {@link stop} has finished. */
   readonly stopped: Promise<void>;
 
-  private constructor(options: DaemonOptions, store: Store, used: UsedCodes) {
+  private constructor(
+    options: DaemonOptions,
+    store: Store,
+    used: UsedCodes,
+    lock: InstanceLock | undefined,
+  ) {
+    this.#lock = lock;
     const config = this.#config = options.config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
     this.#now = options.now ?? Date.now;
@@ -158,9 +177,18 @@ export class Daemon {
     const { config } = options;
     assertRunnable(config);
     const now = options.now ?? Date.now;
+    // The instance lock first: a second daemon touches nothing, not even the state.
+    const lock = options.lock ??
+      (!options.firewalls && usesFirewall(config) ? await takeInstanceLock() : undefined);
     const store = options.store ??
       (config.stateFile ? new SqliteStore(config.stateFile) : new MemoryStore());
-    const loaded = await store.load();
+    let loaded;
+    try {
+      loaded = await store.load();
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
     const state = describeLoad(loaded, config, now());
     const used = new UsedCodes(adoptCodes(config, state));
     if (loaded.kind === "corrupt" || loaded.kind === "lost") {
@@ -171,7 +199,7 @@ export class Daemon {
         }
       }
     }
-    const daemon = new Daemon(options, store, used);
+    const daemon = new Daemon(options, store, used, lock);
     try {
       await daemon.#start(state.open);
     } catch (e) {
@@ -181,24 +209,29 @@ export class Daemon {
     return daemon;
   }
 
+  /**
+   * Everything that can fail comes before the kernel is touched (the state, derivations,
+   * descriptors, binding); the firewall comes last. A start that fails changes nothing in
+   * the kernel; sesame's table from a previous run, if any, stays as it was.
+   */
   async #start(open: readonly OpenRecord[]): Promise<void> {
-    // The firewall first: protected ports are closed to all but the still-open sources
-    // before anything else happens. If it cannot be done, sesame does not start.
+    // Codes adopted from an older state, the fail-closed floors and the doors salvaged from
+    // a damaged store become durable now.
+    await this.#store.commit({ used: this.#used.marks(), opened: open, now: this.#now() });
+    await this.#sequences.refresh(this.#now());
+    const bound = await this.#bind(); // knocks are held back until the firewall is in place
     for (const kind of FIREWALL_KINDS) {
       if (uses(this.#config, kind) || open.some((r) => r.firewall?.kind === kind)) {
         await this.#firewalls[kind].start(this.#config.doors, open);
         log.info("{kind}: sesame's rules applied", { kind });
       }
     }
-    // Codes adopted from an older state, the fail-closed floors and the doors salvaged from
-    // a damaged store become durable now.
-    await this.#store.commit({ used: this.#used.marks(), opened: open, now: this.#now() });
     await this.#opener.restore(open);
     if (open.length > 0) {
       log.info("took over {count} open doors from the state file", { count: open.length });
     }
-    await this.#sequences.refresh(this.#now());
-    await this.#bind();
+    this.#ready = true;
+    this.#announce(bound);
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
   }
 
@@ -229,11 +262,7 @@ export class Daemon {
   async reload(config: Config): Promise<void> {
     try {
       assertRunnable(config);
-      for (const kind of FIREWALL_KINDS) {
-        if (!uses(config, kind) && !uses(this.#config, kind)) continue;
-        // Each transaction fails as a whole: the old rules still stand.
-        await this.#firewalls[kind].start(config.doors, this.#opener.records());
-      }
+      await this.#applyFirewalls(config);
     } catch (e) {
       if (e instanceof ConfigError || e instanceof FirewallError) {
         this.#report({ kind: "reload-failed", error: e.message });
@@ -248,14 +277,52 @@ export class Daemon {
       }
       throw e;
     }
+    for (const door of config.doors) {
+      const old = this.#doors.get(door.name);
+      if (
+        door.kind === "rotating" && old?.kind === "rotating" && old.fingerprint !== door.fingerprint
+      ) {
+        log.info(
+          "door {door}: its secret changed (fingerprint {from} → {to}): the new secret's codes open from now on, the old one's do not",
+          { door: door.name, from: old.fingerprint, to: door.fingerprint },
+        );
+      }
+    }
     this.#config = config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
     this.#engine = this.#newEngine(config);
     this.#sequences = this.#newSequences();
     await this.#sequences.refresh(this.#now());
-    await this.#bind();
+    this.#announce(await this.#bind());
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
     this.#report({ kind: "reloaded" });
+  }
+
+  /**
+   * Applies `config` to every backend either config uses, as one change: each backend's
+   * transaction is all or nothing, and when a later backend fails, the ones already
+   * applied get the running config back. The kernel ends as it was, or fully changed.
+   */
+  async #applyFirewalls(config: Config): Promise<void> {
+    const records = this.#opener.records();
+    const applied: FirewallKind[] = [];
+    try {
+      for (const kind of FIREWALL_KINDS) {
+        if (!uses(config, kind) && !uses(this.#config, kind)) continue;
+        await this.#firewalls[kind].start(config.doors, records);
+        applied.push(kind);
+      }
+    } catch (e) {
+      for (const kind of applied) {
+        await this.#firewalls[kind].start(this.#config.doors, records).catch((undo) =>
+          log.error("{kind}: cannot put the running rules back after a failed reload: {error}", {
+            kind,
+            error: (undo as Error).message,
+          })
+        );
+      }
+      throw e;
+    }
   }
 
   /** Stops listening, closes every door a command opened, keeps the rest in the store. Safe to call twice. */
@@ -282,6 +349,7 @@ export class Daemon {
     for (const kind of FIREWALL_KINDS) await this.#firewalls[kind].shutdown();
     this.#store.close();
     if (this.#ownsRunner) this.#runner.close();
+    this.#lock?.release();
   }
 
   #newEngine(config: Config): KnockEngine {
@@ -352,7 +420,7 @@ export class Daemon {
     return wantedEndpoints(this.#config.doors, this.#addresses);
   }
 
-  async #bind(): Promise<void> {
+  async #bind(): Promise<{ endpoints: Endpoint[]; failures: BindFailure[] }> {
     this.#addresses = this.#config.addresses;
     let endpoints = this.#endpoints();
     await checkDescriptors(endpoints.length);
@@ -370,10 +438,15 @@ export class Daemon {
         { ...f },
       );
     }
-    const bound = this.#listeners.size;
-    if (bound === 0) {
+    if (this.#listeners.size === 0) {
       throw new ConfigError([{ path: "listen", message: "no knock port could be bound" }]);
     }
+    return { endpoints, failures };
+  }
+
+  /** The start-up summary, once the daemon acts on knocks (after start and each reload). */
+  #announce({ endpoints, failures }: { endpoints: Endpoint[]; failures: BindFailure[] }): void {
+    const bound = this.#listeners.size;
     const tcp = endpoints.filter((e) => e.protocol === "tcp").length;
     log.info(
       "listening on {bound} sockets ({tcp} TCP, {udp} UDP) on {addresses} for {doors} doors",
@@ -409,6 +482,7 @@ export class Daemon {
     if (this.#debug) {
       knockLog.debug("knock from {source} on {port}/{protocol}", { source, port, protocol });
     }
+    if (!this.#ready) return; // the firewall is not in place yet: a door could not open
     if ((source.charCodeAt(0) | 32) === 102 /* f or F */ && isLinkLocal(source)) {
       return this.#refuseLinkLocal(source);
     }
@@ -509,6 +583,10 @@ function isLinkLocal(source: string): boolean {
 
 function uses(config: Config, kind: FirewallKind): boolean {
   return config.doors.some((d) => d.open?.[kind]);
+}
+
+function usesFirewall(config: Config): boolean {
+  return FIREWALL_KINDS.some((kind) => uses(config, kind));
 }
 
 function assertRunnable(config: Config): void {

@@ -1,0 +1,173 @@
+/**
+ * Lifecycle in a network namespace of the test's own, with real nft: a start that fails
+ * half-way changes nothing in the kernel (the service stays as reachable as before), a
+ * missing state directory is created, and a second instance is refused without touching
+ * the first.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
+import { SECRET_B64 } from "./_daemon.ts";
+import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
+import { spawnListen } from "./_process.ts";
+
+const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft"));
+const SERVICE = 2222;
+
+function config(state: string, ports = "20000-20099") {
+  return `listen: { addresses: ["::"] }
+state_file: ${state}
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "${ports}"
+    open: { for: 30s, nft: { port: ${SERVICE} } }
+`;
+}
+
+/** Runs `sesame listen` in the server namespace (through `wrap`) until it exits; its log. */
+async function failedStart(lab: Lab, file: string, wrap: string[] = []) {
+  const p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server, ...wrap]);
+  const status = await p.child.status;
+  await p[Symbol.asyncDispose]();
+  return { code: status.code, log: p.log() };
+}
+
+Deno.test({
+  name:
+    "lifecycle: a start that fails half-way leaves the kernel's rules exactly as they were, and the service reachable",
+  ignore,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const before = await lab.nft("list", "ruleset");
+    const reachable = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    assert(await reachable(), "the service answers before sesame runs");
+    const unchanged = async () => {
+      assertEquals(await lab.nft("list", "ruleset"), before, "the ruleset is as it was");
+      assert(await reachable(), "the service is as reachable as before");
+    };
+
+    await t.step("a state directory that cannot be created", async () => {
+      const file = `${dir.path}/a.yaml`;
+      await writePrivate(file, config("/etc/hostname/sesame/state.db"));
+      const { code, log } = await failedStart(lab, file);
+      assertEquals(code, 1, log);
+      assertStringIncludes(log, "cannot open the state at /etc/hostname/sesame/state.db");
+      await unchanged();
+    });
+
+    await t.step("an open-file limit too small for the pool", async () => {
+      const file = `${dir.path}/b.yaml`;
+      await writePrivate(file, config(`${dir.path}/b/state.db`));
+      const { code, log } = await failedStart(lab, file, [
+        "/bin/sh",
+        "-c",
+        'ulimit -n 100 && exec "$@"',
+        "sh",
+      ]);
+      assertEquals(code, 1, log);
+      assertStringIncludes(log, "the open file limit is 100");
+      await unchanged();
+    });
+
+    await t.step("every knock port taken by another program", async () => {
+      const holder = lab.spawn(
+        "server",
+        lab.deno("tests/_port_holder.ts", "20500", "20501", "20502", "20503"),
+      );
+      assertEquals(await lines(holder).next(), "ready");
+      const file = `${dir.path}/c.yaml`;
+      await writePrivate(file, config(`${dir.path}/c/state.db`, "20500-20503"));
+      const { code, log } = await failedStart(lab, file);
+      assertEquals(code, 1, log);
+      assertStringIncludes(log, "no knock port could be bound");
+      await unchanged();
+    });
+
+    await t.step("nft cannot run", async () => {
+      const file = `${dir.path}/d.yaml`;
+      await writePrivate(file, config(`${dir.path}/d/state.db`));
+      // A mount namespace of its own where nft is an empty file: as good as not installed.
+      const { code, log } = await failedStart(lab, file, [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        'mount --bind /dev/null /usr/sbin/nft && exec "$@"',
+        "sh",
+      ]);
+      assertEquals(code, 1, log);
+      assertStringIncludes(log, "nft failed");
+      assertEquals(/internal error/.test(log), false, log);
+      await unchanged();
+    });
+
+    await t.step(
+      "a missing state directory is created (0700), and the start succeeds",
+      async () => {
+        const file = `${dir.path}/e.yaml`;
+        await writePrivate(file, config(`${dir.path}/new/deeper/state.db`));
+        await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+        await p.waitForLog(/listening on/, 10_000);
+        assertEquals((Deno.statSync(`${dir.path}/new/deeper`).mode! & 0o777).toString(8), "700");
+        assertEquals(await reachable(), false, "now the port is protected");
+        p.kill("SIGTERM");
+        assertEquals((await p.child.status).code, 0);
+      },
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "lifecycle: a second listen in the same namespace exits non-zero naming the first's PID; the first keeps working",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(file, config(`${dir.path}/state.db`));
+    await using first = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await first.waitForLog(/listening on/, 10_000);
+    const table = await lab.nft("-t", "list", "table", "inet", "sesame"); // -t: without elements
+    const other = `${dir.path}/other.yaml`;
+    await writePrivate(other, config(`${dir.path}/other.db`, "21000-21099"));
+    const second = await failedStart(lab, other);
+    assertEquals(second.code, 1, second.log);
+    assertStringIncludes(
+      second.log,
+      `another sesame listen (pid ${first.child.pid}) runs in this network namespace`,
+    );
+    assertEquals(
+      await lab.nft("-t", "list", "table", "inet", "sesame"),
+      table,
+      "the table is untouched",
+    );
+    assertEquals(await Deno.stat(`${dir.path}/other.db`).then(() => true, () => false), false);
+    // The first still opens its door.
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
+    );
+    const knocked = await lab.exec(
+      "knocker",
+      lab.deno(
+        "cli.ts",
+        "knock",
+        ADDR.server.toKnocker,
+        "-c",
+        `${dir.path}/client.yaml`,
+        "--door",
+        "ssh",
+      ),
+    );
+    assertEquals(knocked.code, 0, new TextDecoder().decode(knocked.stderr));
+    await first.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
+    first.kill("SIGTERM");
+    assertEquals((await first.child.status).code, 0);
+  },
+});
