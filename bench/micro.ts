@@ -134,6 +134,8 @@ const rows: string[] = [];
     start: () => Promise.resolve(),
     open: () => Promise.resolve(),
     close: () => Promise.resolve(),
+    intact: () => Promise.resolve(true),
+    watch: () => {},
     shutdown: () => Promise.resolve(),
   };
   const runner: CommandRunner = {

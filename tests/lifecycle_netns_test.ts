@@ -8,7 +8,7 @@ import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { tempDir, writePrivate } from "./_cli.ts";
 import { SECRET_B64 } from "./_daemon.ts";
 import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
-import { spawnListen } from "./_process.ts";
+import { eventually, spawnListen } from "./_process.ts";
 
 const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft"));
 const SERVICE = 2222;
@@ -171,3 +171,76 @@ Deno.test({
     assertEquals((await first.child.status).code, 0);
   },
 });
+
+const ignoreIptables = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/iptables"));
+
+for (const backend of ["nft", "iptables"] as const) {
+  Deno.test({
+    name:
+      `lifecycle: ${backend}: another tool flushing the firewall or removing sesame's rules is undone within 2 s, with the open doors kept`,
+    ignore: backend === "nft" ? ignore : ignoreIptables,
+    async fn(t) {
+      await using dir = await tempDir();
+      await using lab = await Lab.create();
+      const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+      assertEquals(await lines(service).next(), "ready");
+      const file = `${dir.path}/c.yaml`;
+      await writePrivate(
+        file,
+        config(`${dir.path}/state.db`).replace("nft: {", `${backend}: {`),
+      );
+      await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+      await p.waitForLog(/listening on/, 10_000);
+      await writePrivate(
+        `${dir.path}/client.yaml`,
+        `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
+      );
+      const knocked = await lab.exec(
+        "knocker",
+        lab.deno(
+          "cli.ts",
+          "knock",
+          ADDR.server.toKnocker,
+          "-c",
+          `${dir.path}/client.yaml`,
+          "--door",
+          "ssh",
+        ),
+      );
+      assertEquals(knocked.code, 0, new TextDecoder().decode(knocked.stderr));
+      await p.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
+      const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+      const knocker = () => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE);
+      assertEquals(await bystander(), false);
+      assert(await knocker());
+
+      const attacks: [string, string[][]][] = backend === "nft"
+        ? [
+          ["nft flush ruleset (a reload of /etc/nftables.conf)", [["nft", "flush", "ruleset"]]],
+          ["nft delete table inet sesame", [["nft", "delete", "table", "inet", "sesame"]]],
+        ]
+        : [
+          ["iptables -F and ip6tables -F", [["iptables", "-w", "-F"], ["ip6tables", "-w", "-F"]]],
+          ["the jump from INPUT removed", [["iptables", "-w", "-D", "INPUT", "-j", "SESAME"]]],
+        ];
+      let repairs = 0;
+      for (const [what, commands] of attacks) {
+        await t.step(what, async () => {
+          for (const argv of commands) {
+            const out = await lab.exec("server", argv);
+            assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+          }
+          await p.waitForLog(new RegExp(`(sesame's rules were removed[^]*){${++repairs}}`), 2000);
+          // Within 2 s of the attack (a refused probe takes up to 1 s of its own).
+          assert(
+            await eventually(async () => !(await bystander()), 2000),
+            "the bystander is shut out again",
+          );
+          assert(await knocker(), "the open door is still open");
+        });
+      }
+      p.kill("SIGTERM");
+      assertEquals((await p.child.status).code, 0);
+    },
+  });
+}

@@ -300,3 +300,19 @@ Deno.test("open path: a clock stepped back by more than the window is logged at 
     await reset();
   }
 });
+
+Deno.test("open path: rules another tool removed are put back with the open doors, and a repeat offender meets growing pauses", async () => {
+  await using d = await start(new MemoryStore());
+  d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
+  await d.daemon.settled();
+  const restored = () => d.events.filter((e) => e.kind === "firewall-restored").length;
+  for (let i = 1; i <= 8; i++) {
+    d.nft.standing = false; // as after `nft flush ruleset`
+    d.nft.changed!();
+    await sleep(20);
+  }
+  // Six repairs in a row, then a pause (2 s) before the next: the others wait.
+  assertEquals(restored(), 6);
+  assertEquals(d.nft.calls.filter((c) => c.startsWith("start")).length, 1 + 6);
+  assertEquals(d.daemon.openDoors().map((r) => r.source), ["192.0.2.7"]);
+});

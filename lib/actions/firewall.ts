@@ -21,7 +21,17 @@ export interface Firewall {
   open(record: OpenRecord): Promise<void>;
   /** Removes `record.source`'s access (backends whose kernel does not expire it by itself). */
   close(record: OpenRecord): Promise<void>;
-  /** Releases what the backend holds (processes); the rules stay, so the ports stay protected. */
+  /**
+   * True while sesame's rules stand as the last {@link start} left them, compared by
+   * structure: elements and their expiries are not changes.
+   */
+  intact(): Promise<boolean>;
+  /**
+   * Calls `onChange` soon after anything may have changed sesame's rules (another tool
+   * reloading the firewall); the caller then asks {@link intact}. Until {@link shutdown}.
+   */
+  watch(onChange: () => void): void;
+  /** Releases what the backend holds (processes, timers); the rules stay, so the ports stay protected. */
   shutdown(): Promise<void>;
 }
 
@@ -46,9 +56,14 @@ export class DryRunFirewall implements Firewall {
   readonly calls: string[] = [];
   /** Operations that throw a FirewallError. */
   readonly fail: Set<"start" | "open" | "close"> = new Set();
+  /** What {@link intact} answers: set it to false as another tool flushing the rules would. */
+  standing = true;
+  /** The callback given to {@link watch}: tests call it as a firewall change would. */
+  changed: (() => void) | undefined;
 
-  start(doors: readonly Door[], _records: readonly OpenRecord[]): Promise<void> {
-    return this.#call("start", `start ${doors.length} doors`);
+  async start(doors: readonly Door[], _records: readonly OpenRecord[]): Promise<void> {
+    await this.#call("start", `start ${doors.length} doors`);
+    this.standing = true;
   }
 
   open(record: OpenRecord): Promise<void> {
@@ -59,7 +74,16 @@ export class DryRunFirewall implements Firewall {
     return this.#call("close", `close ${record.door} ${record.source}`);
   }
 
+  intact(): Promise<boolean> {
+    return Promise.resolve(this.standing);
+  }
+
+  watch(onChange: () => void): void {
+    this.changed = onChange;
+  }
+
   shutdown(): Promise<void> {
+    this.changed = undefined;
     return Promise.resolve();
   }
 

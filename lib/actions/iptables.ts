@@ -125,6 +125,9 @@ export class IptablesFirewall implements Firewall {
   readonly #now: () => number;
   /** The ACCEPT rule installed per door and source, to extend or delete it exactly. */
   readonly #rules = new Map<string, string>();
+  /** Per family, the chain's rules but the per-source ones, as the last start left them. */
+  #expected: Record<IptablesFamily, string> | undefined;
+  #poll: ReturnType<typeof setInterval> | undefined;
   readonly #batchers: Record<IptablesFamily, Batcher<readonly string[]>> = {
     v4: new Batcher((items) => this.#restore("v4", ["*filter", ...items.flat(), "COMMIT"])),
     v6: new Batcher((items) => this.#restore("v6", ["*filter", ...items.flat(), "COMMIT"])),
@@ -149,6 +152,7 @@ export class IptablesFirewall implements Firewall {
         );
       }
     }
+    this.#expected = { v4: await this.#structure("v4"), v6: await this.#structure("v6") };
     this.#rules.clear();
     const names = new Set(doors.filter((d) => d.open?.iptables).map((d) => d.name));
     for (const r of records) {
@@ -181,8 +185,46 @@ export class IptablesFirewall implements Firewall {
     await this.#batchers[familyOf(record.source)].add([`-D ${CHAIN} ${rule}`]);
   }
 
+  async intact(): Promise<boolean> {
+    if (!this.#expected) return false;
+    for (const family of ["v4", "v6"] as const) {
+      if ((await this.#structure(family)) !== this.#expected[family]) return false;
+    }
+    return true;
+  }
+
+  /**
+   * iptables has no change feed sesame can follow: the chain and the jump are checked
+   * every second (two short commands per family).
+   */
+  watch(onChange: () => void): void {
+    this.#poll ??= setInterval(onChange, 1000);
+  }
+
   shutdown(): Promise<void> {
+    clearInterval(this.#poll);
+    this.#poll = undefined;
     return Promise.resolve();
+  }
+
+  /** The SESAME chain without its per-source rules, and whether INPUT jumps to it. */
+  async #structure(family: IptablesFamily): Promise<string> {
+    const tool = this.#paths[family];
+    const chain = await this.#runner.run(
+      [tool, "-w", "-S", CHAIN],
+      TIMEOUT_MS,
+      undefined,
+      true,
+      true,
+    );
+    const jump = await this.#runner.run(
+      [tool, "-w", "-C", "INPUT", "-j", CHAIN],
+      TIMEOUT_MS,
+      undefined,
+      true,
+    );
+    const rules = (chain.output ?? "").split("\n").filter((l) => l && !l.includes(" -s "));
+    return `${chain.code}\n${rules.join("\n")}\njump ${jump.code === 0}`;
   }
 
   #restore(family: IptablesFamily, lines: string[]): Promise<void> {

@@ -14,7 +14,7 @@ import { Batcher } from "./batcher.ts";
 import type { Firewall } from "./firewall.ts";
 import { nftSetBase } from "./nft_names.ts";
 import { NftSession } from "./nft_session.ts";
-import type { CommandRunner } from "./runner.ts";
+import type { CommandRunner, Session } from "./runner.ts";
 
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
@@ -23,6 +23,12 @@ const TIMEOUT_MS = 10_000;
 const SESSION_LINES = 64 * 3;
 /** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
 const MIN_TIMEOUT_MS = 1000;
+
+/** True for an `nft monitor` line that may change sesame's table (not its elements). */
+function concernsTable(line: string): boolean {
+  return line !== "" && !line.startsWith("#") && !line.startsWith("add element") &&
+    !line.startsWith("delete element");
+}
 
 /** The door's set names. */
 function sets(door: string): { v4: string; v6: string } {
@@ -129,6 +135,11 @@ export class NftFirewall implements Firewall {
   readonly #nft: string;
   readonly #now: () => number;
   readonly #session: NftSession | undefined;
+  /** sesame's table as the last start left it, without elements (`nft -t`). */
+  #expected: string | undefined;
+  /** The long-lived `nft monitor`, while watching. */
+  #monitor: Session | undefined;
+  #watching = false;
   /** Every use of nft after start goes through here: one transaction at a time. */
   readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items.flat()));
 
@@ -148,6 +159,7 @@ export class NftFirewall implements Firewall {
 
   async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     await this.#run(nftRuleset(doors, records, this.#now()));
+    this.#expected = await this.#listTable();
     // Start the session now (a no-op transaction), so the first opening does not pay for it.
     if (this.#session && doors.some((d) => d.open?.nft)) {
       await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"]);
@@ -166,8 +178,78 @@ export class NftFirewall implements Firewall {
     return Promise.resolve(); // the kernel expires the element
   }
 
+  async intact(): Promise<boolean> {
+    return this.#expected !== undefined && (await this.#listTable()) === this.#expected;
+  }
+
+  /**
+   * Follows `nft monitor` (one long-lived process, no polling): any change to a table,
+   * chain, set or rule, or a flush, may concern sesame's table; element events (openings,
+   * expiries) do not. Calls are coalesced over 100 ms. A monitor that dies is restarted.
+   */
+  watch(onChange: () => void): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const changed = () => {
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        if (this.#watching) onChange();
+      }, 100);
+    };
+    const follow = () => {
+      if (!this.#watching) return;
+      let monitor: Session;
+      try {
+        monitor = this.#monitor = this.#runner.spawn([this.#nft, "monitor"]);
+      } catch {
+        setTimeout(follow, 1000); // nft cannot start: try again, and check meanwhile
+        changed();
+        return;
+      }
+      (async () => {
+        const reader = monitor.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read().catch(() => ({ value: "", done: true }));
+          if (done) break;
+          buffer += value;
+          const lines = buffer.split("\n");
+          buffer = lines.pop()!;
+          if (lines.some(concernsTable)) changed();
+        }
+      })();
+      monitor.stderr.cancel().catch(() => {});
+      monitor.status.then(() => {
+        if (this.#monitor !== monitor || !this.#watching) return;
+        changed(); // whatever happened while nobody watched
+        setTimeout(follow, 1000);
+      });
+    };
+    follow();
+  }
+
   async shutdown(): Promise<void> {
+    this.#watching = false;
+    const monitor = this.#monitor;
+    this.#monitor = undefined;
+    try {
+      monitor?.kill("SIGTERM");
+    } catch { /* gone */ }
+    await monitor?.status;
     await this.#session?.close();
+  }
+
+  /** sesame's table without its elements, or "" when it is gone. */
+  async #listTable(): Promise<string> {
+    const result = await this.#runner.run(
+      [this.#nft, "-t", "list", "table", "inet", "sesame"],
+      TIMEOUT_MS,
+      undefined,
+      true,
+      true,
+    );
+    return result.code === 0 ? result.output ?? "" : "";
   }
 
   /** One batch: a few lines to the running session (lowest latency), a backlog to nft -f. */

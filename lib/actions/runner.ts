@@ -13,6 +13,8 @@ export interface CommandResult {
   readonly timedOut: boolean;
   /** The first 2 KiB of its stderr, or why it could not start. */
   readonly error: string;
+  /** Its stdout (the first 1 MiB), when asked for with `capture`. */
+  readonly output?: string;
 }
 
 /** A long-lived process fed through stdin (the nft session). */
@@ -33,13 +35,15 @@ export interface Session {
 export interface CommandRunner {
   /**
    * Runs `argv` (argv[0] an absolute path), feeding it `input` on stdin; resolves when it
-   * ends or is killed. An `essential` command (a close) is never refused for a full queue.
+   * ends or is killed. An `essential` command (a close) is never refused for a full queue;
+   * with `capture` its stdout comes back in `output`.
    */
   run(
     argv: readonly string[],
     timeoutMs: number,
     input?: string,
     essential?: boolean,
+    capture?: boolean,
   ): Promise<CommandResult>;
   /** Starts `argv` (argv[0] an absolute path) as a long-lived session with piped stdio. */
   spawn(argv: readonly string[]): Session;
@@ -75,13 +79,14 @@ export async function runCommand(
   argv: readonly string[],
   timeoutMs: number,
   input?: string,
+  capture = false,
 ): Promise<CommandResult> {
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const child = new Deno.Command(argv[0], {
       args: argv.slice(1),
       stdin: input === undefined ? "null" : "piped",
-      stdout: "null",
+      stdout: capture ? "piped" : "null",
       stderr: "piped",
       signal,
       clearEnv: true,
@@ -92,12 +97,19 @@ export async function runCommand(
       await writer.write(new TextEncoder().encode(input)).catch(() => {}); // it may exit without reading
       await writer.close().catch(() => {});
     }
-    const [status, stderr] = await Promise.all([
+    const [status, stderr, stdout] = await Promise.all([
       child.status,
       new Response(child.stderr).arrayBuffer(),
+      capture ? new Response(child.stdout).arrayBuffer() : undefined,
     ]);
     const error = new TextDecoder().decode(stderr.slice(0, 2048)).trim();
-    return { code: signal.aborted ? -1 : status.code, timedOut: signal.aborted, error };
+    const output = stdout && new TextDecoder().decode(stdout.slice(0, 1 << 20));
+    return {
+      code: signal.aborted ? -1 : status.code,
+      timedOut: signal.aborted,
+      error,
+      ...(output === undefined ? {} : { output }),
+    };
   } catch (e) {
     return { code: -1, timedOut: signal.aborted, error: (e as Error).message };
   }
@@ -162,6 +174,7 @@ export class WorkerRunner implements CommandRunner {
     timeoutMs: number,
     input?: string,
     essential = false,
+    capture = false,
   ): Promise<CommandResult> {
     // A flood of openings must not queue commands without bound: refuse opens beyond the
     // cap (the caller logs it, and a door whose command did not run stays shut). Closes are
@@ -177,7 +190,7 @@ export class WorkerRunner implements CommandRunner {
     const id = this.#next++;
     return new Promise((resolve) => {
       this.#pending.set(id, { resolve });
-      this.#worker!.postMessage({ id, argv: [...argv], timeoutMs, input });
+      this.#worker!.postMessage({ id, argv: [...argv], timeoutMs, input, capture });
     });
   }
 

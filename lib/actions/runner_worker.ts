@@ -6,8 +6,10 @@
 import { runCommand } from "./runner.ts";
 
 self.onmessage = async (
-  event: MessageEvent<{ id: number; argv: string[]; timeoutMs: number; input?: string }>,
+  event: MessageEvent<
+    { id: number; argv: string[]; timeoutMs: number; input?: string; capture?: boolean }
+  >,
 ) => {
-  const { id, argv, timeoutMs, input } = event.data;
-  self.postMessage({ id, result: await runCommand(argv, timeoutMs, input) });
+  const { id, argv, timeoutMs, input, capture } = event.data;
+  self.postMessage({ id, result: await runCommand(argv, timeoutMs, input, capture) });
 };

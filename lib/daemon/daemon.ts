@@ -115,6 +115,13 @@ export class Daemon {
   #addresses: readonly string[] = [];
   /** This namespace's instance lock, when sesame drives a firewall. */
   readonly #lock: InstanceLock | undefined;
+  /** Backends whose rules are being checked or repaired now. */
+  readonly #guarding = new Set<FirewallKind>();
+  /** Times of the latest repairs, and until when the next one waits. */
+  #repairs: number[] = [];
+  #repairHold = 0;
+  #repairTimer: ReturnType<typeof setTimeout> | undefined;
+  #reloading = false;
   /** False until the firewall is in place: knocks heard before are not acted on. */
   #ready = false;
   /** The latest time a tick saw (to notice a clock stepped back). */
@@ -226,6 +233,7 @@ export class Daemon {
         log.info("{kind}: sesame's rules applied", { kind });
       }
     }
+    this.#watchFirewalls();
     await this.#opener.restore(open);
     if (open.length > 0) {
       log.info("took over {count} open doors from the state file", { count: open.length });
@@ -260,10 +268,12 @@ export class Daemon {
    * A config that cannot run is refused and the old one keeps running.
    */
   async reload(config: Config): Promise<void> {
+    this.#reloading = true;
     try {
       assertRunnable(config);
       await this.#applyFirewalls(config);
     } catch (e) {
+      this.#reloading = false;
       if (e instanceof ConfigError || e instanceof FirewallError) {
         this.#report({ kind: "reload-failed", error: e.message });
       } else {
@@ -293,9 +303,59 @@ export class Daemon {
     this.#engine = this.#newEngine(config);
     this.#sequences = this.#newSequences();
     await this.#sequences.refresh(this.#now());
+    this.#reloading = false;
+    this.#watchFirewalls();
     this.#announce(await this.#bind());
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
     this.#report({ kind: "reloaded" });
+  }
+
+  /** Watches the backends in use: another tool's firewall reload puts sesame's rules back. */
+  #watchFirewalls(): void {
+    for (const kind of FIREWALL_KINDS) {
+      if (uses(this.#config, kind)) this.#firewalls[kind].watch(() => void this.#guard(kind));
+    }
+  }
+
+  /**
+   * Puts sesame's rules back when they are gone or altered (`nft flush ruleset`, a jump
+   * removed), with the doors still open, and says so at error. Something that keeps
+   * removing them is answered with growing pauses (up to a minute), logged each time.
+   */
+  async #guard(kind: FirewallKind): Promise<void> {
+    if (this.#guarding.has(kind) || this.#reloading || this.#stopping) return;
+    this.#guarding.add(kind);
+    try {
+      const firewall = this.#firewalls[kind];
+      if (await firewall.intact()) return;
+      const now = Date.now();
+      if (now < this.#repairHold) return;
+      this.#repairs = [...this.#repairs.filter((t) => now - t < 60_000), now];
+      const records = this.#opener.records();
+      log.error(
+        "{kind}: sesame's rules were removed or changed by another program (a firewall reload?): putting them back, with {open} doors still open",
+        { kind, open: records.filter((r) => r.firewall?.kind === kind).length },
+      );
+      await firewall.start(this.#config.doors, records);
+      this.#report({ kind: "firewall-restored", backend: kind });
+      if (this.#repairs.length > 5) {
+        const pause = Math.min(60_000, 1000 * 2 ** (this.#repairs.length - 5));
+        this.#repairHold = now + pause;
+        log.error(
+          "{kind}: something keeps removing sesame's rules ({count} times in a minute): the next repair waits {pause}",
+          { kind, count: this.#repairs.length, pause: formatDuration(pause) },
+        );
+        clearTimeout(this.#repairTimer);
+        this.#repairTimer = setTimeout(() => void this.#guard(kind), pause + 10);
+      }
+    } catch (e) {
+      log.error("{kind}: cannot put sesame's rules back: {error}", {
+        kind,
+        error: (e as Error).message,
+      });
+    } finally {
+      this.#guarding.delete(kind);
+    }
   }
 
   /**
@@ -344,6 +404,7 @@ export class Daemon {
   /** Releases processes, the store and timers (after stop, or a failed start). */
   async #release(): Promise<void> {
     clearInterval(this.#tick);
+    clearTimeout(this.#repairTimer);
     this.#listeners.closeAll();
     this.#opener.cancelTimers();
     for (const kind of FIREWALL_KINDS) await this.#firewalls[kind].shutdown();

@@ -27,6 +27,11 @@ export type DaemonEvent =
     readonly kind: "link-local";
     readonly source: string;
   }
+  | {
+    /** Another tool removed or changed sesame's rules; they were put back. */
+    readonly kind: "firewall-restored";
+    readonly backend: "nft" | "iptables";
+  }
   | { readonly kind: "reloaded" }
   | { readonly kind: "reload-failed"; readonly error: string };
 
