@@ -7,6 +7,16 @@ export interface CliResult {
 
 export const ROOT = new URL("../", import.meta.url).pathname;
 
+/**
+ * A client memory of used counters (knock_memory.ts) of its own for every client run, so
+ * tests do not see each other's knocks; a test of the memory passes XDG_STATE_HOME itself.
+ */
+const CLIENT_STATE = Deno.makeTempDirSync({ prefix: "sesame-client-state-" });
+let clients = 0;
+export function freshClientState(): string {
+  return `${CLIENT_STATE}/${clients++}`;
+}
+
 export async function runCli(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
@@ -14,7 +24,7 @@ export async function runCli(
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}cli.ts`, ...args],
     cwd: options.cwd ?? ROOT,
-    env: options.env,
+    env: { XDG_STATE_HOME: freshClientState(), ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

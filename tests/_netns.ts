@@ -5,7 +5,7 @@
  * exist only inside these namespaces: nothing leaves the machine. Removed on dispose,
  * with every process started in it.
  */
-import { ROOT } from "./_cli.ts";
+import { freshClientState, ROOT } from "./_cli.ts";
 
 export type Host = "server" | "knocker" | "bystander";
 
@@ -114,6 +114,8 @@ export class Lab implements AsyncDisposable {
   /** `deno run` of one of the project's files, with the project's permission set. */
   deno(file: string, ...args: string[]): string[] {
     return [
+      "/usr/bin/env",
+      `XDG_STATE_HOME=${freshClientState()}`,
       Deno.execPath(),
       "run",
       "-q",

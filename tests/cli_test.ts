@@ -215,3 +215,17 @@ Deno.test("sesame check names every weak door, and not the README's recommended 
     false,
   ]);
 });
+
+Deno.test("sesame check refuses a state_file listen could not create", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(`${dir.path}/afile`, "x");
+  const file = `${dir.path}/c.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `state_file: ${dir.path}/afile/sub/state.db\ndoors:\n  d: { sequence: [7100], open: { log: true } }\n`,
+    { mode: 0o600 },
+  );
+  const result = await runCli(["check", "-c", file]);
+  assertEquals(result.code, 1, result.stdout);
+  assertStringIncludes(result.stderr, `state_file: ${dir.path}/afile is not a directory`);
+});

@@ -6,7 +6,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { main } from "../lib/cli/main.ts";
-import { tempDir } from "./_cli.ts";
+import { ROOT, tempDir } from "./_cli.ts";
 
 /** A small deterministic PRNG, so a failure can be replayed from its seed. */
 function rng(seed: number): () => number {
@@ -175,7 +175,7 @@ Deno.test("fuzz: 400 random command lines exit 0, 1 or 2 with a message, never a
     "--",
     "-",
     "--at=",
-    "examples/sesame.yaml",
+    `${ROOT}examples/sesame.yaml`,
     `${dir.path}/missing.yaml`,
     "--protect",
     "0",
@@ -190,6 +190,9 @@ Deno.test("fuzz: 400 random command lines exit 0, 1 or 2 with a message, never a
   const realLog = console.log, realError = console.error;
   let printed = "";
   console.log = console.error = (...a: unknown[]) => printed += a.join(" ") + "\n";
+  // init writes sesame.yaml, its key and its client into the working directory: never the repo's.
+  const cwd = Deno.cwd();
+  Deno.chdir(dir.path);
   try {
     for (let n = 0; n < 400; n++) {
       const argv = Array.from(
@@ -206,6 +209,7 @@ Deno.test("fuzz: 400 random command lines exit 0, 1 or 2 with a message, never a
       if (code !== 0) assert(printed.trim().length > 0, `${JSON.stringify(argv)} failed silently`);
     }
   } finally {
+    Deno.chdir(cwd);
     console.log = realLog;
     console.error = realError;
   }

@@ -201,3 +201,103 @@ Deno.test({
     );
   },
 });
+
+Deno.test("sesame knock: re-knocks in one period take the next counter, both open; with none left in the window it waits and says so", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(100);
+  await writePrivate(
+    `${dir.path}/server.yaml`,
+    `listen: { addresses: ["127.0.0.1"] }
+state_file: ${dir.path}/state.db
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "${base}-${base + 99}"
+    length: 3
+    period: 4s
+    open:
+      for: 1s
+      command: ["/usr/bin/touch", "${dir.path}/open-{ip}"]
+      close_command: ["/usr/bin/rm", "-f", "${dir.path}/open-{ip}"]
+`,
+  );
+  await writePrivate(
+    `${dir.path}/client.yaml`,
+    `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "${base}-${
+      base + 99
+    }", length: 3, period: 4s }\n`,
+  );
+  await using p = spawnListen(["-c", `${dir.path}/server.yaml`]);
+  await p.waitForLog(/listening on/);
+  const env = { XDG_STATE_HOME: `${dir.path}/client-state` }; // one client, one memory
+  const knock = () =>
+    runCli([
+      "knock",
+      "127.0.0.1",
+      "-c",
+      `${dir.path}/client.yaml`,
+      "--door",
+      "ssh",
+      "--json",
+      "--source",
+      "127.0.0.2",
+    ], { env });
+  const counters: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const out = await knock();
+    assertEquals(out.code, 0, out.stderr);
+    counters.push(JSON.parse(out.stdout).counter);
+    assert(await eventually(() => exists(`${dir.path}/open-127.0.0.2`)), `knock ${i + 1} opened`);
+    assert(await eventually(async () => !(await exists(`${dir.path}/open-127.0.0.2`)), 3000));
+  }
+  assert(counters[1] > counters[0], `counters ${counters}`);
+  // Keep knocking: once the counters of the window are used up, the client waits.
+  let waited = "";
+  for (let i = 0; i < 3 && !waited; i++) {
+    const out = await knock();
+    assertEquals(out.code, 0, out.stderr);
+    if (out.stderr.includes("waiting")) waited = out.stderr;
+    counters.push(JSON.parse(out.stdout).counter);
+  }
+  assertStringIncludes(waited, "were used by earlier knocks: waiting");
+  assertEquals([...counters].sort((a, b) => a - b), counters, "never the same counter twice");
+  assertEquals(new Set(counters).size, counters.length);
+  assertEquals(/already used code/.test(p.log()), false, p.log());
+});
+
+Deno.test("sesame knock --wait-open: a port already open is reported as such, and nothing is knocked", async () => {
+  using service = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const conn of service) conn.close();
+  })().catch(() => {});
+  const out = await runCli([
+    "knock",
+    "127.0.0.1",
+    "7000",
+    "7001",
+    "--wait-open",
+    String(service.addr.port),
+    "--json",
+  ]);
+  assertEquals(out.code, 0, out.stderr);
+  const result = JSON.parse(out.stdout);
+  assertEquals([result.already_open, result.opened, result.knocks], [true, true, []]);
+  service.close();
+  await accepting;
+});
+
+Deno.test("sesame knock --wait-open: a door that does not open says so on stderr, terminal or not", async () => {
+  const out = await runCli([
+    "knock",
+    "127.0.0.1",
+    "7000",
+    "-d",
+    "0",
+    "--wait-open",
+    "9",
+    "--wait-timeout",
+    "1",
+  ]);
+  assertEquals(out.code, 1);
+  assertStringIncludes(out.stderr, "knock: port 9 did not open within 1 s");
+});

@@ -244,3 +244,89 @@ for (const backend of ["nft", "iptables"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "lifecycle: knock opens a bind_source door over IPv4 and IPv6 without --from, and a dual-stack name's --exec reaches the door it opened",
+  ignore,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(
+      file,
+      config(`${dir.path}/state.db`).replace("    ports:", "    bind_source: true\n    ports:")
+        .replace("for: 30s", "for: 3s"),
+    );
+    await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await p.waitForLog(/listening on/, 10_000);
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099", bind_source: true }\n`,
+    );
+    // One client, one memory of the counters it used (the server refuses older ones).
+    const memory = `XDG_STATE_HOME=${dir.path}/client-state`;
+    const knock = (host: string, ...extra: string[]) =>
+      lab.exec(
+        "knocker",
+        lab.deno(
+          "cli.ts",
+          "knock",
+          host,
+          "-c",
+          `${dir.path}/client.yaml`,
+          "--door",
+          "ssh",
+          ...extra,
+        ).map((a) => a.startsWith("XDG_STATE_HOME=") ? memory : a),
+      );
+    await t.step("IPv4 and IPv6, the source address from the route", async () => {
+      for (
+        const [server, knocker] of [
+          [ADDR.server.toKnocker, ADDR.knocker.v4],
+          [ADDR.server.v6ToKnocker, ADDR.knocker.v6],
+        ]
+      ) {
+        const out = await knock(server, "--wait-open", String(SERVICE), "--wait-timeout", "3");
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr) + p.log());
+        await p.waitForLog(
+          new RegExp(`door ssh opened for ${knocker.replaceAll(".", "\\.")}`),
+          3000,
+        );
+      }
+    });
+    await t.step(
+      "a name with A and AAAA records: --exec uses the address the knock used",
+      async () => {
+        // ip netns exec reads /etc/netns/NAME/hosts in place of /etc/hosts.
+        const hostsDir = `/etc/netns/${lab.ns.knocker}`;
+        await Deno.mkdir(hostsDir, { recursive: true });
+        try {
+          await Deno.writeTextFile(
+            `${hostsDir}/hosts`,
+            `${ADDR.server.v6ToKnocker} door.test\n${ADDR.server.toKnocker} door.test\n`,
+          );
+          // The doors of the step before close first: only the knock's own address may open.
+          await new Promise((r) => setTimeout(r, 3500));
+          const out = await knock(
+            "door.test",
+            "--exec",
+            "--",
+            "/usr/bin/timeout",
+            "3",
+            "/bin/bash",
+            "-c",
+            `exec 3<>/dev/tcp/door.test/${SERVICE}`,
+          );
+          assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        } finally {
+          await Deno.remove(hostsDir, { recursive: true });
+        }
+      },
+    );
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

@@ -4,6 +4,7 @@ import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import type { Config } from "../config/types.ts";
+import { ConfigError } from "../errors.ts";
 import { openFileLimit } from "../system.ts";
 import { SocketListeners } from "../net/listeners.ts";
 import { wantedEndpoints } from "../daemon/binding.ts";
@@ -54,6 +55,7 @@ export async function check(args: string[]): Promise<number> {
     "refuse",
     parsed.values["insecure-permissions"] === true,
   );
+  await checkStatePath(config.stateFile);
   const host = await hostWarnings(config);
   const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
   const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({
@@ -82,6 +84,36 @@ export async function check(args: string[]): Promise<number> {
   }
   for (const warning of host) console.log(`warning: ${warning}`);
   return 0;
+}
+
+/**
+ * The state path as listen will open it: a path under a regular file, or a directory in
+ * its place, is refused here as listen would refuse it at start.
+ * @throws {ConfigError} naming the part of the path in the way.
+ */
+async function checkStatePath(path: string | undefined): Promise<void> {
+  if (!path) return;
+  const kind = async (p: string) => {
+    try {
+      const info = await Deno.stat(p);
+      return info.isDirectory ? "directory" : "other";
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return "missing";
+      if (e instanceof Deno.errors.NotADirectory) return "blocked";
+      throw e;
+    }
+  };
+  const fail = (message: string) => {
+    throw new ConfigError([{ path: "state_file", message }]);
+  };
+  if ((await kind(path)) === "directory") fail(`${path} is a directory: name a file in it`);
+  let dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  while (dir !== "/" && dir !== "") {
+    const k = await kind(dir);
+    if (k === "directory") return;
+    if (k === "other") fail(`${dir} is not a directory: listen could not create ${path}`);
+    dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
+  }
 }
 
 /**

@@ -16,7 +16,7 @@ export async function code(args: string[]): Promise<number> {
     json: { type: "boolean" },
   });
   const config = await loadPrivateConfig(stringFlag(parsed, "config", "code", true), "warn", false);
-  const door = findDoor(config, stringFlag(parsed, "door", "code", true), "code");
+  const door = findDoor(config, stringFlag(parsed, "door", "code"), "code");
   const at = parsed.values.at === undefined
     ? Date.now()
     : parseTime(stringFlag(parsed, "at", "code", true));

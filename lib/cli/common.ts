@@ -6,8 +6,19 @@ import { ConfigError, UsageError } from "../errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { describeExposed, exposedSecretFiles } from "../config/permissions.ts";
 
-/** The door called `name`, or a UsageError listing the doors there are. */
-export function findDoor(config: Config, name: string, command: string): Door {
+/**
+ * The door called `name` (the only door when `name` is not given), or a UsageError listing
+ * the doors there are.
+ */
+export function findDoor(config: Config, name: string | undefined, command: string): Door {
+  if (name === undefined) {
+    if (config.doors.length === 1) return config.doors[0];
+    throw new UsageError(
+      `${command}: --door is required: the config has ${config.doors.length} doors (${
+        config.doors.map((d) => d.name).join(", ")
+      })`,
+    );
+  }
   const door = config.doors.find((d) => d.name === name);
   if (!door) {
     throw new UsageError(

@@ -15,7 +15,7 @@ Commands:
   code     show a door's current knock sequence and when it rotates
   check    validate a config file and summarise it
   keygen   print a new random secret for a door
-  init     write a starter server config and its client config, with a fresh secret
+  init     write a starter server config, its secret file and its client config
   nft-ruleset  print the nftables table listen applies for the config's nft doors
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
 
@@ -65,11 +65,19 @@ Options:
 Runs the knock daemon. It binds a dummy listener on every port of every door's pool
 (a port scan sees the whole pool, never the current code), records each connection
 attempt and datagram by source address, and opens a door for a source that completes
-the door's sequence in time: the door's command runs with {ip} and {door} substituted,
-and its close command runs after "for". Each rotating code opens once.
+the door's sequence in time: sesame's nftables set (open.nft) or iptables chain
+(open.iptables) lets that source through to the protected ports until "for" is over,
+which the kernel enforces by itself, and/or the door's command runs with {ip} and {door}
+substituted, its close command after "for". Each rotating code opens once.
 
-Signals: SIGTERM/SIGINT stop (every door a command opened is closed first);
-SIGHUP reloads the config (a broken config is refused and the old one keeps running).
+Start: the config, the state, the knock ports are checked first; the firewall is applied
+last, so a start that fails changes nothing in the kernel. One listen runs per network
+namespace (a second one exits naming the first's PID). sesame's rules come back by
+themselves when another tool flushes them.
+
+Signals: SIGTERM/SIGINT stop (every door a command opened is closed first; firewall doors
+keep their time in the kernel); SIGHUP reloads the config (a broken config is refused and
+the old one keeps running; a SIGHUP during a reload is queued).
 
 Options:
   -c, --config FILE     the config file (YAML); every door needs "open"
@@ -85,6 +93,12 @@ Sends a door's current knock sequence to HOST, or a static sequence given as por
 (knockd's "knock" syntax: 7000 8000:udp 9000). Knocks go strictly in order, with a
 small gap between them. A TCP knock is one connection attempt; a UDP knock one datagram.
 
+A rotating code opens once, and the server refuses any code older than one used: the
+client remembers the last counter it sent per server and door (in
+$XDG_STATE_HOME/sesame/knocks.json, or ~/.local/state/sesame/) and takes the next one
+still inside the server's window; when none is left it waits for the next period and
+says so.
+
 Options:
   -c, --config FILE      the config that defines the door (the same YAML as the server's;
                          a client config may hold only the doors it knocks, without "open")
@@ -92,12 +106,15 @@ Options:
   -u, --udp              static ports without :tcp/:udp are UDP (default TCP)
   -d, --delay MS         gap between knocks in ms (default 50)
   --tcp-timeout MS       a TCP knock counts as sent after this long without an answer (default 200)
-  -4, -6                 resolve HOST to IPv4 / IPv6 only
+  -4, -6                 resolve HOST to IPv4 / IPv6 only (by default the first address in
+                         the system's order, the one ssh and the --exec program will use)
   --from ADDRESS         for a bind_source door: your address as the server sees it
                          (default: the local address towards HOST; behind NAT give the public one)
   --source ADDRESS       send from this local address
-  --wait-open PORT       after the last knock, try TCP connections to PORT until one is
-                         accepted; exit 1 if none is within --wait-timeout seconds (default 10)
+  --wait-open PORT       first try PORT once: if it is open already, say so ("already open",
+                         JSON "already_open": true) and do not knock. Otherwise, after the last
+                         knock, try TCP connections to PORT until one is accepted; exit 1 if
+                         none is within --wait-timeout seconds (default 10)
   --json                 print a result object on stdout
   -v, --verbose          one line per knock on stderr (the default on a terminal)
   --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code
@@ -120,8 +137,10 @@ ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
                    [--backend nft|iptables|command] [--host HOST] [--force]
 
-Writes a starter server config (default sesame.yaml) and the matching client config
-(default sesame-client.yaml), both mode 0600 with one fresh secret, and prints the
-commands to run on each side. The door (default "ssh") protects TCP port --protect
-(default 22) with nftables (default), iptables, or a logging command.`,
+Writes a starter server config (default sesame.yaml), its secret in DOOR.key beside it
+(read through secret_file:, so "sesame keygen --out DOOR.key --force" and a reload rotate
+it), and the matching client config (default sesame-client.yaml), all mode 0600, creating
+the directories, and prints the commands to run on each side. The door (default "ssh")
+protects TCP port --protect (default 22) with nftables (default), iptables, or a logging
+command. Existing files are never overwritten without --force.`,
 };

@@ -9,15 +9,17 @@ import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 
-/** The starter server config; its secret is in `<door>.key` beside it. */
+/** The starter server config; its secret is in `key` (`<door>.key` beside it). */
 export function serverTemplate(
-  o: { door: string; port: number; backend: string; base: number },
+  o: { door: string; port: number; backend: string; base: number; key?: string },
 ): string {
   const action = o.backend === "command"
     ? `command: ["/usr/bin/logger", "sesame: open ${o.door} for {ip}"]`
     : `${o.backend}: { port: ${o.port}, protocol: tcp }`;
   return `# sesame server config, written by "sesame init". Its secret is in ${o.door}.key beside it
-# (mode 0600): rotate it with "sesame keygen --out ${o.door}.key --force" and a reload.
+# (mode 0600): rotate it with "sesame keygen --out ${
+    o.key ?? `${o.door}.key`
+  } --force" and a reload.
 # Check it with: sesame check -c THIS_FILE      Review the firewall: sesame nft-ruleset -c THIS_FILE
 listen:
   addresses: ["::"]                # IPv4 and IPv6
@@ -89,9 +91,18 @@ export async function init(args: string[]): Promise<number> {
   }
   const secret = generateSecret();
   const base = 20_000 + 1000 * Math.floor(Math.random() * 12); // 20000–31999: below the usual ephemeral range
-  const values = { door, secret, port, backend, base };
+  const values: {
+    door: string;
+    secret: string;
+    port: number;
+    backend: string;
+    base: number;
+    key?: string;
+  } = { door, secret, port, backend, base };
   const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
   const key = `${dir}/${door}.key`;
+  // The rotation hint names the key wherever the admin runs it from.
+  values.key = key.startsWith("/") ? key : `${Deno.cwd()}/${key.replace(/^\.\//, "")}`;
   // Validate before writing anything: init never leaves a config that check would refuse.
   parseConfig(serverTemplate(values), out, { readSecretFile: () => secret });
   parseConfig(clientTemplate(values), client);

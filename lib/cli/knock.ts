@@ -1,6 +1,5 @@
 /** `sesame knock`: send a door's current sequence, or a static knockd-style one. @module */
 import { lookup } from "node:dns/promises";
-import dgram from "node:dgram";
 import { parseAddress } from "../address.ts";
 import { codeForCounter } from "../code.ts";
 import { counterForKnock } from "../window.ts";
@@ -9,6 +8,13 @@ import { UsageError } from "../errors.ts";
 import type { Knock, Protocol } from "../knock.ts";
 import { type KnockResult, sendKnock, waitForOpen } from "../net/sender.ts";
 import { parseFlags, stringFlag } from "./args.ts";
+import {
+  knockMemoryPath,
+  memoryKey,
+  nextCounter,
+  readKnockMemory,
+  rememberKnock,
+} from "../net/knock_memory.ts";
 import { findDoor, loadPrivateConfig } from "./common.ts";
 import { counterAt } from "../sequence.ts";
 
@@ -49,7 +55,9 @@ async function resolve(host: string, family: 0 | 4 | 6): Promise<string> {
     return literal.text;
   }
   try {
-    const { address } = await lookup(host, { family });
+    // The first address in getaddrinfo's order: the one ssh and the --exec program use.
+    // (Deno's lookup sorts IPv4 first unless asked for the resolver's order.)
+    const { address } = await lookup(host, { family, verbatim: true, order: "verbatim" } as never);
     return address;
   } catch (e) {
     throw new UsageError(
@@ -60,18 +68,30 @@ async function resolve(host: string, family: 0 | 4 | 6): Promise<string> {
   }
 }
 
-/** The local address the system would send from to reach `host`: what a server sees on a LAN. */
+/**
+ * The local address the system sends from to reach `host` (what a server sees on a LAN):
+ * the route's source, from the routing table (`ip route get`). A connected UDP socket
+ * would say it too, but in Deno it reports the wildcard address.
+ */
 async function localAddressFor(host: string): Promise<string> {
-  const socket = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
-  try {
-    await new Promise<void>((ok, fail) => {
-      socket.once("error", fail);
-      socket.connect(9, host, () => ok()); // no packet is sent: connect only picks a route
-    });
-    return socket.address().address;
-  } finally {
-    socket.close();
+  for (const ip of ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]) {
+    let out: Deno.CommandOutput;
+    try {
+      out = await new Deno.Command(ip, {
+        args: ["route", "get", host],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+    } catch {
+      continue; // not there
+    }
+    const src = / src (\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1];
+    if (out.success && src && parseAddress(src)) return parseAddress(src)!.text;
+    break;
   }
+  throw new UsageError(
+    `knock: cannot tell the local address towards ${host} (no route, or no "ip" command): give it with --from`,
+  );
 }
 
 /** Runs `sesame knock`; returns the exit code. */
@@ -119,7 +139,7 @@ export async function knock(argv: string[]): Promise<number> {
     60_000,
     200,
   );
-  const waitPort = stringFlag(parsed, "wait-open", "knock");
+  const waitPortText = stringFlag(parsed, "wait-open", "knock");
   const waitTimeout =
     intFlag(stringFlag(parsed, "wait-timeout", "knock"), "--wait-timeout", 1, 3600, 10) * 1000;
   if (parsed.values.ipv4 && parsed.values.ipv6) {
@@ -132,9 +152,29 @@ export async function knock(argv: string[]): Promise<number> {
   }
 
   let knocks: readonly Knock[];
+  let memoryKeyUsed: string | undefined;
+  const memoryPath = knockMemoryPath((name) => Deno.env.get(name));
   let doorName: string | null = null;
   let counter: number | null = null;
   const address = await resolve(host, family as 0 | 4 | 6);
+  const waitPort = waitPortText === undefined
+    ? undefined
+    : intFlag(waitPortText, "--wait-open", 1, 65535, 0);
+  // Already open (still open from an earlier knock, or not protected): knocking would only
+  // use up a code, and the result would claim an open it did not cause.
+  if (waitPort !== undefined && await waitForOpen(address, waitPort, 500, localAddress)) {
+    if (parsed.values.json) {
+      console.log(JSON.stringify({
+        host: address,
+        door: parsed.values.door ?? null,
+        counter: null,
+        knocks: [],
+        opened: true,
+        already_open: true,
+      }));
+    } else console.error(`port ${waitPort} is already open: not knocking`);
+    return exec?.length ? await runExec(exec) : 0;
+  }
   const configFile = stringFlag(parsed, "config", "knock");
   if (ports.length > 0) {
     if (configFile || parsed.values.door) {
@@ -161,7 +201,7 @@ export async function knock(argv: string[]): Promise<number> {
       "refuse",
       parsed.values["insecure-permissions"] === true,
     );
-    const door = findDoor(config, stringFlag(parsed, "door", "knock", true), "knock");
+    const door = findDoor(config, stringFlag(parsed, "door", "knock"), "knock");
     doorName = door.name;
     if (door.kind === "static") knocks = door.sequence;
     else {
@@ -183,7 +223,28 @@ export async function knock(argv: string[]): Promise<number> {
         await new Promise((r) => setTimeout(r, wait)); // skew 0: wait for the next period
         start = Date.now();
       }
-      counter = counterForKnock(door, start, duration);
+      // Never the same code twice: the server refuses a counter at or below one used.
+      memoryKeyUsed = memoryKey(
+        address,
+        door.name,
+        `${door.fingerprint}${from ? ` ${from.text}` : ""}`,
+      );
+      const memory = await readKnockMemory(memoryPath);
+      const next = nextCounter(
+        door,
+        start,
+        counterForKnock(door, start, duration),
+        memory[memoryKeyUsed],
+      );
+      if (next.wait > 0) {
+        console.error(
+          `knock: this period's codes of door ${door.name} were used by earlier knocks: waiting ${
+            Math.ceil(next.wait / 1000)
+          } s for the next period`,
+        );
+        await new Promise((r) => setTimeout(r, next.wait + 50));
+      }
+      counter = next.counter;
       knocks = (await codeForCounter(door, counter, from)).knocks;
     }
   }
@@ -201,15 +262,22 @@ export async function knock(argv: string[]): Promise<number> {
     }
   }
 
+  if (memoryKeyUsed !== undefined && counter !== null) {
+    await rememberKnock(memoryPath, memoryKeyUsed, counter).catch((e) =>
+      console.error(`knock: cannot remember the counter used (${(e as Error).message})`)
+    );
+  }
   let opened: boolean | null = null;
   if (waitPort !== undefined) {
-    const port = intFlag(waitPort, "--wait-open", 1, 65535, 0);
-    opened = await waitForOpen(address, port, waitTimeout, localAddress);
-    if (progress) {
+    opened = await waitForOpen(address, waitPort, waitTimeout, localAddress);
+    // A failure always says why (scripts and --exec wrappers see no terminal).
+    if (!opened) {
       console.error(
-        opened ? `port ${port} is open` : `port ${port} did not open within ${waitTimeout / 1000}s`,
+        `knock: port ${waitPort} did not open within ${
+          waitTimeout / 1000
+        } s (a wrong secret or clock, a used code, or the knocks did not arrive)`,
       );
-    }
+    } else if (progress) console.error(`port ${waitPort} is open`);
   }
   if (parsed.values.json) {
     console.log(JSON.stringify({
@@ -218,23 +286,26 @@ export async function knock(argv: string[]): Promise<number> {
       counter,
       knocks: knocks.map((k, i) => ({ port: k.port, protocol: k.protocol, result: results[i] })),
       opened,
+      already_open: false,
     }));
   }
   if (opened === false) return 1;
-  if (exec?.length) {
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(exec[0], {
-        args: exec.slice(1),
-        stdin: "inherit",
-        stdout: "inherit",
-        stderr: "inherit",
-      }).spawn();
-    } catch (e) {
-      const why = e instanceof Deno.errors.NotFound ? "no such program" : (e as Error).message;
-      throw new UsageError(`knock: --exec cannot start ${JSON.stringify(exec[0])}: ${why}`);
-    }
-    return (await child.status).code;
+  return exec?.length ? await runExec(exec) : 0;
+}
+
+/** Runs the --exec program with the terminal; its exit code is the knock's. */
+async function runExec(exec: string[]): Promise<number> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(exec[0], {
+      args: exec.slice(1),
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "no such program" : (e as Error).message;
+    throw new UsageError(`knock: --exec cannot start ${JSON.stringify(exec[0])}: ${why}`);
   }
-  return 0;
+  return (await child.status).code;
 }

@@ -1,0 +1,79 @@
+/**
+ * The client's memory of the counters it used: a server refuses a code at or below the
+ * highest one used, so the client never sends the same (server, door, secret, counter)
+ * twice, and takes the next counter still inside the server's window. A small JSON file
+ * under the user's state directory ($XDG_STATE_HOME/sesame, or ~/.local/state/sesame).
+ * @module
+ */
+
+/** Where the memory lives for this user; undefined when no home is known. */
+export function knockMemoryPath(env: (name: string) => string | undefined): string | undefined {
+  const base = env("XDG_STATE_HOME") || (env("HOME") ? `${env("HOME")}/.local/state` : undefined);
+  return base ? `${base}/sesame/knocks.json` : undefined;
+}
+
+/** The counters used, by `host door secret-fingerprint`. */
+export type KnockMemory = Record<string, number>;
+
+/** The key of one server and door (and secret: a rotated secret starts afresh). */
+export function memoryKey(host: string, door: string, fingerprint: string): string {
+  return `${host} ${door} ${fingerprint}`;
+}
+
+/** Reads the memory; an unreadable or broken file is an empty memory. */
+export async function readKnockMemory(path: string | undefined): Promise<KnockMemory> {
+  if (!path) return {};
+  try {
+    const data = JSON.parse(await Deno.readTextFile(path));
+    return typeof data === "object" && data !== null && !Array.isArray(data) ? data : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Records that `counter` was used under `key` (keeps the highest), pruning old entries. */
+export async function rememberKnock(
+  path: string | undefined,
+  key: string,
+  counter: number,
+): Promise<void> {
+  if (!path) return;
+  const memory = await readKnockMemory(path);
+  memory[key] = Math.max(memory[key] ?? -Infinity, counter);
+  const entries = Object.entries(memory).sort((a, b) => b[1] - a[1]).slice(0, 200);
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+  const temp = `${path}.tmp`;
+  await Deno.writeTextFile(temp, JSON.stringify(Object.fromEntries(entries)) + "\n", {
+    mode: 0o600,
+  });
+  await Deno.rename(temp, path);
+}
+
+/**
+ * The counter to knock with: the one that keeps the sequence inside the server's window
+ * (`planned`), or the next after the last used when that one is higher. `wait` ms when even
+ * that is beyond the window now (T + skew): the next period brings it in.
+ *
+ * @example
+ * ```ts
+ * import { nextCounter } from "./knock_memory.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const door = { periodMs: 30_000, skew: 1 };
+ * const now = 1000 * 30_000 + 5_000; // counter 1000, window 999…1001
+ * assertEquals(nextCounter(door, now, 1000, undefined), { counter: 1000, wait: 0 });
+ * assertEquals(nextCounter(door, now, 1000, 1000), { counter: 1001, wait: 0 });
+ * assertEquals(nextCounter(door, now, 1000, 1001), { counter: 1002, wait: 25_000 });
+ * ```
+ */
+export function nextCounter(
+  door: { readonly periodMs: number; readonly skew: number },
+  now: number,
+  planned: number,
+  lastUsed: number | undefined,
+): { counter: number; wait: number } {
+  const counter = lastUsed === undefined ? planned : Math.max(planned, lastUsed + 1);
+  const current = Math.floor(now / door.periodMs);
+  if (counter <= current + door.skew) return { counter, wait: 0 };
+  // In force from the period counter − skew on: wait for its start.
+  return { counter, wait: (counter - door.skew) * door.periodMs - now };
+}
