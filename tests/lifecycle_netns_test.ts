@@ -330,3 +330,32 @@ Deno.test({
     assertEquals((await p.child.status).code, 0);
   },
 });
+
+Deno.test({
+  name:
+    "lifecycle: nft flush ruleset right after a SIGHUP (a config-management run) is repaired too",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(file, config(`${dir.path}/state.db`));
+    await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await p.waitForLog(/listening on/, 10_000);
+    const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    for (const delay of [0, 5, 10, 20]) {
+      p.kill("SIGHUP");
+      await new Promise((r) => setTimeout(r, delay));
+      const out = await lab.exec("server", ["nft", "flush", "ruleset"]);
+      assertEquals(out.code, 0);
+      assert(
+        await eventually(async () => !(await bystander()), 3000),
+        `the bystander is shut out again (flush ${delay} ms after the SIGHUP)\n${p.log()}`,
+      );
+    }
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

@@ -316,3 +316,19 @@ doors:
     assertEquals((await p.child.status).code, 0);
   },
 });
+
+Deno.test("listen process: a SIGHUP that arrives while the daemon starts is carried out once it has started", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(10);
+  const file = `${dir.path}/c.yaml`;
+  await writePrivate(file, config(dir.path, base, 30));
+  await using p = spawnListen(["-c", file]);
+  await p.waitForLog(/first start/); // the state is loaded; binding and the rest follow
+  await writePrivate(file, config(dir.path, base, 30, [base + 5, base + 6, base + 7]));
+  p.kill("SIGHUP");
+  await p.waitForLog(/reloaded/, 5000);
+  await knockAll("127.0.0.1", seq([base + 5, base + 6, base + 7]), { localAddress: "127.0.0.4" });
+  assert(await eventually(() => exists(`${dir.path}/open-door-127.0.0.4`)), "the new config opens");
+  p.kill("SIGTERM");
+  assertEquals((await p.child.status).code, 0);
+});

@@ -152,3 +152,70 @@ async function reopen(path: string) {
     store.close();
   }
 }
+
+Deno.test("store: commits lost with the WAL (deleted, or a frame damaged) are lost state, not a clean start", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  await store.commit({ used: [{ door: "ssh", secret: "f", counter: 7 }], now: 1 });
+  await store.commit({ opened: [RECORD], now: 2 });
+  // As after a SIGKILL: nothing checkpointed, the commits live in the WAL only.
+  const copy = async (name: string, files: string[]) => {
+    await Deno.mkdir(`${dir.path}/${name}`);
+    for (const f of files) await Deno.copyFile(`${dir.path}/${f}`, `${dir.path}/${name}/${f}`);
+    return `${dir.path}/${name}/state.db`;
+  };
+  const noWal = await copy("nowal", ["state.db", "state.db.sesame"]);
+  const withoutWal = await reopen(noWal);
+  assertEquals(withoutWal.kind, "lost");
+  assertMatch(
+    withoutWal.kind === "lost" ? withoutWal.evidence : "",
+    /at commit 0 but sesame had committed 2/,
+  );
+
+  const damaged = await copy("damaged", ["state.db", "state.db-wal", "state.db.sesame"]);
+  const wal = await Deno.readFile(`${damaged}-wal`);
+  wal[wal.length - 100] ^= 0xff; // the last frame fails its checksum: SQLite drops it quietly
+  await Deno.writeFile(`${damaged}-wal`, wal);
+  assertEquals((await reopen(damaged)).kind, "lost");
+
+  const whole = await copy("whole", ["state.db", "state.db-wal", "state.db.sesame"]);
+  const ok = await reopen(whole);
+  assertEquals(ok.kind === "ok" && ok.state.used.length, 1, "an intact copy loads");
+  store.close();
+});
+
+Deno.test("store: a state_file that is a symbolic link or a device is refused, and never chmodded", async () => {
+  await using dir = await tempDir();
+  const target = `${dir.path}/target`;
+  await Deno.writeTextFile(target, "", { mode: 0o644 });
+  await Deno.chmod(target, 0o644);
+  await Deno.symlink(target, `${dir.path}/link.db`);
+  for (
+    const [path, why] of [
+      [`${dir.path}/link.db`, /is not a regular file \(a symbolic link\)/],
+      ["/dev/null", /is not a regular file|Requires all access/], // Deno guards /dev too
+    ] as const
+  ) {
+    const store = new SqliteStore(path);
+    let error: Error | undefined;
+    await store.load().catch((e) => error = e);
+    assertMatch(error?.message ?? "", why);
+  }
+  assertEquals((Deno.statSync(target).mode! & 0o777).toString(8), "644");
+  assertEquals((Deno.statSync("/dev/null").mode! & 0o777).toString(8), "666");
+});
+
+Deno.test("store: a JSON state with a counter beyond safe integers is refused as corrupt", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.json`;
+  await Deno.writeTextFile(
+    path,
+    '{"version":1,"used":[["ssh/99999999999999999999999999",1]],"open":[]}',
+    { mode: 0o600 },
+  );
+  const store = new SqliteStore(path);
+  assertEquals((await store.load()).kind, "corrupt");
+  store.close();
+});

@@ -152,7 +152,11 @@ export class IptablesFirewall implements Firewall {
         );
       }
     }
-    this.#expected = { v4: await this.#structure("v4"), v6: await this.#structure("v6") };
+    const expected = { v4: await this.#structure("v4"), v6: await this.#structure("v6") };
+    // Gone already (another tool flushed it right after): nothing counts as intact until a
+    // repair puts it back.
+    const whole = (t: string) => t.startsWith("0\n") && t.endsWith("jump true");
+    this.#expected = whole(expected.v4) && whole(expected.v6) ? expected : undefined;
     this.#rules.clear();
     const names = new Set(doors.filter((d) => d.open?.iptables).map((d) => d.name));
     for (const r of records) {

@@ -159,10 +159,15 @@ export class NftFirewall implements Firewall {
 
   async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     await this.#run(nftRuleset(doors, records, this.#now()));
-    this.#expected = await this.#listTable();
+    // Empty: another tool removed the table right after it went in. Then nothing counts as
+    // intact, and the watch puts it back.
+    this.#expected = (await this.#listTable()) || undefined;
     // Start the session now (a no-op transaction), so the first opening does not pay for it.
+    // Only a warm-up: the table is in place, so a failure here (another tool flushing the
+    // ruleset this very moment, which the watch repairs) does not fail the start.
     if (this.#session && doors.some((d) => d.open?.nft)) {
-      await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"]);
+      await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"])
+        .catch(() => {});
     }
   }
 

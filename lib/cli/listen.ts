@@ -43,6 +43,7 @@ export async function listen(args: string[]): Promise<number> {
   // One reload at a time; a SIGHUP during a reload queues exactly one more.
   let reloading: Promise<void> | undefined;
   let reloadAgain = false;
+  let reloadAfterStart = false;
   const reload = () => {
     if (reloading) {
       reloadAgain = true;
@@ -51,7 +52,10 @@ export async function listen(args: string[]): Promise<number> {
     reloading = (async () => {
       do {
         reloadAgain = false;
-        if (!daemon) continue; // still starting: it reads the newest config anyway
+        if (!daemon) {
+          reloadAfterStart = true; // still starting, maybe with the config before the edit
+          continue;
+        }
         let config;
         try {
           config = await loadPrivateConfig(file, "refuse", insecure);
@@ -85,6 +89,7 @@ export async function listen(args: string[]): Promise<number> {
     daemon = await Daemon.start({ config });
     log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
     if (stopRequested) void daemon.stop();
+    else if (reloadAfterStart) reload();
     await daemon.stopped;
     await reloading;
   } finally {

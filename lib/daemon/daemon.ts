@@ -270,10 +270,22 @@ export class Daemon {
   async reload(config: Config): Promise<void> {
     this.#reloading = true;
     try {
+      await this.#reload(config);
+    } finally {
+      // Checks skipped while reloading (another tool may have flushed the rules meanwhile)
+      // happen now, against whatever config is in force.
+      this.#reloading = false;
+      for (const kind of FIREWALL_KINDS) {
+        if (uses(this.#config, kind)) void this.#guard(kind);
+      }
+    }
+  }
+
+  async #reload(config: Config): Promise<void> {
+    try {
       assertRunnable(config);
       await this.#applyFirewalls(config);
     } catch (e) {
-      this.#reloading = false;
       if (e instanceof ConfigError || e instanceof FirewallError) {
         this.#report({ kind: "reload-failed", error: e.message });
       } else {
@@ -303,7 +315,6 @@ export class Daemon {
     this.#engine = this.#newEngine(config);
     this.#sequences = this.#newSequences();
     await this.#sequences.refresh(this.#now());
-    this.#reloading = false;
     this.#watchFirewalls();
     this.#announce(await this.#bind());
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
@@ -369,8 +380,8 @@ export class Daemon {
     try {
       for (const kind of FIREWALL_KINDS) {
         if (!uses(config, kind) && !uses(this.#config, kind)) continue;
+        applied.push(kind); // put back too if it fails: part of it may have gone through
         await this.#firewalls[kind].start(config.doors, records);
-        applied.push(kind);
       }
     } catch (e) {
       for (const kind of applied) {
@@ -584,10 +595,10 @@ function describeLoad(loaded: LoadResult, config: Config, now: number): StoredSt
       return { used: [], open: [] };
     case "lost":
       log.error(
-        "the state at {file} is gone but sesame kept one there ({evidence}): the codes used lately are unknown. Failing closed: every code of the current window is refused",
+        "the state at {file} was lost ({evidence}): the codes used lately are unknown. Failing closed: every code of the current window is refused",
         { file, evidence: loaded.evidence },
       );
-      return { used: [], open: [] };
+      return loaded.state ?? { used: [], open: [] };
     case "corrupt":
       log.error(
         "the state at {file} is damaged ({error}); kept as {keptAs}. Failing closed: every code of the current window is refused; {salvaged} open doors could still be read",

@@ -62,6 +62,7 @@ function legacyCode(item: unknown): StoredCode {
   const m = /^([A-Za-z0-9_-]+)\/(<=)?(-?\d+)(?:\/([46]):([\d.]+)\/(\d+))?$/.exec(item[0]);
   if (!m) throw bad();
   const code = { door: m[1], counter: Number(m[3]) };
+  if (!Number.isSafeInteger(code.counter)) throw bad();
   if (!m[4]) return code;
   const bytes = m[5].split(".").map(Number);
   const text = m[4] === "4"

@@ -43,6 +43,8 @@ PRAGMA user_version = ${SCHEMA_VERSION};
 export interface StoreSnapshot extends StoredState {
   /** The highest server time ever committed, ms (0 when none). */
   readonly maxTime: number;
+  /** Commits made so far. */
+  readonly generation: number;
 }
 
 /**
@@ -65,6 +67,8 @@ export class SqliteStore implements Store {
   /** The database file (the config's `state_file`). */
   readonly path: string;
   #db: DatabaseSync | undefined;
+  /** Commits so far, as the database counts them (meta 'generation'). */
+  #generation = 0;
 
   /** Opens nothing yet: {@link load} does. @param path the database file. */
   constructor(path: string) {
@@ -89,9 +93,11 @@ export class SqliteStore implements Store {
     if (kind === "missing" || kind === "empty") {
       const evidence = await lostEvidence(this.path);
       this.#open();
+      this.#writeMarker();
       return evidence ? { kind: "lost", evidence } : { kind: "first" };
     }
     if (kind === "json") return await this.#importJson();
+    const marked = await markedGeneration(this.path);
     let damage: string | undefined;
     try {
       this.#open();
@@ -103,11 +109,27 @@ export class SqliteStore implements Store {
       damage = (e as Error).message;
     }
     if (damage === undefined) {
+      let state: StoreSnapshot;
       try {
-        return { kind: "ok", state: this.#read() };
+        state = this.#read();
       } catch (e) {
-        damage = (e as Error).message;
+        return await this.#moveAside(
+          new StateFileError(`damaged database: ${(e as Error).message}`),
+        );
       }
+      this.#generation = state.generation;
+      this.#writeMarker();
+      // The database is behind what sesame committed: commits were lost with its WAL (a
+      // deleted or damaged -wal file; SQLite drops frames that fail their checksum).
+      if (marked !== undefined && state.generation < marked) {
+        return {
+          kind: "lost",
+          evidence:
+            `the database is at commit ${state.generation} but sesame had committed ${marked} (its -wal file deleted or damaged?)`,
+          state,
+        };
+      }
+      return { kind: "ok", state };
     }
     return await this.#moveAside(new StateFileError(`damaged database: ${damage}`));
   }
@@ -163,6 +185,9 @@ export class SqliteStore implements Store {
            DO UPDATE SET value = max(value, excluded.value)`,
         ).run(Math.floor(changes.now));
       }
+      db.exec(
+        `INSERT INTO meta VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1`,
+      );
       db.exec("COMMIT");
     } catch (e) {
       try {
@@ -170,10 +195,42 @@ export class SqliteStore implements Store {
       } catch { /* the transaction is gone already */ }
       throw e;
     }
+    this.#generation++;
+    this.#writeMarker();
+  }
+
+  /**
+   * Writes the marker beside the database: it says a store is here (a deleted database
+   * reads as lost, not new) and how many commits it has seen (a database behind it lost
+   * commits). Not synced: after a power loss it can only lag, which fails nothing open.
+   */
+  #writeMarker(): void {
+    try {
+      Deno.writeTextFileSync(
+        markerOf(this.path),
+        `sesame state: its database is beside this file\ngeneration ${this.#generation}\n`,
+        { mode: 0o600 },
+      );
+    } catch { /* the next commit writes it again */ }
   }
 
   #open(): void {
     if (this.#db) return;
+    // A regular file or nothing: never chmod or write through a symlink, a device or a FIFO.
+    const info = (() => {
+      try {
+        return Deno.lstatSync(this.path);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (info && !info.isFile) {
+      throw new StateFileError(
+        `${this.path} is not a regular file (${
+          info.isSymlink ? "a symbolic link" : info.isDirectory ? "a directory" : "a device or FIFO"
+        }): state_file must name a file sesame owns`,
+      );
+    }
     // Created 0600 before SQLite sees it: its -wal and -shm files take the same mode.
     Deno.openSync(this.path, { create: true, write: true, mode: 0o600 }).close();
     Deno.chmodSync(this.path, 0o600);
@@ -188,13 +245,6 @@ export class SqliteStore implements Store {
       throw e;
     }
     this.#db = db;
-    Deno.writeTextFileSync(
-      markerOf(this.path),
-      "sesame state: its database is beside this file\n",
-      {
-        mode: 0o600,
-      },
-    );
   }
 
   #read(): StoreSnapshot {
@@ -228,7 +278,10 @@ export class SqliteStore implements Store {
     await Deno.rename(importing, this.path);
     await Deno.remove(markerOf(importing)).catch(() => {});
     this.#open();
-    return { kind: "ok", state: this.#read(), imported: keptAs };
+    const imported = this.#read();
+    this.#generation = imported.generation;
+    this.#writeMarker();
+    return { kind: "ok", state: imported, imported: keptAs };
   }
 
   /** Salvages the open records it can still read, then moves the database and its WAL aside. */
@@ -306,10 +359,13 @@ function readSnapshot(db: DatabaseSync): StoreSnapshot {
       if (!record) throw new StateFileError(`malformed open door ${JSON.stringify(row)}`);
       return record;
     });
-    const meta = db.prepare("SELECT value FROM meta WHERE key = 'max_time'").get() as
-      | { value: number }
-      | undefined;
-    return { used, open, maxTime: Number(meta?.value ?? 0) };
+    const meta = (key: string) =>
+      Number(
+        (db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
+          | { value: number }
+          | undefined)?.value ?? 0,
+      );
+    return { used, open, maxTime: meta("max_time"), generation: meta("generation") };
   } finally {
     db.exec("COMMIT");
   }
@@ -335,6 +391,13 @@ export function readStore(path: string): StoreSnapshot {
   } finally {
     db.close();
   }
+}
+
+/** The generation the marker beside the database recorded, if any. */
+async function markedGeneration(path: string): Promise<number | undefined> {
+  const text = await Deno.readTextFile(markerOf(path)).catch(() => "");
+  const m = /generation (\d+)/.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** The file that says a store was here (so a deleted database reads as lost, not new). */

@@ -52,8 +52,11 @@ export type LoadResult =
   }
   /** Nothing sesame keeps was there: a new state. */
   | { readonly kind: "first" }
-  /** The store is gone but `evidence` shows sesame kept one here: used codes are unknown. */
-  | { readonly kind: "lost"; readonly evidence: string }
+  /**
+   * The store is gone, or behind what sesame committed, as `evidence` shows: the codes
+   * used lately are unknown. `state` is what could still be read.
+   */
+  | { readonly kind: "lost"; readonly evidence: string; readonly state?: StoredState }
   /** The store could not be trusted and was moved to `keptAs`; `salvaged` is what could be read of its open doors. */
   | {
     readonly kind: "corrupt";
