@@ -55,6 +55,7 @@ export type {
   DoorBase,
   DoorPool,
   FirewallSpec,
+  NftSets,
   OpenAction,
   RotatingDoor,
   ScanPolicy,

@@ -236,3 +236,17 @@ Deno.test("parseConfig(): a knock port of two doors, a protected port inside a p
     "ok.yaml",
   );
 });
+
+Deno.test("parseConfig(): nft sets of the admin's own table, checked", () => {
+  const ok = parseConfig(
+    `doors:\n  a:\n    sequence: [7000]\n    open: { nft: { set: { ipv4: "inet filter ssh_v4", ipv6: "ip6 filter ssh_v6" } } }\n`,
+    "ok.yaml",
+  );
+  assertEquals(ok.doors[0].open?.nft?.sets, { v4: "inet filter ssh_v4", v6: "ip6 filter ssh_v6" });
+  const bad = errors(
+    `doors:\n  a:\n    sequence: [7000]\n    open: { nft: { set: { ipv4: "filter; drop" }, port: 22 } }\n  b:\n    sequence: [7100]\n    open: { iptables: { set: { ipv4: "inet filter x" } } }\n`,
+  ).join("\n");
+  assertStringIncludes(bad, 'doors.a.open.nft.set.ipv4: must be "FAMILY TABLE SET"');
+  assertStringIncludes(bad, 'doors.a.open.nft.port: a door with "set" takes no "port"');
+  assertStringIncludes(bad, 'doors.b.open.iptables.set: only "nft" takes "set"');
+});

@@ -359,3 +359,87 @@ Deno.test({
     assertEquals((await p.child.status).code, 0);
   },
 });
+
+Deno.test({
+  name:
+    "lifecycle: a door in the admin's own nft sets: shut while sesame is stopped, opened by a knock, kept across the admin's ruleset reload",
+  ignore,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    // The admin's /etc/nftables.conf: the port is dropped unless the source is in a set.
+    const ruleset = `${dir.path}/nftables.conf`;
+    await Deno.writeTextFile(
+      ruleset,
+      `flush ruleset
+table inet filter {
+  set ssh_v4 { type ipv4_addr; flags timeout; }
+  set ssh_v6 { type ipv6_addr; flags timeout; }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ct state established,related accept
+    tcp dport ${SERVICE} ip saddr @ssh_v4 accept
+    tcp dport ${SERVICE} ip6 saddr @ssh_v6 accept
+    tcp dport ${SERVICE} drop
+  }
+}
+`,
+    );
+    const load = async () =>
+      assertEquals((await lab.exec("server", ["nft", "-f", ruleset])).code, 0);
+    await load();
+    const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    const knocker = () => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE);
+    await t.step("shut for everyone before sesame runs", async () => {
+      assertEquals(await bystander(), false);
+      assertEquals(await knocker(), false);
+    });
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(
+      file,
+      config(`${dir.path}/state.db`).replace(
+        `nft: { port: ${SERVICE} }`,
+        `nft: { set: { ipv4: "inet filter ssh_v4", ipv6: "inet filter ssh_v6" } }`,
+      ),
+    );
+    await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await p.waitForLog(/listening on/, 10_000);
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
+    );
+    await t.step("a knock opens it for the knocker only", async () => {
+      const out = await lab.exec(
+        "knocker",
+        lab.deno(
+          "cli.ts",
+          "knock",
+          ADDR.server.toKnocker,
+          "-c",
+          `${dir.path}/client.yaml`,
+          "--door",
+          "ssh",
+        ),
+      );
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      await p.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
+      assert(await eventually(knocker, 2000));
+      assertEquals(await bystander(), false);
+    });
+    await t.step("the admin reloads the ruleset: the open door comes back within 2 s", async () => {
+      await load(); // flush ruleset: the sets are recreated empty
+      await p.waitForLog(/sesame's rules were removed or changed/, 2000);
+      assert(await eventually(knocker, 2000), `the knocker gets in again\n${p.log()}`);
+      assertEquals(await bystander(), false);
+    });
+    await t.step("sesame stopped: the bystander is still shut out", async () => {
+      p.kill("SIGTERM");
+      assertEquals((await p.child.status).code, 0);
+      assertEquals(await bystander(), false);
+      await load(); // and after another reload, with sesame down
+      assertEquals(await bystander(), false);
+    });
+  },
+});

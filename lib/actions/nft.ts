@@ -24,6 +24,17 @@ const SESSION_LINES = 64 * 3;
 /** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
 const MIN_TIMEOUT_MS = 1000;
 
+/** The admin's own sets the doors name (`family table set`), each once. */
+function adminSets(doors: readonly Door[]): string[] {
+  const sets = new Set<string>();
+  for (const door of doors) {
+    const own = door.open?.nft?.sets;
+    if (own?.v4) sets.add(own.v4);
+    if (own?.v6) sets.add(own.v6);
+  }
+  return [...sets];
+}
+
 /** True for an `nft monitor` line that may change sesame's table (not its elements). */
 function concernsTable(line: string): boolean {
   return line !== "" && !line.startsWith("#") && !line.startsWith("add element") &&
@@ -42,9 +53,16 @@ function elementLines(record: OpenRecord, now: number): string[] {
   if (!address || address.text !== record.source) {
     throw new TypeError(`not a canonical address: ${JSON.stringify(record.source)}`);
   }
-  const set = sets(record.door)[address.family === 4 ? "v4" : "v6"];
+  const family = address.family === 4 ? "v4" : "v6";
+  const own = record.firewall?.sets;
+  const set = own ? own[family] : `inet sesame ${sets(record.door)[family]}`;
+  if (!set) {
+    throw new TypeError(
+      `door ${record.door} names no IPv${address.family} set: cannot open for ${record.source}`,
+    );
+  }
   const timeout = Math.max(MIN_TIMEOUT_MS, Math.ceil(record.until - now));
-  const target = `inet sesame ${set} { ${address.text}`;
+  const target = `${set} { ${address.text}`;
   return [
     `add element ${target} }`,
     `delete element ${target} }`,
@@ -73,7 +91,8 @@ export function nftRuleset(
   records: readonly OpenRecord[],
   now: number,
 ): string {
-  const guarded = doors.filter((d) => d.open?.nft);
+  // Doors that name the admin's own sets have no rules here: the admin's ruleset holds them.
+  const guarded = doors.filter((d) => d.open?.nft && !d.open.nft.sets);
   const lines = [
     "# sesame's table: generated, replaced as a whole on every start and reload",
     "table inet sesame {}",
@@ -137,6 +156,9 @@ export class NftFirewall implements Firewall {
   readonly #session: NftSession | undefined;
   /** sesame's table as the last start left it, without elements (`nft -t`). */
   #expected: string | undefined;
+  /** The admin's sets that doors name, and their listing (with handles) after the last start. */
+  #adminSets: readonly string[] = [];
+  #expectedSets = "";
   /** The long-lived `nft monitor`, while watching. */
   #monitor: Session | undefined;
   #watching = false;
@@ -158,10 +180,27 @@ export class NftFirewall implements Firewall {
   }
 
   async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
+    const own = adminSets(doors);
+    for (const set of own) {
+      if ((await this.#listSet(set)) === "") {
+        throw new FirewallError(
+          `nft set "${set}" does not exist: a door with "set" needs it in your own ruleset (see the README)`,
+        );
+      }
+    }
     await this.#run(nftRuleset(doors, records, this.#now()));
+    // The open sources of doors in the admin's sets go back in (the admin may have
+    // reloaded the ruleset, which empties them).
+    const now = this.#now();
+    const names = new Set(doors.filter((d) => d.open?.nft?.sets).map((d) => d.name));
+    const lines = records.filter((r) => names.has(r.door) && r.firewall?.sets && r.until > now)
+      .flatMap((r) => elementLines(r, now));
+    if (lines.length > 0) await this.#run(lines.join("\n") + "\n");
     // Empty: another tool removed the table right after it went in. Then nothing counts as
     // intact, and the watch puts it back.
     this.#expected = (await this.#listTable()) || undefined;
+    this.#adminSets = own;
+    this.#expectedSets = await this.#listSets(own);
     // Start the session now (a no-op transaction), so the first opening does not pay for it.
     // Only a warm-up: the table is in place, so a failure here (another tool flushing the
     // ruleset this very moment, which the watch repairs) does not fail the start.
@@ -184,7 +223,8 @@ export class NftFirewall implements Firewall {
   }
 
   async intact(): Promise<boolean> {
-    return this.#expected !== undefined && (await this.#listTable()) === this.#expected;
+    return this.#expected !== undefined && (await this.#listTable()) === this.#expected &&
+      (await this.#listSets(this.#adminSets)) === this.#expectedSets;
   }
 
   /**
@@ -243,6 +283,27 @@ export class NftFirewall implements Firewall {
     } catch { /* gone */ }
     await monitor?.status;
     await this.#session?.close();
+  }
+
+  /**
+   * The admin's sets as listed with their handles and without elements: a set recreated
+   * by a ruleset reload has a new handle (and lost its elements).
+   */
+  async #listSets(sets: readonly string[]): Promise<string> {
+    const listings: string[] = [];
+    for (const set of sets) listings.push(await this.#listSet(set));
+    return listings.join("\n");
+  }
+
+  async #listSet(set: string): Promise<string> {
+    const result = await this.#runner.run(
+      [this.#nft, "-a", "-t", "list", "set", ...set.split(" ")],
+      TIMEOUT_MS,
+      undefined,
+      true,
+      true,
+    );
+    return result.code === 0 ? result.output ?? "" : "";
   }
 
   /** sesame's table without its elements, or "" when it is gone. */

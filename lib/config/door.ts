@@ -256,6 +256,7 @@ function checkOpen(c: Checker, value: unknown, path: KeyPath): OpenAction | unde
 function checkFirewall(c: Checker, value: unknown, path: KeyPath): FirewallSpec | undefined {
   const f = c.map(value, path, FIREWALL_KEYS);
   if (!f) return undefined;
+  if (f.set !== undefined) return checkSets(c, f, path);
   if ((f.port === undefined) === (f.ports === undefined)) {
     return c.fail(path, `needs "port" (or "ports"): the protected service, such as 22`, true);
   }
@@ -277,6 +278,58 @@ function checkFirewall(c: Checker, value: unknown, path: KeyPath): FirewallSpec 
     return c.fail([...path, "protocol"], `must be tcp or udp, received ${describe(protocol)}`);
   }
   return { ports: ports.ports, protocol };
+}
+
+/** An nft set of the admin's own table: `family table set`. */
+const SET_REF = /^(ip|ip6|inet) [A-Za-z][A-Za-z0-9_]{0,63} [A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * `nft: { set: { ipv4: "inet filter ssh_v4", ipv6: "inet filter ssh_v6" } }`: the admin's
+ * ruleset holds the rules (and drops the port while sesame is down); sesame only adds
+ * and removes elements.
+ */
+function checkSets(
+  c: Checker,
+  f: Record<string, unknown>,
+  path: KeyPath,
+): FirewallSpec | undefined {
+  const at = [...path, "set"];
+  if (path[path.length - 1] !== "nft") {
+    return c.fail(at, `only "nft" takes "set" (sets in your own nftables table)`, true);
+  }
+  for (const key of ["port", "ports"]) {
+    if (f[key] !== undefined) {
+      c.fail(
+        [...path, key],
+        `a door with "set" takes no "${key}": your own rules name the ports`,
+        true,
+      );
+    }
+  }
+  const sets = c.map(f.set, at, ["ipv4", "ipv6"]);
+  if (!sets) return undefined;
+  const ref = (key: "ipv4" | "ipv6") => {
+    const v = sets[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !SET_REF.test(v.trim())) {
+      return c.fail(
+        [...at, key],
+        `must be "FAMILY TABLE SET", such as "inet filter ssh_${
+          key === "ipv4" ? "v4" : "v6"
+        }", received ${describe(v)}`,
+      );
+    }
+    return v.trim().replace(/\s+/g, " ");
+  };
+  const v4 = ref("ipv4"), v6 = ref("ipv6");
+  if (v4 === undefined && v6 === undefined) {
+    return c.fail(at, `needs "ipv4" or "ipv6" (or both): the sets your rules use`, true);
+  }
+  return {
+    ports: [],
+    protocol: "tcp",
+    sets: { ...(v4 ? { v4 } : {}), ...(v6 ? { v6 } : {}) },
+  };
 }
 
 /**

@@ -64,4 +64,4 @@ export const DOOR_KEYS = [
 /** Keys of a door's `open`. */
 export const OPEN_KEYS = ["for", "command", "close_command", "timeout", "log", "nft", "iptables"];
 /** Keys of `open.nft` and `open.iptables`. */
-export const FIREWALL_KEYS = ["port", "ports", "protocol"];
+export const FIREWALL_KEYS = ["port", "ports", "protocol", "set"];

@@ -29,10 +29,23 @@ export interface OpenAction {
 
 /** The ports a firewall backend protects for a door, and opens for a knocking source. */
 export interface FirewallSpec {
-  /** Protected ports, ascending. */
+  /** Protected ports, ascending; empty for a door that names the admin's own sets. */
   readonly ports: readonly number[];
   /** Their protocol. */
   readonly protocol: Protocol;
+  /**
+   * nft only: sets in the admin's own table (`"inet filter ssh_v4"`), per family, that the
+   * admin's rules use; sesame then only adds and removes elements in them.
+   */
+  readonly sets?: NftSets;
+}
+
+/** Sets of the admin's own nftables table, as `family table set`. */
+export interface NftSets {
+  /** The set for IPv4 sources. */
+  readonly v4?: string;
+  /** The set for IPv6 sources. */
+  readonly v6?: string;
 }
 
 /** What every door has. */

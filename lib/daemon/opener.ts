@@ -253,6 +253,7 @@ export class Opener {
               kind: open.nft ? "nft" as const : "iptables" as const,
               ports: spec.ports,
               protocol: spec.protocol,
+              ...(spec.sets ? { sets: spec.sets } : {}),
             },
           }
           : {}),

@@ -15,6 +15,8 @@ export interface FirewallGrant {
   readonly ports: readonly number[];
   /** Their protocol. */
   readonly protocol: "tcp" | "udp";
+  /** nft: the admin's own sets the source went into (`family table set`), when not sesame's. */
+  readonly sets?: { readonly v4?: string; readonly v6?: string };
 }
 
 /** An open door, as committed before its open action runs. */
