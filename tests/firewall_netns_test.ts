@@ -11,7 +11,7 @@ import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
 import { eventually } from "./_process.ts";
 
 /** nft with its default long-lived `nft -i` session, nft with an `nft -f` per batch, iptables. */
-type Variant = "nft" | "nft-batch" | "iptables";
+type Variant = "nft" | "nft-batch" | "iptables" | "iptables-legacy";
 type Backend = "nft" | "iptables";
 const ignore = {
   nft: !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft")),
@@ -23,8 +23,12 @@ const SERVICE = 2222;
 const FOR_S = 8;
 
 function serverConfig(dir: string, variant: Variant) {
-  const backend = variant === "nft-batch" ? "nft" : variant;
-  const mode = variant === "nft-batch" ? ", nft_mode: batch" : "";
+  const backend = variant.startsWith("nft") ? "nft" : "iptables";
+  const mode = variant === "nft-batch"
+    ? ", nft_mode: batch"
+    : variant === "iptables-legacy"
+    ? ", iptables: iptables-legacy"
+    : "";
   return `listen: { addresses: ["::"]${mode} }
 state_file: ${dir}/state.json
 doors:
@@ -71,10 +75,11 @@ async function knock(lab: Lab, dir: string, target: string) {
 }
 
 /** sesame's rules as the kernel holds them. */
-async function rules(lab: Lab, backend: Backend): Promise<string> {
-  if (backend === "nft") return await lab.nft("list", "table", "inet", "sesame");
+async function rules(lab: Lab, variant: Variant): Promise<string> {
+  if (variant.startsWith("nft")) return await lab.nft("list", "table", "inet", "sesame");
   let text = "";
-  for (const tool of ["iptables", "ip6tables"]) {
+  const legacy = variant === "iptables-legacy" ? "-legacy" : "";
+  for (const tool of [`iptables${legacy}`, `ip6tables${legacy}`]) {
     const out = await lab.exec("server", [tool, "-w", "-S", "SESAME"]);
     const dec = new TextDecoder();
     text += out.success ? dec.decode(out.stdout) : `${tool} failed: ${dec.decode(out.stderr)}`;
@@ -82,8 +87,8 @@ async function rules(lab: Lab, backend: Backend): Promise<string> {
   return text;
 }
 
-for (const variant of ["nft", "nft-batch", "iptables"] as const) {
-  const backend: Backend = variant === "iptables" ? "iptables" : "nft";
+for (const variant of ["nft", "nft-batch", "iptables", "iptables-legacy"] as const) {
+  const backend: Backend = variant.startsWith("iptables") ? "iptables" : "nft";
   Deno.test({
     name:
       `${variant}: the door opens for the knocker only, closes after 'for', keeps live connections, and stays shut across SIGTERM and SIGKILL`,
@@ -93,7 +98,7 @@ for (const variant of ["nft", "nft-batch", "iptables"] as const) {
 }
 
 async function scenario(t: Deno.TestContext, variant: Variant) {
-  const backend: Backend = variant === "iptables" ? "iptables" : "nft";
+  const backend: Backend = variant.startsWith("iptables") ? "iptables" : "nft";
   {
     await using dir = await tempDir();
     await using lab = await Lab.create();
@@ -115,7 +120,7 @@ async function scenario(t: Deno.TestContext, variant: Variant) {
       assertEquals(await lab.canConnect("knocker", server, SERVICE), false);
       assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
       assertStringIncludes(
-        await rules(lab, backend),
+        await rules(lab, variant),
         backend === "nft" ? "tcp dport 2222 drop" : "--dports 2222",
       );
     });
@@ -134,7 +139,7 @@ async function scenario(t: Deno.TestContext, variant: Variant) {
         );
         assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
         assertStringIncludes(
-          await rules(lab, backend),
+          await rules(lab, variant),
           ADDR.knocker.v4,
         );
         holder = lab.spawn(
@@ -242,7 +247,7 @@ async function scenario(t: Deno.TestContext, variant: Variant) {
         assertEquals((await daemon.status).code, 0);
         assertEquals(await lab.canConnect("bystander", serverForBystander, SERVICE), false);
         assertEquals(await lab.canConnect("bystander", ADDR.server.v6ToBystander, SERVICE), false);
-        assertStringIncludes(await rules(lab, backend), backend === "nft" ? "drop" : "DROP");
+        assertStringIncludes(await rules(lab, variant), backend === "nft" ? "drop" : "DROP");
         // The IPv6 door opened in the step before is within its time: the kernel keeps it,
         // and the state file keeps it for the next start.
         assert(

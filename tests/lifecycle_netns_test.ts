@@ -443,3 +443,20 @@ table inet filter {
     });
   },
 });
+
+for (const tool of ["iptables", "iptables-legacy"]) {
+  Deno.test({
+    name:
+      `lifecycle: ${tool}: 10 000 doors open and close together; no rule is left behind and a concurrent open goes through`,
+    ignore: ignoreIptables,
+    async fn() {
+      await using lab = await Lab.create();
+      const out = await lab.exec("server", lab.deno("tests/_iptables_scale.ts", tool, "10000"));
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      const r = JSON.parse(new TextDecoder().decode(out.stdout));
+      console.log(`${tool}: ${JSON.stringify({ ...r, accepts: r.accepts.length })}`);
+      assertEquals(r.lateOpened, true, "the open in the middle of the closing went through");
+      assertEquals(r.accepts, ["10.0.39.17"], "only the late door's rule is left");
+    },
+  });
+}

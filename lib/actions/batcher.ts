@@ -19,13 +19,16 @@
  * ```
  */
 export class Batcher<T> {
-  readonly #flush: (items: T[]) => Promise<void>;
+  readonly #flush: (items: T[]) => Promise<void | (Error | undefined)[]>;
   #items: T[] = [];
   #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   #running = false;
 
-  /** @param flush writes one batch; its rejection rejects every item of the batch. */
-  constructor(flush: (items: T[]) => Promise<void>) {
+  /**
+   * @param flush writes one batch; its rejection rejects every item of the batch, or it
+   *   returns one error (or undefined) per item, for a batch that partly failed.
+   */
+  constructor(flush: (items: T[]) => Promise<void | (Error | undefined)[]>) {
     this.#flush = flush;
   }
 
@@ -46,8 +49,12 @@ export class Batcher<T> {
       this.#items = [];
       this.#waiters = [];
       try {
-        await this.#flush(items);
-        for (const w of waiters) w.resolve();
+        const errors = await this.#flush(items);
+        waiters.forEach((w, i) => {
+          const error = errors?.[i];
+          if (error) w.reject(error);
+          else w.resolve();
+        });
       } catch (e) {
         for (const w of waiters) w.reject(e as Error);
       }

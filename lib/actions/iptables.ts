@@ -18,6 +18,20 @@ import type { CommandRunner } from "./runner.ts";
 
 const CHAIN = "SESAME";
 const TIMEOUT_MS = 10_000;
+/** More closes than this in one batch rebuild the chain instead. */
+const REBUILD_AT = 64;
+/** Changes per iptables-restore transaction: far inside the time limit with 10 000 rules. */
+const CHUNK = 128;
+
+/** One change to the chain: a source let in (replacing its older rule), or let go. */
+type Change =
+  | { readonly kind: "open"; readonly rule: string; readonly old?: string }
+  | { readonly kind: "close"; readonly rule: string };
+
+function changeLines(change: Change): string[] {
+  if (change.kind === "close") return [`-D ${CHAIN} ${change.rule}`];
+  return [`-I ${CHAIN} 2 ${change.rule}`, ...(change.old ? [`-D ${CHAIN} ${change.old}`] : [])];
+}
 
 /** Tool paths, per family. */
 export interface IptablesPaths {
@@ -61,7 +75,7 @@ export function acceptRule(record: OpenRecord, now: number): string {
 
 /**
  * The chain for one family as an iptables-restore script (--noflush: only SESAME is
- * replaced). Pure.
+ * replaced), with the open `records`' rules, or ACCEPT `rules` already rendered. Pure.
  *
  * @example
  * ```ts
@@ -80,11 +94,13 @@ export function iptablesScript(
   doors: readonly Door[],
   records: readonly OpenRecord[],
   now: number,
+  rules: readonly string[] = [],
 ): string {
   const lines = [
     "*filter",
     `:${CHAIN} - [0:0]`,
     `-A ${CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
+    ...rules.map((rule) => `-A ${CHAIN} ${rule}`),
   ];
   const guarded = doors.filter((d) => d.open?.iptables);
   const names = new Set(guarded.map((d) => d.name));
@@ -128,9 +144,11 @@ export class IptablesFirewall implements Firewall {
   /** Per family, the chain's rules but the per-source ones, as the last start left them. */
   #expected: Record<IptablesFamily, string> | undefined;
   #poll: ReturnType<typeof setInterval> | undefined;
-  readonly #batchers: Record<IptablesFamily, Batcher<readonly string[]>> = {
-    v4: new Batcher((items) => this.#restore("v4", ["*filter", ...items.flat(), "COMMIT"])),
-    v6: new Batcher((items) => this.#restore("v6", ["*filter", ...items.flat(), "COMMIT"])),
+  /** The doors of the last start: a chain rebuild needs their DROP rules. */
+  #doors: readonly Door[] = [];
+  readonly #batchers: Record<IptablesFamily, Batcher<Change>> = {
+    v4: new Batcher((items) => this.#apply("v4", items)),
+    v6: new Batcher((items) => this.#apply("v6", items)),
   };
 
   constructor(runner: CommandRunner, options: { paths?: IptablesPaths; now?: () => number } = {}) {
@@ -158,6 +176,7 @@ export class IptablesFirewall implements Firewall {
     const whole = (t: string) => t.startsWith("0\n") && t.endsWith("jump true");
     this.#expected = whole(expected.v4) && whole(expected.v6) ? expected : undefined;
     this.#rules.clear();
+    this.#doors = doors;
     const names = new Set(doors.filter((d) => d.open?.iptables).map((d) => d.name));
     for (const r of records) {
       if (r.firewall?.kind === "iptables" && names.has(r.door) && r.until > now) {
@@ -175,18 +194,59 @@ export class IptablesFirewall implements Firewall {
     }
     const rule = acceptRule(record, this.#now());
     const old = this.#rules.get(key(record));
+    if (old === rule) return Promise.resolve();
     this.#rules.set(key(record), rule);
-    const lines = old === rule
-      ? []
-      : [`-I ${CHAIN} 2 ${rule}`, ...(old ? [`-D ${CHAIN} ${old}`] : [])];
-    return lines.length ? this.#batchers[family].add(lines) : Promise.resolve();
+    return this.#batchers[family].add({ kind: "open", rule, old });
   }
 
   async close(record: OpenRecord): Promise<void> {
     const rule = this.#rules.get(key(record));
     if (!rule) return;
     this.#rules.delete(key(record));
-    await this.#batchers[familyOf(record.source)].add([`-D ${CHAIN} ${rule}`]);
+    await this.#batchers[familyOf(record.source)].add({ kind: "close", rule });
+  }
+
+  /**
+   * One batch of changes. Many closes at once (doors opened together closing together)
+   * rebuild the chain from what is open: one transaction of n rules instead of n
+   * deletions, each a search of the chain. Otherwise the changes go in chunks that finish
+   * well inside the time limit; a chunk that fails is retried change by change, so one
+   * change cannot fail another (a rule already gone counts as closed).
+   */
+  async #apply(family: IptablesFamily, changes: Change[]): Promise<(Error | undefined)[]> {
+    if (changes.filter((c) => c.kind === "close").length > REBUILD_AT) {
+      try {
+        await this.#rebuild(family);
+        return changes.map(() => undefined);
+      } catch { /* fall back to the changes themselves */ }
+    }
+    const errors: (Error | undefined)[] = [];
+    for (let at = 0; at < changes.length; at += CHUNK) {
+      const chunk = changes.slice(at, at + CHUNK);
+      try {
+        await this.#restore(family, chunk.flatMap(changeLines));
+        errors.push(...chunk.map(() => undefined));
+      } catch {
+        for (const change of chunk) {
+          try {
+            await this.#restore(family, changeLines(change));
+            errors.push(undefined);
+          } catch (e) {
+            errors.push(change.kind === "close" ? undefined : e as Error); // gone is closed
+          }
+        }
+      }
+    }
+    return errors;
+  }
+
+  /** The family's chain rewritten from the rules sesame holds open: kernel and memory agree. */
+  async #rebuild(family: IptablesFamily): Promise<void> {
+    const rules: string[] = [];
+    for (const [k, rule] of this.#rules) {
+      if (familyOf(k.slice(k.indexOf("\u0000") + 1)) === family) rules.push(rule);
+    }
+    await this.#run(family, iptablesScript(family, this.#doors, [], this.#now(), rules));
   }
 
   async intact(): Promise<boolean> {
@@ -232,7 +292,7 @@ export class IptablesFirewall implements Firewall {
   }
 
   #restore(family: IptablesFamily, lines: string[]): Promise<void> {
-    return this.#run(family, lines.join("\n") + "\n");
+    return this.#run(family, ["*filter", ...lines, "COMMIT"].join("\n") + "\n");
   }
 
   async #run(family: IptablesFamily, script: string): Promise<void> {

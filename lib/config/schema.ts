@@ -31,6 +31,7 @@ export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 /** Keys of `listen`. */
 export const LISTEN_KEYS = [
   "nft_mode",
+  "iptables",
   "addresses",
   "max_sources",
   "reorder_window",

@@ -128,6 +128,8 @@ export interface Config {
   readonly scan: ScanPolicy;
   /** How nft openings are sent: one long-lived `nft -i` (session) or an `nft -f` per batch. */
   readonly nftMode: "session" | "batch";
+  /** Which iptables to drive: Debian's default (the nf_tables variant) or one named. */
+  readonly iptablesTool: "iptables" | "iptables-nft" | "iptables-legacy";
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

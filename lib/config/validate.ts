@@ -121,6 +121,15 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
       0,
       1000,
     ),
+    iptablesTool: listen.iptables === undefined
+      ? "iptables"
+      : listen.iptables === "iptables" || listen.iptables === "iptables-nft" ||
+          listen.iptables === "iptables-legacy"
+      ? listen.iptables
+      : c.fail(
+        ["listen", "iptables"],
+        `must be iptables, iptables-nft or iptables-legacy, received ${describe(listen.iptables)}`,
+      ) ?? "iptables",
     nftMode: listen.nft_mode === undefined
       ? "session"
       : listen.nft_mode === "session" || listen.nft_mode === "batch"

@@ -153,7 +153,13 @@ export class Daemon {
     this.#used = used;
     this.#firewalls = options.firewalls ?? {
       nft: new NftFirewall(this.#runner, { now: this.#now, mode: config.nftMode }),
-      iptables: new IptablesFirewall(this.#runner, { now: this.#now }),
+      iptables: new IptablesFirewall(this.#runner, {
+        now: this.#now,
+        paths: {
+          v4: `/usr/sbin/${config.iptablesTool}`,
+          v6: `/usr/sbin/${config.iptablesTool.replace("iptables", "ip6tables")}`,
+        },
+      }),
     };
     this.#opener = new Opener({
       store,
