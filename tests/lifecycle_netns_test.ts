@@ -460,3 +460,46 @@ for (const tool of ["iptables", "iptables-legacy"]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "lifecycle: a reload from an nft door to an iptables door that iptables refuses is refused, and the port stays shut",
+  ignore: ignore || ignoreIptables,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(file, config(`${dir.path}/state.db`));
+    // A mount namespace of its own where iptables-restore cannot run: iptables refuses.
+    await using p = spawnListen(["-c", file], [
+      "ip",
+      "netns",
+      "exec",
+      lab.ns.server,
+      "unshare",
+      "-m",
+      "--propagation",
+      "private",
+      "/bin/sh",
+      "-c",
+      'mount --bind /dev/null /usr/sbin/iptables-restore && exec "$@"',
+      "sh",
+    ]);
+    await p.waitForLog(/listening on/, 10_000);
+    const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    assertEquals(await bystander(), false);
+    const table = await lab.nft("-t", "list", "table", "inet", "sesame");
+    await writePrivate(file, config(`${dir.path}/state.db`).replace("nft: {", "iptables: {"));
+    p.kill("SIGHUP");
+    await p.waitForLog(/reload refused/, 10_000);
+    assertEquals(await lab.nft("-t", "list", "table", "inet", "sesame"), table, "nft as before");
+    assertEquals(await bystander(), false, "the port stayed shut");
+    await new Promise((r) => setTimeout(r, 500));
+    // Never unguarded, not even for a moment: no repair was needed.
+    assertEquals(/rules were removed/.test(p.log()), false, p.log());
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

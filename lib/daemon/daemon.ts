@@ -383,9 +383,14 @@ export class Daemon {
   async #applyFirewalls(config: Config): Promise<void> {
     const records = this.#opener.records();
     const applied: FirewallKind[] = [];
+    // Backends the new config uses first, those it leaves last: protection is added
+    // before any is taken away, so a door moving between backends is never unguarded.
+    const order = [
+      ...FIREWALL_KINDS.filter((kind) => uses(config, kind)),
+      ...FIREWALL_KINDS.filter((kind) => !uses(config, kind) && uses(this.#config, kind)),
+    ];
     try {
-      for (const kind of FIREWALL_KINDS) {
-        if (!uses(config, kind) && !uses(this.#config, kind)) continue;
+      for (const kind of order) {
         applied.push(kind); // put back too if it fails: part of it may have gone through
         await this.#firewalls[kind].start(config.doors, records);
       }
