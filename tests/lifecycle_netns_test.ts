@@ -24,6 +24,28 @@ doors:
 `;
 }
 
+const CLIENT = `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`;
+
+/** The protected service in the server namespace. */
+async function startService(lab: Lab): Promise<void> {
+  const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+  assertEquals(await lines(service).next(), "ready");
+}
+
+/** Knocks the door from the knocker namespace with the client config; asserts exit 0. */
+async function knockDoor(lab: Lab, dir: string, host: string = ADDR.server.toKnocker) {
+  await writePrivate(`${dir}/client.yaml`, CLIENT);
+  const out = await lab.exec(
+    "knocker",
+    lab.deno("cli.ts", "knock", host, "-c", `${dir}/client.yaml`, "--door", "ssh"),
+  );
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+}
+
+/** Whether the bystander / the knocker reaches the service. */
+const bystanderIn = (lab: Lab) => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+const knockerIn = (lab: Lab) => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE);
+
 /** Runs `sesame listen` in the server namespace (through `wrap`) until it exits; its log. */
 async function failedStart(lab: Lab, file: string, wrap: string[] = []) {
   const p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server, ...wrap]);
@@ -39,10 +61,9 @@ Deno.test({
   async fn(t) {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-    assertEquals(await lines(service).next(), "ready");
+    await startService(lab);
     const before = await lab.nft("list", "ruleset");
-    const reachable = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    const reachable = () => bystanderIn(lab);
     assert(await reachable(), "the service answers before sesame runs");
     const unchanged = async () => {
       assertEquals(await lab.nft("list", "ruleset"), before, "the ruleset is as it was");
@@ -149,23 +170,7 @@ Deno.test({
     );
     assertEquals(await Deno.stat(`${dir.path}/other.db`).then(() => true, () => false), false);
     // The first still opens its door.
-    await writePrivate(
-      `${dir.path}/client.yaml`,
-      `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
-    );
-    const knocked = await lab.exec(
-      "knocker",
-      lab.deno(
-        "cli.ts",
-        "knock",
-        ADDR.server.toKnocker,
-        "-c",
-        `${dir.path}/client.yaml`,
-        "--door",
-        "ssh",
-      ),
-    );
-    assertEquals(knocked.code, 0, new TextDecoder().decode(knocked.stderr));
+    await knockDoor(lab, dir.path);
     await first.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
     first.kill("SIGTERM");
     assertEquals((await first.child.status).code, 0);
@@ -182,8 +187,7 @@ for (const backend of ["nft", "iptables"] as const) {
     async fn(t) {
       await using dir = await tempDir();
       await using lab = await Lab.create();
-      const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-      assertEquals(await lines(service).next(), "ready");
+      await startService(lab);
       const file = `${dir.path}/c.yaml`;
       await writePrivate(
         file,
@@ -191,26 +195,10 @@ for (const backend of ["nft", "iptables"] as const) {
       );
       await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
       await p.waitForLog(/listening on/, 10_000);
-      await writePrivate(
-        `${dir.path}/client.yaml`,
-        `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
-      );
-      const knocked = await lab.exec(
-        "knocker",
-        lab.deno(
-          "cli.ts",
-          "knock",
-          ADDR.server.toKnocker,
-          "-c",
-          `${dir.path}/client.yaml`,
-          "--door",
-          "ssh",
-        ),
-      );
-      assertEquals(knocked.code, 0, new TextDecoder().decode(knocked.stderr));
+      await knockDoor(lab, dir.path);
       await p.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
-      const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
-      const knocker = () => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE);
+      const bystander = () => bystanderIn(lab);
+      const knocker = () => knockerIn(lab);
       assertEquals(await bystander(), false);
       assert(await knocker());
 
@@ -252,8 +240,7 @@ Deno.test({
   async fn(t) {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-    assertEquals(await lines(service).next(), "ready");
+    await startService(lab);
     const file = `${dir.path}/c.yaml`;
     await writePrivate(
       file,
@@ -338,13 +325,12 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-    assertEquals(await lines(service).next(), "ready");
+    await startService(lab);
     const file = `${dir.path}/c.yaml`;
     await writePrivate(file, config(`${dir.path}/state.db`));
     await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
     await p.waitForLog(/listening on/, 10_000);
-    const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    const bystander = () => bystanderIn(lab);
     for (const delay of [0, 5, 10, 20]) {
       p.kill("SIGHUP");
       await new Promise((r) => setTimeout(r, delay));
@@ -367,8 +353,7 @@ Deno.test({
   async fn(t) {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-    assertEquals(await lines(service).next(), "ready");
+    await startService(lab);
     // The admin's /etc/nftables.conf: the port is dropped unless the source is in a set.
     const ruleset = `${dir.path}/nftables.conf`;
     await Deno.writeTextFile(
@@ -390,8 +375,8 @@ table inet filter {
     const load = async () =>
       assertEquals((await lab.exec("server", ["nft", "-f", ruleset])).code, 0);
     await load();
-    const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
-    const knocker = () => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE);
+    const bystander = () => bystanderIn(lab);
+    const knocker = () => knockerIn(lab);
     await t.step("shut for everyone before sesame runs", async () => {
       assertEquals(await bystander(), false);
       assertEquals(await knocker(), false);
@@ -468,8 +453,7 @@ Deno.test({
   async fn() {
     await using dir = await tempDir();
     await using lab = await Lab.create();
-    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-    assertEquals(await lines(service).next(), "ready");
+    await startService(lab);
     const file = `${dir.path}/c.yaml`;
     await writePrivate(file, config(`${dir.path}/state.db`));
     // A mount namespace of its own where iptables-restore cannot run: iptables refuses.
@@ -488,7 +472,7 @@ Deno.test({
       "sh",
     ]);
     await p.waitForLog(/listening on/, 10_000);
-    const bystander = () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE);
+    const bystander = () => bystanderIn(lab);
     assertEquals(await bystander(), false);
     const table = await lab.nft("-t", "list", "table", "inet", "sesame");
     await writePrivate(file, config(`${dir.path}/state.db`).replace("nft: {", "iptables: {"));
