@@ -115,7 +115,12 @@ export {
   SocketListeners,
 } from "./lib/net/listeners.ts";
 export { type KnockResult, sendKnock, type SendKnockOptions } from "./lib/net/sender.ts";
-export { DryRunFirewall, type Firewall, type Firewalls } from "./lib/actions/firewall.ts";
+export {
+  DryRunFirewall,
+  type Firewall,
+  type Firewalls,
+  type StartOptions,
+} from "./lib/actions/firewall.ts";
 export type { CommandResult, CommandRunner, Session } from "./lib/actions/runner.ts";
 export { nftRuleset } from "./lib/actions/nft.ts";
 export { type IptablesFamily, iptablesScript } from "./lib/actions/iptables.ts";

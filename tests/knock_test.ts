@@ -301,3 +301,23 @@ Deno.test("sesame knock --wait-open: a door that does not open says so on stderr
   assertEquals(out.code, 1);
   assertStringIncludes(out.stderr, "knock: port 9 did not open within 1 s");
 });
+
+Deno.test("sesame knock: a damaged or hostile counter memory is forgotten, never a crash or an endless wait", async () => {
+  const { readKnockMemory, nextCounter } = await import("../lib/net/knock_memory.ts");
+  await using dir = await tempDir();
+  const path = `${dir.path}/knocks.json`;
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({ a: "abc", b: { x: 1 }, c: 4503599627370496, d: -3, e: 1.5, ok: 1000 }),
+  );
+  assertEquals(await readKnockMemory(path), { c: 4503599627370496, ok: 1000 });
+  const door = { periodMs: 30_000, skew: 1 };
+  const now = 1000 * 30_000 + 5000;
+  assertEquals(nextCounter(door, now, 1000, 4503599627370496), { counter: 1000, wait: 0 });
+  await Deno.writeTextFile(path, "not json");
+  assertEquals(await readKnockMemory(path), {});
+  const out = await runCli(["knock", "127.0.0.1", "7000", "-d", "0"], {
+    env: { XDG_STATE_HOME: dir.path },
+  });
+  assertEquals(out.code, 0, out.stderr);
+});

@@ -419,6 +419,13 @@ table inet filter {
       assert(await eventually(knocker, 2000), `the knocker gets in again\n${p.log()}`);
       assertEquals(await bystander(), false);
     });
+    await t.step("an unrelated change to the ruleset repairs nothing (no loop)", async () => {
+      const repairs = () => p.log().match(/rules were removed/g)?.length ?? 0;
+      const before = repairs();
+      assertEquals((await lab.exec("server", ["nft", "add", "table", "inet", "other"])).code, 0);
+      await new Promise((r) => setTimeout(r, 1500));
+      assertEquals(repairs(), before, p.log());
+    });
     await t.step("sesame stopped: the bystander is still shut out", async () => {
       p.kill("SIGTERM");
       assertEquals((await p.child.status).code, 0);
@@ -483,6 +490,78 @@ Deno.test({
     await new Promise((r) => setTimeout(r, 500));
     // Never unguarded, not even for a moment: no repair was needed.
     assertEquals(/rules were removed/.test(p.log()), false, p.log());
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "lifecycle: the admin's sets are checked, kept as the admin left them, and a missing one never stops sesame's own table from coming back",
+  ignore,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    await startService(lab);
+    const ruleset = (set: string, element = "") =>
+      `flush ruleset
+table inet filter {
+  ${set}
+  chain input {
+    type filter hook input priority filter; policy accept;
+  }
+}
+${element}`;
+    const load = async (text: string) => {
+      await Deno.writeTextFile(`${dir.path}/rules.nft`, text);
+      const out = await lab.exec("server", ["nft", "-f", `${dir.path}/rules.nft`]);
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    };
+    const file = `${dir.path}/c.yaml`;
+    // Door "ssh" in sesame's own table (the service's port); door "adm" in the admin's set.
+    await writePrivate(
+      file,
+      config(`${dir.path}/state.db`) +
+        `  adm:\n    sequence: [7100]\n    decoys: 0\n    open: { for: 30s, nft: { set: { ipv4: "inet filter adm_v4" } } }\n`,
+    );
+    await t.step(
+      "a set without flags timeout is refused at start, and nothing changes",
+      async () => {
+        await load(ruleset("set adm_v4 { type ipv4_addr; }"));
+        const before = await lab.nft("list", "ruleset");
+        const { code, log } = await failedStart(lab, file);
+        assertEquals(code, 1, log);
+        assertStringIncludes(log, `nft set "inet filter adm_v4" has no "flags timeout"`);
+        assertEquals(await lab.nft("list", "ruleset"), before);
+      },
+    );
+    await load(
+      ruleset(
+        "set adm_v4 { type ipv4_addr; flags timeout; }",
+        `add element inet filter adm_v4 { ${ADDR.knocker.v4} }`,
+      ),
+    );
+    await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await p.waitForLog(/listening on/, 10_000);
+    await t.step("a knock leaves the admin's own element as the admin made it", async () => {
+      const out = await lab.exec(
+        "knocker",
+        lab.deno("cli.ts", "knock", ADDR.server.toKnocker, "7100"),
+      );
+      assertEquals(out.code, 0);
+      await p.waitForLog(/door adm opened for 198\.18\.1\.2/, 5000);
+      const set = await lab.nft("list", "set", "inet", "filter", "adm_v4");
+      assertStringIncludes(set, ADDR.knocker.v4);
+      assertEquals(set.includes("expires"), false, set);
+    });
+    await t.step("the admin's set goes missing: sesame's own table still comes back", async () => {
+      await load(ruleset("")); // flush ruleset, and no adm_v4 any more
+      await p.waitForLog(
+        /cannot put sesame's rules back: nft set "inet filter adm_v4" does not exist/,
+        3000,
+      );
+      assert(await eventually(async () => !(await bystanderIn(lab)), 3000), p.log());
+    });
     p.kill("SIGTERM");
     assertEquals((await p.child.status).code, 0);
   },

@@ -16,7 +16,11 @@ export interface Firewall {
    * the still-open `records` let through for their remaining time (start and reload).
    * Throws when it cannot: the daemon must not run with unprotected ports.
    */
-  start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void>;
+  start(
+    doors: readonly Door[],
+    records: readonly OpenRecord[],
+    options?: StartOptions,
+  ): Promise<void>;
   /** Lets `record.source` through `record`'s ports until `record.until` (extends when already open). */
   open(record: OpenRecord): Promise<void>;
   /** Removes `record.source`'s access (backends whose kernel does not expire it by itself). */
@@ -33,6 +37,15 @@ export interface Firewall {
   watch(onChange: () => void): void;
   /** Releases what the backend holds (processes, timers); the rules stay, so the ports stay protected. */
   shutdown(): Promise<void>;
+}
+
+/** Options for {@link Firewall.start}. */
+export interface StartOptions {
+  /**
+   * A repair after another tool removed sesame's rules: put back what can be put back even
+   * when part of the config cannot be applied (then throw). @default false
+   */
+  readonly repair?: boolean;
 }
 
 /** The firewall backends by kind. */

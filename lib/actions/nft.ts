@@ -11,7 +11,7 @@ import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
-import type { Firewall } from "./firewall.ts";
+import type { Firewall, StartOptions } from "./firewall.ts";
 import { nftSetBase } from "./nft_names.ts";
 import { NftSession } from "./nft_session.ts";
 import type { CommandRunner, Session } from "./runner.ts";
@@ -24,15 +24,26 @@ const SESSION_LINES = 64 * 3;
 /** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
 const MIN_TIMEOUT_MS = 1000;
 
-/** The admin's own sets the doors name (`family table set`), each once. */
-function adminSets(doors: readonly Door[]): string[] {
-  const sets = new Set<string>();
+/** nft's answer to creating an element that exists. */
+const ALREADY_THERE = /File exists/;
+
+/** The admin's own sets the doors name (`family table set`), each with the type it must have. */
+function adminSets(doors: readonly Door[]): Map<string, "ipv4_addr" | "ipv6_addr"> {
+  const sets = new Map<string, "ipv4_addr" | "ipv6_addr">();
   for (const door of doors) {
     const own = door.open?.nft?.sets;
-    if (own?.v4) sets.add(own.v4);
-    if (own?.v6) sets.add(own.v6);
+    if (own?.v4) sets.set(own.v4, "ipv4_addr");
+    if (own?.v6) sets.set(own.v6, "ipv6_addr");
   }
-  return [...sets];
+  return sets;
+}
+
+function setError(problems: ReadonlyMap<string, string>): FirewallError {
+  return new FirewallError(
+    [...problems].map(([set, why]) =>
+      `nft set "${set}" ${why}: a door with "set" needs it in your own ruleset as a set of addresses with "flags timeout" (see the README)`
+    ).join("\n"),
+  );
 }
 
 /** True for an `nft monitor` line that may change sesame's table (not its elements). */
@@ -63,6 +74,9 @@ function elementLines(record: OpenRecord, now: number): string[] {
   }
   const timeout = Math.max(MIN_TIMEOUT_MS, Math.ceil(record.until - now));
   const target = `${set} { ${address.text}`;
+  // In the admin's own set an element may be the admin's (permanent): never delete or
+  // change one, only create (an element already there is left as it is: see ALREADY_THERE).
+  if (own) return [`create element ${target} timeout ${timeout}ms }`];
   return [
     `add element ${target} }`,
     `delete element ${target} }`,
@@ -159,11 +173,13 @@ export class NftFirewall implements Firewall {
   /** The admin's sets that doors name, and their listing (with handles) after the last start. */
   #adminSets: readonly string[] = [];
   #expectedSets = "";
+  /** The sources sesame put into the admin's sets, with their time. */
+  readonly #adminElements = new Map<string, { set: string; address: string; until: number }>();
   /** The long-lived `nft monitor`, while watching. */
   #monitor: Session | undefined;
   #watching = false;
   /** Every use of nft after start goes through here: one transaction at a time. */
-  readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items.flat()));
+  readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items));
 
   /**
    * @param options.mode `session` (default): openings go to one long-lived `nft -i`, and a
@@ -179,43 +195,104 @@ export class NftFirewall implements Firewall {
     this.#session = options.mode === "batch" ? undefined : new NftSession(runner, this.#nft);
   }
 
-  async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
-    const own = adminSets(doors);
-    for (const set of own) {
-      if ((await this.#listSet(set)) === "") {
-        throw new FirewallError(
-          `nft set "${set}" does not exist: a door with "set" needs it in your own ruleset (see the README)`,
-        );
-      }
-    }
+  async start(
+    doors: readonly Door[],
+    records: readonly OpenRecord[],
+    options: StartOptions = {},
+  ): Promise<void> {
+    const wanted = adminSets(doors);
+    const problems = await this.#checkSets(wanted);
+    // A start or a reload changes nothing when a set is wrong; a repair puts sesame's own
+    // table back first, and then reports the set.
+    if (problems.size > 0 && !options.repair) throw setError(problems);
     await this.#run(nftRuleset(doors, records, this.#now()));
     // The open sources of doors in the admin's sets go back in (the admin may have
     // reloaded the ruleset, which empties them).
     const now = this.#now();
     const names = new Set(doors.filter((d) => d.open?.nft?.sets).map((d) => d.name));
-    const lines = records.filter((r) => names.has(r.door) && r.firewall?.sets && r.until > now)
-      .flatMap((r) => elementLines(r, now));
-    if (lines.length > 0) await this.#run(lines.join("\n") + "\n");
-    // Empty: another tool removed the table right after it went in. Then nothing counts as
-    // intact, and the watch puts it back.
-    this.#expected = (await this.#listTable()) || undefined;
-    this.#adminSets = own;
-    this.#expectedSets = await this.#listSets(own);
+    this.#adminElements.clear();
+    const lines = records.filter((r) => names.has(r.door) && r.until > now).flatMap((r) => {
+      const address = parseAddress(r.source);
+      const set = r.firewall?.sets?.[address?.family === 6 ? "v6" : "v4"];
+      if (!set || problems.has(set)) return [];
+      this.#adminElements.set(`${set}|${r.source}`, { set, address: r.source, until: r.until });
+      return elementLines(r, now);
+    });
+    for (const line of lines) {
+      await this.#run(line + "\n").catch((e) => {
+        if (!ALREADY_THERE.test((e as Error).message)) throw e;
+      });
+    }
+    // Without doors of its own sesame's table is absent on purpose; otherwise an empty
+    // listing means another tool removed it right after: not intact, the watch repairs.
+    const listing = await this.#listTable();
+    const ownTable = doors.some((d) => d.open?.nft && !d.open.nft.sets);
+    this.#expected = ownTable ? listing || undefined : listing;
+    this.#adminSets = [...wanted.keys()];
+    this.#expectedSets = await this.#listSets(this.#adminSets);
+    if (problems.size > 0) throw setError(problems);
     // Start the session now (a no-op transaction), so the first opening does not pay for it.
     // Only a warm-up: the table is in place, so a failure here (another tool flushing the
     // ruleset this very moment, which the watch repairs) does not fail the start.
-    if (this.#session && doors.some((d) => d.open?.nft)) {
+    if (this.#session && ownTable) {
       await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"])
         .catch(() => {});
     }
   }
 
+  /**
+   * What is wrong with the admin's sets: missing, of the other family, without
+   * `flags timeout` (sesame's elements would never expire), or an interval set.
+   */
+  async #checkSets(
+    sets: ReadonlyMap<string, "ipv4_addr" | "ipv6_addr">,
+  ): Promise<Map<string, string>> {
+    const problems = new Map<string, string>();
+    for (const [set, type] of sets) {
+      const result = await this.#runner.run(
+        [this.#nft, "-j", "list", "set", ...set.split(" ")],
+        TIMEOUT_MS,
+        undefined,
+        true,
+        true,
+      );
+      let info: { type?: unknown; flags?: unknown } | undefined;
+      try {
+        info = (JSON.parse(result.output ?? "{}").nftables ?? [])
+          .find((o: { set?: unknown }) => o.set)?.set;
+      } catch { /* no listing */ }
+      const flags = Array.isArray(info?.flags) ? info.flags : [];
+      if (result.code !== 0 || !info) problems.set(set, "does not exist");
+      else if (info.type !== type) problems.set(set, `holds ${info.type}, not ${type}`);
+      else if (!flags.includes("timeout")) problems.set(set, `has no "flags timeout"`);
+      else if (flags.includes("interval")) problems.set(set, "is an interval set");
+    }
+    return problems;
+  }
+
   open(record: OpenRecord): Promise<void> {
+    let lines: string[];
     try {
-      return this.#batcher.add(elementLines(record, this.#now()));
+      lines = elementLines(record, this.#now());
     } catch (e) {
       return Promise.reject(e);
     }
+    const own = record.firewall?.sets?.[record.source.includes(":") ? "v6" : "v4"];
+    if (own) {
+      this.#adminElements.set(`${own}|${record.source}`, {
+        set: own,
+        address: record.source,
+        until: record.until,
+      });
+    }
+    const opening = this.#batcher.add(lines);
+    // In the admin's set the source may be there already (the admin's own element, or
+    // ours from a moment ago): it is let in, which is what the door is for.
+    return record.firewall?.sets
+      ? opening.catch((e) =>
+        ALREADY_THERE.test((e as Error).message) ? undefined : Promise.reject(e)
+      )
+      : opening;
   }
 
   close(_record: OpenRecord): Promise<void> {
@@ -224,7 +301,47 @@ export class NftFirewall implements Firewall {
 
   async intact(): Promise<boolean> {
     return this.#expected !== undefined && (await this.#listTable()) === this.#expected &&
-      (await this.#listSets(this.#adminSets)) === this.#expectedSets;
+      (await this.#listSets(this.#adminSets)) === this.#expectedSets &&
+      await this.#adminElementsPresent();
+  }
+
+  /**
+   * The sources sesame let into the admin's sets are still there (until their time): a
+   * ruleset reload recreates a set empty, with the same listing and handles as before.
+   */
+  async #adminElementsPresent(): Promise<boolean> {
+    const now = this.#now();
+    const bySet = new Map<string, string[]>();
+    for (const [key, e] of this.#adminElements) {
+      if (e.until <= now + 1000) this.#adminElements.delete(key); // expiring by itself
+      else bySet.set(e.set, [...bySet.get(e.set) ?? [], e.address]);
+    }
+    for (const [set, addresses] of bySet) {
+      const present = await this.#setElements(set);
+      if (addresses.some((a) => !present.has(a))) return false;
+    }
+    return true;
+  }
+
+  /** The addresses in one of the admin's sets. */
+  async #setElements(set: string): Promise<Set<string>> {
+    const result = await this.#runner.run(
+      [this.#nft, "-j", "list", "set", ...set.split(" ")],
+      TIMEOUT_MS,
+      undefined,
+      true,
+      true,
+    );
+    const found = new Set<string>();
+    try {
+      const info = (JSON.parse(result.output ?? "{}").nftables ?? [])
+        .find((o: { set?: unknown }) => o.set)?.set;
+      for (const e of info?.elem ?? []) {
+        const value = typeof e === "string" ? e : e?.elem?.val;
+        if (typeof value === "string") found.add(value);
+      }
+    } catch { /* nothing listed */ }
+    return found;
   }
 
   /**
@@ -318,10 +435,25 @@ export class NftFirewall implements Firewall {
     return result.code === 0 ? result.output ?? "" : "";
   }
 
-  /** One batch: a few lines to the running session (lowest latency), a backlog to nft -f. */
-  async #commit(lines: string[]): Promise<void> {
-    if (this.#session && lines.length <= SESSION_LINES) await this.#session.run(lines);
-    else await this.#run(lines.join("\n") + "\n");
+  /**
+   * One batch: a few lines to the running session (lowest latency), a backlog to nft -f.
+   * A batch that fails is retried opening by opening, so one bad opening cannot fail the
+   * others (nft transactions are all or nothing).
+   */
+  async #commit(items: (readonly string[])[]): Promise<(Error | undefined)[]> {
+    const send = async (lines: readonly string[]) => {
+      if (this.#session && lines.length <= SESSION_LINES) await this.#session.run(lines);
+      else await this.#run(lines.join("\n") + "\n");
+    };
+    try {
+      await send(items.flat());
+      return items.map(() => undefined);
+    } catch (e) {
+      if (items.length === 1) return [e as Error];
+      const errors: (Error | undefined)[] = [];
+      for (const item of items) errors.push(await send(item).then(() => undefined, (e) => e));
+      return errors;
+    }
   }
 
   async #run(script: string): Promise<void> {

@@ -69,6 +69,13 @@ const knockLog = logger("knock");
 const TICK_MS = 500;
 
 type FirewallKind = keyof Firewalls;
+
+/** A backend's recent repairs (for the pauses after repeated ones). */
+interface Repairs {
+  times: number[];
+  hold: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
 const FIREWALL_KINDS: readonly FirewallKind[] = ["nft", "iptables"];
 
 /**
@@ -117,10 +124,11 @@ export class Daemon {
   readonly #lock: InstanceLock | undefined;
   /** Backends whose rules are being checked or repaired now. */
   readonly #guarding = new Set<FirewallKind>();
-  /** Times of the latest repairs, and until when the next one waits. */
-  #repairs: number[] = [];
-  #repairHold = 0;
-  #repairTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Per backend: times of the latest repairs, until when the next one waits, its timer. */
+  readonly #repair: Record<FirewallKind, Repairs> = {
+    nft: { times: [], hold: 0, timer: undefined },
+    iptables: { times: [], hold: 0, timer: undefined },
+  };
   #reloading = false;
   /** False until the firewall is in place: knocks heard before are not acted on. */
   #ready = false;
@@ -346,24 +354,26 @@ export class Daemon {
       const firewall = this.#firewalls[kind];
       if (await firewall.intact()) return;
       const now = Date.now();
-      if (now < this.#repairHold) return;
-      this.#repairs = [...this.#repairs.filter((t) => now - t < 60_000), now];
+      const repair = this.#repair[kind];
+      if (now < repair.hold) return;
+      repair.times = [...repair.times.filter((t) => now - t < 60_000), now];
       const records = this.#opener.records();
       log.error(
         "{kind}: sesame's rules were removed or changed by another program (a firewall reload?): putting them back, with {open} doors still open",
         { kind, open: records.filter((r) => r.firewall?.kind === kind).length },
       );
-      await firewall.start(this.#config.doors, records);
+      // In repair mode what can be put back is, even when a door's own set went missing.
+      await firewall.start(this.#config.doors, records, { repair: true });
       this.#report({ kind: "firewall-restored", backend: kind });
-      if (this.#repairs.length > 5) {
-        const pause = Math.min(60_000, 1000 * 2 ** (this.#repairs.length - 5));
-        this.#repairHold = now + pause;
+      if (repair.times.length > 5) {
+        const pause = Math.min(60_000, 1000 * 2 ** (repair.times.length - 5));
+        repair.hold = now + pause;
         log.error(
           "{kind}: something keeps removing sesame's rules ({count} times in a minute): the next repair waits {pause}",
-          { kind, count: this.#repairs.length, pause: formatDuration(pause) },
+          { kind, count: repair.times.length, pause: formatDuration(pause) },
         );
-        clearTimeout(this.#repairTimer);
-        this.#repairTimer = setTimeout(() => void this.#guard(kind), pause + 10);
+        clearTimeout(repair.timer);
+        repair.timer = setTimeout(() => void this.#guard(kind), pause + 10);
       }
     } catch (e) {
       log.error("{kind}: cannot put sesame's rules back: {error}", {
@@ -426,7 +436,7 @@ export class Daemon {
   /** Releases processes, the store and timers (after stop, or a failed start). */
   async #release(): Promise<void> {
     clearInterval(this.#tick);
-    clearTimeout(this.#repairTimer);
+    for (const kind of FIREWALL_KINDS) clearTimeout(this.#repair[kind].timer);
     this.#listeners.closeAll();
     this.#opener.cancelTimers();
     for (const kind of FIREWALL_KINDS) await this.#firewalls[kind].shutdown();

@@ -25,7 +25,11 @@ export async function readKnockMemory(path: string | undefined): Promise<KnockMe
   if (!path) return {};
   try {
     const data = JSON.parse(await Deno.readTextFile(path));
-    return typeof data === "object" && data !== null && !Array.isArray(data) ? data : {};
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return {};
+    // Only whole counters: anything else in a damaged or edited file is forgotten.
+    return Object.fromEntries(
+      Object.entries(data).filter(([, v]) => Number.isSafeInteger(v) && (v as number) >= 0),
+    ) as KnockMemory;
   } catch {
     return {};
   }
@@ -63,6 +67,7 @@ export async function rememberKnock(
  * assertEquals(nextCounter(door, now, 1000, undefined), { counter: 1000, wait: 0 });
  * assertEquals(nextCounter(door, now, 1000, 1000), { counter: 1001, wait: 0 });
  * assertEquals(nextCounter(door, now, 1000, 1001), { counter: 1002, wait: 25_000 });
+ * assertEquals(nextCounter(door, now, 1000, 5_000_000), { counter: 1000, wait: 0 }); // far ahead: ignored
  * ```
  */
 export function nextCounter(
@@ -71,8 +76,11 @@ export function nextCounter(
   planned: number,
   lastUsed: number | undefined,
 ): { counter: number; wait: number } {
-  const counter = lastUsed === undefined ? planned : Math.max(planned, lastUsed + 1);
   const current = Math.floor(now / door.periodMs);
+  // A counter remembered far ahead of this clock (a clock that was once wrong, an edited
+  // file) is not waited for: the server judges by its own clock, and the knock says so.
+  const usable = lastUsed !== undefined && lastUsed + 1 <= current + door.skew + 1;
+  const counter = usable ? Math.max(planned, lastUsed! + 1) : planned;
   if (counter <= current + door.skew) return { counter, wait: 0 };
   // In force from the period counter − skew on: wait for its start.
   return { counter, wait: (counter - door.skew) * door.periodMs - now };
