@@ -4,7 +4,7 @@
  * while the daemon commits, and a deleted store.
  */
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { spawnScript, tempDir, writePrivate } from "./_cli.ts";
+import { runCli, spawnScript, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, SECRET_B64, sleep } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 import { readStore, SqliteStore } from "../lib/store/sqlite.ts";
@@ -249,4 +249,33 @@ doors:
   await knockAll("127.0.0.1", code, { localAddress: "127.0.0.3" });
   await again.waitForLog(/127\.0\.0\.3 completed an already used code/);
   assertEquals(await exists(`${dir.path}/opening-127.0.0.3`), false);
+});
+
+Deno.test("status: the doors open for whom until when, read while the daemon runs and after it stopped", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(10);
+  const state = `${dir.path}/state.db`;
+  const file = `${dir.path}/c.yaml`;
+  await writePrivate(file, staticConfig(dir.path, state, base).replace("for: 1s", "for: 60s"));
+  await using p = spawnListen(["-c", file]);
+  await p.waitForLog(/listening on/);
+  await knockAll("127.0.0.1", seq(base), { localAddress: "127.0.0.2" });
+  await p.waitForLog(/door door opened for 127\.0\.0\.2/);
+  const read = async () => {
+    const out = await runCli(["status", "-c", file, "--json"]);
+    assertEquals(out.code, 0, out.stderr);
+    return JSON.parse(out.stdout);
+  };
+  const running = await read();
+  assertEquals(running.doors[0].open.map((o: { source: string }) => o.source), ["127.0.0.2"]);
+  assert(running.doors[0].open[0].closes_in_s > 50);
+  assertEquals(running.doors[0].open[0].close_command, [
+    "/usr/bin/touch",
+    `${dir.path}/closed-127.0.0.2`,
+  ]);
+  p.kill("SIGTERM"); // a command door is closed when sesame stops
+  await p.child.status;
+  assertEquals((await read()).doors[0].open, []);
+  const text = await runCli(["status", "-c", file]);
+  assertStringIncludes(text.stdout, "door door: 0 open");
 });

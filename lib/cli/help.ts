@@ -17,6 +17,7 @@ Commands:
   keygen   print a new random secret for a door
   init     write a starter server config, its secret file and its client config
   nft-ruleset  print the nftables table listen applies for the config's nft doors
+  status   which doors are open for whom, until when (from the state store)
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
 
 Options:
@@ -126,6 +127,14 @@ A loopback demonstration that needs no config and no root: starts a daemon on
 127.0.0.1 with a fresh secret, knocks it in the wrong order (nothing opens), with the
 right code (the door opens for that address), replays the code from another address
 (refused), and waits for the door to close by itself. Exits 0 when all of that held.`,
+
+  status: `Usage: sesame status --config FILE [--json]
+
+Prints, per door, the sources it is open for, until when and through what (nft, iptables
+or a command), read from the state_file: while sesame runs (a consistent snapshot, read
+only) and while it does not. --json adds the used codes per door:
+{"state_file", "doors": [{"door", "open": [{"source", "until", "closes_in_s", "firewall",
+"close_command"}], "used": [{"counter", "prefix", "current_secret"}]}]}.`,
 
   "nft-ruleset": `Usage: sesame nft-ruleset --config FILE
 

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import("./demo.ts")).demo,
   init: async () => (await import("./init.ts")).init,
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
+  status: async () => (await import("./status.ts")).status,
 };
 
 /** Exit codes: 0 success, 1 failure (bad config, door not opened), 2 usage error, 70 internal error. */
