@@ -119,6 +119,8 @@ export {
   DryRunFirewall,
   type Firewall,
   type Firewalls,
+  type Records,
+  recordsNow,
   type StartOptions,
 } from "./lib/actions/firewall.ts";
 export type { CommandResult, CommandRunner, Session } from "./lib/actions/runner.ts";

@@ -20,8 +20,8 @@
  */
 export class Batcher<T> {
   readonly #flush: (items: T[]) => Promise<void | (Error | undefined)[]>;
-  #items: T[] = [];
-  #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** In order: batches of items still filling, and exclusive jobs between them. */
+  readonly #jobs: Job<T>[] = [];
   #running = false;
 
   /**
@@ -35,19 +35,36 @@ export class Batcher<T> {
   /** Adds an item; resolves when the batch holding it has been flushed. */
   add(item: T): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#items.push(item);
-      this.#waiters.push({ resolve, reject });
+      let last = this.#jobs[this.#jobs.length - 1];
+      if (!last || last.kind !== "batch") {
+        last = { kind: "batch", items: [], waiters: [] };
+        this.#jobs.push(last);
+      }
+      last.items.push(item);
+      last.waiters.push({ resolve, reject });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  /**
+   * Runs `fn` alone: after the batches added before it, before those added after it
+   * (a firewall's whole-table replacement must not interleave with openings).
+   */
+  exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    return new Promise((resolve, reject) => {
+      this.#jobs.push({ kind: "exclusive", run: () => fn().then(resolve, reject) });
       if (!this.#running) void this.#drain();
     });
   }
 
   async #drain(): Promise<void> {
     this.#running = true;
-    while (this.#items.length > 0) {
-      const items = this.#items;
-      const waiters = this.#waiters;
-      this.#items = [];
-      this.#waiters = [];
+    for (let job = this.#jobs.shift(); job; job = this.#jobs.shift()) {
+      if (job.kind === "exclusive") {
+        await job.run();
+        continue;
+      }
+      const { items, waiters } = job;
       try {
         const errors = await this.#flush(items);
         waiters.forEach((w, i) => {
@@ -62,3 +79,11 @@ export class Batcher<T> {
     this.#running = false;
   }
 }
+
+type Job<T> =
+  | {
+    readonly kind: "batch";
+    readonly items: T[];
+    readonly waiters: { resolve: () => void; reject: (e: Error) => void }[];
+  }
+  | { readonly kind: "exclusive"; readonly run: () => Promise<void> };

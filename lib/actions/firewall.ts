@@ -18,7 +18,7 @@ export interface Firewall {
    */
   start(
     doors: readonly Door[],
-    records: readonly OpenRecord[],
+    records: Records,
     options?: StartOptions,
   ): Promise<void>;
   /** Lets `record.source` through `record`'s ports until `record.until` (extends when already open). */
@@ -37,6 +37,17 @@ export interface Firewall {
   watch(onChange: () => void): void;
   /** Releases what the backend holds (processes, timers); the rules stay, so the ports stay protected. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * The doors still open, for {@link Firewall.start}: a list, or a function read when the
+ * rules are written (so an opening made meanwhile is not left out).
+ */
+export type Records = readonly OpenRecord[] | (() => readonly OpenRecord[]);
+
+/** The records now. */
+export function recordsNow(records: Records): readonly OpenRecord[] {
+  return typeof records === "function" ? records() : records;
 }
 
 /** Options for {@link Firewall.start}. */
@@ -74,7 +85,7 @@ export class DryRunFirewall implements Firewall {
   /** The callback given to {@link watch}: tests call it as a firewall change would. */
   changed: (() => void) | undefined;
 
-  async start(doors: readonly Door[], _records: readonly OpenRecord[]): Promise<void> {
+  async start(doors: readonly Door[], _records: Records): Promise<void> {
     await this.#call("start", `start ${doors.length} doors`);
     this.standing = true;
   }

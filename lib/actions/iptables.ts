@@ -13,7 +13,7 @@ import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
-import type { Firewall } from "./firewall.ts";
+import { type Firewall, type Records, recordsNow } from "./firewall.ts";
 import type { CommandRunner } from "./runner.ts";
 
 const CHAIN = "SESAME";
@@ -157,7 +157,15 @@ export class IptablesFirewall implements Firewall {
     this.#now = options.now ?? Date.now;
   }
 
-  async start(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
+  start(doors: readonly Door[], records: Records): Promise<void> {
+    // Alone on both families: no batch of openings or closings interleaves with the chain
+    // being rewritten, and the records are read when it is.
+    return this.#batchers.v4.exclusive(() =>
+      this.#batchers.v6.exclusive(() => this.#replace(doors, recordsNow(records)))
+    );
+  }
+
+  async #replace(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     const now = this.#now();
     for (const family of ["v4", "v6"] as const) {
       await this.#run(family, iptablesScript(family, doors, records, now));

@@ -11,7 +11,7 @@ import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
-import type { Firewall, StartOptions } from "./firewall.ts";
+import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import { nftSetBase } from "./nft_names.ts";
 import { NftSession } from "./nft_session.ts";
 import type { CommandRunner, Session } from "./runner.ts";
@@ -195,11 +195,27 @@ export class NftFirewall implements Firewall {
     this.#session = options.mode === "batch" ? undefined : new NftSession(runner, this.#nft);
   }
 
-  async start(
+  async start(doors: readonly Door[], records: Records, options: StartOptions = {}): Promise<void> {
+    // Alone, between batches of openings: an opening is either in the records written
+    // here or applied after them, never overwritten by them.
+    const ownTable = await this.#batcher.exclusive(() =>
+      this.#replace(doors, recordsNow(records), options)
+    );
+    // Start the session now (a no-op transaction), so the first opening does not pay for it.
+    // Only a warm-up: the table is in place, so a failure here (another tool flushing the
+    // ruleset this very moment, which the watch repairs) does not fail the start.
+    if (this.#session && ownTable) {
+      await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"])
+        .catch(() => {});
+    }
+  }
+
+  /** The table and the admin sets' elements written as the config and records say. */
+  async #replace(
     doors: readonly Door[],
     records: readonly OpenRecord[],
-    options: StartOptions = {},
-  ): Promise<void> {
+    options: StartOptions,
+  ): Promise<boolean> {
     const wanted = adminSets(doors);
     const problems = await this.#checkSets(wanted);
     // A start or a reload changes nothing when a set is wrong; a repair puts sesame's own
@@ -231,13 +247,7 @@ export class NftFirewall implements Firewall {
     this.#adminSets = [...wanted.keys()];
     this.#expectedSets = await this.#listSets(this.#adminSets);
     if (problems.size > 0) throw setError(problems);
-    // Start the session now (a no-op transaction), so the first opening does not pay for it.
-    // Only a warm-up: the table is in place, so a failure here (another tool flushing the
-    // ruleset this very moment, which the watch repairs) does not fail the start.
-    if (this.#session && ownTable) {
-      await this.#batcher.add(["add element inet sesame session_probe { 127.0.0.1 timeout 1s }"])
-        .catch(() => {});
-    }
+    return ownTable;
   }
 
   /**

@@ -357,13 +357,16 @@ export class Daemon {
       const repair = this.#repair[kind];
       if (now < repair.hold) return;
       repair.times = [...repair.times.filter((t) => now - t < 60_000), now];
-      const records = this.#opener.records();
       log.error(
         "{kind}: sesame's rules were removed or changed by another program (a firewall reload?): putting them back, with {open} doors still open",
-        { kind, open: records.filter((r) => r.firewall?.kind === kind).length },
+        {
+          kind,
+          open: this.#opener.records().filter((r) => r.firewall?.kind === kind).length,
+        },
       );
-      // In repair mode what can be put back is, even when a door's own set went missing.
-      await firewall.start(this.#config.doors, records, { repair: true });
+      // In repair mode what can be put back is, even when a door's own set went missing;
+      // the open doors are read when the rules are written.
+      await firewall.start(this.#config.doors, () => this.#opener.records(), { repair: true });
       this.#report({ kind: "firewall-restored", backend: kind });
       if (repair.times.length > 5) {
         const pause = Math.min(60_000, 1000 * 2 ** (repair.times.length - 5));
@@ -391,7 +394,7 @@ export class Daemon {
    * applied get the running config back. The kernel ends as it was, or fully changed.
    */
   async #applyFirewalls(config: Config): Promise<void> {
-    const records = this.#opener.records();
+    const records = () => this.#opener.records();
     const applied: FirewallKind[] = [];
     // Backends the new config uses first, those it leaves last: protection is added
     // before any is taken away, so a door moving between backends is never unguarded.
