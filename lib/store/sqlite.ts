@@ -11,7 +11,7 @@
  * salvaging the close actions it can still read.
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StateFileError } from "../errors.ts";
 import { parseState } from "./json_import.ts";
 import type {
@@ -67,6 +67,7 @@ export class SqliteStore implements Store {
   /** The database file (the config's `state_file`). */
   readonly path: string;
   #db: DatabaseSync | undefined;
+  readonly #statements = new Map<string, StatementSync>();
   /** Commits so far, as the database counts them (meta 'generation'). */
   #generation = 0;
 
@@ -144,10 +145,18 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.#statements.clear();
     try {
       this.#db?.close();
     } catch { /* closed */ }
     this.#db = undefined;
+  }
+
+  /** A statement compiled once per connection: a commit runs them, not compiles them. */
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, statement = this.#db!.prepare(sql));
+    return statement;
   }
 
   /** One transaction: all of `changes` or none. Blocks the event loop for its duration only. */
@@ -157,14 +166,14 @@ export class SqliteStore implements Store {
     db.exec("BEGIN IMMEDIATE");
     try {
       if (changes.used?.length) {
-        const upsert = db.prepare(
+        const upsert = this.#statement(
           `INSERT INTO used_codes VALUES (?, ?, ?, ?) ON CONFLICT (door, secret, prefix)
            DO UPDATE SET counter = max(counter, excluded.counter)`,
         );
         for (const c of changes.used) upsert.run(c.door, c.secret, c.prefix ?? "", c.counter);
       }
       if (changes.opened?.length) {
-        const put = db.prepare("INSERT OR REPLACE INTO open_doors VALUES (?, ?, ?, ?, ?)");
+        const put = this.#statement("INSERT OR REPLACE INTO open_doors VALUES (?, ?, ?, ?, ?)");
         for (const r of changes.opened) {
           put.run(
             r.door,
@@ -176,18 +185,18 @@ export class SqliteStore implements Store {
         }
       }
       if (changes.closed?.length) {
-        const drop = db.prepare("DELETE FROM open_doors WHERE door = ? AND source = ?");
+        const drop = this.#statement("DELETE FROM open_doors WHERE door = ? AND source = ?");
         for (const r of changes.closed) drop.run(r.door, r.source);
       }
       if (changes.now !== undefined) {
-        db.prepare(
+        this.#statement(
           `INSERT INTO meta VALUES ('max_time', ?) ON CONFLICT (key)
            DO UPDATE SET value = max(value, excluded.value)`,
         ).run(Math.floor(changes.now));
       }
-      db.exec(
+      this.#statement(
         `INSERT INTO meta VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1`,
-      );
+      ).run();
       db.exec("COMMIT");
     } catch (e) {
       try {
