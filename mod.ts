@@ -54,6 +54,7 @@ export type {
   Door,
   DoorBase,
   DoorPool,
+  DoorUser,
   FirewallSpec,
   NftSets,
   OpenAction,
@@ -61,6 +62,7 @@ export type {
   ScanPolicy,
   StaticDoor,
 } from "./lib/config/types.ts";
+export { userDoors } from "./lib/config/types.ts";
 export {
   ConfigError,
   type ConfigIssue,
@@ -90,8 +92,20 @@ export {
 } from "./lib/engine/engine.ts";
 export { type CodeOwner, type UsedCode, UsedCodes } from "./lib/engine/used_codes.ts";
 export type { Evidence } from "./lib/engine/scan_detector.ts";
-export { Counters } from "./lib/counters.ts";
-export { Daemon, type DaemonEvent, type DaemonOptions } from "./lib/daemon/daemon.ts";
+export { Counters, type DoorCounts, Histogram } from "./lib/counters.ts";
+export {
+  Daemon,
+  type DaemonEvent,
+  type DaemonOptions,
+  type DaemonStatus,
+} from "./lib/daemon/daemon.ts";
+export {
+  askDaemon,
+  type ControlAnswer,
+  controlPath,
+  type ControlRequest,
+} from "./lib/daemon/control.ts";
+export { type MetricsView, renderMetrics } from "./lib/daemon/metrics.ts";
 export { type InstanceLock, takeInstanceLock } from "./lib/daemon/instance_lock.ts";
 export type { DoorEvent } from "./lib/daemon/opener.ts";
 export {

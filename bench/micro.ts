@@ -134,6 +134,7 @@ const rows: string[] = [];
     start: () => Promise.resolve(),
     open: () => Promise.resolve(),
     close: () => Promise.resolve(),
+    revoke: () => Promise.resolve(),
     intact: () => Promise.resolve(true),
     watch: () => {},
     shutdown: () => Promise.resolve(),

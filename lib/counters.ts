@@ -19,6 +19,8 @@
 export class Counters {
   /** Knocks delivered by the listeners. */
   knocks = 0;
+  /** Of those, UDP datagrams. */
+  udpKnocks = 0;
   /** Accept and receive calls that failed (reset probes of a connect scan, fd exhaustion). */
   acceptErrors = 0;
   /** Knocks ignored: allow/deny lists, a scanner's cool-down. */
@@ -43,4 +45,98 @@ export class Counters {
   closeFailures = 0;
   /** Store commits that failed: their doors did not open. */
   commitFailures = 0;
+  /** Per door: opens, closes and refusals by reason (the metrics' labelled series). */
+  readonly doors: Map<string, DoorCounts> = new Map();
+  /** Last knock → door open (committed and acted on), seconds. */
+  readonly openLatency: Histogram = new Histogram(LATENCY_BUCKETS_S);
+
+  /** The counts of `door`, made on first use. */
+  door(door: string): DoorCounts {
+    let counts = this.doors.get(door);
+    if (!counts) {
+      this.doors.set(
+        door,
+        counts = { opens: 0, closes: 0, refusals: new Map(), userOpens: new Map() },
+      );
+    }
+    return counts;
+  }
+
+  /** Counts one refusal of `door` for `reason`. */
+  refused(door: string, reason: string): void {
+    const refusals = this.door(door).refusals;
+    refusals.set(reason, (refusals.get(reason) ?? 0) + 1);
+  }
+}
+
+/** One door's counts. */
+export interface DoorCounts {
+  /** Doors opened (fresh). */
+  opens: number;
+  /** Doors closed. */
+  closes: number;
+  /** Refusals by reason token. */
+  readonly refusals: Map<string, number>;
+  /** On a door with users: opens by user. */
+  readonly userOpens: Map<string, number>;
+}
+
+/** Upper bounds of the open-latency buckets, seconds: 0.5 ms … 5 s. */
+export const LATENCY_BUCKETS_S: readonly number[] = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  5,
+];
+
+/**
+ * A cumulative histogram, as Prometheus keeps one: counts per upper bound, a sum and a count.
+ *
+ * @example
+ * ```ts
+ * import { Histogram } from "./counters.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const h = new Histogram([0.001, 0.01]);
+ * h.observe(0.0005);
+ * h.observe(0.005);
+ * h.observe(2);
+ * assertEquals([...h.counts], [1, 1, 1]); // per bucket, the last one +Inf
+ * assertEquals(h.count, 3);
+ * ```
+ */
+export class Histogram {
+  /** Upper bounds, ascending. */
+  readonly bounds: readonly number[];
+  /** Observations per bucket (not cumulative); the last is above every bound. */
+  readonly counts: Float64Array;
+  /** Sum of the observations. */
+  sum = 0;
+  /** Observations. */
+  count = 0;
+
+  /**
+   * Creates an empty histogram.
+   * @param bounds the buckets' upper bounds, ascending.
+   */
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  /** Adds one observation. */
+  observe(value: number): void {
+    let i = 0;
+    while (i < this.bounds.length && value > this.bounds[i]) i++;
+    this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
 }

@@ -86,7 +86,7 @@ export function doorWeakness(door: Door, reorderWindowMs: number): Weakness {
   const ports = door.kind === "static"
     ? door.pool.tcp.length + door.pool.udp.length
     : door.candidates.length * (door.protocol === "mixed" ? 2 : 1);
-  const codes = door.kind === "static" ? 1 : 2 * door.skew + 1;
+  const codes = door.kind === "static" ? 1 : (2 * door.skew + 1) * (door.users?.length ?? 1);
   const orderings = acceptedOrderings(length, reorderWindowMs > 0);
   // N! / (N − L)! as a running quotient, to stay within floating point.
   let chance = codes * orderings * Math.max(0, ports - length + 1);

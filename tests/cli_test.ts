@@ -229,3 +229,38 @@ Deno.test("sesame check refuses a state_file listen could not create", async () 
   assertEquals(result.code, 1, result.stdout);
   assertStringIncludes(result.stderr, `state_file: ${dir.path}/afile is not a directory`);
 });
+
+Deno.test("sesame init --user adds a user to a door with users (comments kept), whose client config knocks that user's code; nothing changes on a refusal", async () => {
+  const { loadConfig } = await import("../lib/config/load.ts");
+  const { userDoors } = await import("../lib/config/types.ts");
+  const { codeAt } = await import("../lib/code.ts");
+  await using dir = await tempDir();
+  const server = `${dir.path}/sesame.yaml`;
+  const original = `# kept
+doors:
+  team:
+    ports: "20000-20999" # the pool
+    length: 5
+    users:
+      alice: { secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" }
+    open: { for: 30s, command: ["/usr/bin/true"] }
+`;
+  await Deno.writeTextFile(server, original, { mode: 0o600 });
+  const out = await runCli(["init", "--user", "carol", "--door", "team", "--out", server]);
+  assertEquals(out.code, 0, out.stderr);
+  const text = await Deno.readTextFile(server);
+  assertStringIncludes(text, "# kept");
+  assertStringIncludes(text, "carol: { secret_file: team-carol.key }");
+  assertEquals((await Deno.stat(`${dir.path}/team-carol.key`)).mode! & 0o777, 0o600);
+  const doors = userDoors((await loadConfig(server)).doors);
+  assertEquals(doors.map((d) => d.kind === "rotating" && d.user), ["alice", "carol"]);
+  const clientFile = `${dir.path}/team-carol-client.yaml`;
+  const client = (await loadConfig(clientFile)).doors[0];
+  const now = Date.now();
+  assertEquals((await codeAt(client, now)).knocks, (await codeAt(doors[1], now)).knocks);
+  // A second carol, and a door without users, are refused; the config stays as it was.
+  const again = await runCli(["init", "--user", "carol", "--door", "team", "--out", server]);
+  assertEquals(again.code, 2);
+  assertStringIncludes(again.stderr, 'has a user "carol" already');
+  assertEquals(await Deno.readTextFile(server), text);
+});

@@ -96,7 +96,7 @@ Deno.test("parseConfig() refuses impossible values with the key and value", () =
   );
   assertStringIncludes(
     errors(`doors:\n  d:\n    ports: "1-10"`)[0],
-    'exactly one of "secret" or "secret_file"',
+    'exactly one of "secret", "secret_file" or "users"',
   );
   assertStringIncludes(errors(`doors: {}`)[0], "at least one door");
   assertStringIncludes(errors(`doors:\n  "bad name":\n    sequence: [1]`)[0], "door name must be");

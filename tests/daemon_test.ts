@@ -145,7 +145,13 @@ Deno.test("listen: a used code replayed from another source is refused, also aft
   await using again = await startDaemon(config, { now: clock.now });
   await knockAll("127.0.0.1", good, { localAddress: "127.0.0.4" });
   const replay = await again.waitFor((e) => e.kind === "replay");
-  assertEquals(replay, { kind: "replay", door: "ssh", source: "127.0.0.4", counter: 59_000_000 });
+  assertEquals(replay, {
+    kind: "replay",
+    door: "ssh",
+    source: "127.0.0.4",
+    counter: 59_000_000,
+    evidence: "tcp",
+  });
   assertEquals(opened(again.events), []);
 });
 

@@ -44,8 +44,8 @@ async function engineAt(now: number, extra = "", door = "") {
   return { engine, doors, counters };
 }
 
-/** Decisions about doors (opens and replays): what these tests look at. */
-type DoorDecision = Extract<Decision, { door: unknown }>;
+/** Decisions about doors (opens, replays, skews): what these tests look at. */
+type DoorDecision = Exclude<Extract<Decision, { door: unknown }>, { kind: "refused" }>;
 
 /** The counter a decision is about: the code used (open) or the one refused. */
 const counterOf = (d: DoorDecision) => d.kind === "open" ? d.code?.counter : d.counter;
@@ -59,7 +59,11 @@ function send(
 ): DoorDecision[] {
   const out: DoorDecision[] = [];
   knocks.forEach((k, i) =>
-    out.push(...(engine.handle(source, k.protocol, k.port, start + i * gap) as DoorDecision[]))
+    out.push(
+      ...(engine.handle(source, k.protocol, k.port, start + i * gap).filter((d) =>
+        d.kind !== "refused" && d.kind !== "scan"
+      ) as DoorDecision[]),
+    )
   );
   return out;
 }

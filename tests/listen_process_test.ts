@@ -164,7 +164,7 @@ doors:
   const ahead = await codeForCounter(door, Math.floor(Date.now() / 3_600_000) + 2);
   await knockAll("127.0.0.1", ahead.knocks, { localAddress: "127.0.0.2" });
   await p.waitForLog(
-    /127\.0\.0\.2 sent the code of 2 period\(s\) ahead: the clocks disagree by about 2h/,
+    /knock failed from 127\.0\.0\.2 on door \S+: reason=skew evidence=tcp \(the code of 2 period\(s\) ahead: the clocks disagree by about 2h/,
   );
   assertEquals(await exists(`${dir.path}/open-ssh-127.0.0.2`), false);
   p.kill("SIGTERM");

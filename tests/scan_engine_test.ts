@@ -22,7 +22,9 @@ async function engine() {
   return { e, counters, config, code: (await codeForCounter(config.doors[0], 1000)).knocks };
 }
 
-const kinds = (ds: readonly Decision[]) => ds.map((d) => d.kind);
+/** What the scan tests look at: opens and bans (every failed knock is also a refusal: refusal_test.ts). */
+const kinds = (ds: readonly Decision[]) =>
+  ds.filter((d) => d.kind !== "refused").map((d) => d.kind);
 
 Deno.test("scan detection: an in-order sweep never opens a static door with ascending ports", async () => {
   const { e } = await engine();

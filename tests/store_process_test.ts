@@ -88,7 +88,7 @@ Deno.test("store: SIGKILL in a burst of opens: every door whose command ran is i
   for (const s of sample) await knockAll("127.0.0.1", codes.get(s)!, { localAddress: s });
   for (const s of sample) {
     await again.waitForLog(
-      new RegExp(`${s.replaceAll(".", "\\.")} completed an already used code`),
+      new RegExp(`knock failed from ${s.replaceAll(".", "\\.")} on door \\S+: reason=replay`),
     );
   }
   await sleep(200);
@@ -216,7 +216,7 @@ Deno.test("store: a deleted store is lost state: the current codes are refused, 
   assertStringIncludes(p.log(), "was lost (");
   const code = await codeFor(yaml, "127.0.0.2");
   await knockAll("127.0.0.1", code, { localAddress: "127.0.0.2" });
-  await p.waitForLog(/127\.0\.0\.2 completed an already used code/);
+  await p.waitForLog(/knock failed from 127\.0\.0\.2 on door \S+: reason=replay/);
   assertEquals(await exists(`${dir.path}/opened-127.0.0.2`), false);
 });
 
@@ -247,7 +247,7 @@ doors:
   await using again = spawnListen(["-c", `${dir.path}/c.yaml`]);
   await again.waitForLog(/listening on/);
   await knockAll("127.0.0.1", code, { localAddress: "127.0.0.3" });
-  await again.waitForLog(/127\.0\.0\.3 completed an already used code/);
+  await again.waitForLog(/knock failed from 127\.0\.0\.3 on door \S+: reason=replay/);
   assertEquals(await exists(`${dir.path}/opening-127.0.0.3`), false);
 });
 
@@ -267,6 +267,7 @@ Deno.test("status: the doors open for whom until when, read while the daemon run
     return JSON.parse(out.stdout);
   };
   const running = await read();
+  assertEquals(running.daemon?.pid, p.child.pid, "read through the running daemon");
   assertEquals(running.doors[0].open.map((o: { source: string }) => o.source), ["127.0.0.2"]);
   assert(running.doors[0].open[0].closes_in_s > 50);
   assertEquals(running.doors[0].open[0].close_command, [
@@ -275,7 +276,10 @@ Deno.test("status: the doors open for whom until when, read while the daemon run
   ]);
   p.kill("SIGTERM"); // a command door is closed when sesame stops
   await p.child.status;
-  assertEquals((await read()).doors[0].open, []);
+  const stopped = await read();
+  assertEquals(stopped.daemon, null);
+  assertEquals(stopped.doors[0].open, []);
   const text = await runCli(["status", "-c", file]);
-  assertStringIncludes(text.stdout, "door door: 0 open");
+  assertStringIncludes(text.stdout, `daemon: not running here (read from ${state})`);
+  assertStringIncludes(text.stdout, "\ndoor  -");
 });

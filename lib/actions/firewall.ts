@@ -25,6 +25,8 @@ export interface Firewall {
   open(record: OpenRecord): Promise<void>;
   /** Removes `record.source`'s access (backends whose kernel does not expire it by itself). */
   close(record: OpenRecord): Promise<void>;
+  /** Removes `record.source`'s access now, before its time (`sesame revoke`), on every backend. */
+  revoke(record: OpenRecord): Promise<void>;
   /**
    * True while sesame's rules stand as the last {@link start} left them, compared by
    * structure: elements and their expiries are not changes.
@@ -96,6 +98,10 @@ export class DryRunFirewall implements Firewall {
 
   close(record: OpenRecord): Promise<void> {
     return this.#call("close", `close ${record.door} ${record.source}`);
+  }
+
+  revoke(record: OpenRecord): Promise<void> {
+    return this.#call("close", `revoke ${record.door} ${record.source}`);
   }
 
   intact(): Promise<boolean> {

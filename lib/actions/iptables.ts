@@ -207,6 +207,10 @@ export class IptablesFirewall implements Firewall {
     return this.#batchers[family].add({ kind: "open", rule, old });
   }
 
+  revoke(record: OpenRecord): Promise<void> {
+    return this.close(record);
+  }
+
   async close(record: OpenRecord): Promise<void> {
     const rule = this.#rules.get(key(record));
     if (!rule) return;

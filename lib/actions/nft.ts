@@ -26,6 +26,8 @@ const MIN_TIMEOUT_MS = 1000;
 
 /** nft's answer to creating an element that exists. */
 const ALREADY_THERE = /File exists/;
+/** nft's error for an element that is not there (expired, or removed by the admin). */
+const GONE = /No such file or directory/;
 
 /** The admin's own sets the doors name (`family table set`), each with the type it must have. */
 function adminSets(doors: readonly Door[]): Map<string, "ipv4_addr" | "ipv6_addr"> {
@@ -307,6 +309,31 @@ export class NftFirewall implements Firewall {
 
   close(_record: OpenRecord): Promise<void> {
     return Promise.resolve(); // the kernel expires the element
+  }
+
+  /**
+   * Deletes the element now. In sesame's sets an `add` first makes the delete succeed
+   * when the element already expired; in the admin's own set only a delete, and one
+   * already gone counts as removed.
+   */
+  revoke(record: OpenRecord): Promise<void> {
+    let lines: string[];
+    try {
+      lines = elementLines(record, this.#now());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const target = lines[0].replace(/^(add|create) element /, "").replace(
+      / timeout \d+ms \}$/,
+      " }",
+    );
+    if (record.firewall?.sets) {
+      this.#adminElements.delete(`${target.slice(0, target.indexOf(" {"))}|${record.source}`);
+      return this.#batcher.add([`delete element ${target}`]).catch((e) =>
+        GONE.test((e as Error).message) ? undefined : Promise.reject(e)
+      );
+    }
+    return this.#batcher.add([`add element ${target}`, `delete element ${target}`]);
   }
 
   async intact(): Promise<boolean> {

@@ -38,6 +38,7 @@ function summary(door: Door): Record<string, unknown> {
     period: formatDuration(door.periodMs),
     skew: door.skew,
     bind_source: door.bindSource,
+    users: door.users?.map((u) => u.name) ?? null,
   };
 }
 
@@ -72,7 +73,9 @@ export async function check(args: string[]): Promise<number> {
       ? `static sequence ${(d.sequence as string[]).join(" ")}`
       : `rotating, ${d.length} ${d.protocol} knocks from ${
         Number(d.tcp_ports) || Number(d.udp_ports)
-      } ports, every ${d.period}${d.bind_source ? ", bound to the source address" : ""}`;
+      } ports, every ${d.period}${d.bind_source ? ", bound to the source address" : ""}${
+        Array.isArray(d.users) ? `, users ${d.users.join(", ")}` : ""
+      }`;
     const open = d.open
       ? `opens for ${(d.open as { for: string }).for}`
       : "client side only (no open)";

@@ -13,10 +13,16 @@ export async function code(args: string[]): Promise<number> {
     door: { type: "string" },
     at: { type: "string" },
     from: { type: "string" },
+    user: { type: "string" },
     json: { type: "boolean" },
   });
   const config = await loadPrivateConfig(stringFlag(parsed, "config", "code", true), "warn", false);
-  const door = findDoor(config, stringFlag(parsed, "door", "code"), "code");
+  const door = findDoor(
+    config,
+    stringFlag(parsed, "door", "code"),
+    "code",
+    stringFlag(parsed, "user", "code"),
+  );
   const at = parsed.values.at === undefined
     ? Date.now()
     : parseTime(stringFlag(parsed, "at", "code", true));

@@ -1,7 +1,7 @@
 /** Helpers shared by the commands that read a config. @module */
 import { parseAddress } from "../address.ts";
 import type { Address } from "../address.ts";
-import type { Config, Door } from "../config/types.ts";
+import { type Config, type Door, userDoors } from "../config/types.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { describeExposed, exposedSecretFiles } from "../config/permissions.ts";
@@ -10,7 +10,33 @@ import { describeExposed, exposedSecretFiles } from "../config/permissions.ts";
  * The door called `name` (the only door when `name` is not given), or a UsageError listing
  * the doors there are.
  */
-export function findDoor(config: Config, name: string | undefined, command: string): Door {
+export function findDoor(
+  config: Config,
+  name: string | undefined,
+  command: string,
+  user?: string,
+): Door {
+  const door = findNamedDoor(config, name, command);
+  if (door.kind !== "rotating" || !door.users) {
+    if (user !== undefined) throw new UsageError(`${command}: door ${door.name} has no users`);
+    return door;
+  }
+  const names = door.users.map((u) => u.name).join(", ");
+  if (user === undefined) {
+    throw new UsageError(
+      `${command}: door ${door.name} has users (${names}), each with their own codes: ${
+        command === "code" ? "give --user NAME" : "use that user's client config"
+      }`,
+    );
+  }
+  const found = userDoors([door]).find((d) => d.kind === "rotating" && d.user === user);
+  if (!found) {
+    throw new UsageError(`${command}: door ${door.name} has no user "${user}" (users: ${names})`);
+  }
+  return found;
+}
+
+function findNamedDoor(config: Config, name: string | undefined, command: string): Door {
   if (name === undefined) {
     if (config.doors.length === 1) return config.doors[0];
     throw new UsageError(

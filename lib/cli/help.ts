@@ -17,7 +17,8 @@ Commands:
   keygen   print a new random secret for a door
   init     write a starter server config, its secret file and its client config
   nft-ruleset  print the nftables table listen applies for the config's nft doors
-  status   which doors are open for whom, until when (from the state store)
+  status   which doors are open for whom, until when; banned scanners (daemon or state)
+  revoke   close a door now for an address or a user, through the running daemon
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
 
 Options:
@@ -36,7 +37,8 @@ Options:
   --out FILE   write the secret to FILE with mode 0600 instead of printing it
   --force      overwrite FILE if it exists`,
 
-  code: `Usage: sesame code --config FILE --door NAME [--at TIME] [--from ADDRESS] [--json]
+  code: `Usage: sesame code --config FILE --door NAME [--user NAME] [--at TIME] [--from ADDRESS]
+                   [--json]
 
 Shows the knock sequence of a door at a time (default now) and when it rotates.
 
@@ -45,6 +47,7 @@ Options:
   --door NAME         the door
   --at TIME           unix seconds or an ISO-8601 time, e.g. 2030-01-01T12:00:00Z
   --from ADDRESS      the knocking address, for a door with bind_source: true
+  --user NAME         whose code, on a door with users (each user has their own codes)
   --json              print {"door","counter","valid_from","valid_until","knocks"}`,
 
   check: `Usage: sesame check --config FILE [--json] [--insecure-permissions]
@@ -130,11 +133,28 @@ right code (the door opens for that address), replays the code from another addr
 
   status: `Usage: sesame status --config FILE [--json]
 
-Prints, per door, the sources it is open for, until when and through what (nft, iptables
-or a command), read from the state_file: while sesame runs (a consistent snapshot, read
-only) and while it does not. --json adds the used codes per door:
-{"state_file", "doors": [{"door", "open": [{"source", "until", "closes_in_s", "firewall",
-"close_command"}], "used": [{"counter", "prefix", "current_secret"}]}]}.`,
+Prints, per door, the sources it is open for, with their user, until when and through
+what (nft, iptables or a command). When "sesame listen" runs with this config in this
+network namespace, status asks it through its control socket (/run/sesame, root only)
+and also prints its PID, uptime and the scanners it has banned; otherwise it reads the
+state_file (a consistent read-only snapshot). --json prints one stable object:
+{"version": 1, "daemon": {"pid", "started_at", "uptime_s", "config"} | null,
+ "state_file", "doors": [{"door", "users", "open": [{"source", "user", "until",
+ "closes_in_s", "action": {"kind", "ports", "protocol"}, "close_command"}],
+ "used": [{"user", "prefix", "counter", "in_window", "current_secret"}]}],
+ "bans": [{"source", "evidence", "until"}] | null}`,
+
+  revoke: `Usage: sesame revoke --config FILE --door NAME (--ip ADDRESS | --user NAME)
+                     [--established]
+
+Closes a door now, through the running "sesame listen" (its control socket under
+/run/sesame, which only root can use): the firewall element goes, the close command runs,
+the state is updated. --ip closes it for one address; --user for every address a user of
+a door with "users" opened it for. Connections already established continue, as after
+"for"; --established also drops them (conntrack).
+
+Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error; 3 no daemon
+with this config answers in this network namespace.`,
 
   "nft-ruleset": `Usage: sesame nft-ruleset --config FILE
 
@@ -145,11 +165,18 @@ ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
 
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
                    [--backend nft|iptables|command] [--host HOST] [--force]
+       sesame init --user NAME [--door NAME] [--out FILE] [--client FILE] [--host HOST]
 
 Writes a starter server config (default sesame.yaml), its secret in DOOR.key beside it
 (read through secret_file:, so "sesame keygen --out DOOR.key --force" and a reload rotate
 it), and the matching client config (default sesame-client.yaml), all mode 0600, creating
 the directories, and prints the commands to run on each side. The door (default "ssh")
 protects TCP port --protect (default 22) with nftables (default), iptables, or a logging
-command. Existing files are never overwritten without --force.`,
+command. Existing files are never overwritten without --force.
+
+With --user NAME: adds a user with a fresh secret (DOOR-NAME.key beside the config, 0600)
+to the door (a door with "users:") of the existing server config --out, keeping its
+comments, and writes that user's client config (default DOOR-NAME-client.yaml beside it).
+The new config is loaded and checked first; when it would not load nothing changes.
+Reload the daemon (SIGHUP) to let the user in.`,
 };

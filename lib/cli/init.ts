@@ -3,8 +3,9 @@
  * config, and the command to knock with.
  * @module
  */
-import { parseConfig } from "../config/load.ts";
-import { DOOR_NAME } from "../config/schema.ts";
+import { isMap, parseDocument, YAMLMap } from "yaml";
+import { loadConfig, parseConfig } from "../config/load.ts";
+import { DOOR_NAME, ROTATING_KEYS } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { parseFlags, stringFlag } from "./args.ts";
@@ -72,8 +73,11 @@ export async function init(args: string[]): Promise<number> {
     protect: { type: "string" },
     backend: { type: "string" },
     host: { type: "string" },
+    user: { type: "string" },
     force: { type: "boolean" },
   });
+  const user = stringFlag(parsed, "user", "init");
+  if (user !== undefined) return await addUser(parsed, user);
   const out = stringFlag(parsed, "out", "init") ?? "sesame.yaml";
   const client = stringFlag(parsed, "client", "init") ?? out.replace(/(\.ya?ml)?$/, "-client.yaml");
   const door = stringFlag(parsed, "door", "init") ?? "ssh";
@@ -127,4 +131,101 @@ export async function init(args: string[]): Promise<number> {
     `on the client:  sesame knock ${host} -c ${client} --door ${door} --wait-open ${port}`,
   );
   return 0;
+}
+
+/** The pool keys a user's client config copies from the server's door: all but the secrets. */
+const CLIENT_KEYS = ROTATING_KEYS.filter((k) => !["secret", "secret_file", "users"].includes(k));
+
+/**
+ * `sesame init --user NAME [--door DOOR] [--out SERVER.yaml] [--client FILE]`: adds a user
+ * with a fresh secret (`DOOR-NAME.key`, 0600) to a door with `users` in an existing server
+ * config (comments kept), and writes that user's client config. The new config is loaded
+ * and checked before it replaces the old one; nothing changes when it would not load.
+ */
+async function addUser(parsed: Parameters<typeof stringFlag>[0], user: string): Promise<number> {
+  const out = stringFlag(parsed, "out", "init") ?? "sesame.yaml";
+  const door = stringFlag(parsed, "door", "init") ?? "ssh";
+  const host = stringFlag(parsed, "host", "init") ?? "SERVER";
+  if (!DOOR_NAME.test(user)) {
+    throw new UsageError(`init: --user must be 1–32 letters, digits, "_" or "-"`);
+  }
+  const client = stringFlag(parsed, "client", "init") ??
+    out.replace(/[^/]*$/, `${door}-${user}-client.yaml`);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(out);
+  } catch (e) {
+    throw new UsageError(
+      `init --user: cannot read the server config ${out}: ${(e as Error).message}`,
+    );
+  }
+  const doc = parseDocument(text);
+  const node = doc.getIn(["doors", door]);
+  if (!isMap(node)) throw new UsageError(`init --user: ${out} has no door "${door}"`);
+  if (node.has("sequence")) {
+    throw new UsageError(
+      `init --user: door "${door}" is a static door: users need a rotating door`,
+    );
+  }
+  if (!node.has("users")) {
+    throw new UsageError(
+      `init --user: door "${door}" has one secret, not users. Move it under "users:" with a name first, e.g.\n  users:\n    admin: { secret_file: ${door}.key }\nthen run init --user again`,
+    );
+  }
+  const users = node.get("users");
+  if (!isMap(users)) throw new UsageError(`init --user: doors.${door}.users is not a mapping`);
+  if (users.has(user)) {
+    throw new UsageError(`init --user: door "${door}" has a user "${user}" already`);
+  }
+  const keyName = `${door}-${user}.key`;
+  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+  const key = `${dir}/${keyName}`;
+  const entry = new YAMLMap();
+  entry.flow = true;
+  entry.set("secret_file", keyName);
+  users.set(user, entry);
+  const secret = generateSecret();
+  const force = parsed.values.force === true;
+  await writeSecretFile(key, secret + "\n", force);
+  const pending = `${out}.new-${Deno.pid}`;
+  try {
+    await writeSecretFile(pending, doc.toString(), true);
+    const config = await loadConfig(pending); // the whole config, secrets and all, as listen reads it
+    if (!config.doors.some((d) => d.name === door)) throw new Error(`door ${door} vanished`);
+    const pool = Object.fromEntries(
+      CLIENT_KEYS.flatMap((k) => node.has(k) ? [[k, doc.getIn(["doors", door, k])]] : []),
+    );
+    const clientText =
+      `# sesame client config for user "${user}" of door "${door}", written by "sesame init --user". Keep it mode 0600.
+doors:
+  ${door}:
+    secret: "${secret}"
+${Object.entries(pool).map(([k, v]) => `    ${k}: ${JSON.stringify(toPlain(v))}`).join("\n")}
+`;
+    parseConfig(clientText, client);
+    await writeSecretFile(client, clientText, force);
+    await Deno.rename(pending, out);
+  } catch (e) {
+    await Deno.remove(pending).catch(() => {});
+    await Deno.remove(key).catch(() => {});
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(
+      `init --user: the config would not load, nothing changed: ${(e as Error).message}`,
+    );
+  }
+  console.log(`added user "${user}" to door "${door}" in ${out}; their secret is in ${key} (0600)`);
+  console.log(`wrote ${client} (${user}'s client config, mode 0600): give it to ${user} securely`);
+  console.log(
+    `\nreload the daemon to let ${user} in:  systemctl reload sesame   (or: kill -HUP <pid>)`,
+  );
+  console.log(
+    `${user} knocks with:  sesame knock ${host} -c ${client.replace(/.*\//, "")} --door ${door}`,
+  );
+  return 0;
+}
+
+function toPlain(value: unknown): unknown {
+  return value && typeof value === "object" && "toJSON" in value
+    ? (value as { toJSON(): unknown }).toJSON()
+    : value;
 }

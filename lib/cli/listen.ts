@@ -1,5 +1,6 @@
 /** `sesame listen`: run the knock daemon until SIGINT/SIGTERM; SIGHUP reloads. @module */
 import { Daemon } from "../daemon/daemon.ts";
+import { controlPath } from "../daemon/control.ts";
 import { UsageError } from "../errors.ts";
 import { flushLogging, isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
 import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
@@ -86,7 +87,11 @@ export async function listen(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGHUP", reload);
   try {
     const config = await loadPrivateConfig(file, "refuse", insecure);
-    daemon = await Daemon.start({ config });
+    daemon = await Daemon.start({
+      config,
+      control: await controlPath(),
+      configFile: await Deno.realPath(file),
+    });
     log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
     if (stopRequested) void daemon.stop();
     else if (reloadAfterStart) reload();

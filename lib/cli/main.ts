@@ -18,10 +18,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   init: async () => (await import("./init.ts")).init,
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
   status: async () => (await import("./status.ts")).status,
+  revoke: async () => (await import("./revoke.ts")).revoke,
 };
 
-/** Exit codes: 0 success, 1 failure (bad config, door not opened), 2 usage error, 70 internal error. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, internal: 70 } as const;
+/**
+ * Exit codes: 0 success, 1 failure (bad config, door not opened, nothing to revoke),
+ * 2 usage error, 3 no daemon answers (revoke), 70 internal error.
+ */
+export const EXIT = { ok: 0, failure: 1, usage: 2, noDaemon: 3, internal: 70 } as const;
 
 /**
  * Runs the command line; returns the exit code.

@@ -1,13 +1,29 @@
 /**
- * `sesame status`: which doors are open for whom, until when and through what, and the
- * used codes, read from the state store. Works while the daemon runs (a consistent
- * snapshot, read-only) and while it does not.
+ * `sesame status`: which doors are open for whom, until when and through what, the used
+ * codes, and (from a running daemon, through its control socket) the banned scanners, its
+ * PID and uptime. Without a daemon it reads the state store: a consistent read-only
+ * snapshot. The `--json` form is stable: see the README and `sesame status --help`.
  * @module
  */
+import type { Config } from "../config/types.ts";
+import { askDaemon, controlPath } from "../daemon/control.ts";
+import type { DaemonStatus } from "../daemon/daemon.ts";
+import { formatDuration } from "../duration.ts";
 import { ConfigError } from "../errors.ts";
-import { readStore } from "../store/sqlite.ts";
+import type { OpenRecord } from "../store/store.ts";
+import { readStore, type StoreSnapshot } from "../store/sqlite.ts";
+import { counterAt } from "../sequence.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
+
+/** The daemon serving this config in this network namespace, or `undefined`. */
+export async function liveDaemon(file: string): Promise<DaemonStatus | undefined> {
+  const answer = await askDaemon(await controlPath(), { op: "status" });
+  if (!answer?.ok) return undefined;
+  const status = answer as unknown as DaemonStatus;
+  const mine = await Deno.realPath(file).catch(() => file);
+  return status.config === null || status.config === mine ? status : undefined;
+}
 
 /** Runs `sesame status`; returns the exit code. */
 export async function status(args: string[]): Promise<number> {
@@ -22,43 +38,168 @@ export async function status(args: string[]): Promise<number> {
     "refuse",
     parsed.values["insecure-permissions"] === true,
   );
-  if (!config.stateFile) {
+  const daemon = await liveDaemon(file);
+  if (!daemon && !config.stateFile) {
     throw new ConfigError([{
       path: "state_file",
-      message: "status reads the state store: this config has no state_file",
+      message:
+        "no sesame listen with this config answers here, and the config has no state_file to read instead",
     }]);
   }
-  const state = readStore(config.stateFile);
-  const now = Date.now();
-  const doors = config.doors.map((door) => ({
-    door: door.name,
-    open: state.open.filter((r) => r.door === door.name && r.until > now - 60_000).map((r) => ({
-      source: r.source,
-      until: new Date(r.until).toISOString(),
-      closes_in_s: Math.max(0, Math.round((r.until - now) / 1000)),
-      firewall: r.firewall
-        ? { kind: r.firewall.kind, ports: r.firewall.ports, protocol: r.firewall.protocol }
-        : null,
-      close_command: r.close,
-    })),
-    used: state.used.filter((c) => c.door === door.name).map((c) => ({
-      counter: c.counter,
-      prefix: c.prefix ?? null,
-      current_secret: door.kind === "rotating" && c.secret === door.fingerprint,
-    })),
-  }));
-  if (parsed.values.json) {
-    console.log(JSON.stringify({ state_file: config.stateFile, doors }));
-    return 0;
-  }
-  for (const d of doors) {
-    console.log(`door ${d.door}: ${d.open.length} open`);
-    for (const o of d.open) {
-      const how = o.firewall
-        ? `${o.firewall.kind} ${o.firewall.ports.join(",")}/${o.firewall.protocol}`
-        : "command";
-      console.log(`  ${o.source}  until ${o.until} (${o.closes_in_s} s)  ${how}`);
+  const store = config.stateFile && (!daemon || await exists(config.stateFile))
+    ? readStore(config.stateFile)
+    : undefined;
+  const report = statusReport(config, daemon, store, Date.now());
+  if (parsed.values.json) console.log(JSON.stringify(report));
+  else console.log(render(report));
+  return 0;
+}
+
+/** One open door, as `status --json` shows it. */
+export interface StatusOpen {
+  readonly source: string;
+  readonly user: string | null;
+  /** ISO 8601. */
+  readonly until: string;
+  readonly closes_in_s: number;
+  /** What lets the source through: a firewall with its ports, or only a command. */
+  readonly action: {
+    readonly kind: "nft" | "iptables" | "command";
+    readonly ports?: readonly number[];
+    readonly protocol?: string;
+    readonly sets?: { readonly v4?: string; readonly v6?: string };
+  };
+  readonly close_command: readonly string[] | null;
+}
+
+/** `sesame status --json`, version 1. */
+export interface StatusReport {
+  readonly version: 1;
+  /** The running daemon, or `null` when none answers (then the rest is from the state file). */
+  readonly daemon:
+    | { pid: number; started_at: string; uptime_s: number; config: string | null }
+    | null;
+  readonly state_file: string | null;
+  readonly doors: readonly {
+    readonly door: string;
+    readonly users: readonly string[] | null;
+    readonly open: readonly StatusOpen[];
+    /** Used codes (the highest counter per user and prefix), and whether still in the window. */
+    readonly used: readonly {
+      user: string | null;
+      prefix: string | null;
+      counter: number;
+      in_window: boolean;
+      current_secret: boolean;
+    }[];
+  }[];
+  /** Scanners banned now (from the daemon; `null` without one). */
+  readonly bans: readonly { source: string; evidence: string; until: string }[] | null;
+}
+
+/** Builds the report from what a daemon said and what the store holds. */
+export function statusReport(
+  config: Config,
+  daemon: DaemonStatus | undefined,
+  store: StoreSnapshot | undefined,
+  now: number,
+): StatusReport {
+  const open: readonly OpenRecord[] = daemon?.open ?? store?.open ?? [];
+  return {
+    version: 1,
+    daemon: daemon
+      ? {
+        pid: daemon.pid,
+        started_at: daemon.started_at,
+        uptime_s: daemon.uptime_s,
+        config: daemon.config,
+      }
+      : null,
+    state_file: config.stateFile ?? null,
+    doors: config.doors.map((door) => {
+      const fingerprints = door.kind === "rotating"
+        ? new Set(door.users?.map((u) => u.fingerprint) ?? [door.fingerprint])
+        : new Set<string>();
+      const current = door.kind === "rotating" ? counterAt(now, door.periodMs) : 0;
+      return {
+        door: door.name,
+        users: door.kind === "rotating" && door.users ? door.users.map((u) => u.name) : null,
+        open: open.filter((r) => r.door === door.name).map((r): StatusOpen => ({
+          source: r.source,
+          user: r.user ?? null,
+          until: new Date(r.until).toISOString(),
+          closes_in_s: Math.max(0, Math.round((r.until - now) / 1000)),
+          action: r.firewall
+            ? {
+              kind: r.firewall.kind,
+              ports: r.firewall.ports,
+              protocol: r.firewall.protocol,
+              ...(r.firewall.sets ? { sets: r.firewall.sets } : {}),
+            }
+            : { kind: "command" },
+          close_command: r.close,
+        })),
+        used: (store?.used ?? []).filter((c) => c.door === door.name).map((c) => ({
+          user: c.user ?? null,
+          prefix: c.prefix ?? null,
+          counter: c.counter,
+          in_window: door.kind === "rotating" && c.counter >= current - door.skew,
+          current_secret: c.secret !== undefined && fingerprints.has(c.secret),
+        })),
+      };
+    }),
+    bans: daemon ? daemon.bans : null,
+  };
+}
+
+/** The compact table an admin reads. */
+function render(report: StatusReport): string {
+  const lines: string[] = [];
+  const d = report.daemon;
+  lines.push(
+    d
+      ? `daemon: pid ${d.pid}, up ${formatDuration(d.uptime_s * 1000)}${
+        d.config ? `, config ${d.config}` : ""
+      }`
+      : `daemon: not running here (read from ${report.state_file})`,
+  );
+  const rows = [["DOOR", "SOURCE", "USER", "CLOSES IN", "UNTIL", "THROUGH"]];
+  for (const door of report.doors) {
+    if (door.open.length === 0) rows.push([door.door, "-", "", "", "", ""]);
+    for (const o of door.open) {
+      const a = o.action;
+      rows.push([
+        door.door,
+        o.source,
+        o.user ?? "",
+        `${o.closes_in_s} s`,
+        o.until,
+        a.kind === "command"
+          ? "command"
+          : a.sets
+          ? `${a.kind} sets`
+          : `${a.kind} ${a.ports?.join(",")}/${a.protocol}`,
+      ]);
     }
   }
-  return 0;
+  lines.push(...table(rows));
+  if (report.bans && report.bans.length > 0) {
+    lines.push(
+      "",
+      ...table([
+        ["BANNED", "EVIDENCE", "UNTIL"],
+        ...report.bans.map((b) => [b.source, b.evidence, b.until]),
+      ]),
+    );
+  }
+  return lines.join("\n");
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
 }

@@ -8,7 +8,7 @@ import { type Knock, parseKnock, type ProtocolMode } from "../knock.ts";
 import { describe, parsePortList } from "../ports.ts";
 import { decoysOf, rotatingPool, staticPool } from "../pool.ts";
 import { decodeSecret } from "../secret.ts";
-import type { Checker, KeyPath } from "./checker.ts";
+import { type Checker, isMapping, type KeyPath } from "./checker.ts";
 import {
   DEFAULTS,
   DOOR_KEYS,
@@ -17,7 +17,7 @@ import {
   OPEN_KEYS,
   ROTATING_KEYS,
 } from "./schema.ts";
-import type { Door, FirewallSpec, OpenAction } from "./types.ts";
+import type { Door, DoorUser, FirewallSpec, OpenAction } from "./types.ts";
 
 /**
  * Validates one door: a rotating door (secret and pool) or a static one (sequence).
@@ -68,7 +68,8 @@ export function validateDoor(c: Checker, name: string, raw: unknown): Door | und
   }
   if (d.decoys !== undefined) c.fail(at("decoys"), `only a static door takes "decoys"`, true);
 
-  const secret = checkSecret(c, d, path);
+  const users = d.users === undefined ? undefined : checkUsers(c, d, path);
+  const secret = d.users === undefined ? checkSecret(c, d, path) : users?.[0]?.secret;
   const candidates = checkCandidates(c, d, path);
   const protocol = checkProtocolMode(c, d.protocol, at("protocol"));
   const length = c.int(d.length, at("length"), DEFAULTS.length, 1, 16);
@@ -88,7 +89,12 @@ export function validateDoor(c: Checker, name: string, raw: unknown): Door | und
     kind: "rotating",
     secret,
     fingerprint: secretFingerprint(secret),
-    secretFile: typeof d.secret_file === "string" ? d.secret_file : undefined,
+    secretFile: users
+      ? users[0].secretFile
+      : typeof d.secret_file === "string"
+      ? d.secret_file
+      : undefined,
+    ...(users ? { users } : {}),
     candidates,
     length,
     protocol,
@@ -115,17 +121,86 @@ export function validateDoor(c: Checker, name: string, raw: unknown): Door | und
   };
 }
 
+/**
+ * `users: { alice: { secret_file: ... }, bob: { secret: ... } }`: one door, a secret per
+ * user. Names follow the door-name rules; two users with one secret are refused (their
+ * codes could not be told apart).
+ */
+function checkUsers(
+  c: Checker,
+  d: Record<string, unknown>,
+  path: KeyPath,
+): DoorUser[] | undefined {
+  const at = [...path, "users"];
+  for (const key of ["secret", "secret_file"]) {
+    if (d[key] !== undefined) {
+      c.fail(
+        [...path, key],
+        `a door with "users" takes no "${key}": each user has their own`,
+        true,
+      );
+    }
+  }
+  const raw = isMapping(d.users) ? d.users : undefined;
+  if (!raw || Object.keys(raw).length === 0) {
+    return c.fail(
+      at,
+      `must map user names to their secrets, such as { alice: { secret_file: /etc/sesame/alice.key } }, received ${
+        describe(d.users)
+      }`,
+    );
+  }
+  const users: DoorUser[] = [];
+  const byFingerprint = new Map<string, string>();
+  for (const [name, value] of Object.entries(raw)) {
+    const userPath = [...at, name];
+    if (!DOOR_NAME.test(name)) {
+      c.fail(
+        userPath,
+        `user name must be 1–32 letters, digits, "_" or "-", starting with a letter or digit`,
+        true,
+      );
+      continue;
+    }
+    const u = c.map(value, userPath, ["secret", "secret_file"]);
+    if (!u) continue;
+    const secret = checkSecret(c, u, userPath, "a user");
+    if (!secret) continue;
+    const fingerprint = secretFingerprint(secret);
+    const twin = byFingerprint.get(fingerprint);
+    if (twin !== undefined) {
+      c.fail(
+        userPath,
+        `has the same secret as user "${twin}": every user needs a secret of their own (sesame keygen)`,
+        true,
+      );
+      continue;
+    }
+    byFingerprint.set(fingerprint, name);
+    users.push({
+      name,
+      secret,
+      fingerprint,
+      ...(typeof u.secret_file === "string" ? { secretFile: u.secret_file } : {}),
+    });
+  }
+  return users.length === Object.keys(raw).length ? users : undefined;
+}
+
 function checkSecret(
   c: Checker,
   d: Record<string, unknown>,
   path: KeyPath,
+  who = "a rotating door",
 ): Uint8Array | undefined {
   const hasInline = d.secret !== undefined;
   const hasFile = d.secret_file !== undefined;
   if (hasInline === hasFile) {
     return c.fail(
       path,
-      `a rotating door needs exactly one of "secret" or "secret_file" (or "sequence" for a static door)`,
+      who === "a rotating door"
+        ? `a rotating door needs exactly one of "secret", "secret_file" or "users" (or "sequence" for a static door)`
+        : `${who} needs exactly one of "secret" or "secret_file"`,
       true,
     );
   }

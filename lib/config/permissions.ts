@@ -5,7 +5,7 @@
  * containers whose volumes cannot carry modes).
  * @module
  */
-import type { Config } from "./types.ts";
+import { type Config, userDoors } from "./types.ts";
 import { resolveSecretPath } from "./load.ts";
 
 /** A file holding a secret that others can read, or that another user owns. */
@@ -42,7 +42,7 @@ export async function exposedSecretFiles(
   config: Config,
 ): Promise<ExposedSecretFile[]> {
   const paths = new Set<string>();
-  for (const door of config.doors) {
+  for (const door of userDoors(config.doors)) {
     if (door.kind !== "rotating") continue;
     paths.add(door.secretFile ? resolveSecretPath(door.secretFile, file) : file);
   }

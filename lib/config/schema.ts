@@ -30,6 +30,8 @@ export const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 /** Keys of `listen`. */
 export const LISTEN_KEYS = [
+  "metrics",
+  "metrics_public",
   "nft_mode",
   "iptables",
   "addresses",
@@ -43,6 +45,7 @@ export const LISTEN_KEYS = [
 export const ROTATING_KEYS = [
   "secret",
   "secret_file",
+  "users",
   "ports",
   "exclude",
   "length",

@@ -74,6 +74,13 @@ export interface RotatingDoor extends DoorBase {
   readonly fingerprint: string;
   /** Where the secret came from, when it was `secret_file` (for the permission check). */
   readonly secretFile?: string;
+  /**
+   * A door with `users`: each user's own secret. The door's `secret` is then its first
+   * user's; the daemon works from {@link userDoors}' one door per user.
+   */
+  readonly users?: readonly DoorUser[];
+  /** The user whose secret this door's `secret` is (one of {@link userDoors}' doors). */
+  readonly user?: string;
   /** Candidate ports: `ports` minus `exclude`, ascending. */
   readonly candidates: readonly number[];
   /** Knocks per sequence. */
@@ -88,6 +95,18 @@ export interface RotatingDoor extends DoorBase {
   readonly bindSource: boolean;
   /** Bits of the knocker's address that count, per family. */
   readonly sourcePrefix: { readonly ipv4: number; readonly ipv6: number };
+}
+
+/** One user of a door with `users`: a name and a secret of their own. */
+export interface DoorUser {
+  /** The user's name (door-name rules). */
+  readonly name: string;
+  /** The user's secret (never logged). */
+  readonly secret: Uint8Array;
+  /** Names the secret without revealing it. */
+  readonly fingerprint: string;
+  /** Where the secret came from, when it was `secret_file`. */
+  readonly secretFile?: string;
 }
 
 /** A knockd-style door with a fixed sequence. */
@@ -130,10 +149,43 @@ export interface Config {
   readonly nftMode: "session" | "batch";
   /** Which iptables to drive: Debian's default (the nf_tables variant) or one named. */
   readonly iptablesTool: "iptables" | "iptables-nft" | "iptables-legacy";
+  /** Where Prometheus metrics are served (`/metrics`); absent: off. */
+  readonly metrics?: { readonly hostname: string; readonly port: number };
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */
   readonly deny: readonly Cidr[];
   /** The doors, in file order. */
   readonly doors: readonly Door[];
+}
+
+/**
+ * The doors as the engine sees them: a door with `users` becomes one door per user (same
+ * name, pool and action; the user's secret), in user order; other doors stay as they are.
+ *
+ * @example
+ * ```ts
+ * import { userDoors } from "./types.ts";
+ * import { validateConfig } from "./validate.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({ doors: { team: { ports: "20000-20099", users: {
+ *   alice: { secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" },
+ *   bob: { secret: "HwECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" },
+ * } } } });
+ * assertEquals(userDoors(doors).map((d) => [d.name, d.kind === "rotating" && d.user]), [["team", "alice"], ["team", "bob"]]);
+ * ```
+ */
+export function userDoors(doors: readonly Door[]): Door[] {
+  return doors.flatMap((door) =>
+    door.kind === "rotating" && door.users
+      ? door.users.map((u): RotatingDoor => ({
+        ...door,
+        users: undefined,
+        user: u.name,
+        secret: u.secret,
+        fingerprint: u.fingerprint,
+        secretFile: u.secretFile,
+      }))
+      : [door]
+  );
 }

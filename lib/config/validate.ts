@@ -163,10 +163,43 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
         86_400_000,
       ),
     },
+    ...checkMetrics(c, listen),
     allow: c.cidrs(top.allow, ["allow"]),
     deny: c.cidrs(top.deny, ["deny"]),
     doors,
   };
+}
+
+/**
+ * `listen.metrics: "127.0.0.1:9464"` (or `"[::1]:9464"`): where /metrics is served. A
+ * non-loopback address shows the doors' activity to the network: refused unless
+ * `listen.metrics_public: true`.
+ */
+function checkMetrics(c: Checker, listen: Record<string, unknown>): Pick<Config, "metrics"> {
+  const isPublic = c.bool(listen.metrics_public, ["listen", "metrics_public"], false);
+  if (listen.metrics === undefined) return {};
+  const at = ["listen", "metrics"];
+  const text = listen.metrics;
+  const match = typeof text === "string" ? /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text) : null;
+  const hostname = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  const address = hostname === undefined ? undefined : parseCidr(hostname);
+  if (!match || !address || hostname!.includes("/") || !(port >= 1 && port <= 65535)) {
+    c.fail(
+      at,
+      `must be ADDRESS:PORT, such as "127.0.0.1:9464" or "[::1]:9464", received ${describe(text)}`,
+    );
+    return {};
+  }
+  const loopback = hostname === "::1" || /^127\./.test(hostname!);
+  if (!loopback && !isPublic) {
+    c.fail(
+      at,
+      `${hostname} is not a loopback address: the metrics would show every door's activity to the network. Serve them on 127.0.0.1 (scrape through a tunnel or a local agent), or set listen.metrics_public: true`,
+    );
+    return {};
+  }
+  return { metrics: { hostname: hostname!, port } };
 }
 
 /**

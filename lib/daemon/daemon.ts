@@ -5,7 +5,7 @@
  * never opens a door, and stopping closes every door a command opened.
  * @module
  */
-import type { Config, Door } from "../config/types.ts";
+import { type Config, type Door, userDoors } from "../config/types.ts";
 import { Counters } from "../counters.ts";
 import { type Decision, KnockEngine } from "../engine/engine.ts";
 import { UsedCodes } from "../engine/used_codes.ts";
@@ -37,7 +37,16 @@ import { doorWeakness, weaknessWarning } from "../weakness.ts";
 import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
 import { Opener } from "./opener.ts";
 import { checkDescriptors, warnEphemeral } from "./preflight.ts";
-import { type DaemonEvent, logLine } from "./report.ts";
+import { type DaemonEvent, isRefusal, logLine } from "./report.ts";
+import { RefusalLog } from "./refusal_log.ts";
+import {
+  type ControlAnswer,
+  type ControlRequest,
+  type ControlServer,
+  serveControl,
+} from "./control.ts";
+import { parseAddress } from "../address.ts";
+import { type MetricsServer, renderMetrics, serveMetrics } from "./metrics.ts";
 import { Sequences } from "./sequences.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 
@@ -61,11 +70,33 @@ export interface DaemonOptions {
   readonly listeners?: ListenersFactory;
   /** The instance lock. @default taken under /run/sesame when sesame drives a real firewall */
   readonly lock?: InstanceLock;
+  /** Where to serve the control socket (`sesame status`, `sesame revoke`). @default none */
+  readonly control?: string;
+  /** The config file's absolute path: the control socket names it, so clients know whose daemon it is. */
+  readonly configFile?: string;
+}
+
+/** What `sesame status` learns from a running daemon. */
+export interface DaemonStatus {
+  /** The daemon's process ID. */
+  readonly pid: number;
+  /** When it started, ISO 8601. */
+  readonly started_at: string;
+  /** Seconds since it started. */
+  readonly uptime_s: number;
+  /** Its config file, when known. */
+  readonly config: string | null;
+  /** The doors open now. */
+  readonly open: readonly OpenRecord[];
+  /** Scanners banned now: source, evidence, until (ISO 8601). */
+  readonly bans: readonly { source: string; evidence: string; until: string }[];
 }
 
 const log = logger("daemon");
 /** Per-knock debug lines: a category of their own, never rate-limited (debugging only). */
 const knockLog = logger("knock");
+/** Failure lines (what fail2ban reads): limited by {@link RefusalLog}, not by LogTape. */
+const refusalLog = logger("refusal");
 const TICK_MS = 500;
 
 type FirewallKind = keyof Firewalls;
@@ -134,6 +165,10 @@ export class Daemon {
   #ready = false;
   /** The latest time a tick saw (to notice a clock stepped back). */
   #lastTick = 0;
+  /** Which failure lines are written. */
+  readonly #refusals = new RefusalLog();
+  /** When the last summary of dropped failure lines was considered, ms. */
+  #lastSummary = Date.now();
   /** Link-local sources already reported. */
   readonly #linkLocalSeen = new Set<string>();
   /** Per-knock debug lines cost nothing unless enabled: checked once at start. */
@@ -141,6 +176,11 @@ export class Daemon {
   #resolveStopped!: () => void;
   /** Resolves when {@link stop} has finished. */
   readonly stopped: Promise<void>;
+  readonly #startedAt = Date.now();
+  readonly #controlPath: string | undefined;
+  readonly #configFile: string | undefined;
+  #control: ControlServer | undefined;
+  #metrics: MetricsServer | undefined;
 
   private constructor(
     options: DaemonOptions,
@@ -149,6 +189,8 @@ export class Daemon {
     lock: InstanceLock | undefined,
   ) {
     this.#lock = lock;
+    this.#controlPath = options.control;
+    this.#configFile = options.configFile;
     const config = this.#config = options.config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
     this.#now = options.now ?? Date.now;
@@ -214,9 +256,9 @@ export class Daemon {
     const used = new UsedCodes(adoptCodes(config, state));
     if (loaded.kind === "corrupt" || loaded.kind === "lost") {
       // The codes used lately are unknown: every code of the current window counts as used.
-      for (const door of config.doors) {
+      for (const door of userDoors(config.doors)) {
         if (door.kind === "rotating") {
-          used.floor(door.name, door.fingerprint, acceptWindow(door, now()).hi);
+          used.floor(door.name, door.fingerprint, acceptWindow(door, now()).hi, door.user);
         }
       }
     }
@@ -241,6 +283,23 @@ export class Daemon {
     await this.#store.commit({ used: this.#used.marks(), opened: open, now: this.#now() });
     await this.#sequences.refresh(this.#now());
     const bound = await this.#bind(); // knocks are held back until the firewall is in place
+    const metrics = this.#config.metrics;
+    if (metrics) {
+      try {
+        this.#metrics = serveMetrics(metrics.hostname, metrics.port, () => this.metrics());
+      } catch (e) {
+        throw new ConfigError([{
+          path: "listen.metrics",
+          message: `cannot serve metrics on ${metrics.hostname}:${metrics.port}: ${
+            (e as Error).message
+          }`,
+        }]);
+      }
+      log.info("metrics at http://{host}:{port}/metrics", {
+        host: metrics.hostname.includes(":") ? `[${metrics.hostname}]` : metrics.hostname,
+        port: this.#metrics.port,
+      });
+    }
     for (const kind of FIREWALL_KINDS) {
       if (uses(this.#config, kind) || open.some((r) => r.firewall?.kind === kind)) {
         await this.#firewalls[kind].start(this.#config.doors, open);
@@ -253,8 +312,149 @@ export class Daemon {
       log.info("took over {count} open doors from the state file", { count: open.length });
     }
     this.#ready = true;
+    if (this.#controlPath) {
+      try {
+        this.#control = await serveControl(this.#controlPath, (r) => this.#answer(r));
+      } catch (e) {
+        // Only a daemon without a firewall can meet another here (the instance lock keeps
+        // firewall daemons apart): it runs on, reachable by its log and metrics only.
+        log.warning(
+          "no control socket (sesame status and revoke cannot reach this daemon): {error}",
+          {
+            error: (e as Error).message,
+          },
+        );
+      }
+    }
     this.#announce(bound);
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+  }
+
+  /** The Prometheus exposition of the daemon's counters now. */
+  metrics(): string {
+    const openNow = new Map<string, number>();
+    for (const r of this.#opener.records()) openNow.set(r.door, (openNow.get(r.door) ?? 0) + 1);
+    return renderMetrics({
+      counters: this.counters,
+      doors: this.#config.doors.map((d) => d.name),
+      openNow,
+      trackedSources: this.#engine.trackedSources,
+      bannedNow: this.#engine.bans(this.#now()).length,
+    });
+  }
+
+  /** Where metrics are served, when they are (the port the system chose for port 0). */
+  get metricsPort(): number | undefined {
+    return this.#metrics?.port;
+  }
+
+  /** What the daemon tells `sesame status`. */
+  status(): DaemonStatus {
+    return {
+      pid: Deno.pid,
+      started_at: new Date(this.#startedAt).toISOString(),
+      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      config: this.#configFile ?? null,
+      open: this.#opener.records(),
+      bans: this.#engine.bans(this.#now()).map((b) => ({
+        ...b,
+        until: new Date(b.until).toISOString(),
+      })),
+    };
+  }
+
+  /**
+   * Closes now the doors open on `door` for `ip` or for `user` (`sesame revoke`), and with
+   * `established` drops their connections too (conntrack). Established connections
+   * otherwise continue, as after `for`.
+   */
+  async revoke(
+    request: { door: string; ip?: string; user?: string; established?: boolean },
+  ): Promise<ControlAnswer> {
+    const door = this.#doors.get(request.door);
+    if (!door) {
+      return {
+        ok: false,
+        error: `no door "${request.door}" in the running config (doors: ${
+          [...this.#doors.keys()].join(", ")
+        })`,
+      };
+    }
+    let source: string | undefined;
+    if (request.ip !== undefined) {
+      source = parseAddress(request.ip)?.text;
+      if (!source) return { ok: false, error: `not an IP address: ${JSON.stringify(request.ip)}` };
+    }
+    if (
+      request.user !== undefined &&
+      !(door.kind === "rotating" && door.users?.some((u) => u.name === request.user))
+    ) {
+      return { ok: false, error: `door ${door.name} has no user "${request.user}"` };
+    }
+    if (source === undefined && request.user === undefined) {
+      return { ok: false, error: "say whose door to close: an address or a user" };
+    }
+    const { closed, failed } = await this.#opener.revoke({
+      door: door.name,
+      source,
+      user: request.user,
+    });
+    if (closed.length + failed.length === 0) {
+      return {
+        ok: false,
+        nothing: true,
+        error: `nothing was open on door ${door.name} for ${source ?? `user ${request.user}`}`,
+      };
+    }
+    if (failed.length > 0) {
+      return {
+        ok: false,
+        error: `closing failed for ${
+          failed.map((r) => r.source).join(", ")
+        } (see the daemon's log; it retries)`,
+      };
+    }
+    const dropped = request.established ? await this.#dropEstablished(closed) : undefined;
+    return {
+      ok: true,
+      closed: closed.map((r) => ({ source: r.source, user: r.user ?? null })),
+      ...(dropped === undefined ? {} : { established_dropped: dropped }),
+    };
+  }
+
+  /** Deletes the conntrack entries of revoked doors: their connections end now. */
+  async #dropEstablished(records: readonly OpenRecord[]): Promise<number> {
+    let dropped = 0;
+    for (const r of records) {
+      const base = [
+        "/usr/sbin/conntrack",
+        "-D",
+        ...(r.source.includes(":") ? ["-f", "ipv6"] : []),
+        "-s",
+        r.source,
+      ];
+      const fw = r.firewall;
+      // A door on the admin's own sets names no ports: every connection of the address.
+      const argvs = fw && fw.ports.length > 0
+        ? fw.ports.map((p) => [...base, "-p", fw.protocol, "--dport", String(p)])
+        : [base];
+      for (const argv of argvs) {
+        const result = await this.#runner.run(argv, 5000, undefined, true);
+        const count = /(\d+) flow entries have been deleted/.exec(result.error)?.[1];
+        if (count === undefined) {
+          log.error("conntrack: cannot drop the connections of {source}: {error}", {
+            source: r.source,
+            error: result.error || `exit code ${result.code}`,
+          });
+        } else dropped += Number(count);
+      }
+    }
+    return dropped;
+  }
+
+  #answer(request: ControlRequest): Promise<ControlAnswer> {
+    if (request.op === "status") return Promise.resolve({ ok: true, ...this.status() });
+    return this.revoke(request);
   }
 
   /** The config in force. */
@@ -313,16 +513,29 @@ export class Daemon {
       }
       throw e;
     }
-    for (const door of config.doors) {
-      const old = this.#doors.get(door.name);
+    const before = userDoors(this.#config.doors);
+    for (const door of userDoors(config.doors)) {
+      const old = before.find((d) =>
+        d.name === door.name && d.kind === "rotating" && door.kind === "rotating" &&
+        d.user === door.user
+      );
       if (
         door.kind === "rotating" && old?.kind === "rotating" && old.fingerprint !== door.fingerprint
       ) {
         log.info(
-          "door {door}: its secret changed (fingerprint {from} → {to}): the new secret's codes open from now on, the old one's do not",
-          { door: door.name, from: old.fingerprint, to: door.fingerprint },
+          "door {door}: {whose} secret changed (fingerprint {from} → {to}): the new secret's codes open from now on, the old one's do not",
+          {
+            door: door.name,
+            whose: door.user === undefined ? "its" : `user ${door.user}'s`,
+            from: old.fingerprint,
+            to: door.fingerprint,
+          },
         );
       }
+    }
+    const gone = removedUsers(this.#config, config);
+    if (JSON.stringify(config.metrics) !== JSON.stringify(this.#config.metrics)) {
+      log.warning("listen.metrics changed: the new address takes effect at the next start");
     }
     this.#config = config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
@@ -332,6 +545,17 @@ export class Daemon {
     this.#watchFirewalls();
     this.#announce(await this.#bind());
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
+    // Users removed from a door lose their open doors, now that the reload has committed.
+    for (const { door, user } of gone) {
+      const { closed } = await this.#opener.revoke({ door, user });
+      if (closed.length > 0) {
+        log.info("door {door}: user {user} was removed: closed {count} open", {
+          door,
+          user,
+          count: closed.length,
+        });
+      }
+    }
     this.#report({ kind: "reloaded" });
   }
 
@@ -439,6 +663,8 @@ export class Daemon {
   /** Releases processes, the store and timers (after stop, or a failed start). */
   async #release(): Promise<void> {
     clearInterval(this.#tick);
+    this.#control?.close();
+    await this.#metrics?.shutdown();
     for (const kind of FIREWALL_KINDS) clearTimeout(this.#repair[kind].timer);
     this.#listeners.closeAll();
     this.#opener.cancelTimers();
@@ -449,7 +675,7 @@ export class Daemon {
   }
 
   #newEngine(config: Config): KnockEngine {
-    return new KnockEngine(config.doors, {
+    return new KnockEngine(userDoors(config.doors), {
       maxSources: config.maxSources,
       reorderWindowMs: config.reorderWindowMs,
       scan: config.scan,
@@ -468,6 +694,16 @@ export class Daemon {
   }
 
   #report(event: DaemonEvent): void {
+    if (isRefusal(event)) {
+      this.counters.refused(event.door, event.kind === "refused" ? event.reason : event.kind);
+      // Failure lines: one per source and door a minute, 100 a second in all.
+      if (!this.#refusals.admit(event.door, event.source, Date.now())) {
+        return this.#emit(event);
+      }
+      const line = logLine(event, (name) => this.#doors.get(name))!;
+      refusalLog.info(line.message, line.properties);
+      return this.#emit(event);
+    }
     const line = logLine(event, (name) => this.#doors.get(name));
     // `open.log: false` silences a door's routine lines (opened, extended, closed), not its failures.
     const quiet = line?.level === "info" && "door" in event &&
@@ -475,6 +711,10 @@ export class Daemon {
     if (line && !quiet) {
       log[line.level === "warning" ? "warn" : line.level](line.message, line.properties);
     }
+    this.#emit(event);
+  }
+
+  #emit(event: DaemonEvent): void {
     try {
       this.#onEvent(event);
     } catch (e) {
@@ -485,7 +725,18 @@ export class Daemon {
   #onTick(): void {
     const now = this.#now();
     this.#watchClock(now);
-    this.#engine.sweep(now);
+    const timeouts = this.#engine.sweep(now);
+    if (timeouts.length > 0) this.#decide(timeouts);
+    if (Date.now() - this.#lastSummary >= 60_000) {
+      this.#lastSummary = Date.now();
+      const dropped = this.#refusals.takeDropped();
+      if (dropped > 0) {
+        refusalLog.warn(
+          "{dropped} failure lines were not written in the last minute (more than 100 a second); the metrics count every failure",
+          { dropped },
+        );
+      }
+    }
     this.#sequences.refresh(now).catch((e) =>
       log.error("cannot derive sequences: {error}", { error: String(e) })
     );
@@ -599,13 +850,14 @@ export class Daemon {
 
   readonly #handle = (source: string, protocol: Protocol, port: number, at: number): void => {
     const decisions = this.#engine.handle(source, protocol, port, at);
-    if (decisions.length > 0) this.#decide(decisions);
+    if (decisions.length > 0) this.#decide(decisions, at);
   };
 
-  #decide(decisions: readonly Decision[]): void {
+  #decide(decisions: readonly Decision[], at?: number): void {
     for (const d of decisions) {
-      if (d.kind === "open") this.#opener.request(this.#doors.get(d.door)!, d.source, d.code);
-      else this.#report(d);
+      if (d.kind === "open") {
+        this.#opener.request(this.#doors.get(d.door)!, d.source, d.code, d.user, at);
+      } else this.#report(d);
     }
   }
 }
@@ -675,6 +927,19 @@ function adoptCodes(config: Config, state: StoredState) {
 /** True for an IPv6 link-local address (fe80::/10), as sockets report it (no scope). */
 function isLinkLocal(source: string): boolean {
   return /^fe[89ab][0-9a-f]:/i.test(source);
+}
+
+/** The (door, user) pairs of `before` that `after` no longer has (the door itself stays). */
+function removedUsers(before: Config, after: Config): { door: string; user: string }[] {
+  return before.doors.flatMap((door) => {
+    const now = after.doors.find((d) => d.name === door.name);
+    if (door.kind !== "rotating" || !door.users || !now) return [];
+    const kept = new Set(now.kind === "rotating" ? now.users?.map((u) => u.name) : []);
+    return door.users.filter((u) => !kept.has(u.name)).map((u) => ({
+      door: door.name,
+      user: u.name,
+    }));
+  });
 }
 
 function uses(config: Config, kind: FirewallKind): boolean {

@@ -27,8 +27,12 @@ export type DoorEvent =
     /** The door's name. */
     readonly door: string;
     readonly source: string;
+    /** On a door with `users`: whose code opened it. */
+    readonly user?: string;
     /** When the door closes (closes), ms. */
     readonly until: number;
+    /** A close asked for by `sesame revoke` (or a user removed from the config). */
+    readonly revoked?: true;
   }
   | {
     readonly kind: "open-failed" | "close-failed";
@@ -65,7 +69,20 @@ export interface OpenerOptions {
 interface Request {
   readonly door: Door;
   readonly source: string;
+  readonly user?: string;
   readonly code?: UsedCode;
+  /** When the last knock arrived (for the latency histogram), ms. */
+  readonly at?: number;
+}
+
+/** Which open doors {@link Opener.revoke} closes: a door's, for a source, a user, or all. */
+export interface RevokeMatch {
+  /** The door's name. */
+  readonly door: string;
+  /** Only this source. */
+  readonly source?: string;
+  /** Only this user's. */
+  readonly user?: string;
 }
 
 interface Entry {
@@ -74,6 +91,8 @@ interface Entry {
   timeoutMs: number;
   /** Failed close attempts so far (for the backoff). */
   failures: number;
+  /** Closing before its time (a revoke): retries revoke too. */
+  revoked?: boolean;
 }
 
 /** One planned opening. */
@@ -82,6 +101,8 @@ interface Plan {
   readonly record: OpenRecord;
   readonly fresh: boolean;
   readonly timeoutMs: number;
+  /** The earliest last knock among its requests, ms. */
+  readonly at?: number;
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -125,7 +146,7 @@ export class Opener {
   #requests: Request[] = [];
   #flushing: Promise<void> | undefined;
   #scheduled = false;
-  readonly #closing = new Set<Promise<void>>();
+  readonly #closing = new Set<Promise<unknown>>();
 
   /** @param options the store, the firewalls, the runner, the clock, the counters and the report. */
   constructor(options: OpenerOptions) {
@@ -143,7 +164,7 @@ export class Opener {
    */
   async restore(records: readonly OpenRecord[]): Promise<void> {
     const now = this.#options.now();
-    const due: Promise<void>[] = [];
+    const due: Promise<unknown>[] = [];
     for (const record of records) {
       const entry = { record, timer: undefined, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
       this.#entries.set(openKey(record), entry);
@@ -153,9 +174,12 @@ export class Opener {
     await Promise.all(due);
   }
 
-  /** Asks for `door` to open for `source`, using up `code`; handled with the rest of this turn. */
-  request(door: Door, source: string, code?: UsedCode): void {
-    this.#requests.push({ door, source, code });
+  /**
+   * Asks for `door` to open for `source` (by `user`'s code), using up `code`; handled with
+   * the rest of this turn. `at`: when the last knock arrived, for the latency histogram.
+   */
+  request(door: Door, source: string, code?: UsedCode, user?: string, at?: number): void {
+    this.#requests.push({ door, source, code, user, at });
     if (this.#scheduled) return;
     this.#scheduled = true;
     // The next macrotask: every open decided in this turn of the event loop joins the batch.
@@ -179,7 +203,7 @@ export class Opener {
    */
   async closeAll(): Promise<void> {
     await this.settled();
-    const closing: Promise<void>[] = [];
+    const closing: Promise<unknown>[] = [];
     for (const entry of this.#entries.values()) {
       if (entry.record.firewall && !entry.record.close) clearTimeout(entry.timer);
       else closing.push(this.#close(entry, false));
@@ -187,6 +211,27 @@ export class Opener {
     await Promise.all(closing);
     await Promise.all(this.#closing);
     this.cancelTimers();
+  }
+
+  /**
+   * Closes now the open doors `match` names (firewall element removed, close command run,
+   * record dropped); returns the records it closed and those whose close failed (retried
+   * with backoff). Established connections continue.
+   */
+  async revoke(match: RevokeMatch): Promise<{ closed: OpenRecord[]; failed: OpenRecord[] }> {
+    await this.settled();
+    const entries = [...this.#entries.values()].filter(({ record }) =>
+      record.door === match.door &&
+      (match.source === undefined || record.source === match.source) &&
+      (match.user === undefined || record.user === match.user)
+    );
+    const closed: OpenRecord[] = [], failed: OpenRecord[] = [];
+    await Promise.all(entries.map(async (entry) => {
+      const record = entry.record;
+      // A close that fails is retried as any other, and said so.
+      (await this.#close(entry, true, true) ? closed : failed).push(record);
+    }));
+    return { closed, failed };
   }
 
   /** Cancels every timer without closing anything (the end of a run; tests). */
@@ -225,7 +270,7 @@ export class Opener {
   #plan(requests: readonly Request[]): Plan[] {
     const now = this.#options.now();
     const plans = new Map<string, Plan>();
-    for (const { door, source } of requests) {
+    for (const { door, source, user, at } of requests) {
       const open = door.open!;
       const key = openKey({ door: door.name, source });
       const until = now + open.forMs;
@@ -236,6 +281,7 @@ export class Opener {
           record: { ...known, until: Math.max(known.until, until) },
           fresh: plans.get(key)?.fresh ?? false,
           timeoutMs: open.commandTimeoutMs,
+          at: plans.get(key)?.at ?? at,
         });
         continue;
       }
@@ -243,6 +289,7 @@ export class Opener {
       const record: OpenRecord = {
         door: door.name,
         source,
+        ...(user === undefined ? {} : { user }),
         until,
         close: open.closeCommand
           ? substitute(open.closeCommand, { source, door: door.name })
@@ -258,13 +305,13 @@ export class Opener {
           }
           : {}),
       };
-      plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs });
+      plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs, at });
     }
     return [...plans.values()];
   }
 
   /** Act on one committed plan: the entry and its close timer, then the firewall and the command. */
-  async #act({ door, record, fresh, timeoutMs }: Plan): Promise<void> {
+  async #act({ door, record, fresh, timeoutMs, at }: Plan): Promise<void> {
     const { firewalls, runner, counters, report } = this.#options;
     const key = openKey(record);
     const entry = this.#entries.get(key) ?? { record, timer: undefined, timeoutMs, failures: 0 };
@@ -295,11 +342,22 @@ export class Opener {
       const result = await runner.run(argv, timeoutMs);
       if (result.code !== 0) return failed(describeFailure(result));
     }
-    if (fresh) counters.opens++;
+    if (fresh) {
+      counters.opens++;
+      const counts = counters.door(record.door);
+      counts.opens++;
+      if (record.user !== undefined) {
+        counts.userOpens.set(record.user, (counts.userOpens.get(record.user) ?? 0) + 1);
+      }
+      if (at !== undefined) {
+        counters.openLatency.observe(Math.max(0, this.#options.now() - at) / 1000);
+      }
+    }
     report({
       kind: fresh ? "opened" : "extended",
       door: record.door,
       source: record.source,
+      ...(record.user === undefined ? {} : { user: record.user }),
       until: record.until,
     });
   }
@@ -313,21 +371,27 @@ export class Opener {
     }, Math.min(wait, MAX_TIMER_MS));
   }
 
-  #track(p: Promise<void>): void {
+  #track(p: Promise<unknown>): void {
     this.#closing.add(p);
     p.finally(() => this.#closing.delete(p));
   }
 
-  /** Runs the close; on success the record leaves the store, on failure a retry is scheduled. */
-  async #close(entry: Entry, retry = true): Promise<void> {
+  /**
+   * Runs the close; on success the record leaves the store, on failure a retry is
+   * scheduled. Resolves true when this call closed it.
+   */
+  async #close(entry: Entry, retry = true, revoked = false): Promise<boolean> {
     const { firewalls, runner, store, counters, report } = this.#options;
     const { record } = entry;
     clearTimeout(entry.timer);
     const key = openKey(record);
-    if (this.#entries.get(key) !== entry) return; // closed already
+    if (this.#entries.get(key) !== entry) return false; // closed already
+    if (revoked) entry.revoked = true;
+    revoked = entry.revoked === true;
     let error: string | undefined;
     if (record.firewall) {
-      await firewalls[record.firewall.kind].close(record).catch((e) =>
+      const firewall = firewalls[record.firewall.kind];
+      await (revoked ? firewall.revoke(record) : firewall.close(record)).catch((e) =>
         error = (e as Error).message
       );
     }
@@ -335,7 +399,7 @@ export class Opener {
       const result = await runner.run(record.close, entry.timeoutMs, undefined, true);
       if (result.code !== 0) error = describeFailure(result);
     }
-    if (this.#entries.get(key) !== entry || entry.record !== record) return; // re-opened meanwhile
+    if (this.#entries.get(key) !== entry || entry.record !== record) return false; // re-opened meanwhile
     if (error) {
       counters.closeFailures++;
       entry.failures++;
@@ -349,14 +413,23 @@ export class Opener {
       if (retry) {
         this.#schedule(entry, Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (entry.failures - 1)));
       }
-      return; // the record stays in the store: the next start retries it
+      return false; // the record stays in the store: the next start retries it
     }
     this.#entries.delete(key);
     counters.closes++;
-    report({ kind: "closed", door: record.door, source: record.source, until: record.until });
+    counters.door(record.door).closes++;
+    report({
+      kind: "closed",
+      door: record.door,
+      source: record.source,
+      ...(record.user === undefined ? {} : { user: record.user }),
+      until: record.until,
+      ...(revoked ? { revoked: true as const } : {}),
+    });
     await store.commit({ closed: [record], now: this.#options.now() }).catch(() => {
       // The door is closed; its record stays and the next start closes it again (harmless).
     });
+    return true;
   }
 }
 

@@ -40,7 +40,27 @@ export interface LogLine {
   readonly level: LogLevel;
   readonly message: string;
   readonly properties: Record<string, unknown>;
+  /**
+   * `refusal` for the failure lines (a failed knock: one per source and door a minute,
+   * what fail2ban reads); absent for the daemon's other lines.
+   */
+  readonly category?: "refusal";
 }
+
+/** The events that are failure lines (limited per source and door; fail2ban's input). */
+export type RefusalEvent = Extract<DaemonEvent, { kind: "refused" | "replay" | "skew" }>;
+
+/** True for a failure line's event. */
+export function isRefusal(event: DaemonEvent): event is RefusalEvent {
+  return event.kind === "refused" || event.kind === "replay" || event.kind === "skew";
+}
+
+/**
+ * The fixed head of every failure line, which deploy/fail2ban's filter matches: the
+ * source, the door, the reason token and the evidence (`tcp` only when every knock of the
+ * attempt and its cause were completed handshakes).
+ */
+const FAILED = "knock failed from {source} on door {door}: reason={reason} evidence={evidence}";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -62,15 +82,21 @@ export function logLine(
 ): LogLine | undefined {
   switch (event.kind) {
     case "opened":
-      return info("door {door} opened for {source} until {until}", event, {
+      return info("door {door} opened for {source}{by} until {until}", event, {
         until: iso(event.until),
       });
     case "extended":
-      return info("door {door} already open for {source}: extended until {until}", event, {
+      return info("door {door} already open for {source}{by}: extended until {until}", event, {
         until: iso(event.until),
       });
     case "closed":
-      return info("door {door} closed for {source}", event, {});
+      return info(
+        `door {door} closed for {source}{by}${event.revoked ? ": revoked" : ""}`,
+        event,
+        {},
+      );
+    case "refused":
+      return failed(event, "", {});
     case "open-failed":
       return error("door {door}: opening for {source} failed: {error}", event);
     case "close-failed":
@@ -94,28 +120,22 @@ export function logLine(
         },
       };
     case "replay":
-      return {
-        level: "warning",
-        message:
-          "door {door}: {source} completed an already used code (counter {counter}): a replay? Not opened",
-        properties: { door: event.door, source: event.source, counter: event.counter },
-      };
+      return failed(event, " ({by}an already used code, counter {counter}: a replay?)", {
+        counter: event.counter,
+      });
     case "skew": {
       const door = doorNamed(event.door);
       const periodMs = door?.kind === "rotating" ? door.periodMs : 0;
-      return {
-        level: "warning",
-        message:
-          "door {door}: {source} sent the code of {periods} period(s) {direction}: the clocks disagree by about {drift} (only ±{skew} period(s) are accepted). Not opened",
-        properties: {
-          door: event.door,
-          source: event.source,
+      return failed(
+        event,
+        " ({by}the code of {periods} period(s) {direction}: the clocks disagree by about {drift}; only ±{skew} period(s) are accepted)",
+        {
           periods: Math.abs(event.periods),
           direction: event.periods > 0 ? "ahead" : "behind",
           drift: formatDuration(Math.abs(event.periods) * periodMs),
           skew: door?.kind === "rotating" ? door.skew : 0,
         },
-      };
+      );
     }
     case "link-local":
       return {
@@ -137,13 +157,37 @@ export function logLine(
 
 function info(
   message: string,
-  event: { door: string; source: string },
+  event: { door: string; source: string; user?: string },
   extra: Record<string, unknown>,
 ): LogLine {
   return {
     level: "info",
-    message,
-    properties: { door: event.door, source: event.source, ...extra },
+    message: message.replace("{by}", event.user === undefined ? "" : " (user {user})"),
+    properties: {
+      door: event.door,
+      source: event.source,
+      ...(event.user === undefined ? {} : { user: event.user }),
+      ...extra,
+    },
+  };
+}
+
+/** A failure line: the fixed head, then what is particular to the reason. */
+function failed(event: RefusalEvent, tail: string, extra: Record<string, unknown>): LogLine {
+  const user = "user" in event && event.user !== undefined ? event.user : undefined;
+  return {
+    level: "info",
+    category: "refusal",
+    message: FAILED + tail.replace("{by}", user === undefined ? "" : "user {user}: "),
+    // The order is part of the format: deploy/fail2ban's filter reads JSON lines by it.
+    properties: {
+      source: event.source,
+      door: event.door,
+      reason: event.kind === "refused" ? event.reason : event.kind,
+      evidence: event.evidence,
+      ...(user === undefined ? {} : { user }),
+      ...extra,
+    },
   };
 }
 

@@ -40,6 +40,9 @@ export interface KnockEngineOptions {
   readonly counters?: Counters;
 }
 
+/** Why a source's knocking on a door did not open it (the log's and the metrics' tokens). */
+export type RefusalReason = "wrong" | "timeout" | "replay" | "skew" | "banned" | "denied";
+
 /** What the daemon must do after a knock. */
 export type Decision =
   | {
@@ -48,8 +51,22 @@ export type Decision =
     /** The door's name. */
     readonly door: string;
     readonly source: string;
+    /** The user whose code it was, on a door with `users`. */
+    readonly user?: string;
     /** The code used up (rotating doors): the store keeps it before the door opens. */
     readonly code?: UsedCode;
+  }
+  | {
+    /**
+     * `source` knocked on `door`'s pool and it did not open: a knock that fits no code
+     * (`wrong`), progress that ran out of time (`timeout`), a banned or a denied source.
+     */
+    readonly kind: "refused";
+    readonly door: string;
+    readonly source: string;
+    readonly reason: "wrong" | "timeout" | "banned" | "denied";
+    /** `tcp` only when every knock of the attempt and its cause were completed TCP handshakes. */
+    readonly evidence: Evidence;
   }
   | {
     /** `source` behaves like a scanner (hit a decoy, or too many distinct pool ports): ignored for a while. */
@@ -66,7 +83,10 @@ export type Decision =
     readonly kind: "skew";
     readonly door: string;
     readonly source: string;
+    readonly user?: string;
     readonly counter: number;
+    /** Of the attempt's knocks: `tcp` when every one was a completed handshake. */
+    readonly evidence: Evidence;
     /** How many periods ahead (+) or behind (−) the knocker's clock is. */
     readonly periods: number;
   }
@@ -75,7 +95,10 @@ export type Decision =
     readonly kind: "replay";
     readonly door: string;
     readonly source: string;
+    readonly user?: string;
     readonly counter: number;
+    /** Of the attempt's knocks: `tcp` when every one was a completed handshake. */
+    readonly evidence: Evidence;
   };
 
 /** A counter a `bind_source` door needs derived for a source before its knock can count. */
@@ -94,6 +117,8 @@ interface Tracked {
   firstAt: number;
   held: number;
   heldAt: number;
+  /** A knock of this attempt was a UDP datagram (forgeable). */
+  udp: boolean;
 }
 
 interface SourceState extends MissLog {
@@ -145,6 +170,11 @@ export class KnockEngine {
   readonly #scan: ScanDetector | undefined;
   /** Per door: true when it takes UDP knocks (a UDP ban reaches it). */
   readonly #takesUdp: readonly boolean[];
+  /** Scratch of one knock: why an attempt was dropped, and whether it held UDP knocks. */
+  #dropped: "wrong" | "timeout" = "wrong";
+  #droppedUdp = false;
+  /** Scratch of one knock: the completed attempt held a UDP knock. */
+  #completedUdp = false;
 
   /**
    * Creates an engine for `doors` (in config order).
@@ -175,6 +205,11 @@ export class KnockEngine {
   /** Sources tracked now. */
   get trackedSources(): number {
     return this.#table.size;
+  }
+
+  /** The scanners banned at `now`: source, evidence, until when (ms). */
+  bans(now: number): { source: string; evidence: Evidence; until: number }[] {
+    return this.#scan?.list(now) ?? [];
   }
 
   /** Installs the sequence of an unbound rotating door for a counter; drops counters that left the window. */
@@ -235,7 +270,9 @@ export class KnockEngine {
 
   /**
    * Feeds one knock. Synchronous and cheap: the daemon calls it for every connection
-   * attempt and datagram. Returns what to do (usually nothing).
+   * attempt and datagram. Returns what to do: usually nothing, an open, or a refusal
+   * (every knock on a pool that fits no code, or comes from a banned or denied source,
+   * is one; the daemon limits how many it logs).
    */
   handle(source: string, protocol: Protocol, port: number, now: number): readonly Decision[] {
     const doors = this.#ports.doorsAt(protocol, port);
@@ -245,7 +282,7 @@ export class KnockEngine {
       address = parseAddress(source);
       if (!address || !isPermitted(address, this.#allow, this.#deny)) {
         this.#counters.ignored++;
-        return NO_DECISIONS;
+        return this.#refuseAll(doors, source, "denied", protocol);
       }
     }
     const scan = this.#scan;
@@ -254,7 +291,8 @@ export class KnockEngine {
       const ban = scan.banned(source, now);
       if (ban === TCP_BAN || (ban === UDP_BAN && protocol === "udp")) {
         this.#counters.ignored++;
-        return NO_DECISIONS;
+        // A TCP knock of a source banned on TCP evidence is TCP evidence; anything else is not.
+        return this.#refuseAll(doors, source, "banned", ban === TCP_BAN ? protocol : "udp");
       }
       udpBanned = ban === UDP_BAN;
       if (this.#ports.isDecoy(protocol, port)) return this.#ban(source, now, "decoy", protocol);
@@ -263,13 +301,18 @@ export class KnockEngine {
     const code = knockCode(port, protocol);
     let hit = false;
     let decisions: Decision[] | undefined;
+    this.#dropped = "wrong";
+    this.#droppedUdp = false;
     for (const d of doors) {
       const door = this.doors[d];
-      if (
-        (udpBanned && this.#takesUdp[d]) ||
-        (address && !isPermitted(address, door.allow, door.deny))
-      ) {
+      if (udpBanned && this.#takesUdp[d]) {
         this.#counters.ignored++;
+        decisions = refuse(decisions, door.name, source, "banned", "udp");
+        continue;
+      }
+      if (address && !isPermitted(address, door.allow, door.deny)) {
+        this.#counters.ignored++;
+        decisions = refuse(decisions, door.name, source, "denied", protocol);
         continue;
       }
       const options = this.#advanceOptions[d];
@@ -300,19 +343,60 @@ export class KnockEngine {
         if (decision.kind === "open") break; // one open per knock and door
       }
     }
-    // A knock that fits no sequence in the window is a miss; too many distinct misses in
-    // a short time is a scan.
-    if (scan && !hit) {
-      const evidence = scan.miss(state, code, now);
-      if (evidence) return this.#ban(source, now, "ports", evidence);
+    if (hit) return decisions ?? NO_DECISIONS;
+    // A knock that fits no sequence in the window: the attempt failed (wrong, or too late)
+    // on every door it was heard on; too many distinct misses in a short time is a scan.
+    const evidence = this.#droppedUdp || protocol === "udp" ? "udp" : "tcp";
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (
+        (udpBanned && this.#takesUdp[d]) ||
+        (address && !isPermitted(address, door.allow, door.deny))
+      ) continue;
+      decisions = refuse(decisions, door.name, source, this.#dropped, evidence);
+    }
+    if (scan) {
+      const scanEvidence = scan.miss(state, code, now);
+      if (scanEvidence) {
+        return [...(decisions ?? []), ...this.#ban(source, now, "ports", scanEvidence)];
+      }
     }
     return decisions ?? NO_DECISIONS;
   }
 
-  /** Drops sources idle longer than every door's sequence timeout, and bans that ended. */
-  sweep(now: number): void {
-    this.#table.expire(now - this.#maxTimeoutMs);
+  /**
+   * Drops sources idle longer than every door's sequence timeout, and bans that ended.
+   * Returns a `timeout` refusal for each door a dropped source was part way through.
+   */
+  sweep(now: number): Decision[] {
+    let decisions: Decision[] | undefined;
+    this.#table.expire(now - this.#maxTimeoutMs, (source, state) => {
+      for (const t of state.tracked ?? []) {
+        decisions = refuse(
+          decisions,
+          this.doors[t.door].name,
+          source,
+          "timeout",
+          t.udp ? "udp" : "tcp",
+        );
+      }
+    });
     this.#scan?.sweep(now);
+    return decisions ?? [];
+  }
+
+  /** A refusal on every door at a port (a denied or banned source), one per door name. */
+  #refuseAll(
+    doors: readonly number[],
+    source: string,
+    reason: "banned" | "denied",
+    evidence: Evidence,
+  ): Decision[] {
+    let decisions: Decision[] | undefined;
+    for (const d of doors) {
+      decisions = refuse(decisions, this.doors[d].name, source, reason, evidence);
+    }
+    return decisions!;
   }
 
   /** A rotating door's code completed: open, replay or skew. */
@@ -324,18 +408,28 @@ export class KnockEngine {
     lo: number,
     hi: number,
   ): Decision {
+    const evidence: Evidence = this.#completedUdp ? "udp" : "tcp";
+    const user = door.user === undefined ? {} : { user: door.user };
     if (counter < lo || counter > hi) {
       this.#counters.skews++;
-      return { kind: "skew", door: door.name, source, counter, periods: counter - current };
+      return {
+        kind: "skew",
+        door: door.name,
+        source,
+        ...user,
+        counter,
+        periods: counter - current,
+        evidence,
+      };
     }
     const owner = codeOwner(door, source);
     if (this.used.isUsed(owner, counter)) {
       this.#counters.replays++;
-      return { kind: "replay", door: door.name, source, counter };
+      return { kind: "replay", door: door.name, source, ...user, counter, evidence };
     }
     const code = { ...owner, counter };
     this.used.use(code);
-    return { kind: "open", door: door.name, source, code };
+    return { kind: "open", door: door.name, source, ...user, code };
   }
 
   /**
@@ -381,24 +475,52 @@ export class KnockEngine {
     const found = list && i < list.length ? list[i] : undefined;
     const step = advance(found, seq, code, now, options);
     if (step.kind === "none") return MISS;
+    const udp = (code & 1) === 1;
     if (step.kind === "complete" || !step.progress) {
-      if (found) removeAt(state, i);
-      return step.kind === "complete" ? COMPLETE : MISS;
+      if (!found) return step.kind === "complete" ? (this.#completedUdp = udp, COMPLETE) : MISS;
+      removeAt(state, i);
+      if (step.kind === "complete") {
+        this.#completedUdp = udp || found.udp;
+        return COMPLETE;
+      }
+      // An attempt dropped: too late, or a knock that fits it nowhere.
+      if (now - found.firstAt > options.timeoutMs) this.#dropped = "timeout";
+      if (found.udp) this.#droppedUdp = true;
+      return MISS;
     }
     const progress: Progress = step.progress;
     if (found) {
+      // A restart begins a new attempt; otherwise the attempt goes on.
+      found.udp = step.kind === "reset" ? udp : found.udp || udp;
       found.position = progress.position;
       found.firstAt = progress.firstAt;
       found.held = progress.held;
       found.heldAt = progress.heldAt;
     } else {
-      const entry: Tracked = { door, counter, ...progress };
+      const entry: Tracked = { door, counter, ...progress, udp };
       // An array literal holds exactly one element; push on [] would reserve 17 (memory per source).
       if (list) list.push(entry);
       else state.tracked = [entry];
     }
     return HIT;
   }
+}
+
+/** Adds a refusal unless `decisions` has one for that door and source (a door's users share its pool). */
+function refuse(
+  decisions: Decision[] | undefined,
+  door: string,
+  source: string,
+  reason: "wrong" | "timeout" | "banned" | "denied",
+  evidence: Evidence,
+): Decision[] {
+  if (decisions?.some((d) => d.kind === "refused" && d.door === door && d.source === source)) {
+    return decisions;
+  }
+  const refusal: Decision = { kind: "refused", door, source, reason, evidence };
+  if (!decisions) return [refusal];
+  decisions.push(refusal);
+  return decisions;
 }
 
 function newSource(): SourceState {
@@ -438,12 +560,15 @@ function dropBelow(list: Tracked[], door: number, lo: number): void {
  * ```
  */
 export function codeOwner(door: RotatingDoor, source: string): CodeOwner {
-  if (!door.bindSource) return { door: door.name, secret: door.fingerprint };
+  const owner = door.user === undefined
+    ? { door: door.name, secret: door.fingerprint }
+    : { door: door.name, user: door.user, secret: door.fingerprint };
+  if (!door.bindSource) return owner;
   const address = parseAddress(source);
-  if (!address) return { door: door.name, secret: door.fingerprint, prefix: source };
+  if (!address) return { ...owner, prefix: source };
   const bits = address.family === 4 ? door.sourcePrefix.ipv4 : door.sourcePrefix.ipv6;
   const masked = parseAddress(bytesToText(maskBytes(address.bytes, bits)))!;
-  return { door: door.name, secret: door.fingerprint, prefix: `${masked.text}/${bits}` };
+  return { ...owner, prefix: `${masked.text}/${bits}` };
 }
 
 function bytesToText(bytes: Uint8Array): string {

@@ -118,6 +118,17 @@ export class ScanDetector {
     }
   }
 
+  /** The bans in force at `now`, soonest to end first per evidence. */
+  list(now: number): { source: string; evidence: Evidence; until: number }[] {
+    const out: { source: string; evidence: Evidence; until: number }[] = [];
+    for (const evidence of ["tcp", "udp"] as const) {
+      for (const [source, until] of this.#bans[evidence]) {
+        if (until > now) out.push({ source, evidence, until });
+      }
+    }
+    return out;
+  }
+
   /** Bans held now. */
   get size(): number {
     return this.#bans.tcp.size + this.#bans.udp.size;

@@ -70,12 +70,16 @@ export class SourceTable<T extends { lastSeen: number }> {
     return this.#entries.get(key);
   }
 
-  /** Drops entries last touched before `cutoff`; returns how many. Stops at the first fresh one. */
-  expire(cutoff: number): number {
+  /**
+   * Drops entries last touched before `cutoff`, passing each to `onDrop`; returns how
+   * many. Stops at the first fresh one.
+   */
+  expire(cutoff: number, onDrop?: (key: string, entry: T) => void): number {
     let dropped = 0;
     for (const [key, entry] of this.#entries) {
       if (entry.lastSeen >= cutoff) break;
       this.#entries.delete(key);
+      onDrop?.(key, entry);
       dropped++;
     }
     return dropped;

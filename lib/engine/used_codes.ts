@@ -12,6 +12,8 @@
 export interface CodeOwner {
   /** The door's name. */
   readonly door: string;
+  /** On a door with `users`: the user whose secret made the code. */
+  readonly user?: string;
   /** The fingerprint of the door's secret (a code belongs to the secret that made it). */
   readonly secret: string;
   /** A `bind_source` door's source prefix, e.g. `192.0.2.0/24`; absent otherwise. */
@@ -24,9 +26,9 @@ export interface UsedCode extends CodeOwner {
   readonly counter: number;
 }
 
-/** The key of an owner: `door`, secret fingerprint and prefix, NUL-separated. */
+/** The key of an owner: `door`, user, secret fingerprint and prefix, NUL-separated. */
 function keyOf(owner: CodeOwner): string {
-  return `${owner.door}\0${owner.secret}\0${owner.prefix ?? ""}`;
+  return `${owner.door}\0${owner.user ?? ""}\0${owner.secret}\0${owner.prefix ?? ""}`;
 }
 
 /**
@@ -58,7 +60,9 @@ export class UsedCodes {
     const own = this.#marks.get(keyOf(owner));
     if (own && counter <= own.counter) return true;
     if (owner.prefix === undefined) return false;
-    const floor = this.#marks.get(keyOf({ door: owner.door, secret: owner.secret }));
+    const floor = this.#marks.get(
+      keyOf({ door: owner.door, user: owner.user, secret: owner.secret }),
+    );
     return floor !== undefined && counter <= floor.counter;
   }
 
@@ -69,6 +73,7 @@ export class UsedCodes {
     if (!old || old.counter < code.counter) {
       this.#marks.set(key, {
         door: code.door,
+        ...(code.user === undefined ? {} : { user: code.user }),
         secret: code.secret,
         ...(code.prefix === undefined ? {} : { prefix: code.prefix }),
         counter: code.counter,
@@ -80,8 +85,8 @@ export class UsedCodes {
    * Refuses every code of a door and secret up to `counter`, whatever its source prefix:
    * after a corrupt or lost state the codes used are unknown, so the window counts as used.
    */
-  floor(door: string, secret: string, counter: number): UsedCode {
-    const code = { door, secret, counter };
+  floor(door: string, secret: string, counter: number, user?: string): UsedCode {
+    const code = { door, ...(user === undefined ? {} : { user }), secret, counter };
     this.use(code);
     return this.#marks.get(keyOf(code))!;
   }

@@ -196,6 +196,7 @@ export class SocketListeners implements Listeners {
           continue;
         }
         this.#counters.knocks++;
+        this.#counters.udpKnocks++;
         this.#onKnock(normalizeHost((from as Deno.NetAddr).hostname), "udp", port, this.#now());
       }
     })();
@@ -271,6 +272,7 @@ export class MemoryListeners implements Listeners {
     for (const e of this.#bound.values()) {
       if (e.protocol === protocol && e.port === port) {
         this.#counters.knocks++;
+        if (protocol === "udp") this.#counters.udpKnocks++;
         this.#onKnock(normalizeHost(source), protocol, port, at);
         return true;
       }

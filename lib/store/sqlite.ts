@@ -24,20 +24,40 @@ import type {
   StoredState,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 const SQLITE_HEADER = "SQLite format 3\0";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS used_codes (
   door TEXT NOT NULL, secret TEXT NOT NULL, prefix TEXT NOT NULL, counter INTEGER NOT NULL,
+  user TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (door, secret, prefix)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS open_doors (
   door TEXT NOT NULL, source TEXT NOT NULL, until INTEGER NOT NULL, close TEXT, firewall TEXT,
+  user TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (door, source)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spa_digests (digest TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID;
-PRAGMA user_version = ${SCHEMA_VERSION};
 `;
+
+/**
+ * Version 2 names the user of a door with `users` (a user's secret has its own
+ * fingerprint, so the key of a used code already tells users apart).
+ */
+function migrate(db: DatabaseSync): void {
+  const version = Number(
+    (db.prepare("PRAGMA user_version").get() as { user_version: number })
+      .user_version,
+  );
+  if (version >= SCHEMA_VERSION) return;
+  for (const table of ["used_codes", "open_doors"]) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === "user")) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN user TEXT NOT NULL DEFAULT ''`);
+    }
+  }
+  db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+}
 
 /** What a reader sees: the state and the highest server time the daemon committed. */
 export interface StoreSnapshot extends StoredState {
@@ -167,13 +187,19 @@ export class SqliteStore implements Store {
     try {
       if (changes.used?.length) {
         const upsert = this.#statement(
-          `INSERT INTO used_codes VALUES (?, ?, ?, ?) ON CONFLICT (door, secret, prefix)
-           DO UPDATE SET counter = max(counter, excluded.counter)`,
+          `INSERT INTO used_codes (door, secret, prefix, counter, user) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (door, secret, prefix)
+           DO UPDATE SET counter = max(counter, excluded.counter), user = excluded.user`,
         );
-        for (const c of changes.used) upsert.run(c.door, c.secret, c.prefix ?? "", c.counter);
+        for (const c of changes.used) {
+          upsert.run(c.door, c.secret, c.prefix ?? "", c.counter, c.user ?? "");
+        }
       }
       if (changes.opened?.length) {
-        const put = this.#statement("INSERT OR REPLACE INTO open_doors VALUES (?, ?, ?, ?, ?)");
+        const put = this.#statement(
+          `INSERT OR REPLACE INTO open_doors (door, source, until, close, firewall, user)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        );
         for (const r of changes.opened) {
           put.run(
             r.door,
@@ -181,6 +207,7 @@ export class SqliteStore implements Store {
             r.until,
             r.close ? JSON.stringify(r.close) : null,
             r.firewall ? JSON.stringify(r.firewall) : null,
+            r.user ?? "",
           );
         }
       }
@@ -249,6 +276,7 @@ export class SqliteStore implements Store {
       db.exec("PRAGMA journal_mode = WAL");
       db.exec("PRAGMA synchronous = FULL");
       db.exec(SCHEMA);
+      migrate(db);
     } catch (e) {
       db.close();
       throw e;
@@ -328,6 +356,7 @@ interface Row {
   until: unknown;
   close: unknown;
   firewall: unknown;
+  user?: unknown;
 }
 
 function toRecord(row: Row): OpenRecord | undefined {
@@ -342,7 +371,15 @@ function toRecord(row: Row): OpenRecord | undefined {
     const firewall = typeof row.firewall === "string"
       ? JSON.parse(row.firewall) as FirewallGrant
       : undefined;
-    return { door: row.door, source: row.source, until, close, ...(firewall ? { firewall } : {}) };
+    const user = typeof row.user === "string" && row.user !== "" ? { user: row.user } : {};
+    return {
+      door: row.door,
+      source: row.source,
+      ...user,
+      until,
+      close,
+      ...(firewall ? { firewall } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -352,17 +389,20 @@ function readSnapshot(db: DatabaseSync): StoreSnapshot {
   // One read transaction: a consistent snapshot while another connection writes.
   db.exec("BEGIN");
   try {
-    const used = (db.prepare("SELECT door, secret, prefix, counter FROM used_codes").all() as {
-      door: string;
-      secret: string;
-      prefix: string;
-      counter: number;
-    }[]).map((r): StoredCode => ({
-      door: r.door,
-      counter: Number(r.counter),
-      ...(r.secret ? { secret: r.secret } : {}),
-      ...(r.prefix ? { prefix: r.prefix } : {}),
-    }));
+    const used =
+      (db.prepare("SELECT door, secret, prefix, counter, user FROM used_codes").all() as {
+        door: string;
+        secret: string;
+        prefix: string;
+        counter: number;
+        user: string;
+      }[]).map((r): StoredCode => ({
+        door: r.door,
+        ...(r.user ? { user: r.user } : {}),
+        counter: Number(r.counter),
+        ...(r.secret ? { secret: r.secret } : {}),
+        ...(r.prefix ? { prefix: r.prefix } : {}),
+      }));
     const open = (db.prepare("SELECT * FROM open_doors").all() as unknown as Row[]).map((row) => {
       const record = toRecord(row);
       if (!record) throw new StateFileError(`malformed open door ${JSON.stringify(row)}`);

@@ -25,6 +25,8 @@ export interface OpenRecord {
   readonly door: string;
   /** The source it is open for (canonical address text). */
   readonly source: string;
+  /** On a door with `users`: whose code opened it. */
+  readonly user?: string;
   /** When it must close, ms since the epoch. */
   readonly until: number;
   /** The close command's argv, substituted at open time; `null` when nothing needs running. */
@@ -139,7 +141,7 @@ export function applyChanges(
   changes: Omit<StoreChanges, "used"> & { readonly used?: readonly StoredCode[] },
 ): void {
   for (const code of changes.used ?? []) {
-    const key = `${code.door}\0${code.secret ?? ""}\0${code.prefix ?? ""}`;
+    const key = `${code.door}\0${code.user ?? ""}\0${code.secret ?? ""}\0${code.prefix ?? ""}`;
     const old = used.get(key);
     if (!old || old.counter < code.counter) used.set(key, code);
   }

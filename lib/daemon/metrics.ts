@@ -1,0 +1,168 @@
+/**
+ * Prometheus metrics: the daemon's counters in the text exposition format (version
+ * 0.0.4), served at `/metrics` on `listen.metrics`. No client library: the npm ones are
+ * built around Node's http and a global registry, and the format is a few lines. Labels
+ * take bounded values only (doors and users from the config, fixed reason tokens), never
+ * a source address.
+ * @module
+ */
+import type { Counters } from "../counters.ts";
+import type { RefusalReason } from "../engine/engine.ts";
+
+/** Every refusal reason, so each door's series exist from the start (at 0). */
+export const REASONS: readonly RefusalReason[] = [
+  "wrong",
+  "timeout",
+  "replay",
+  "skew",
+  "banned",
+  "denied",
+];
+
+/** What the exposition reads besides the counters. */
+export interface MetricsView {
+  /** The daemon's counters. */
+  readonly counters: Counters;
+  /** Door names in config order (each gets its series, even at 0). */
+  readonly doors: readonly string[];
+  /** Open doors now, per door. */
+  readonly openNow: ReadonlyMap<string, number>;
+  /** Sources tracked now. */
+  readonly trackedSources: number;
+  /** Scanners banned now. */
+  readonly bannedNow: number;
+}
+
+/**
+ * The text exposition of `view`.
+ *
+ * @example
+ * ```ts
+ * import { renderMetrics } from "./metrics.ts";
+ * import { Counters } from "../counters.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const counters = new Counters();
+ * counters.door("ssh").opens++;
+ * const text = renderMetrics({ counters, doors: ["ssh"], openNow: new Map(), trackedSources: 0, bannedNow: 0 });
+ * assertEquals(text.includes('sesame_opens_total{door="ssh"} 1'), true);
+ * ```
+ */
+export function renderMetrics(view: MetricsView): string {
+  const { counters: c } = view;
+  const out: string[] = [];
+  const family = (name: string, type: string, help: string, samples: string[]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples);
+  };
+  const doors = [...new Set([...view.doors, ...c.doors.keys()])];
+  family("sesame_knocks_total", "counter", "Knocks heard on the knock ports, by protocol.", [
+    `sesame_knocks_total{protocol="tcp"} ${c.knocks - c.udpKnocks}`,
+    `sesame_knocks_total{protocol="udp"} ${c.udpKnocks}`,
+  ]);
+  family(
+    "sesame_opens_total",
+    "counter",
+    "Doors opened (fresh openings, not extensions), by door and, on doors with users, user.",
+    doors.flatMap((d) => {
+      const counts = c.doors.get(d);
+      const byUser = counts?.userOpens;
+      if (byUser && byUser.size > 0) {
+        return [...byUser].map(([user, n]) =>
+          `sesame_opens_total{door=${q(d)},user=${q(user)}} ${n}`
+        );
+      }
+      return [`sesame_opens_total{door=${q(d)}} ${counts?.opens ?? 0}`];
+    }),
+  );
+  family(
+    "sesame_closes_total",
+    "counter",
+    "Doors closed (at their time or revoked), by door.",
+    doors.map((d) => `sesame_closes_total{door=${q(d)}} ${c.doors.get(d)?.closes ?? 0}`),
+  );
+  family(
+    "sesame_refusals_total",
+    "counter",
+    "Failed knocks and attempts, by door and reason (wrong, timeout, replay, skew, banned, denied).",
+    doors.flatMap((d) =>
+      REASONS.map((r) =>
+        `sesame_refusals_total{door=${q(d)},reason=${q(r)}} ${c.doors.get(d)?.refusals.get(r) ?? 0}`
+      )
+    ),
+  );
+  family("sesame_open_doors", "gauge", "Doors open now, by door.", [
+    ...doors.map((d) => `sesame_open_doors{door=${q(d)}} ${view.openNow.get(d) ?? 0}`),
+  ]);
+  family("sesame_scanners_banned_total", "counter", "Sources found scanning and banned.", [
+    `sesame_scanners_banned_total ${c.scanners}`,
+  ]);
+  family("sesame_banned_sources", "gauge", "Scanners banned now.", [
+    `sesame_banned_sources ${view.bannedNow}`,
+  ]);
+  family("sesame_tracked_sources", "gauge", "Sources part way through a sequence now.", [
+    `sesame_tracked_sources ${view.trackedSources}`,
+  ]);
+  family("sesame_accept_errors_total", "counter", "Accept and receive calls that failed.", [
+    `sesame_accept_errors_total ${c.acceptErrors}`,
+  ]);
+  family(
+    "sesame_action_failures_total",
+    "counter",
+    "Failures of what opens and closes doors: open actions, close actions (retried), state commits (the door stayed shut).",
+    [
+      `sesame_action_failures_total{action="open"} ${c.openFailures}`,
+      `sesame_action_failures_total{action="close"} ${c.closeFailures}`,
+      `sesame_action_failures_total{action="commit"} ${c.commitFailures}`,
+    ],
+  );
+  const h = c.openLatency;
+  let cumulative = 0;
+  const buckets = h.bounds.map((bound, i) => {
+    cumulative += h.counts[i];
+    return `sesame_open_latency_seconds_bucket{le=${q(String(bound))}} ${cumulative}`;
+  });
+  family(
+    "sesame_open_latency_seconds",
+    "histogram",
+    "From a sequence's last knock to its door open (state committed, firewall and command done).",
+    [
+      ...buckets,
+      `sesame_open_latency_seconds_bucket{le="+Inf"} ${h.count}`,
+      `sesame_open_latency_seconds_sum ${h.sum}`,
+      `sesame_open_latency_seconds_count ${h.count}`,
+    ],
+  );
+  return out.join("\n") + "\n";
+}
+
+/** A label value, quoted and escaped. */
+function q(value: string): string {
+  return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`;
+}
+
+/** A metrics endpoint being served. */
+export interface MetricsServer {
+  /** Where it listens (the port the system chose when 0 was asked). */
+  readonly port: number;
+  /** Stops serving. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves `render()` at `/metrics` on `hostname:port` (anything else is a 404).
+ * @throws {Deno.errors.AddrInUse} and the like when the address cannot be bound.
+ */
+export function serveMetrics(
+  hostname: string,
+  port: number,
+  render: () => string,
+): MetricsServer {
+  const server = Deno.serve({ hostname, port, onListen: () => {} }, (request) => {
+    if (new URL(request.url).pathname !== "/metrics") {
+      return new Response("sesame serves /metrics\n", { status: 404 });
+    }
+    return new Response(render(), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+  });
+  return { port: (server.addr as Deno.NetAddr).port, shutdown: () => server.shutdown() };
+}

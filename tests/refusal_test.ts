@@ -1,0 +1,200 @@
+/**
+ * Every failed knock is a refusal with a reason and an evidence (the engine), and the
+ * failure lines are limited per source and door and in all (the daemon's RefusalLog).
+ */
+import { assertEquals } from "./_assert.ts";
+import { type Decision, KnockEngine } from "../lib/engine/engine.ts";
+import { Counters } from "../lib/counters.ts";
+import { validateConfig } from "../lib/config/validate.ts";
+import { userDoors } from "../lib/config/types.ts";
+import { codeForCounter } from "../lib/code.ts";
+import { RefusalLog } from "../lib/daemon/refusal_log.ts";
+import type { Knock } from "../lib/knock.ts";
+
+const ALICE = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const BOB = "HwECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const PERIOD = 30_000;
+const T0 = 1_000 * PERIOD;
+
+async function engineFor(raw: Record<string, unknown>, now = T0 + 1000) {
+  const config = validateConfig(raw);
+  const doors = userDoors(config.doors);
+  const engine = new KnockEngine(doors, {
+    scan: config.scan,
+    allow: config.allow,
+    deny: config.deny,
+    counters: new Counters(),
+  });
+  for (const [i, door] of doors.entries()) {
+    if (door.kind !== "rotating") continue;
+    for (let c = 998; c <= 1003; c++) {
+      engine.setSequence(i, c, (await codeForCounter(door, c)).knocks, now);
+    }
+  }
+  return { engine, doors };
+}
+
+function send(engine: KnockEngine, source: string, knocks: readonly Knock[], start: number) {
+  return knocks.flatMap((k, i) => [...engine.handle(source, k.protocol, k.port, start + i * 50)]);
+}
+
+const brief = (d: Decision) =>
+  d.kind === "refused"
+    ? `${d.kind} ${d.door} ${d.source} ${d.reason} ${d.evidence}`
+    : d.kind === "open"
+    ? `open ${d.door} ${d.source}${d.user ? ` ${d.user}` : ""}`
+    : d.kind === "scan"
+    ? `scan ${d.source} ${d.evidence}`
+    : `${d.kind} ${d.door} ${d.source}${d.user ? ` ${d.user}` : ""} ${d.evidence}`;
+
+const mixedDoor = {
+  doors: {
+    ssh: { secret: ALICE, ports: "20000-20099", protocol: "mixed", open: { log: true } },
+  },
+};
+
+Deno.test("refusals: a wrong TCP knock is a refusal with TCP evidence; a correct attempt makes none", async () => {
+  const { engine, doors } = await engineFor(mixedDoor);
+  const code = await codeForCounter(doors[0], 1000);
+  const taken = new Set(code.knocks.map((k) => k.port));
+  const wrong = [...Array(100).keys()].map((i) => 20000 + i).find((p) => !taken.has(p))!;
+  assertEquals(
+    engine.handle("192.0.2.9", "tcp", wrong, T0 + 1000).map(brief),
+    ["refused ssh 192.0.2.9 wrong tcp"],
+  );
+  // A whole correct sequence (some knocks UDP on a mixed door): not one refusal.
+  const decisions = send(engine, "192.0.2.7", code.knocks, T0 + 1000);
+  assertEquals(decisions.map(brief), ["open ssh 192.0.2.7"]);
+});
+
+Deno.test("refusals: an attempt with a UDP knock, reset by a TCP knock, has UDP evidence", async () => {
+  const { engine, doors } = await engineFor(mixedDoor);
+  const code = await codeForCounter(doors[0], 1000);
+  const udpAt = code.knocks.findIndex((k) => k.protocol === "udp");
+  if (udpAt < 0) throw new Error("test secret: no UDP knock in the mixed code");
+  // Knocks up to and including the first UDP one, then a wrong TCP knock.
+  const taken = new Set(code.knocks.map((k) => `${k.port}/${k.protocol}`));
+  const wrong = [...Array(100).keys()].map((i) => 20000 + i).find((p) => !taken.has(`${p}/tcp`))!;
+  const prefix = code.knocks.slice(0, udpAt + 1);
+  assertEquals(send(engine, "192.0.2.8", prefix, T0 + 1000).map(brief), []);
+  const reset = engine.handle("192.0.2.8", "tcp", wrong, T0 + 1000 + 50 * prefix.length);
+  assertEquals(reset.map(brief), ["refused ssh 192.0.2.8 wrong udp"]);
+});
+
+Deno.test("refusals: progress that runs out of time is a timeout, at the next knock and at the sweep", async () => {
+  const { engine, doors } = await engineFor({
+    doors: { ssh: { secret: ALICE, ports: "20000-20099", sequence_timeout: "2s", open: {} } },
+  });
+  const code = await codeForCounter(doors[0], 1000);
+  const taken = new Set(code.knocks.map((k) => k.port));
+  const wrong = [...Array(100).keys()].map((i) => 20000 + i).find((p) => !taken.has(p))!;
+  send(engine, "192.0.2.5", code.knocks.slice(0, 2), T0 + 1000);
+  assertEquals(
+    engine.handle("192.0.2.5", "tcp", wrong, T0 + 5000).map(brief),
+    ["refused ssh 192.0.2.5 timeout tcp"],
+  );
+  send(engine, "192.0.2.6", code.knocks.slice(0, 2), T0 + 6000);
+  send(engine, "192.0.2.7", code.knocks.slice(0, 1), T0 + 6000);
+  assertEquals(engine.sweep(T0 + 6000 + 1000).map(brief), []); // not yet
+  // Only .6 was part way through: .5's progress already ended with its late knock.
+  assertEquals(engine.sweep(T0 + 6000 + 5000).map(brief), [
+    "refused ssh 192.0.2.6 timeout tcp",
+    "refused ssh 192.0.2.7 timeout tcp",
+  ]);
+});
+
+Deno.test("refusals: a denied source and a banned one are refused with their reason", async () => {
+  const { engine } = await engineFor({
+    deny: ["192.0.2.66"],
+    listen: { scan_threshold: 2 },
+    doors: { ssh: { secret: ALICE, ports: "20000-20099", protocol: "mixed", open: {} } },
+  });
+  assertEquals(
+    engine.handle("192.0.2.66", "tcp", 20001, T0).map(brief),
+    ["refused ssh 192.0.2.66 denied tcp"],
+  );
+  // A UDP sweep bans on UDP evidence: the later refusals on this mixed door say udp, even for TCP.
+  const sweep = [20090, 20091, 20092, 20093].flatMap((p) =>
+    engine.handle("198.51.100.7", "udp", p, T0 + 10).map(brief)
+  );
+  assertEquals(sweep.at(-1), "scan 198.51.100.7 udp");
+  assertEquals(
+    engine.handle("198.51.100.7", "tcp", 20001, T0 + 20).map(brief),
+    ["refused ssh 198.51.100.7 banned udp"],
+  );
+});
+
+Deno.test("users: each user's code opens the shared pool and names the user; one user's code is no other's", async () => {
+  const { engine, doors } = await engineFor({
+    doors: {
+      team: {
+        ports: "20000-20099",
+        users: { alice: { secret: ALICE }, bob: { secret: BOB } },
+        open: {},
+      },
+    },
+  });
+  assertEquals(doors.map((d) => d.kind === "rotating" && d.user), ["alice", "bob"]);
+  const alice = await codeForCounter(doors[0], 1000);
+  const bob = await codeForCounter(doors[1], 1000);
+  assertEquals(send(engine, "192.0.2.1", alice.knocks, T0 + 1000).map(brief), [
+    "open team 192.0.2.1 alice",
+  ]);
+  assertEquals(send(engine, "192.0.2.2", bob.knocks, T0 + 2000).map(brief), [
+    "open team 192.0.2.2 bob",
+  ]);
+  // Used codes are per user: alice's code again is a replay of hers, and bob's stays his.
+  assertEquals(send(engine, "192.0.2.3", alice.knocks, T0 + 3000).map(brief), [
+    "replay team 192.0.2.3 alice tcp",
+  ]);
+  assertEquals(
+    engine.used.isUsed({
+      door: "team",
+      user: "bob",
+      secret: doors[1].kind === "rotating" ? doors[1].fingerprint : "",
+    }, 1000),
+    true,
+  );
+});
+
+Deno.test("users: two users with one secret, and a bad user name, are refused with their place", () => {
+  let message = "";
+  try {
+    validateConfig({
+      doors: {
+        team: {
+          ports: "20000-20099",
+          users: { alice: { secret: ALICE }, "b b": { secret: BOB }, carol: { secret: ALICE } },
+        },
+      },
+    });
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assertEquals(
+    message.includes('doors.team.users.carol: has the same secret as user "alice"'),
+    true,
+    message,
+  );
+  assertEquals(message.includes("doors.team.users.b b: user name must be"), true, message);
+});
+
+Deno.test("RefusalLog: one line per source and door a minute, 100 a second in all, the rest counted", () => {
+  const limits = new RefusalLog();
+  let admitted = 0;
+  for (let i = 0; i < 250; i++) if (limits.admit("ssh", `192.0.2.${i}`, 5_000)) admitted++;
+  assertEquals(admitted, 100);
+  assertEquals(limits.takeDropped(), 150);
+  assertEquals(limits.takeDropped(), 0);
+  // The next second has a budget again; a source already written waits its minute.
+  assertEquals(limits.admit("ssh", "192.0.2.0", 6_000), false);
+  assertEquals(limits.admit("ssh", "192.0.2.200", 6_000), true);
+  assertEquals(limits.admit("ssh", "192.0.2.0", 65_001), true);
+});
+
+Deno.test("RefusalLog: memory stays bounded under a flood of sources", () => {
+  const limits = new RefusalLog({ maxRemembered: 1000, perSecond: 1e9 });
+  for (let i = 0; i < 20_000; i++) limits.admit("ssh", `10.0.${i >> 8}.${i & 255}`, i);
+  // Bounded: the oldest are forgotten (they could be written again, which is the safe side).
+  assertEquals(limits.admit("ssh", "10.0.78.31", 20_000), false); // the newest is remembered
+});
