@@ -56,6 +56,7 @@ export type {
   DoorPool,
   DoorUser,
   FirewallSpec,
+  GatewaySpec,
   NftSets,
   OpenAction,
   RotatingDoor,

@@ -55,3 +55,12 @@ export async function netNamespaceId(): Promise<string | undefined> {
   const text = await output(["/bin/readlink", "/proc/self/ns/net"]);
   return /net:\[(\d+)\]/.exec(text ?? "")?.[1];
 }
+
+/** Whether the kernel forwards packets of `family` (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding`); undefined where it cannot be read. */
+export async function forwarding(family: 4 | 6): Promise<boolean | undefined> {
+  const text = await output([
+    "/bin/cat",
+    family === 4 ? "/proc/sys/net/ipv4/ip_forward" : "/proc/sys/net/ipv6/conf/all/forwarding",
+  ]);
+  return text === undefined ? undefined : text.trim() !== "0";
+}

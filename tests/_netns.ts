@@ -7,7 +7,7 @@
  */
 import { freshClientState, ROOT } from "./_cli.ts";
 
-export type Host = "server" | "knocker" | "bystander";
+export type Host = "server" | "knocker" | "bystander" | "inside";
 
 export const ADDR = {
   server: {
@@ -18,6 +18,8 @@ export const ADDR = {
   },
   knocker: { v4: "198.18.1.2", v6: "2001:db8:1::2" },
   bystander: { v4: "198.18.2.2", v6: "2001:db8:2::2" },
+  /** With `inside: true`: the server is a router, and this host is behind it. */
+  inside: { v4: "198.18.3.2", v6: "2001:db8:3::2", router: "198.18.3.1", router6: "2001:db8:3::1" },
 } as const;
 
 async function sh(argv: string[], allowFail = false): Promise<Deno.CommandOutput> {
@@ -36,12 +38,21 @@ export class Lab implements AsyncDisposable {
   readonly ns: Record<Host, string>;
   readonly #children: { child: Deno.ChildProcess; stdin: boolean }[] = [];
 
-  private constructor(prefix: string) {
-    this.ns = { server: `${prefix}-s`, knocker: `${prefix}-k`, bystander: `${prefix}-b` };
+  private constructor(prefix: string, inside: boolean) {
+    this.ns = {
+      server: `${prefix}-s`,
+      knocker: `${prefix}-k`,
+      bystander: `${prefix}-b`,
+      ...(inside ? { inside: `${prefix}-i` } : {}),
+    } as Record<Host, string>;
   }
 
-  static async create(): Promise<Lab> {
-    const lab = new Lab(`sesame-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`);
+  /**
+   * A server, a knocker and a bystander; with `inside`, the server is also a router
+   * (forwarding on) with a host behind it, which the two outside hosts reach through it.
+   */
+  static async create(options: { inside?: boolean } = {}): Promise<Lab> {
+    const lab = new Lab(`sesame-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`, !!options.inside);
     const { server: s, knocker: k, bystander: b } = lab.ns;
     try {
       for (const ns of [s, k, b]) {
@@ -87,11 +98,62 @@ export class Lab implements AsyncDisposable {
       await addr(s, "sb", ADDR.server.toBystander, ADDR.server.v6ToBystander);
       await addr(k, "ks", ADDR.knocker.v4, ADDR.knocker.v6);
       await addr(b, "bs", ADDR.bystander.v4, ADDR.bystander.v6);
+      if (options.inside) await lab.#addInside();
     } catch (e) {
       await lab[Symbol.asyncDispose]();
       throw e;
     }
     return lab;
+  }
+
+  /** The host behind the router: its link, addresses, routes, and forwarding on the router. */
+  async #addInside(): Promise<void> {
+    const { server: s, knocker: k, bystander: b, inside: i } = this.ns;
+    await sh(["ip", "netns", "add", i]);
+    await sh(["ip", "-n", i, "link", "set", "lo", "up"]);
+    // No duplicate address detection on the new link (its link-local address would be
+    // tentative for a second, and IPv6 would not pass meanwhile).
+    for (const ns of [s, i]) {
+      await sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    }
+    await sh([
+      "ip",
+      "link",
+      "add",
+      "si",
+      "netns",
+      s,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "is",
+      "netns",
+      i,
+    ]);
+    for (
+      const [ns, dev, v4, v6] of [
+        [s, "si", ADDR.inside.router, ADDR.inside.router6],
+        [i, "is", ADDR.inside.v4, ADDR.inside.v6],
+      ]
+    ) {
+      await sh(["ip", "-n", ns, "addr", "add", `${v4}/24`, "dev", dev]);
+      await sh(["ip", "-n", ns, "addr", "add", `${v6}/64`, "dev", dev, "nodad"]);
+      await sh(["ip", "-n", ns, "link", "set", dev, "up"]);
+    }
+    await sh(["ip", "netns", "exec", s, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    await sh(["ip", "netns", "exec", s, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    await sh(["ip", "-n", i, "route", "add", "default", "via", ADDR.inside.router]);
+    await sh(["ip", "-n", i, "-6", "route", "add", "default", "via", ADDR.inside.router6]);
+    for (
+      const [ns, via, via6] of [
+        [k, ADDR.server.toKnocker, ADDR.server.v6ToKnocker],
+        [b, ADDR.server.toBystander, ADDR.server.v6ToBystander],
+      ]
+    ) {
+      await sh(["ip", "-n", ns, "route", "add", "198.18.3.0/24", "via", via]);
+      await sh(["ip", "-n", ns, "-6", "route", "add", "2001:db8:3::/64", "via", via6]);
+    }
   }
 
   /** Runs a command inside a namespace and waits for it. */

@@ -250,3 +250,70 @@ Deno.test("parseConfig(): nft sets of the admin's own table, checked", () => {
   assertStringIncludes(bad, 'doors.a.open.nft.port: a door with "set" takes no "port"');
   assertStringIncludes(bad, 'doors.b.open.iptables.set: only "nft" takes "set"');
 });
+
+Deno.test("parseConfig(): forward and dnat doors, checked (nft only, an address and ports that parse, a dnat port of its own)", () => {
+  const ok = parseConfig(
+    `doors:
+  fwd:
+    sequence: [7000]
+    open: { nft: { forward: { to: { host: "2001:DB8::10", ports: [22, 2222] } } } }
+  pf:
+    sequence: [7100]
+    open: { nft: { dnat: { port: 2300, to: { host: 192.168.1.10, port: 22 }, masquerade: true } } }
+`,
+    "ok.yaml",
+  );
+  assertEquals(ok.doors[0].open?.nft, {
+    ports: [22, 2222],
+    protocol: "tcp",
+    gateway: {
+      kind: "forward",
+      host: "2001:db8::10",
+      family: 6,
+      toPorts: [22, 2222],
+      masquerade: false,
+    },
+  });
+  assertEquals(ok.doors[1].open?.nft?.ports, [2300]);
+  assertEquals(ok.doors[1].open?.nft?.gateway?.masquerade, true);
+  const bad = errors(
+    `doors:
+  a:
+    sequence: [7000]
+    open: { iptables: { forward: { to: { host: 192.168.1.10, port: 22 } } } }
+  b:
+    sequence: [7100]
+    open: { nft: { dnat: { port: 7000, to: { host: 192.168.1.300, port: 22 } } } }
+  c:
+    sequence: [7200]
+    open: { nft: { dnat: { port: 7000, to: { host: 192.168.1.10, ports: [22, 23] } } } }
+  d:
+    sequence: [7300]
+    open: { nft: { port: 2300 } }
+  e:
+    sequence: [7400]
+    open: { nft: { dnat: { port: 2300, to: { host: 192.168.1.10, port: 22 } }, port: 22 } }
+  f:
+    sequence: [7500]
+    open: { nft: { dnat: { port: 2300, to: { host: 192.168.1.11, port: 22 } } } }
+  g:
+    sequence: [7600]
+    open: { nft: { dnat: { port: 7100, to: { host: 192.168.1.12, port: 22 } } } }
+`,
+  ).join("\n");
+  assertStringIncludes(
+    bad,
+    'doors.a.open.iptables.forward: only "nft" takes forward and dnat doors',
+  );
+  assertStringIncludes(
+    bad,
+    "doors.b.open.nft.dnat.to.host: must be the inside host's IPv4 or IPv6 address",
+  );
+  assertStringIncludes(bad, "doors.c.open.nft.dnat.to.ports: a dnat door forwards to one port");
+  assertStringIncludes(bad, 'doors.e.open.nft.port: a dnat door takes no "port" beside it');
+  assertStringIncludes(bad, `doors.f.open.nft: port 2300/tcp is door "d"'s too`);
+  assertStringIncludes(
+    bad,
+    'doors.g.open.nft: protected port 7100/tcp is a knock port of door "b"',
+  );
+});

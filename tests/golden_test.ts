@@ -154,3 +154,31 @@ Deno.test("golden: every event's log line, level and properties", async () => {
   }));
   await golden("events.json", JSON.stringify(lines, null, 2) + "\n");
 });
+
+Deno.test("golden: the nft table of a router, with forward and dnat doors (IPv4 and IPv6)", async () => {
+  const router = validateConfig({
+    doors: {
+      ssh: { sequence: [7000, 7001, 7002], open: { nft: { port: 22 } } },
+      nas: {
+        sequence: [7100, 7101, 7102],
+        open: { nft: { forward: { to: { host: "192.168.1.10", ports: [22, 445] } } } },
+      },
+      cam: {
+        sequence: [7200, 7201, 7202],
+        open: {
+          nft: {
+            dnat: { port: 8443, to: { host: "fd00::20", port: 443 }, masquerade: true },
+          },
+        },
+      },
+    },
+  });
+  const records = [{
+    door: "nas",
+    source: "198.51.100.7",
+    until: 1_700_000_030_000,
+    close: null,
+    firewall: { kind: "nft" as const, ports: [22, 445], protocol: "tcp" as const },
+  }];
+  await golden("nft_gateway.nft", nftRuleset(router.doors, records, 1_700_000_000_000));
+});

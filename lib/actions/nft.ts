@@ -127,13 +127,15 @@ export function nftRuleset(
       `  set ${v6} { type ipv6_addr; flags timeout; }`,
     );
   }
+  const local = guarded.filter((d) => !d.open!.nft!.gateway);
+  const gateways = guarded.filter((d) => d.open!.nft!.gateway);
   lines.push(
     "  chain input {",
     "    type filter hook input priority filter - 10; policy accept;",
     "    # connections opened while a door was open live on after it closes",
     "    ct state established,related accept",
   );
-  for (const door of guarded) {
+  for (const door of local) {
     const { ports, protocol } = door.open!.nft!;
     const { v4, v6 } = sets(door.name);
     const match = `${protocol} dport { ${ports.join(", ")} }`;
@@ -144,12 +146,90 @@ export function nftRuleset(
       `    ${match} drop`,
     );
   }
-  lines.push("  }", "}");
+  for (const door of gateways) {
+    const { ports, protocol, gateway } = door.open!.nft!;
+    // The knocker's connections to a dnat port are forwarded before input; anyone else's
+    // would reach a local program there.
+    if (gateway!.kind === "dnat") {
+      lines.push(
+        `    # door ${door.name}: nobody reaches the router's own port ${ports[0]}`,
+        `    ${protocol} dport { ${ports[0]} } drop`,
+      );
+    }
+  }
+  if (gateways.length > 0) lines.push("  }", ...gatewayChains(gateways));
+  lines.push(...(gateways.length > 0 ? [] : ["  }"]), "}");
   const names = new Set(guarded.map((d) => d.name));
   for (const record of records) {
     if (names.has(record.door) && record.until > now) lines.push(...elementLines(record, now));
   }
   return lines.join("\n") + "\n";
+}
+
+/**
+ * The chains of doors that open a host behind this router: forward (the knocker's new
+ * connections to the inside host pass, everyone else's are dropped), prerouting nat (a
+ * dnat door sends the knocker's connections to the router's port on to the inside host)
+ * and postrouting nat (masquerade, for inside hosts that would not answer through here).
+ */
+function gatewayChains(doors: readonly Door[]): string[] {
+  const forward = [
+    "  chain forward {",
+    "    type filter hook forward priority filter - 10; policy accept;",
+    "    ct state established,related accept",
+  ];
+  const prerouting: string[] = [];
+  const postrouting: string[] = [];
+  for (const door of doors) {
+    const { ports, protocol, gateway } = door.open!.nft!;
+    const g = gateway!;
+    const set = `${g.family === 4 ? "ip" : "ip6"} saddr @${
+      sets(door.name)[g.family === 4 ? "v4" : "v6"]
+    }`;
+    const inside = `${g.family === 4 ? "ip" : "ip6"} daddr ${g.host} ${protocol} dport { ${
+      g.toPorts.join(", ")
+    } }`;
+    if (g.kind === "forward") {
+      forward.push(
+        `    # door ${door.name}: forward to ${g.host}`,
+        `    ${inside} ${set} accept`,
+        `    ${inside} drop`,
+      );
+    } else {
+      const to = g.family === 4 ? `${g.host}:${g.toPorts[0]}` : `[${g.host}]:${g.toPorts[0]}`;
+      forward.push(
+        `    # door ${door.name}: dnat to ${to}`,
+        `    ct status dnat ${inside} ${set} accept`,
+      );
+      prerouting.push(
+        `    # door ${door.name}`,
+        `    fib daddr type local ${protocol} dport ${ports[0]} ${set} dnat ${
+          g.family === 4 ? "ip" : "ip6"
+        } to ${to}`,
+      );
+    }
+    if (g.masquerade) {
+      postrouting.push(`    # door ${door.name}`, `    ${inside} ${set} masquerade`);
+    }
+  }
+  const chains = [...forward, "  }"];
+  if (prerouting.length > 0) {
+    chains.push(
+      "  chain prerouting {",
+      "    type nat hook prerouting priority dstnat - 10; policy accept;",
+      ...prerouting,
+      "  }",
+    );
+  }
+  if (postrouting.length > 0) {
+    chains.push(
+      "  chain postrouting {",
+      "    type nat hook postrouting priority srcnat - 10; policy accept;",
+      ...postrouting,
+      "  }",
+    );
+  }
+  return chains;
 }
 
 /**

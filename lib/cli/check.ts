@@ -8,6 +8,7 @@ import { ConfigError } from "../errors.ts";
 import { openFileLimit } from "../system.ts";
 import { SocketListeners } from "../net/listeners.ts";
 import { wantedEndpoints } from "../daemon/binding.ts";
+import { gatewayWarnings } from "../daemon/preflight.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
 
 /** A door's summary: everything but its secret. */
@@ -147,5 +148,6 @@ async function hostWarnings(config: Config): Promise<string[]> {
       }): listen could not hear knocks there (is sesame already running?)`,
     );
   }
+  warnings.push(...await gatewayWarnings(config.doors));
   return warnings;
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { createHmac } from "node:crypto";
+import { parseAddress } from "../address.ts";
 import { type Knock, parseKnock, type ProtocolMode } from "../knock.ts";
 import { describe, parsePortList } from "../ports.ts";
 import { decoysOf, rotatingPool, staticPool } from "../pool.ts";
@@ -14,6 +15,7 @@ import {
   DOOR_KEYS,
   DOOR_NAME,
   FIREWALL_KEYS,
+  GATEWAY_KEYS,
   OPEN_KEYS,
   ROTATING_KEYS,
 } from "./schema.ts";
@@ -332,6 +334,7 @@ function checkFirewall(c: Checker, value: unknown, path: KeyPath): FirewallSpec 
   const f = c.map(value, path, FIREWALL_KEYS);
   if (!f) return undefined;
   if (f.set !== undefined) return checkSets(c, f, path);
+  if (f.forward !== undefined || f.dnat !== undefined) return checkGateway(c, f, path);
   if ((f.port === undefined) === (f.ports === undefined)) {
     return c.fail(path, `needs "port" (or "ports"): the protected service, such as 22`, true);
   }
@@ -353,6 +356,98 @@ function checkFirewall(c: Checker, value: unknown, path: KeyPath): FirewallSpec 
     return c.fail([...path, "protocol"], `must be tcp or udp, received ${describe(protocol)}`);
   }
   return { ports: ports.ports, protocol };
+}
+
+/**
+ * `nft: { forward: { to: { host, port | ports }, protocol, masquerade } }` or
+ * `nft: { dnat: { port, to: { host, port }, protocol, masquerade } }`: a door on a router
+ * that opens a host behind it (nft only: sesame's table holds the forward and nat chains).
+ */
+function checkGateway(
+  c: Checker,
+  f: Record<string, unknown>,
+  path: KeyPath,
+): FirewallSpec | undefined {
+  if (path[path.length - 1] !== "nft") {
+    return c.fail(
+      [...path, f.forward !== undefined ? "forward" : "dnat"],
+      `only "nft" takes forward and dnat doors (sesame's nftables table holds their chains); iptables cannot here`,
+      true,
+    );
+  }
+  const others = ["port", "ports", "protocol", "forward", "dnat"].filter((k) =>
+    f[k] !== undefined && k !== (f.forward !== undefined ? "forward" : "dnat")
+  );
+  if (others.length > 0) {
+    return c.fail(
+      [...path, others[0]],
+      `a ${f.forward !== undefined ? "forward" : "dnat"} door takes no "${
+        others[0]
+      }" beside it: put the ports under "to" (and dnat's own "port")`,
+      true,
+    );
+  }
+  const kind = f.forward !== undefined ? "forward" : "dnat";
+  const at = [...path, kind];
+  const g = c.map(f[kind], at, GATEWAY_KEYS);
+  if (!g) return undefined;
+  const to = c.map(g.to, [...at, "to"], ["host", "port", "ports"]);
+  if (!to) {
+    return kind === "forward" && g.to === undefined
+      ? c.fail(at, `needs "to": { host: 192.168.1.10, port: 22 }, the inside host and port`, true)
+      : undefined;
+  }
+  const address = typeof to.host === "string" ? parseAddress(to.host) : undefined;
+  if (!address) {
+    return c.fail(
+      [...at, "to", "host"],
+      `must be the inside host's IPv4 or IPv6 address, received ${describe(to.host)}`,
+    );
+  }
+  if ((to.port === undefined) === (to.ports === undefined)) {
+    return c.fail([...at, "to"], `needs "port" (or "ports"): the inside host's service`, true);
+  }
+  const toKey = to.port === undefined ? "ports" : "port";
+  const toPorts = parsePortList(to[toKey]);
+  if (!toPorts.ok) return c.fail([...at, "to", toKey], toPorts.error);
+  if (kind === "dnat" && toPorts.ports.length !== 1) {
+    return c.fail([...at, "to", toKey], `a dnat door forwards to one port`);
+  }
+  if (toPorts.ports.length > 64) {
+    return c.fail([...at, "to", toKey], `at most 64 ports, received ${toPorts.ports.length}`);
+  }
+  let own: number[] = toPorts.ports;
+  if (kind === "dnat") {
+    const port = typeof g.port === "number" || typeof g.port === "string"
+      ? parsePortList(g.port)
+      : undefined;
+    if (!port?.ok || port.ports.length !== 1) {
+      return c.fail(
+        [...at, "port"],
+        `must be the router's own port the knocker connects to, such as 2222, received ${
+          describe(g.port)
+        }`,
+      );
+    }
+    own = port.ports;
+  } else if (g.port !== undefined) {
+    return c.fail([...at, "port"], `a forward door takes no "port": the ports go under "to"`);
+  }
+  const protocol = g.protocol ?? "tcp";
+  if (protocol !== "tcp" && protocol !== "udp") {
+    return c.fail([...at, "protocol"], `must be tcp or udp, received ${describe(protocol)}`);
+  }
+  return {
+    ports: own,
+    protocol,
+    gateway: {
+      kind,
+      host: address.text,
+      family: address.family,
+      toPorts: toPorts.ports,
+      masquerade: c.bool(g.masquerade, [...at, "masquerade"], false),
+    },
+  };
 }
 
 /** An nft set of the admin's own table: `family table set`. */

@@ -68,4 +68,6 @@ export const DOOR_KEYS = [
 /** Keys of a door's `open`. */
 export const OPEN_KEYS = ["for", "command", "close_command", "timeout", "log", "nft", "iptables"];
 /** Keys of `open.nft` and `open.iptables`. */
-export const FIREWALL_KEYS = ["port", "ports", "protocol", "set"];
+export const FIREWALL_KEYS = ["port", "ports", "protocol", "set", "forward", "dnat"];
+/** Keys of `open.nft.forward` and `open.nft.dnat`. */
+export const GATEWAY_KEYS = ["port", "to", "protocol", "masquerade"];

@@ -27,9 +27,30 @@ export interface OpenAction {
   readonly iptables?: FirewallSpec;
 }
 
+/**
+ * A door on a router that opens a host behind it: `forward` lets the knocker's new
+ * connections to the inside host's ports through the forward hook; `dnat` forwards the
+ * knocker's new connections to the router's `port` on to the inside host (port forwarding).
+ */
+export interface GatewaySpec {
+  /** Discriminant. */
+  readonly kind: "forward" | "dnat";
+  /** The inside host (canonical address text). */
+  readonly host: string;
+  /** Its address family. */
+  readonly family: 4 | 6;
+  /** The inside host's ports (dnat: exactly one). */
+  readonly toPorts: readonly number[];
+  /** Source NAT to the router's address, for inside hosts whose replies would not come back through it. */
+  readonly masquerade: boolean;
+}
+
 /** The ports a firewall backend protects for a door, and opens for a knocking source. */
 export interface FirewallSpec {
-  /** Protected ports, ascending; empty for a door that names the admin's own sets. */
+  /**
+   * Protected ports, ascending; empty for a door that names the admin's own sets. On a
+   * gateway door: `forward`, the inside host's ports; `dnat`, the router's own port.
+   */
   readonly ports: readonly number[];
   /** Their protocol. */
   readonly protocol: Protocol;
@@ -38,6 +59,8 @@ export interface FirewallSpec {
    * admin's rules use; sesame then only adds and removes elements in them.
    */
   readonly sets?: NftSets;
+  /** nft only: a door that opens a host behind this router instead of this host's ports. */
+  readonly gateway?: GatewaySpec;
 }
 
 /** Sets of the admin's own nftables table, as `family table set`. */

@@ -224,10 +224,35 @@ function crossDoorChecks(c: Checker, doors: readonly Door[]): void {
     }
     for (const k of own) if (!owner.has(k)) owner.set(k, door.name);
   }
+  // A dnat door's router port is its own: another door guarding it, or forwarding it too,
+  // would make whose knock reaches what depend on rule order.
+  const routerPorts = new Map<string, string>();
   for (const door of doors) {
     for (const kind of ["nft", "iptables"] as const) {
       const spec = door.open?.[kind];
-      const hit = spec?.ports.map((p) => `${p}/${spec.protocol}`).find((k) => owner.has(k));
+      if (!spec || spec.gateway?.kind === "forward") continue;
+      for (const p of spec.ports) {
+        const k = `${p}/${spec.protocol}`;
+        const other = routerPorts.get(k);
+        const dnat = spec.gateway?.kind === "dnat";
+        if (other !== undefined && other !== door.name && (dnat || other.startsWith("dnat:"))) {
+          c.fail(
+            ["doors", door.name, "open", kind],
+            `port ${k} is door "${
+              other.replace(/^dnat:/, "")
+            }"'s too: a dnat door's router port belongs to that door alone`,
+          );
+        }
+        if (!routerPorts.has(k) || dnat) routerPorts.set(k, dnat ? `dnat:${door.name}` : door.name);
+      }
+    }
+  }
+  for (const door of doors) {
+    for (const kind of ["nft", "iptables"] as const) {
+      const spec = door.open?.[kind];
+      const hit = spec?.gateway?.kind === "forward"
+        ? undefined // the inside host's ports: not this host's
+        : spec?.ports.map((p) => `${p}/${spec.protocol}`).find((k) => owner.has(k));
       if (hit) {
         c.fail(
           ["doors", door.name, "open", kind],

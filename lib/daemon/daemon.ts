@@ -36,7 +36,7 @@ import { acceptWindow } from "../window.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
 import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
 import { Opener } from "./opener.ts";
-import { checkDescriptors, warnEphemeral } from "./preflight.ts";
+import { checkDescriptors, gatewayWarnings, warnEphemeral } from "./preflight.ts";
 import { type DaemonEvent, isRefusal, logLine } from "./report.ts";
 import { RefusalLog } from "./refusal_log.ts";
 import {
@@ -772,6 +772,9 @@ export class Daemon {
     let endpoints = this.#endpoints();
     await checkDescriptors(endpoints.length);
     await warnEphemeral(this.#config.doors);
+    for (const warning of await gatewayWarnings(this.#config.doors)) {
+      log.warning("{warning}", { warning });
+    }
     let failures = this.#listeners.update(endpoints);
     if (shouldFallBackToIPv4(endpoints, failures)) {
       log.warning("cannot listen on [::] (IPv6 off?): listening on 0.0.0.0 instead");

@@ -7,7 +7,7 @@
 import type { Door } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { ephemeralPortRange, openFileLimit } from "../system.ts";
+import { ephemeralPortRange, forwarding, openFileLimit } from "../system.ts";
 
 const log = logger("daemon");
 /** Descriptors kept free beside the sockets: state, nft, commands, logs. */
@@ -45,4 +45,51 @@ export async function warnEphemeral(doors: readonly Door[]): Promise<void> {
       );
     }
   }
+}
+
+/**
+ * What a router needs for the doors that open hosts behind it, as warnings: forwarding
+ * on (a door forwards nothing otherwise), and dnat ports no local program listens on
+ * (its listener would never see a knocker, and nobody else reaches it through sesame).
+ */
+export async function gatewayWarnings(doors: readonly Door[]): Promise<string[]> {
+  const warnings: string[] = [];
+  const families = new Map<4 | 6, string[]>();
+  for (const door of doors) {
+    const spec = door.open?.nft;
+    const g = spec?.gateway;
+    if (!spec || !g) continue;
+    families.set(g.family, [...families.get(g.family) ?? [], door.name]);
+    if (g.kind === "dnat" && spec.protocol === "tcp" && portTaken(spec.ports[0])) {
+      warnings.push(
+        `door ${door.name}: a local program listens on TCP port ${
+          spec.ports[0]
+        }, the door's dnat port: knockers are sent on to ${g.host}, everyone else is dropped there, so that program is cut off`,
+      );
+    }
+  }
+  for (const [family, names] of families) {
+    if (await forwarding(family) === false) {
+      const sysctl = family === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding";
+      warnings.push(
+        `door${names.length > 1 ? "s" : ""} ${names.join(", ")} open${
+          names.length > 1 ? "" : "s"
+        } an IPv${family} host behind this router, but forwarding is off here (${sysctl} = 0): nothing will pass until sysctl -w ${sysctl}=1`,
+      );
+    }
+  }
+  return warnings;
+}
+
+/** True when binding TCP `port` fails because something holds it. */
+function portTaken(port: number): boolean {
+  for (const hostname of ["::", "0.0.0.0"]) {
+    try {
+      Deno.listen({ hostname, port }).close();
+      return false;
+    } catch (e) {
+      if (e instanceof Deno.errors.AddrInUse) return true;
+    }
+  }
+  return false;
 }

@@ -1,0 +1,210 @@
+/**
+ * Doors on a router that open a host behind it, against real nft in network namespaces
+ * this test creates: outside clients (a knocker and a bystander), a router running
+ * sesame, an inside host running a service. For `forward` and `dnat` doors, IPv4 and
+ * IPv6: shut before the knock; open for the knocker and not the bystander; shut for new
+ * connections after `for` while an established one continues; still shut after SIGKILL.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
+import { sleep } from "./_daemon.ts";
+import { ADDR, canRunLab, type Host, Lab, lines } from "./_netns.ts";
+import { eventually } from "./_process.ts";
+
+const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft"));
+const SERVICE = 2222;
+const FOR_S = 6;
+
+/** A door: its knock sequence, and where the knocker and the bystander connect to reach the inside service. */
+interface GatewayDoor {
+  readonly name: string;
+  readonly sequence: number[];
+  readonly action: string;
+  /** Where the knocker knocks (the router's address on its side, of the door's family). */
+  readonly knockAt: string;
+  readonly target: Record<"knocker" | "bystander", [string, number]>;
+}
+
+const DOORS: GatewayDoor[] = [
+  {
+    name: "fwd4",
+    sequence: [41000, 41001, 41002],
+    action: `forward: { to: { host: ${ADDR.inside.v4}, port: ${SERVICE} } }`,
+    knockAt: ADDR.server.toKnocker,
+    target: { knocker: [ADDR.inside.v4, SERVICE], bystander: [ADDR.inside.v4, SERVICE] },
+  },
+  {
+    name: "fwd6",
+    sequence: [41100, 41101, 41102],
+    action: `forward: { to: { host: "${ADDR.inside.v6}", ports: [${SERVICE}] } }`,
+    knockAt: ADDR.server.v6ToKnocker,
+    target: { knocker: [ADDR.inside.v6, SERVICE], bystander: [ADDR.inside.v6, SERVICE] },
+  },
+  {
+    name: "pf4",
+    sequence: [41200, 41201, 41202],
+    action: `dnat: { port: 2300, to: { host: ${ADDR.inside.v4}, port: ${SERVICE} } }`,
+    knockAt: ADDR.server.toKnocker,
+    target: { knocker: [ADDR.server.toKnocker, 2300], bystander: [ADDR.server.toBystander, 2300] },
+  },
+  {
+    name: "pf6",
+    sequence: [41300, 41301, 41302],
+    action: `dnat: { port: 2301, to: { host: "${ADDR.inside.v6}", port: ${SERVICE} } }`,
+    knockAt: ADDR.server.v6ToKnocker,
+    target: {
+      knocker: [ADDR.server.v6ToKnocker, 2301],
+      bystander: [ADDR.server.v6ToBystander, 2301],
+    },
+  },
+];
+
+const server = (dir: string) =>
+  `listen: { addresses: ["::"] }
+state_file: ${dir}/state.db
+doors:
+${
+    DOORS.map((d) =>
+      `  ${d.name}:
+    sequence: [${d.sequence.join(", ")}]
+    decoys: 0
+    open: { for: ${FOR_S}s, nft: { ${d.action} } }`
+    ).join("\n")
+  }
+`;
+const client = `doors:\n${
+  DOORS.map((d) => `  ${d.name}: { sequence: [${d.sequence.join(", ")}] }`).join("\n")
+}\n`;
+
+async function startListen(lab: Lab, dir: string) {
+  const child = lab.spawn("server", lab.deno("cli.ts", "listen", "-c", `${dir}/server.yaml`));
+  const log = { text: "" };
+  (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.text += chunk;
+  })().catch(() => {});
+  assert(
+    await eventually(() => log.text.includes("listening on"), 15_000),
+    `sesame listen did not start:\n${log.text}`,
+  );
+  return { child, log };
+}
+
+Deno.test({
+  name:
+    "gateway: forward and dnat doors open an inside host for the knocker only, IPv4 and IPv6, and stay shut after 'for' and after SIGKILL",
+  ignore,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using lab = await Lab.create({ inside: true });
+    await writePrivate(`${dir.path}/server.yaml`, server(dir.path));
+    await writePrivate(`${dir.path}/client.yaml`, client);
+    const service = lab.spawn("inside", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const reach = (host: Host, door: GatewayDoor) =>
+      lab.canConnect(host, ...door.target[host as "knocker" | "bystander"]);
+    // Without sesame the inside service is reachable through the router (the dnat ports
+    // are not: nothing forwards them yet): the probes can tell open from shut.
+    for (const door of DOORS.filter((d) => d.name.startsWith("fwd"))) {
+      assert(
+        await eventually(() => reach("knocker", door), 5000),
+        `${door.name}: the inside host answers before sesame`,
+      );
+    }
+    let { child, log } = await startListen(lab, dir.path);
+
+    await t.step("before the knock: shut for everyone", async () => {
+      for (const door of DOORS) {
+        assertEquals(await reach("knocker", door), false, `${door.name}: knocker`);
+        assertEquals(await reach("bystander", door), false, `${door.name}: bystander`);
+      }
+    });
+
+    const holders: { door: string; out: ReturnType<typeof lines>; child: Deno.ChildProcess }[] = [];
+    let openedAt = 0;
+    await t.step(
+      "after the knock: open for the knocker, still shut for the bystander",
+      async () => {
+        for (const door of DOORS) {
+          const out = await lab.exec(
+            "knocker",
+            lab.deno(
+              "cli.ts",
+              "knock",
+              door.knockAt,
+              "-c",
+              `${dir.path}/client.yaml`,
+              "--door",
+              door.name,
+            ),
+          );
+          assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        }
+        openedAt = Date.now();
+        for (const door of DOORS) {
+          assert(
+            await eventually(() => reach("knocker", door), 2000),
+            `${door.name}: open for the knocker\n${log.text}\n${await lab.nft("list", "ruleset")}`,
+          );
+          assertEquals(await reach("bystander", door), false, `${door.name}: bystander`);
+          const [host, port] = door.target.knocker;
+          const holder = lab.spawn(
+            "knocker",
+            lab.deno("tests/_holder.ts", host, String(port)),
+            "piped",
+          );
+          const out = lines(holder);
+          assertEquals(await out.next(), "connected", door.name);
+          holders.push({ door: door.name, out, child: holder });
+        }
+      },
+    );
+
+    await t.step("after 'for': new connections are refused, established ones live on", async () => {
+      await sleep(Math.max(0, openedAt + FOR_S * 1000 + 500 - Date.now()));
+      for (const door of DOORS) assertEquals(await reach("knocker", door), false, door.name);
+      for (const h of holders) {
+        const writer = h.child.stdin.getWriter();
+        await writer.write(new TextEncoder().encode("go\n"));
+        assertEquals(await h.out.next(), "pong", `${h.door}: the established connection lives on`);
+        writer.releaseLock();
+      }
+    });
+
+    await t.step(
+      "SIGKILL with the doors open: they close on time without sesame, and stay shut",
+      async () => {
+        for (const door of DOORS) {
+          await lab.exec(
+            "knocker",
+            lab.deno(
+              "cli.ts",
+              "knock",
+              door.knockAt,
+              "-c",
+              `${dir.path}/client.yaml`,
+              "--door",
+              door.name,
+            ),
+          );
+        }
+        for (const door of DOORS) {
+          assert(await eventually(() => reach("knocker", door), 2000), `${door.name} reopened`);
+        }
+        const killedAt = Date.now();
+        child.kill("SIGKILL");
+        await child.status;
+        for (const door of DOORS) assertEquals(await reach("bystander", door), false, door.name);
+        await sleep(Math.max(0, killedAt + FOR_S * 1000 + 500 - Date.now()));
+        for (const door of DOORS) assertEquals(await reach("knocker", door), false, door.name);
+        const table = await lab.nft("list", "table", "inet", "sesame");
+        assertStringIncludes(table, "chain forward");
+        assertStringIncludes(table, "chain prerouting");
+        // A restart takes the table over again: still shut, and the doors work.
+        ({ child, log } = await startListen(lab, dir.path));
+        for (const door of DOORS) assertEquals(await reach("knocker", door), false, door.name);
+        child.kill("SIGTERM");
+        await child.status;
+      },
+    );
+  },
+});
