@@ -264,3 +264,83 @@ doors:
   assertStringIncludes(again.stderr, 'has a user "carol" already');
   assertEquals(await Deno.readTextFile(server), text);
 });
+
+Deno.test("sesame revoke: a door, user or address the config does not hold is a usage error (2); no daemon is 3", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/s.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `doors:\n  ssh:\n    sequence: [7000, 7001]\n    open: { for: 5s, command: ["/usr/bin/true"] }\n`,
+    { mode: 0o600 },
+  );
+  const run = (...args: string[]) => runCli(["revoke", "-c", file, ...args]);
+  const noDoor = await run("--door", "nope", "--ip", "192.0.2.7");
+  assertEquals(noDoor.code, 2, noDoor.stderr);
+  assertStringIncludes(noDoor.stderr, 'no door "nope"');
+  assertEquals((await run("--door", "ssh", "--ip", "192.0.2.0/24")).code, 2);
+  assertEquals((await run("--door", "ssh", "--user", "alice")).code, 2);
+  assertEquals((await run("--door", "ssh")).code, 2);
+  // No sesame listen runs beside this test.
+  const none = await run("--door", "ssh", "--ip", "192.0.2.7");
+  assertEquals(none.code, 3, none.stderr);
+  assertStringIncludes(none.stderr, "no sesame listen answers");
+});
+
+Deno.test("sesame init --user --first-user turns a one-secret door into a door with users; the first user's client config keeps working", async () => {
+  const { loadConfig } = await import("../lib/config/load.ts");
+  const { userDoors } = await import("../lib/config/types.ts");
+  const { codeAt } = await import("../lib/code.ts");
+  await using dir = await tempDir();
+  const server = `${dir.path}/sesame.yaml`;
+  assertEquals((await runCli(["init", "--door", "team", "--out", server])).code, 0);
+  const before = (await loadConfig(`${dir.path}/sesame-client.yaml`)).doors[0];
+  const refused = await runCli(["init", "--user", "bob", "--door", "team", "--out", server]);
+  assertEquals(refused.code, 2);
+  assertStringIncludes(refused.stderr, "--first-user NAME");
+  const out = await runCli([
+    "init",
+    "--user",
+    "bob",
+    "--first-user",
+    "alice",
+    "--door",
+    "team",
+    "--out",
+    server,
+  ]);
+  assertEquals(out.code, 0, out.stderr);
+  const doors = userDoors((await loadConfig(server)).doors);
+  assertEquals(doors.map((d) => d.kind === "rotating" && d.user), ["alice", "bob"]);
+  const now = Date.now();
+  assertEquals((await codeAt(doors[0], now)).knocks, (await codeAt(before, now)).knocks);
+});
+
+Deno.test("sesame init --user never takes a file another door or user reads its secret from, even with --force", async () => {
+  await using dir = await tempDir();
+  const server = `${dir.path}/sesame.yaml`;
+  await Deno.writeTextFile(
+    server,
+    `doors:
+  team:
+    ports: "20000-20999"
+    users: { a-b: { secret_file: team-a-b.key } }
+    open: { command: ["/usr/bin/true"] }
+  team-a:
+    ports: "21000-21999"
+    users: { x: { secret_file: team-a-x.key } }
+    open: { command: ["/usr/bin/true"] }
+`,
+    { mode: 0o600 },
+  );
+  const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n";
+  for (const f of ["team-a-b.key", "team-a-x.key"]) {
+    await Deno.writeTextFile(`${dir.path}/${f}`, secret.replace("AAEC", f.slice(7, 9)), {
+      mode: 0o600,
+    });
+  }
+  const before = await Deno.readTextFile(`${dir.path}/team-a-b.key`);
+  const out = await runCli(["init", "--user", "b", "--door", "team-a", "--out", server, "--force"]);
+  assertEquals(out.code, 2);
+  assertStringIncludes(out.stderr, "is the secret_file of another door or user");
+  assertEquals(await Deno.readTextFile(`${dir.path}/team-a-b.key`), before);
+});

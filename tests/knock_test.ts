@@ -202,12 +202,12 @@ Deno.test({
   },
 });
 
-Deno.test("sesame knock: re-knocks in one period take the next counter, both open; with none left in the window it waits and says so", async () => {
+Deno.test("sesame knock: re-knocks in one period take the next counter, also at another address of the server, both open; with none left in the window it waits and says so", async () => {
   await using dir = await tempDir();
   const base = randomBase(100);
   await writePrivate(
     `${dir.path}/server.yaml`,
-    `listen: { addresses: ["127.0.0.1"] }
+    `listen: { addresses: ["127.0.0.1", "127.0.0.3"] }
 state_file: ${dir.path}/state.db
 doors:
   ssh:
@@ -230,10 +230,11 @@ doors:
   await using p = spawnListen(["-c", `${dir.path}/server.yaml`]);
   await p.waitForLog(/listening on/);
   const env = { XDG_STATE_HOME: `${dir.path}/client-state` }; // one client, one memory
-  const knock = () =>
+  // One server, two addresses (as IPv4 and IPv6 would be): a code used at one is used at both.
+  const knock = (at = "127.0.0.1") =>
     runCli([
       "knock",
-      "127.0.0.1",
+      at,
       "-c",
       `${dir.path}/client.yaml`,
       "--door",
@@ -244,7 +245,7 @@ doors:
     ], { env });
   const counters: number[] = [];
   for (let i = 0; i < 2; i++) {
-    const out = await knock();
+    const out = await knock(i === 0 ? "127.0.0.1" : "127.0.0.3");
     assertEquals(out.code, 0, out.stderr);
     counters.push(JSON.parse(out.stdout).counter);
     assert(await eventually(() => exists(`${dir.path}/open-127.0.0.2`)), `knock ${i + 1} opened`);

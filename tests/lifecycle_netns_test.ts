@@ -554,6 +554,34 @@ ${element}`;
       assertStringIncludes(set, ADDR.knocker.v4);
       assertEquals(set.includes("expires"), false, set);
     });
+    await t.step(
+      "revoke takes out sesame's element, never the admin's own, and answers at once",
+      async () => {
+        const revoke = (ip: string) =>
+          lab.exec("server", lab.deno("cli.ts", "revoke", "-c", file, "--door", "adm", "--ip", ip));
+        const mine = await revoke(ADDR.knocker.v4);
+        assertEquals(mine.code, 0, new TextDecoder().decode(mine.stderr));
+        let set = await lab.nft("list", "set", "inet", "filter", "adm_v4");
+        assertStringIncludes(set, ADDR.knocker.v4, "the admin's own element stays");
+        const out = await lab.exec(
+          "bystander",
+          lab.deno("cli.ts", "knock", ADDR.server.toBystander, "7100"),
+        );
+        assertEquals(out.code, 0);
+        await p.waitForLog(/door adm opened for 198\.18\.2\.2/, 5000);
+        assertStringIncludes(
+          await lab.nft("list", "set", "inet", "filter", "adm_v4"),
+          ADDR.bystander.v4,
+        );
+        const started = Date.now();
+        const theirs = await revoke(ADDR.bystander.v4);
+        assertEquals(theirs.code, 0, new TextDecoder().decode(theirs.stderr));
+        assert(Date.now() - started < 4000, "revoke answered without waiting on nft");
+        set = await lab.nft("list", "set", "inet", "filter", "adm_v4");
+        assertEquals(set.includes(ADDR.bystander.v4), false, set);
+        assertStringIncludes(set, ADDR.knocker.v4);
+      },
+    );
     await t.step("the admin's set goes missing: sesame's own table still comes back", async () => {
       await load(ruleset("")); // flush ruleset, and no adm_v4 any more
       await p.waitForLog(

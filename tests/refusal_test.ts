@@ -198,3 +198,108 @@ Deno.test("RefusalLog: memory stays bounded under a flood of sources", () => {
   // Bounded: the oldest are forgotten (they could be written again, which is the safe side).
   assertEquals(limits.admit("ssh", "10.0.78.31", 20_000), false); // the newest is remembered
 });
+
+Deno.test("refusals: a successful open leaves no failure behind, however many users share the pool", async () => {
+  const secrets = [ALICE, BOB, ...[3, 4, 5].map((n) => ALICE.replace("AAEC", `AA${n}C`))];
+  const raw = {
+    doors: {
+      team: {
+        ports: "20000-20099",
+        users: Object.fromEntries(secrets.map((secret, i) => [`u${i}`, { secret }])),
+        open: {},
+      },
+    },
+  };
+  let opens = 0;
+  const failures: string[] = [];
+  // Every user's codes of the window, each from its own source (a code opens once), in
+  // several engines: about a hundred opens.
+  for (let round = 0; round < 7; round++) {
+    const { engine, doors } = await engineFor(raw);
+    let n = 0;
+    for (const door of doors) {
+      for (const counter of [999, 1000, 1001]) {
+        const code = await codeForCounter(door, counter);
+        const source = `10.${round}.0.${n++}`;
+        for (const d of send(engine, source, code.knocks, T0 + 1000 + n * 300)) {
+          if (d.kind === "open") opens++;
+          else failures.push(brief(d));
+        }
+      }
+    }
+    failures.push(...engine.sweep(T0 + 60_000).map(brief));
+  }
+  assertEquals(opens, 105);
+  assertEquals(failures, [], "no failure line for those who opened");
+});
+
+Deno.test("refusals: an attempt reset by forged UDP and finished with TCP knocks stays UDP evidence", async () => {
+  const { engine, doors } = await engineFor(mixedDoor);
+  const code = await codeForCounter(doors[0], 1000);
+  const tcpOnly = code.knocks.map((k) => ({ ...k, protocol: "tcp" as const }));
+  // The victim's first real TCP knock, a forged datagram "from" it, then its next TCP knocks.
+  engine.handle("192.0.2.50", "tcp", tcpOnly[0].port, T0 + 1000);
+  engine.handle("192.0.2.50", "udp", 20099, T0 + 1010);
+  const after = tcpOnly.slice(1).flatMap((k, i) =>
+    [...engine.handle("192.0.2.50", "tcp", k.port, T0 + 1020 + i * 10)].map(brief)
+  );
+  const later = engine.sweep(T0 + 60_000).map(brief);
+  for (const line of [...after, ...later]) {
+    assertEquals(line.endsWith(" udp"), true, `${line}: forged UDP preceded it`);
+  }
+});
+
+Deno.test("RefusalLog: a flood of forgeable UDP lines does not crowd out the TCP lines fail2ban acts on", () => {
+  const limits = new RefusalLog();
+  for (let i = 0; i < 500; i++) limits.admit("dns", `198.51.100.${i % 250}.${i}`, 7_000, "udp");
+  assertEquals(limits.admit("ssh", "192.0.2.66", 7_500, "tcp"), true);
+});
+
+Deno.test("users: a used code stays used when its secret moves under users: or its user is renamed", async () => {
+  const { UsedCodes } = await import("../lib/engine/used_codes.ts");
+  const used = new UsedCodes([{ door: "ssh", secret: "f1", counter: 1000 }]);
+  assertEquals(used.isUsed({ door: "ssh", user: "admin", secret: "f1" }, 1000), true);
+  used.use({ door: "ssh", user: "admin", secret: "f1", counter: 1001 });
+  assertEquals(used.isUsed({ door: "ssh", user: "root", secret: "f1" }, 1001), true);
+  assertEquals(used.isUsed({ door: "ssh", user: "bob", secret: "f2" }, 1001), false);
+});
+
+Deno.test("users: an address already open for alice, opened again by bob's code, is bob's (log, status, revoke --user)", async () => {
+  const { Daemon } = await import("../lib/daemon/daemon.ts");
+  const { MemoryListeners } = await import("../lib/net/listeners.ts");
+  const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
+  const config = validateConfig({
+    doors: {
+      team: {
+        ports: "20000-20099",
+        users: { alice: { secret: ALICE }, bob: { secret: BOB } },
+        open: { for: "60s", nft: { port: 22 } },
+      },
+    },
+  });
+  const events: string[] = [];
+  let listeners: InstanceType<typeof MemoryListeners> | undefined;
+  const daemon = await Daemon.start({
+    config,
+    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
+    onEvent: (e) => {
+      if (e.kind === "opened" || e.kind === "extended") events.push(`${e.kind} ${e.user}`);
+    },
+  });
+  try {
+    const now = Date.now();
+    for (const door of userDoors(config.doors)) {
+      const code = await codeForCounter(door, Math.floor(now / PERIOD));
+      for (const k of code.knocks) listeners!.knock("192.0.2.7", k.protocol, k.port);
+      await daemon.settled();
+    }
+    assertEquals(events, ["opened alice", "extended bob"]);
+    assertEquals(daemon.openDoors().map((r) => r.user), ["bob"]);
+    const revoked = await daemon.revoke({ door: "team", user: "bob" });
+    assertEquals(revoked.ok, true);
+    assertEquals(daemon.openDoors(), []);
+  } finally {
+    await daemon.stop();
+  }
+});

@@ -280,6 +280,6 @@ Deno.test("status: the doors open for whom until when, read while the daemon run
   assertEquals(stopped.daemon, null);
   assertEquals(stopped.doors[0].open, []);
   const text = await runCli(["status", "-c", file]);
-  assertStringIncludes(text.stdout, `daemon: not running here (read from ${state})`);
+  assertStringIncludes(text.stdout, `daemon: none with this config here (read from ${state})`);
   assertStringIncludes(text.stdout, "\ndoor  -");
 });

@@ -219,3 +219,23 @@ Deno.test("store: a JSON state with a counter beyond safe integers is refused as
   assertEquals((await store.load()).kind, "corrupt");
   store.close();
 });
+
+Deno.test("store: readStore reads a version 1 store (no user column), as an older daemon still running leaves it", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const db = new DatabaseSync(path);
+  db.exec(`
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE used_codes (door TEXT NOT NULL, secret TEXT NOT NULL, prefix TEXT NOT NULL,
+  counter INTEGER NOT NULL, PRIMARY KEY (door, secret, prefix)) WITHOUT ROWID;
+CREATE TABLE open_doors (door TEXT NOT NULL, source TEXT NOT NULL, until INTEGER NOT NULL,
+  close TEXT, firewall TEXT, PRIMARY KEY (door, source)) WITHOUT ROWID;
+INSERT INTO used_codes VALUES ('ssh', 'f1', '', 1000);
+INSERT INTO open_doors VALUES ('ssh', '192.0.2.7', 99, NULL, NULL);
+PRAGMA user_version = 1;`);
+  db.close();
+  const snapshot = readStore(path);
+  assertEquals(snapshot.used, [{ door: "ssh", counter: 1000, secret: "f1" }]);
+  assertEquals(snapshot.open.map((r) => r.source), ["192.0.2.7"]);
+});

@@ -26,8 +26,6 @@ const MIN_TIMEOUT_MS = 1000;
 
 /** nft's answer to creating an element that exists. */
 const ALREADY_THERE = /File exists/;
-/** nft's error for an element that is not there (expired, or removed by the admin). */
-const GONE = /No such file or directory/;
 
 /** The admin's own sets the doors name (`family table set`), each with the type it must have. */
 function adminSets(doors: readonly Door[]): Map<string, "ipv4_addr" | "ipv6_addr"> {
@@ -256,7 +254,16 @@ export class NftFirewall implements Firewall {
   #adminSets: readonly string[] = [];
   #expectedSets = "";
   /** The sources sesame put into the admin's sets, with their time. */
-  readonly #adminElements = new Map<string, { set: string; address: string; until: number }>();
+  readonly #adminElements = new Map<
+    string,
+    {
+      set: string;
+      address: string;
+      until: number;
+      /** sesame created it (it was not in the set already): revoke may delete it. */
+      mine: boolean;
+    }
+  >();
   /** The long-lived `nft monitor`, while watching. */
   #monitor: Session | undefined;
   #watching = false;
@@ -309,17 +316,18 @@ export class NftFirewall implements Firewall {
     const now = this.#now();
     const names = new Set(doors.filter((d) => d.open?.nft?.sets).map((d) => d.name));
     this.#adminElements.clear();
-    const lines = records.filter((r) => names.has(r.door) && r.until > now).flatMap((r) => {
+    for (const r of records.filter((r) => names.has(r.door) && r.until > now)) {
       const address = parseAddress(r.source);
       const set = r.firewall?.sets?.[address?.family === 6 ? "v6" : "v4"];
-      if (!set || problems.has(set)) return [];
-      this.#adminElements.set(`${set}|${r.source}`, { set, address: r.source, until: r.until });
-      return elementLines(r, now);
-    });
-    for (const line of lines) {
-      await this.#run(line + "\n").catch((e) => {
-        if (!ALREADY_THERE.test((e as Error).message)) throw e;
-      });
+      if (!set || problems.has(set)) continue;
+      const entry = { set, address: r.source, until: r.until, mine: false };
+      this.#adminElements.set(`${set}|${r.source}`, entry);
+      await this.#run(elementLines(r, now).join("\n") + "\n").then(
+        () => entry.mine = true,
+        (e) => {
+          if (!ALREADY_THERE.test((e as Error).message)) throw e;
+        },
+      );
     }
     // Without doors of its own sesame's table is absent on purpose; otherwise an empty
     // listing means another tool removed it right after: not intact, the watch repairs.
@@ -370,21 +378,22 @@ export class NftFirewall implements Firewall {
       return Promise.reject(e);
     }
     const own = record.firewall?.sets?.[record.source.includes(":") ? "v6" : "v4"];
-    if (own) {
-      this.#adminElements.set(`${own}|${record.source}`, {
-        set: own,
-        address: record.source,
-        until: record.until,
-      });
-    }
     const opening = this.#batcher.add(lines);
+    if (!own) return opening;
+    const key = `${own}|${record.source}`;
+    const before = this.#adminElements.get(key);
+    const entry = {
+      set: own,
+      address: record.source,
+      until: record.until,
+      mine: before !== undefined && before.mine && before.until > this.#now(),
+    };
+    this.#adminElements.set(key, entry);
     // In the admin's set the source may be there already (the admin's own element, or
     // ours from a moment ago): it is let in, which is what the door is for.
-    return record.firewall?.sets
-      ? opening.catch((e) =>
-        ALREADY_THERE.test((e as Error).message) ? undefined : Promise.reject(e)
-      )
-      : opening;
+    return opening.then(() => {
+      entry.mine = true;
+    }, (e) => ALREADY_THERE.test((e as Error).message) ? undefined : Promise.reject(e));
   }
 
   close(_record: OpenRecord): Promise<void> {
@@ -392,9 +401,10 @@ export class NftFirewall implements Firewall {
   }
 
   /**
-   * Deletes the element now. In sesame's sets an `add` first makes the delete succeed
-   * when the element already expired; in the admin's own set only a delete, and one
-   * already gone counts as removed.
+   * Deletes the element now; an `add` first makes the delete succeed when the element
+   * already expired (and gives the session an answer). In the admin's own set only an
+   * element sesame created goes: an address that was in the set before stays, as the
+   * admin made it.
    */
   revoke(record: OpenRecord): Promise<void> {
     let lines: string[];
@@ -408,10 +418,10 @@ export class NftFirewall implements Firewall {
       " }",
     );
     if (record.firewall?.sets) {
-      this.#adminElements.delete(`${target.slice(0, target.indexOf(" {"))}|${record.source}`);
-      return this.#batcher.add([`delete element ${target}`]).catch((e) =>
-        GONE.test((e as Error).message) ? undefined : Promise.reject(e)
-      );
+      const key = `${target.slice(0, target.indexOf(" {"))}|${record.source}`;
+      const entry = this.#adminElements.get(key);
+      this.#adminElements.delete(key);
+      if (!entry?.mine || entry.until <= this.#now()) return Promise.resolve();
     }
     return this.#batcher.add([`add element ${target}`, `delete element ${target}`]);
   }

@@ -165,7 +165,8 @@ ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
 
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
                    [--backend nft|iptables|command] [--host HOST] [--force]
-       sesame init --user NAME [--door NAME] [--out FILE] [--client FILE] [--host HOST]
+       sesame init --user NAME [--first-user NAME] [--door NAME] [--out FILE]
+                   [--client FILE] [--host HOST]
 
 Writes a starter server config (default sesame.yaml), its secret in DOOR.key beside it
 (read through secret_file:, so "sesame keygen --out DOOR.key --force" and a reload rotate
@@ -177,6 +178,8 @@ command. Existing files are never overwritten without --force.
 With --user NAME: adds a user with a fresh secret (DOOR-NAME.key beside the config, 0600)
 to the door (a door with "users:") of the existing server config --out, keeping its
 comments, and writes that user's client config (default DOOR-NAME-client.yaml beside it).
+A door with one secret (as plain init writes it) becomes a door with users: give
+--first-user NAME for whoever holds that secret now (it moves under "users:" unchanged).
 The new config is loaded and checked first; when it would not load nothing changes.
 Reload the daemon (SIGHUP) to let the user in.`,
 };

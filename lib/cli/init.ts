@@ -4,7 +4,7 @@
  * @module
  */
 import { isMap, parseDocument, YAMLMap } from "yaml";
-import { loadConfig, parseConfig } from "../config/load.ts";
+import { loadConfig, parseConfig, resolveSecretPath } from "../config/load.ts";
 import { DOOR_NAME, ROTATING_KEYS } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
@@ -74,6 +74,7 @@ export async function init(args: string[]): Promise<number> {
     backend: { type: "string" },
     host: { type: "string" },
     user: { type: "string" },
+    "first-user": { type: "string" },
     force: { type: "boolean" },
   });
   const user = stringFlag(parsed, "user", "init");
@@ -167,9 +168,31 @@ async function addUser(parsed: Parameters<typeof stringFlag>[0], user: string): 
       `init --user: door "${door}" is a static door: users need a rotating door`,
     );
   }
+  const first = stringFlag(parsed, "first-user", "init");
   if (!node.has("users")) {
+    // A door with one secret becomes a door with users: that secret is its first user's.
+    if (first === undefined) {
+      throw new UsageError(
+        `init --user: door "${door}" has one secret, not users: give --first-user NAME, the name of whoever holds that secret now (it moves under "users:" unchanged, and their client config keeps working)`,
+      );
+    }
+    if (!DOOR_NAME.test(first) || first === user) {
+      throw new UsageError(`init --user: --first-user must be a user name other than --user`);
+    }
+    const moved = new YAMLMap();
+    moved.flow = true;
+    for (const key of ["secret", "secret_file"]) {
+      if (node.has(key)) {
+        moved.set(key, node.get(key));
+        node.delete(key);
+      }
+    }
+    const firstUsers = new YAMLMap();
+    firstUsers.set(first, moved);
+    node.set("users", firstUsers);
+  } else if (first !== undefined) {
     throw new UsageError(
-      `init --user: door "${door}" has one secret, not users. Move it under "users:" with a name first, e.g.\n  users:\n    admin: { secret_file: ${door}.key }\nthen run init --user again`,
+      `init --user: door "${door}" has users already: --first-user is not needed`,
     );
   }
   const users = node.get("users");
@@ -180,6 +203,13 @@ async function addUser(parsed: Parameters<typeof stringFlag>[0], user: string): 
   const keyName = `${door}-${user}.key`;
   const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
   const key = `${dir}/${keyName}`;
+  // Never a file another door or user reads its secret from, --force or not.
+  const taken = secretFiles(doc.toJS()).map((f) => resolveSecretPath(f, out));
+  if (taken.includes(resolveSecretPath(keyName, out))) {
+    throw new UsageError(
+      `init --user: ${key} is the secret_file of another door or user in ${out}: choose another user name`,
+    );
+  }
   const entry = new YAMLMap();
   entry.flow = true;
   entry.set("secret_file", keyName);
@@ -218,10 +248,25 @@ ${Object.entries(pool).map(([k, v]) => `    ${k}: ${JSON.stringify(toPlain(v))}`
   console.log(
     `\nreload the daemon to let ${user} in:  systemctl reload sesame   (or: kill -HUP <pid>)`,
   );
+  const protect = node.getIn(["open", "nft", "port"]) ?? node.getIn(["open", "iptables", "port"]);
   console.log(
-    `${user} knocks with:  sesame knock ${host} -c ${client.replace(/.*\//, "")} --door ${door}`,
+    `on ${user}'s machine, with that file:  sesame knock ${host} -c ${
+      client.replace(/.*\//, "")
+    } --door ${door}${typeof protect === "number" ? ` --wait-open ${protect}` : ""}`,
   );
   return 0;
+}
+
+/** Every `secret_file` of a config document (doors and users). */
+function secretFiles(raw: unknown): string[] {
+  const doors = (raw as { doors?: Record<string, unknown> })?.doors ?? {};
+  return Object.values(doors).flatMap((d) => {
+    const door = (d ?? {}) as { secret_file?: unknown; users?: Record<string, unknown> };
+    const users = Object.values(door.users ?? {}) as { secret_file?: unknown }[];
+    return [door.secret_file, ...users.map((u) => u?.secret_file)].filter((f): f is string =>
+      typeof f === "string"
+    );
+  });
 }
 
 function toPlain(value: unknown): unknown {

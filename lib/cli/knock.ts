@@ -225,7 +225,6 @@ export async function knock(argv: string[]): Promise<number> {
       }
       // Never the same code twice: the server refuses a counter at or below one used.
       memoryKeyUsed = memoryKey(
-        address,
         door.name,
         `${door.fingerprint}${from ? ` ${from.text}` : ""}`,
       );

@@ -1,10 +1,13 @@
 /**
  * `sesame revoke`: closes a door now, through the running daemon's control socket:
- * firewall element removed, close command run, state updated. Exit codes: 0 closed,
- * 1 nothing was open (or the close failed), 3 no daemon with this config runs here.
+ * firewall element removed, close command run, state updated. Exit codes: 0 closed (or,
+ * with --established, connections dropped), 1 nothing was open (or the close failed),
+ * 2 usage error (a door, user or address the config cannot hold), 3 no daemon with this
+ * config runs here.
  * @module
  */
 import { askDaemon, controlPath } from "../daemon/control.ts";
+import { parseAddress } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
@@ -27,8 +30,28 @@ export async function revoke(args: string[]): Promise<number> {
   if ((ip === undefined) === (user === undefined)) {
     throw new UsageError("revoke: give --ip ADDRESS or --user NAME (one of them)");
   }
-  // The config names the door; reading it also checks the admin may read it.
-  await loadPrivateConfig(file, "refuse", parsed.values["insecure-permissions"] === true);
+  // The config names the door and its users: a request it cannot hold is a usage error.
+  const config = await loadPrivateConfig(
+    file,
+    "refuse",
+    parsed.values["insecure-permissions"] === true,
+  );
+  const named = config.doors.find((d) => d.name === door);
+  if (!named) {
+    throw new UsageError(
+      `revoke: no door ${JSON.stringify(door)} in ${file}; doors: ${
+        config.doors.map((d) => d.name).join(", ")
+      }`,
+    );
+  }
+  if (ip !== undefined && !parseAddress(ip)) {
+    throw new UsageError(`revoke: --ip must be one IP address, received ${JSON.stringify(ip)}`);
+  }
+  if (
+    user !== undefined && !(named.kind === "rotating" && named.users?.some((u) => u.name === user))
+  ) {
+    throw new UsageError(`revoke: door ${door} has no user ${JSON.stringify(user)}`);
+  }
   const path = await controlPath();
   const status = await askDaemon(path, { op: "status" });
   if (!status?.ok) {
@@ -66,5 +89,6 @@ export async function revoke(args: string[]): Promise<number> {
   if (typeof answer.established_dropped === "number") {
     console.log(`dropped ${answer.established_dropped} established connections`);
   }
+  if (closed.length === 0) console.log(`nothing was open on door ${door} for ${ip}`);
   return EXIT.ok;
 }

@@ -16,13 +16,20 @@ import { counterAt } from "../sequence.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
 
-/** The daemon serving this config in this network namespace, or `undefined`. */
+/**
+ * The daemon serving this config in this network namespace, or `undefined`. A daemon that
+ * runs with another config file is said so on stderr (its doors are not this config's).
+ */
 export async function liveDaemon(file: string): Promise<DaemonStatus | undefined> {
   const answer = await askDaemon(await controlPath(), { op: "status" });
   if (!answer?.ok) return undefined;
   const status = answer as unknown as DaemonStatus;
   const mine = await Deno.realPath(file).catch(() => file);
-  return status.config === null || status.config === mine ? status : undefined;
+  if (status.config === null || status.config === mine) return status;
+  console.error(
+    `sesame status: the daemon here (pid ${status.pid}) runs with ${status.config}, not ${mine}: showing the state file of ${file}; give ${status.config} to ask the daemon`,
+  );
+  return undefined;
 }
 
 /** Runs `sesame status`; returns the exit code. */
@@ -161,7 +168,7 @@ function render(report: StatusReport): string {
       ? `daemon: pid ${d.pid}, up ${formatDuration(d.uptime_s * 1000)}${
         d.config ? `, config ${d.config}` : ""
       }`
-      : `daemon: not running here (read from ${report.state_file})`,
+      : `daemon: none with this config here (read from ${report.state_file})`,
   );
   const rows = [["DOOR", "SOURCE", "USER", "CLOSES IN", "UNTIL", "THROUGH"]];
   for (const door of report.doors) {

@@ -104,6 +104,9 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
       try {
         listener.close();
       } catch { /* closed */ }
+      try {
+        Deno.removeSync(path);
+      } catch { /* gone already */ }
     },
   };
 }

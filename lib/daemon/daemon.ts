@@ -399,6 +399,18 @@ export class Daemon {
       source,
       user: request.user,
     });
+    if (closed.length + failed.length === 0 && request.established && source !== undefined) {
+      // The door closed at its time already; its connections may live on: drop them.
+      const spec = door.open?.nft ?? door.open?.iptables;
+      const dropped = await this.#dropEstablished([{
+        door: door.name,
+        source,
+        until: 0,
+        close: null,
+        ...(spec ? { firewall: { kind: "nft", ports: spec.ports, protocol: spec.protocol } } : {}),
+      }]);
+      if (dropped > 0) return { ok: true, closed: [], established_dropped: dropped };
+    }
     if (closed.length + failed.length === 0) {
       return {
         ok: false,
@@ -435,8 +447,10 @@ export class Daemon {
       ];
       const fw = r.firewall;
       // A door on the admin's own sets names no ports: every connection of the address.
+      // TCP: live connections only (not the TIME_WAIT remains of closed ones).
+      const state = fw?.protocol === "udp" ? [] : ["--state", "ESTABLISHED"];
       const argvs = fw && fw.ports.length > 0
-        ? fw.ports.map((p) => [...base, "-p", fw.protocol, "--dport", String(p)])
+        ? fw.ports.map((p) => [...base, "-p", fw.protocol, ...state, "--dport", String(p)])
         : [base];
       for (const argv of argvs) {
         const result = await this.#runner.run(argv, 5000, undefined, true);
@@ -498,6 +512,8 @@ export class Daemon {
   async #reload(config: Config): Promise<void> {
     try {
       assertRunnable(config);
+      // What binding the new pools would refuse is refused before anything changes.
+      await checkDescriptors(wantedEndpoints(config.doors, config.addresses).length);
       await this.#applyFirewalls(config);
     } catch (e) {
       if (e instanceof ConfigError || e instanceof FirewallError) {
@@ -534,6 +550,9 @@ export class Daemon {
       }
     }
     const gone = removedUsers(this.#config, config);
+    for (const { door, user } of removedUsers(config, this.#config)) {
+      log.info("door {door}: user {user} added: their codes open from now on", { door, user });
+    }
     if (JSON.stringify(config.metrics) !== JSON.stringify(this.#config.metrics)) {
       log.warning("listen.metrics changed: the new address takes effect at the next start");
     }
@@ -697,7 +716,7 @@ export class Daemon {
     if (isRefusal(event)) {
       this.counters.refused(event.door, event.kind === "refused" ? event.reason : event.kind);
       // Failure lines: one per source and door a minute, 100 a second in all.
-      if (!this.#refusals.admit(event.door, event.source, Date.now())) {
+      if (!this.#refusals.admit(event.door, event.source, Date.now(), event.evidence)) {
         return this.#emit(event);
       }
       const line = logLine(event, (name) => this.#doors.get(name))!;

@@ -278,7 +278,12 @@ export class Opener {
       if (known) {
         plans.set(key, {
           door,
-          record: { ...known, until: Math.max(known.until, until) },
+          // The record follows the user who knocked last (log, status, revoke --user).
+          record: {
+            ...known,
+            ...(user === undefined ? {} : { user }),
+            until: Math.max(known.until, until),
+          },
           fresh: plans.get(key)?.fresh ?? false,
           timeoutMs: open.commandTimeoutMs,
           at: plans.get(key)?.at ?? at,

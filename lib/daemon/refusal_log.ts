@@ -1,6 +1,8 @@
 /**
  * How many failure lines reach the log: at most one per source and door a minute, and at
- * most 100 a second in all, with a summary each minute of what the budget dropped. Below
+ * most 100 a second of each evidence, with a summary each minute of what the budgets
+ * dropped. The budgets are apart so that forgeable UDP lines cannot crowd out the TCP
+ * lines fail2ban acts on. Below
  * that rate every failing source gets its line (fail2ban sees every one); a flood cannot
  * fill a disk. Metrics count every failure; this only decides what is written.
  * @module
@@ -37,7 +39,8 @@ export class RefusalLog {
   /** `door\0source` → when its last line was written, in write order. */
   readonly #last = new Map<string, number>();
   #second = 0;
-  #inSecond = 0;
+  /** Lines written this second, per evidence. */
+  readonly #inSecond = { tcp: 0, udp: 0 };
   /** Lines the global budget dropped since the last summary. */
   #dropped = 0;
 
@@ -47,21 +50,24 @@ export class RefusalLog {
     this.#max = options.maxRemembered ?? 100_000;
   }
 
-  /** True when a failure line for (`door`, `source`) may be written now (and counts it). */
-  admit(door: string, source: string, now: number): boolean {
+  /**
+   * True when a failure line for (`door`, `source`) resting on `evidence` may be written
+   * now (and counts it).
+   */
+  admit(door: string, source: string, now: number, evidence: "tcp" | "udp" = "tcp"): boolean {
     const key = `${door}\0${source}`;
     const last = this.#last.get(key);
     if (last !== undefined && now - last < this.#perSourceMs) return false;
     const second = Math.floor(now / 1000);
     if (second !== this.#second) {
       this.#second = second;
-      this.#inSecond = 0;
+      this.#inSecond.tcp = this.#inSecond.udp = 0;
     }
-    if (this.#inSecond >= this.#perSecond) {
+    if (this.#inSecond[evidence] >= this.#perSecond) {
       this.#dropped++;
       return false;
     }
-    this.#inSecond++;
+    this.#inSecond[evidence]++;
     this.#last.delete(key);
     this.#last.set(key, now);
     if (this.#last.size > this.#max) this.#forget(now);

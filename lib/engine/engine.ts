@@ -128,6 +128,8 @@ interface SourceState extends MissLog {
   tracked: Tracked[] | null;
   /** Sequences of bind_source doors for this source, keyed counter * doorCount + door. */
   bound?: Map<number, Int32Array>;
+  /** Its last UDP knock, ms: failures soon after one rest on forgeable evidence. */
+  lastUdp: number;
 }
 
 const STATIC_COUNTER = -1;
@@ -175,6 +177,8 @@ export class KnockEngine {
   #droppedUdp = false;
   /** Scratch of one knock: the completed attempt held a UDP knock. */
   #completedUdp = false;
+  /** How long a source's UDP knock makes its failures UDP evidence, ms. */
+  readonly #udpTaintMs: number;
 
   /**
    * Creates an engine for `doors` (in config order).
@@ -200,6 +204,8 @@ export class KnockEngine {
     const reorderWindowMs = options.reorderWindowMs ?? 5;
     this.#advanceOptions = doors.map((d) => ({ timeoutMs: d.sequenceTimeoutMs, reorderWindowMs }));
     this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
+    // Long enough to cover an attempt reset by a forged datagram and timed out after it.
+    this.#udpTaintMs = Math.max(60_000, 3 * this.#maxTimeoutMs);
   }
 
   /** Sources tracked now. */
@@ -302,7 +308,10 @@ export class KnockEngine {
     let hit = false;
     let decisions: Decision[] | undefined;
     this.#dropped = "wrong";
-    this.#droppedUdp = false;
+    // A datagram "from" this source lately taints what follows: forged UDP can reset an
+    // attempt, and the knocks after it would otherwise look like a TCP-only failure.
+    if (protocol === "udp") state.lastUdp = now;
+    this.#droppedUdp = now - state.lastUdp <= this.#udpTaintMs;
     for (const d of doors) {
       const door = this.doors[d];
       if (udpBanned && this.#takesUdp[d]) {
@@ -320,7 +329,9 @@ export class KnockEngine {
         const seq = this.#sequences[d].get(STATIC_COUNTER)!;
         const result = this.#step(state, d, STATIC_COUNTER, seq, code, now, options);
         if (result !== MISS) hit = true;
-        if (result === COMPLETE) (decisions ??= []).push({ kind: "open", door: door.name, source });
+        if (result === COMPLETE) {
+          (decisions ??= []).push({ kind: "open", door: door.name, source });
+        }
         continue;
       }
       // The window inline: no object per knock and door on the hot path.
@@ -343,7 +354,14 @@ export class KnockEngine {
         if (decision.kind === "open") break; // one open per knock and door
       }
     }
-    if (hit) return decisions ?? NO_DECISIONS;
+    if (hit) {
+      // An open ends the attempt: what its knocks started in the door's other sequences
+      // (other counters, other users) is no failure of that source.
+      if (decisions && state.tracked) {
+        for (const d of decisions) if (d.kind === "open") this.#forget(state, d.door);
+      }
+      return decisions ?? NO_DECISIONS;
+    }
     // A knock that fits no sequence in the window: the attempt failed (wrong, or too late)
     // on every door it was heard on; too many distinct misses in a short time is a scan.
     const evidence = this.#droppedUdp || protocol === "udp" ? "udp" : "tcp";
@@ -371,18 +389,28 @@ export class KnockEngine {
   sweep(now: number): Decision[] {
     let decisions: Decision[] | undefined;
     this.#table.expire(now - this.#maxTimeoutMs, (source, state) => {
+      const tainted = now - state.lastUdp <= this.#udpTaintMs;
       for (const t of state.tracked ?? []) {
         decisions = refuse(
           decisions,
           this.doors[t.door].name,
           source,
           "timeout",
-          t.udp ? "udp" : "tcp",
+          t.udp || tainted ? "udp" : "tcp",
         );
       }
     });
     this.#scan?.sweep(now);
     return decisions ?? [];
+  }
+
+  /** Drops a source's progress on every engine door named `door` (all its users and counters). */
+  #forget(state: SourceState, door: string): void {
+    const list = state.tracked!;
+    for (let i = list.length - 1; i >= 0; i--) {
+      if (this.doors[list[i].door].name === door) removeAt(state, i);
+      if (!state.tracked) return;
+    }
   }
 
   /** A refusal on every door at a port (a denied or banned source), one per door name. */
@@ -408,7 +436,7 @@ export class KnockEngine {
     lo: number,
     hi: number,
   ): Decision {
-    const evidence: Evidence = this.#completedUdp ? "udp" : "tcp";
+    const evidence: Evidence = this.#completedUdp || this.#droppedUdp ? "udp" : "tcp";
     const user = door.user === undefined ? {} : { user: door.user };
     if (counter < lo || counter > hi) {
       this.#counters.skews++;
@@ -524,7 +552,7 @@ function refuse(
 }
 
 function newSource(): SourceState {
-  return { lastSeen: 0, tracked: null, seen: null, seenSince: 0 };
+  return { lastSeen: 0, tracked: null, seen: null, seenSince: 0, lastUdp: -Infinity };
 }
 
 function removeAt(state: SourceState, i: number): void {

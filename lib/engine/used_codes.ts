@@ -26,9 +26,13 @@ export interface UsedCode extends CodeOwner {
   readonly counter: number;
 }
 
-/** The key of an owner: `door`, user, secret fingerprint and prefix, NUL-separated. */
+/**
+ * The key of an owner: `door`, secret fingerprint and prefix, NUL-separated. Not the user:
+ * a user is a name for a secret, and a secret moved under `users:` or a user renamed keeps
+ * its used codes (the fingerprint already tells users apart).
+ */
 function keyOf(owner: CodeOwner): string {
-  return `${owner.door}\0${owner.user ?? ""}\0${owner.secret}\0${owner.prefix ?? ""}`;
+  return `${owner.door}\0${owner.secret}\0${owner.prefix ?? ""}`;
 }
 
 /**
@@ -60,9 +64,7 @@ export class UsedCodes {
     const own = this.#marks.get(keyOf(owner));
     if (own && counter <= own.counter) return true;
     if (owner.prefix === undefined) return false;
-    const floor = this.#marks.get(
-      keyOf({ door: owner.door, user: owner.user, secret: owner.secret }),
-    );
+    const floor = this.#marks.get(keyOf({ door: owner.door, secret: owner.secret }));
     return floor !== undefined && counter <= floor.counter;
   }
 

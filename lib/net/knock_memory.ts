@@ -1,7 +1,9 @@
 /**
  * The client's memory of the counters it used: a server refuses a code at or below the
- * highest one used, so the client never sends the same (server, door, secret, counter)
- * twice, and takes the next counter still inside the server's window. A small JSON file
+ * highest one used, so the client never sends the same (door, secret, counter) twice, to
+ * any address: one server has several (IPv4 and IPv6, a name and its address), and the
+ * code used on one of them is used on all. It takes the next counter still inside the
+ * server's window. A small JSON file
  * under the user's state directory ($XDG_STATE_HOME/sesame, or ~/.local/state/sesame).
  * @module
  */
@@ -12,12 +14,15 @@ export function knockMemoryPath(env: (name: string) => string | undefined): stri
   return base ? `${base}/sesame/knocks.json` : undefined;
 }
 
-/** The counters used, by `host door secret-fingerprint`. */
+/** The counters used, by `door secret-fingerprint`. */
 export type KnockMemory = Record<string, number>;
 
-/** The key of one server and door (and secret: a rotated secret starts afresh). */
-export function memoryKey(host: string, door: string, fingerprint: string): string {
-  return `${host} ${door} ${fingerprint}`;
+/**
+ * The key of one door and secret, whatever address it was knocked at (a rotated secret
+ * starts afresh).
+ */
+export function memoryKey(door: string, fingerprint: string): string {
+  return `${door} ${fingerprint}`;
 }
 
 /** Reads the memory; an unreadable or broken file is an empty memory. */

@@ -385,12 +385,22 @@ function toRecord(row: Row): OpenRecord | undefined {
   }
 }
 
+function hasColumn(db: DatabaseSync, table: string, column: string): boolean {
+  return (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[])
+    .some((c) => c.name === column);
+}
+
 function readSnapshot(db: DatabaseSync): StoreSnapshot {
   // One read transaction: a consistent snapshot while another connection writes.
   db.exec("BEGIN");
   try {
     const used =
-      (db.prepare("SELECT door, secret, prefix, counter, user FROM used_codes").all() as {
+      // A reader may meet a version 1 store (an older daemon still runs): no user column.
+      (db.prepare(
+        `SELECT door, secret, prefix, counter, ${
+          hasColumn(db, "used_codes", "user") ? "user" : "'' AS user"
+        } FROM used_codes`,
+      ).all() as {
         door: string;
         secret: string;
         prefix: string;

@@ -141,7 +141,7 @@ export function applyChanges(
   changes: Omit<StoreChanges, "used"> & { readonly used?: readonly StoredCode[] },
 ): void {
   for (const code of changes.used ?? []) {
-    const key = `${code.door}\0${code.user ?? ""}\0${code.secret ?? ""}\0${code.prefix ?? ""}`;
+    const key = `${code.door}\0${code.secret ?? ""}\0${code.prefix ?? ""}`;
     const old = used.get(key);
     if (!old || old.counter < code.counter) used.set(key, code);
   }
