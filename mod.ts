@@ -57,10 +57,13 @@ export type {
   DoorUser,
   FirewallSpec,
   GatewaySpec,
+  KnockDoor,
   NftSets,
   OpenAction,
   RotatingDoor,
   ScanPolicy,
+  SpaDoor,
+  SpaSpec,
   StaticDoor,
 } from "./lib/config/types.ts";
 export { userDoors } from "./lib/config/types.ts";
@@ -90,6 +93,7 @@ export {
   KnockEngine,
   type KnockEngineOptions,
   type MissingSequence,
+  type RefusalReason,
 } from "./lib/engine/engine.ts";
 export { type CodeOwner, type UsedCode, UsedCodes } from "./lib/engine/used_codes.ts";
 export type { Evidence } from "./lib/engine/scan_detector.ts";
@@ -114,6 +118,7 @@ export {
   type LoadResult,
   MemoryStore,
   type OpenRecord,
+  type SpaDigest,
   type Store,
   type StoreChanges,
   type StoredCode,
@@ -127,6 +132,7 @@ export {
   type Listeners,
   type ListenersFactory,
   MemoryListeners,
+  type PacketHandler,
   SocketListeners,
 } from "./lib/net/listeners.ts";
 export { type KnockResult, sendKnock, type SendKnockOptions } from "./lib/net/sender.ts";
@@ -141,3 +147,15 @@ export {
 export type { CommandResult, CommandRunner, Session } from "./lib/actions/runner.ts";
 export { nftRuleset } from "./lib/actions/nft.ts";
 export { type IptablesFamily, iptablesScript } from "./lib/actions/iptables.ts";
+export {
+  b64,
+  decodeSpa,
+  encodeSpa,
+  HMAC_DIGESTS,
+  type HmacDigest,
+  type SpaDecodeError,
+  type SpaKeys,
+  type SpaPacket,
+  verifySpaHmac,
+} from "./lib/spa/fko.ts";
+export { type SpaDecision, SpaGate } from "./lib/spa/gate.ts";

@@ -5,7 +5,9 @@
  * 127.0.0.0/8), and every level is bounded in count and time. Systems:
  * - trivial: a listener that only records in-order sequences (the generator's ceiling),
  * - sesame-nft: sesame with the nftables backend (one long-lived `nft -i`), opens observed
- *   with `nft monitor`; sesame-nft-batch: the same with an `nft -f` process per batch,
+ *   with `nft monitor`; sesame-nft-batch: the same with an `nft -f` process per batch;
+ *   sesame-nft-state: sesame-nft with a state_file (what the README recommends: every open
+ *   is committed to SQLite before it acts), the configuration users run,
  * - sesame-cmd: sesame running a command per open (capped by process spawning),
  * - knockd: knockd 0.8 with the same command (its only path).
  * The command action is bench/record.sh, the same for both: it appends source and time.
@@ -39,7 +41,8 @@ const levels =
       const [rate, protocol = "tcp"] = l.split("/");
       return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
     });
-const systems = (args.values.systems ?? "trivial,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
+const systems = (args.values.systems ??
+  "trivial,sesame-nft-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
   .split(",");
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
 const gapMs = Number(args.values.gap ?? 10);
@@ -206,7 +209,7 @@ async function startSystem(system: string, dir: string): Promise<{
     `${dir}/sesame.yaml`,
     `listen: { addresses: ["127.0.0.1"]${
       system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
-    } }\ndoors:\n` +
+    } }\n${system === "sesame-nft-state" ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
       (["tcp", "udp"] as const).map((p) =>
         `  bench-${p}:\n    sequence: [${
           staticSeq(p)

@@ -66,6 +66,11 @@ export async function codeForCounter(
   counter: number,
   from?: Address,
 ): Promise<DoorCode> {
+  if (door.kind === "spa") {
+    throw new TypeError(
+      `door ${door.name} is a single-packet (SPA) door: it has no knock sequence`,
+    );
+  }
   if (door.kind === "static") {
     return {
       door: door.name,

@@ -21,6 +21,10 @@ export class Counters {
   knocks = 0;
   /** Of those, UDP datagrams. */
   udpKnocks = 0;
+  /** SPA packets received. */
+  spaPackets = 0;
+  /** SPA packets dropped unverified: their source sent more than its rate allows. */
+  spaLimited = 0;
   /** Accept and receive calls that failed (reset probes of a connect scan, fd exhaustion). */
   acceptErrors = 0;
   /** Knocks ignored: allow/deny lists, a scanner's cool-down. */

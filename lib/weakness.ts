@@ -82,6 +82,10 @@ export function acceptedOrderings(length: number, reorder: boolean): number {
  * ```
  */
 export function doorWeakness(door: Door, reorderWindowMs: number): Weakness {
+  if (door.kind === "spa") {
+    // One packet, encrypted and authenticated: no sweep of ports finds it.
+    return { door: door.name, chance: 0, ports: 0, length: 1, codes: 0, orderings: 1, weak: false };
+  }
   const length = door.kind === "static" ? door.sequence.length : door.length;
   const ports = door.kind === "static"
     ? door.pool.tcp.length + door.pool.udp.length

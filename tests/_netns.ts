@@ -175,17 +175,27 @@ export class Lab implements AsyncDisposable {
 
   /** `deno run` of one of the project's files, with the project's permission set. */
   deno(file: string, ...args: string[]): string[] {
-    return [
-      "/usr/bin/env",
-      `XDG_STATE_HOME=${freshClientState()}`,
-      Deno.execPath(),
-      "run",
-      "-q",
-      "-P",
-      `--config=${ROOT}deno.json`,
-      `${ROOT}${file}`,
-      ...args,
-    ];
+    return denoArgs(file, ...args);
+  }
+
+  /**
+   * `sesame listen -c FILE` in the server namespace, once it says it listens; its whole log
+   * is kept in `log.text`.
+   */
+  async listen(file: string): Promise<{ child: Deno.ChildProcess; log: { text: string } }> {
+    const child = this.spawn("server", this.deno("cli.ts", "listen", "-c", file));
+    const log = { text: "" };
+    (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        log.text += chunk;
+      }
+    })().catch(() => {});
+    const deadline = Date.now() + 15_000;
+    while (!log.text.includes("listening on")) {
+      if (Date.now() > deadline) throw new Error(`sesame listen did not start:\n${log.text}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { child, log };
   }
 
   /** True when a TCP connection from `host` to `address`:`port` is accepted within 1 s. */
@@ -220,6 +230,21 @@ export class Lab implements AsyncDisposable {
     }
     for (const ns of Object.values(this.ns)) await sh(["ip", "netns", "delete", ns], true);
   }
+}
+
+/** `deno run` of one of the project's files with the project's permissions, as argv. */
+export function denoArgs(file: string, ...args: string[]): string[] {
+  return [
+    "/usr/bin/env",
+    `XDG_STATE_HOME=${freshClientState()}`,
+    Deno.execPath(),
+    "run",
+    "-q",
+    "-P",
+    `--config=${ROOT}deno.json`,
+    `${ROOT}${file}`,
+    ...args,
+  ];
 }
 
 /** Reads a child's stdout line by line. */

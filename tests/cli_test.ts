@@ -344,3 +344,32 @@ Deno.test("sesame init --user never takes a file another door or user reads its 
   assertStringIncludes(out.stderr, "is the secret_file of another door or user");
   assertEquals(await Deno.readTextFile(`${dir.path}/team-a-b.key`), before);
 });
+
+Deno.test("sesame keygen --spa prints fwknop's two keys; init --spa writes a server, a sesame client and a fwknop stanza (0600) whose keys agree", async () => {
+  const keys = await runCli(["keygen", "--spa"]);
+  assertEquals(keys.code, 0);
+  const [key, hmac] = keys.stdout.trim().split("\n").map((l) => l.split(": ")[1]);
+  assertMatch(keys.stdout, /^KEY_BASE64: \S+\nHMAC_KEY_BASE64: \S+\n$/);
+  assertEquals(atob(key).length, 32);
+  assertEquals(atob(hmac).length, 64);
+  await using dir = await tempDir();
+  const out = await runCli([
+    "init",
+    "--spa",
+    "--out",
+    `${dir.path}/s.yaml`,
+    "--host",
+    "gw.example",
+  ]);
+  assertEquals(out.code, 0, out.stderr);
+  assertStringIncludes(out.stdout, `fwknop -n sesame-ssh --rc-file ${dir.path}/fwknoprc`);
+  for (const f of ["s.yaml", "s-client.yaml", "fwknoprc", "ssh.key", "ssh.hmac"]) {
+    assertEquals((await Deno.stat(`${dir.path}/${f}`)).mode! & 0o777, 0o600, f);
+  }
+  const rc = await Deno.readTextFile(`${dir.path}/fwknoprc`);
+  const serverKey = (await Deno.readTextFile(`${dir.path}/ssh.key`)).trim();
+  assertStringIncludes(rc, `KEY_BASE64          ${serverKey}\n`);
+  assertStringIncludes(rc, "SPA_SERVER          gw.example\n");
+  assertStringIncludes(await Deno.readTextFile(`${dir.path}/s-client.yaml`), serverKey);
+  assertEquals((await runCli(["check", "-c", `${dir.path}/s.yaml`])).code, 0);
+});

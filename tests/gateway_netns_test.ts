@@ -76,17 +76,8 @@ const client = `doors:\n${
   DOORS.map((d) => `  ${d.name}: { sequence: [${d.sequence.join(", ")}] }`).join("\n")
 }\n`;
 
-async function startListen(lab: Lab, dir: string) {
-  const child = lab.spawn("server", lab.deno("cli.ts", "listen", "-c", `${dir}/server.yaml`));
-  const log = { text: "" };
-  (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.text += chunk;
-  })().catch(() => {});
-  assert(
-    await eventually(() => log.text.includes("listening on"), 15_000),
-    `sesame listen did not start:\n${log.text}`,
-  );
-  return { child, log };
+function startListen(lab: Lab, dir: string) {
+  return lab.listen(`${dir}/server.yaml`);
 }
 
 Deno.test({

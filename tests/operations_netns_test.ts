@@ -32,17 +32,8 @@ doors:
 const client = (secret: string) => `doors:\n  team: { secret: "${secret}", ${POOL} }\n`;
 
 /** `sesame listen` in the server namespace, its whole log kept. */
-async function startListen(lab: Lab, dir: string) {
-  const child = lab.spawn("server", lab.deno("cli.ts", "listen", "-c", `${dir}/server.yaml`));
-  const log = { text: "" };
-  (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.text += chunk;
-  })().catch(() => {});
-  assert(
-    await eventually(() => log.text.includes("listening on"), 15_000),
-    `sesame listen did not start:\n${log.text}`,
-  );
-  return { child, log };
+function startListen(lab: Lab, dir: string) {
+  return lab.listen(`${dir}/server.yaml`);
 }
 
 async function cli(lab: Lab, host: "server" | "knocker" | "bystander", ...args: string[]) {

@@ -239,3 +239,18 @@ PRAGMA user_version = 1;`);
   assertEquals(snapshot.used, [{ door: "ssh", counter: 1000, secret: "f1" }]);
   assertEquals(snapshot.open.map((r) => r.source), ["192.0.2.7"]);
 });
+
+Deno.test("store: used SPA packets are kept across a reopen and pruned only below the horizon given", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  await store.commit({ spa: [{ digest: "d1", seen: 1000 }, { digest: "d2", seen: 5000 }] });
+  store.close();
+  const again = new SqliteStore(path);
+  const loaded = await again.load();
+  assertEquals(loaded.kind === "ok" && loaded.state.spa?.map((s) => s.digest).sort(), ["d1", "d2"]);
+  await again.commit({ pruneSpaBefore: 2000 });
+  assertEquals(readStore(path).spa?.map((s) => s.digest), ["d2"]);
+  again.close();
+});

@@ -32,6 +32,18 @@ function summary(door: Door): Record<string, unknown> {
   if (door.kind === "static") {
     return { ...common, sequence: door.sequence.map((k) => `${k.port}/${k.protocol}`) };
   }
+  if (door.kind === "spa") {
+    return {
+      ...common,
+      spa: {
+        port: door.spa.port,
+        hmac_digest: door.spa.keys.hmacDigest,
+        max_age: formatDuration(door.spa.maxAgeMs),
+        allow_other_address: door.spa.allowOtherAddress,
+        access: door.spa.access.map((a) => `${a.protocol}/${a.port}`),
+      },
+    };
+  }
   return {
     ...common,
     length: door.length,
@@ -70,7 +82,10 @@ export async function check(args: string[]): Promise<number> {
   }
   console.log(`${file}: valid, ${doors.length} door${doors.length === 1 ? "" : "s"}`);
   for (const d of doors) {
-    const detail = d.kind === "static"
+    const spa = d.spa as { port: number; hmac_digest: string } | undefined;
+    const detail = d.kind === "spa"
+      ? `single packet (fwknop SPA) on ${spa!.port}/udp, HMAC-${spa!.hmac_digest.toUpperCase()}`
+      : d.kind === "static"
       ? `static sequence ${(d.sequence as string[]).join(" ")}`
       : `rotating, ${d.length} ${d.protocol} knocks from ${
         Number(d.tcp_ports) || Number(d.udp_ports)

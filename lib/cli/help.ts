@@ -14,7 +14,7 @@ Commands:
   knock    send a door's current sequence (or a static knockd-style one) to a host
   code     show a door's current knock sequence and when it rotates
   check    validate a config file and summarise it
-  keygen   print a new random secret for a door
+  keygen   print a new random secret for a door (--spa: fwknop's two SPA keys)
   init     write a starter server config, its secret file and its client config
   nft-ruleset  print the nftables table listen applies for the config's nft doors
   status   which doors are open for whom, until when; banned scanners (daemon or state)
@@ -29,13 +29,20 @@ A door is a set of knock ports and an action. A rotating door's sequence is deri
 from a shared secret and changes every period; each code opens once. See README.md.`,
 
   keygen: `Usage: sesame keygen [--out FILE] [--force]
+       sesame keygen --spa
 
 Prints a new random 32-byte secret as base64url: the value of a door's "secret", or the
 content of its "secret_file". Share it with the knocking side over a secure channel.
 
+With --spa: prints the two keys of a single-packet (fwknop SPA) door in fwknop's format,
+KEY_BASE64 (32 bytes, AES) and HMAC_KEY_BASE64 (64 bytes): what spa.key_base64 and
+spa.hmac_key_base64 (or the files of key_file and hmac_key_file) hold, and what
+fwknop's client and its phone app take. sesame init --spa writes them to files.
+
 Options:
   --out FILE   write the secret to FILE with mode 0600 instead of printing it
-  --force      overwrite FILE if it exists`,
+  --force      overwrite FILE if it exists
+  --spa        print a pair of SPA keys`,
 
   code: `Usage: sesame code --config FILE --door NAME [--user NAME] [--at TIME] [--from ADDRESS]
                    [--json]
@@ -96,9 +103,11 @@ Options:
 Sends a door's current knock sequence to HOST, or a static sequence given as ports
 (knockd's "knock" syntax: 7000 8000:udp 9000). Knocks go strictly in order, with a
 small gap between them. A TCP knock is one connection attempt; a UDP knock one datagram.
+For an SPA door (one with "spa:"), it sends one fwknop-format packet instead (fwknopd
+takes it too).
 
 A rotating code opens once, and the server refuses any code older than one used: the
-client remembers the last counter it sent per server and door (in
+client remembers the last counter it sent per door and secret (in
 $XDG_STATE_HOME/sesame/knocks.json, or ~/.local/state/sesame/) and takes the next one
 still inside the server's window; when none is left it waits for the next period and
 says so.
@@ -112,7 +121,10 @@ Options:
   --tcp-timeout MS       a TCP knock counts as sent after this long without an answer (default 200)
   -4, -6                 resolve HOST to IPv4 / IPv6 only (by default the first address in
                          the system's order, the one ssh and the --exec program will use)
-  --from ADDRESS         for a bind_source door: your address as the server sees it
+  --from ADDRESS         for a bind_source door: your address as the server sees it;
+                         for an SPA door: the IPv4 address to ask for (default 0.0.0.0,
+                         "the packet's source", which works behind NAT and over IPv6)
+  --access PROTO/PORT,…  for an SPA door: what to ask for (default the door's spa.access)
                          (default: the local address towards HOST; behind NAT give the public one)
   --source ADDRESS       send from this local address
   --wait-open PORT       first try PORT once: if it is open already, say so ("already open",
@@ -165,6 +177,8 @@ ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
 
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
                    [--backend nft|iptables|command] [--host HOST] [--force]
+       sesame init --spa [--out FILE] [--client FILE] [--fwknoprc FILE] [--door NAME]
+                   [--protect PORT] [--backend nft|iptables|command] [--host HOST]
        sesame init --user NAME [--first-user NAME] [--door NAME] [--out FILE]
                    [--client FILE] [--host HOST]
 
@@ -174,6 +188,10 @@ it), and the matching client config (default sesame-client.yaml), all mode 0600,
 the directories, and prints the commands to run on each side. The door (default "ssh")
 protects TCP port --protect (default 22) with nftables (default), iptables, or a logging
 command. Existing files are never overwritten without --force.
+
+With --spa: the door is a single-packet (fwknop SPA) door on UDP 62201; its keys go to
+DOOR.key and DOOR.hmac beside the config, and a fwknop client stanza to --fwknoprc
+(default "fwknoprc" beside it, mode 0600): run "fwknop -n sesame-DOOR --rc-file FILE".
 
 With --user NAME: adds a user with a fresh secret (DOOR-NAME.key beside the config, 0600)
 to the door (a door with "users:") of the existing server config --out, keeping its

@@ -8,6 +8,7 @@ import { loadConfig, parseConfig, resolveSecretPath } from "../config/load.ts";
 import { DOOR_NAME, ROTATING_KEYS } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
+import { spaKeys } from "./keygen.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 
 /** The starter server config; its secret is in `key` (`<door>.key` beside it). */
@@ -64,21 +65,8 @@ async function writeSecretFile(path: string, text: string, force: boolean): Prom
   }
 }
 
-/** Runs `sesame init`; returns the exit code. */
-export async function init(args: string[]): Promise<number> {
-  const parsed = parseFlags("init", args, {
-    out: { type: "string" },
-    client: { type: "string" },
-    door: { type: "string" },
-    protect: { type: "string" },
-    backend: { type: "string" },
-    host: { type: "string" },
-    user: { type: "string" },
-    "first-user": { type: "string" },
-    force: { type: "boolean" },
-  });
-  const user = stringFlag(parsed, "user", "init");
-  if (user !== undefined) return await addUser(parsed, user);
+/** The flags plain init and init --spa share, checked. */
+function initFlags(parsed: Parameters<typeof stringFlag>[0]) {
   const out = stringFlag(parsed, "out", "init") ?? "sesame.yaml";
   const client = stringFlag(parsed, "client", "init") ?? out.replace(/(\.ya?ml)?$/, "-client.yaml");
   const door = stringFlag(parsed, "door", "init") ?? "ssh";
@@ -94,6 +82,28 @@ export async function init(args: string[]): Promise<number> {
   if (!["nft", "iptables", "command"].includes(backend)) {
     throw new UsageError(`init: --backend must be nft, iptables or command`);
   }
+  return { out, client, door, port, backend, host };
+}
+
+/** Runs `sesame init`; returns the exit code. */
+export async function init(args: string[]): Promise<number> {
+  const parsed = parseFlags("init", args, {
+    out: { type: "string" },
+    client: { type: "string" },
+    door: { type: "string" },
+    protect: { type: "string" },
+    backend: { type: "string" },
+    host: { type: "string" },
+    user: { type: "string" },
+    "first-user": { type: "string" },
+    spa: { type: "boolean" },
+    fwknoprc: { type: "string" },
+    force: { type: "boolean" },
+  });
+  const user = stringFlag(parsed, "user", "init");
+  if (user !== undefined) return await addUser(parsed, user);
+  if (parsed.values.spa) return await initSpa(parsed);
+  const { out, client, door, port, backend, host } = initFlags(parsed);
   const secret = generateSecret();
   const base = 20_000 + 1000 * Math.floor(Math.random() * 12); // 20000–31999: below the usual ephemeral range
   const values: {
@@ -130,6 +140,88 @@ export async function init(args: string[]): Promise<number> {
   console.log(`\non the server:  sesame listen -c ${out}`);
   console.log(
     `on the client:  sesame knock ${host} -c ${client} --door ${door} --wait-open ${port}`,
+  );
+  return 0;
+}
+
+/**
+ * `sesame init --spa`: a server config with an SPA door (its two keys in DOOR.key and
+ * DOOR.hmac beside it), the sesame client config, and, mode 0600, the `.fwknoprc` stanza
+ * fwknop's own client reads. Keys never go on a command line (ps, shell history).
+ */
+async function initSpa(parsed: Parameters<typeof stringFlag>[0]): Promise<number> {
+  const { out, client, door, port, backend, host } = initFlags(parsed);
+  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+  const rc = stringFlag(parsed, "fwknoprc", "init") ?? `${dir}/fwknoprc`;
+  const { key, hmac } = spaKeys();
+  const action = backend === "command"
+    ? `command: ["/usr/bin/logger", "sesame: open ${door} for {ip}"]`
+    : `${backend}: { port: ${port}, protocol: tcp }`;
+  const serverText =
+    `# sesame server config with a single-packet (fwknop SPA) door, written by "sesame init --spa".
+# Its keys are in ${door}.key and ${door}.hmac beside it (mode 0600).
+listen:
+  addresses: ["::"]
+state_file: /var/lib/sesame/state.db
+doors:
+  ${door}:
+    spa:
+      port: 62201                      # UDP: open it in any other firewall
+      key_file: ${door}.key
+      hmac_key_file: ${door}.hmac
+      hmac_digest: sha256
+      max_age: 120s
+      access: ["tcp/${port}"]
+    open:
+      for: 30s
+      ${action}
+`;
+  const clientText =
+    `# sesame client config for the SPA door "${door}", written by "sesame init --spa". Keep it mode 0600.
+doors:
+  ${door}:
+    spa: { port: 62201, key_base64: "${key}", hmac_key_base64: "${hmac}", hmac_digest: sha256, access: ["tcp/${port}"] }
+`;
+  const stanza = `sesame-${door}`;
+  const rcText =
+    `# fwknop client stanza for sesame's SPA door "${door}", written by "sesame init --spa".
+# Use it with: fwknop -n ${stanza} --rc-file THIS_FILE (or append it to ~/.fwknoprc). Mode 0600.
+[${stanza}]
+SPA_SERVER          ${host}
+SPA_SERVER_PORT     62201
+SPA_SERVER_PROTO    udp
+ACCESS              tcp/${port}
+ALLOW_IP            source
+KEY_BASE64          ${key}
+HMAC_KEY_BASE64     ${hmac}
+USE_HMAC            Y
+HMAC_DIGEST_TYPE    sha256
+`;
+  // Validate before writing anything: init never leaves a config that check would refuse.
+  parseConfig(serverText, out, { readSecretFile: (f) => f.endsWith(".hmac") ? hmac : key });
+  parseConfig(clientText, client);
+  for (const file of [out, client, rc]) {
+    const parent = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+    await Deno.mkdir(parent, { recursive: true, mode: 0o700 }).catch((e) => {
+      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`);
+    });
+  }
+  const force = parsed.values.force === true;
+  await writeSecretFile(`${dir}/${door}.key`, key + "\n", force);
+  await writeSecretFile(`${dir}/${door}.hmac`, hmac + "\n", force);
+  await writeSecretFile(out, serverText, force);
+  await writeSecretFile(client, clientText, force);
+  await writeSecretFile(rc, rcText, force);
+  console.log(
+    `wrote ${out} (server), ${dir}/${door}.key and ${dir}/${door}.hmac (its keys), ${client} (sesame client) and ${rc} (fwknop client stanza), all mode 0600`,
+  );
+  console.log(`\non the server:  sesame listen -c ${out}`);
+  console.log(
+    `with sesame:    sesame knock ${host} -c ${client} --door ${door} --wait-open ${port}`,
+  );
+  console.log(`with fwknop:    fwknop -n ${stanza} --rc-file ${rc}`);
+  console.log(
+    `in a phone app (Fwknop2): server ${host}, port 62201, access tcp/${port}, "allow IP: source", Rijndael key (base64) and HMAC key (base64) from ${rc}, HMAC SHA256`,
   );
   return 0;
 }

@@ -3,12 +3,29 @@ import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 
+/** A fresh pair of SPA keys as fwknop prints them: 32 bytes for AES, 64 for the HMAC, base64. */
+export function spaKeys(): { key: string; hmac: string } {
+  const b64 = (n: number) =>
+    btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(n))));
+  return { key: b64(32), hmac: b64(64) };
+}
+
 /** Runs `sesame keygen`; returns the exit code. */
 export async function keygen(args: string[]): Promise<number> {
   const parsed = parseFlags("keygen", args, {
     out: { type: "string" },
     force: { type: "boolean" },
+    spa: { type: "boolean" },
   });
+  if (parsed.values.spa) {
+    if (parsed.values.out !== undefined) {
+      throw new UsageError("keygen --spa prints the two keys; use sesame init --spa to write them");
+    }
+    // fwknop --key-gen's format: what fwknop's rc files and its phone app take.
+    const keys = spaKeys();
+    console.log(`KEY_BASE64: ${keys.key}\nHMAC_KEY_BASE64: ${keys.hmac}`);
+    return 0;
+  }
   const secret = generateSecret();
   const out = stringFlag(parsed, "out", "keygen");
   if (!out) {

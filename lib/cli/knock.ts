@@ -6,7 +6,9 @@ import { counterForKnock } from "../window.ts";
 import { parseKnock } from "../knock.ts";
 import { UsageError } from "../errors.ts";
 import type { Knock, Protocol } from "../knock.ts";
-import { type KnockResult, sendKnock, waitForOpen } from "../net/sender.ts";
+import { type KnockResult, sendDatagram, sendKnock, waitForOpen } from "../net/sender.ts";
+import type { SpaDoor } from "../config/types.ts";
+import { encodeSpa } from "../spa/fko.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import {
   knockMemoryPath,
@@ -108,6 +110,7 @@ export async function knock(argv: string[]): Promise<number> {
     ipv4: { type: "boolean", short: "4" },
     ipv6: { type: "boolean", short: "6" },
     from: { type: "string" },
+    access: { type: "string" },
     source: { type: "string" },
     "wait-open": { type: "string" },
     "wait-timeout": { type: "string" },
@@ -152,6 +155,8 @@ export async function knock(argv: string[]): Promise<number> {
   }
 
   let knocks: readonly Knock[];
+  let spaSent: KnockResult | undefined;
+  const progress = parsed.values.verbose || (!parsed.values.json && Deno.stderr.isTerminal());
   let memoryKeyUsed: string | undefined;
   const memoryPath = knockMemoryPath((name) => Deno.env.get(name));
   let doorName: string | null = null;
@@ -203,7 +208,15 @@ export async function knock(argv: string[]): Promise<number> {
     );
     const door = findDoor(config, stringFlag(parsed, "door", "knock"), "knock");
     doorName = door.name;
-    if (door.kind === "static") knocks = door.sequence;
+    if (door.kind === "spa") {
+      knocks = [];
+      spaSent = await sendSpaPacket(door, address, {
+        access: stringFlag(parsed, "access", "knock"),
+        from: stringFlag(parsed, "from", "knock"),
+        localAddress,
+      });
+      if (progress) console.error(`SPA packet: ${address} ${door.spa.port}/udp (${spaSent})`);
+    } else if (door.kind === "static") knocks = door.sequence;
     else {
       let from;
       if (door.bindSource) {
@@ -248,7 +261,6 @@ export async function knock(argv: string[]): Promise<number> {
     }
   }
 
-  const progress = parsed.values.verbose || (!parsed.values.json && Deno.stderr.isTerminal());
   const results: KnockResult[] = [];
   for (const [i, k] of knocks.entries()) {
     if (i > 0 && delay > 0) await new Promise((r) => setTimeout(r, delay));
@@ -284,12 +296,48 @@ export async function knock(argv: string[]): Promise<number> {
       door: doorName,
       counter,
       knocks: knocks.map((k, i) => ({ port: k.port, protocol: k.protocol, result: results[i] })),
+      ...(spaSent ? { spa: true } : {}),
       opened,
       already_open: false,
     }));
   }
   if (opened === false) return 1;
   return exec?.length ? await runExec(exec) : 0;
+}
+
+/**
+ * Sends one fwknop-format SPA packet to an SPA door: an access request for `access` (or the
+ * door's `spa.access`) for the address `from`, or `0.0.0.0`, "the packet's source", which
+ * works behind NAT and over IPv6.
+ */
+async function sendSpaPacket(
+  door: SpaDoor,
+  address: string,
+  o: { access?: string; from?: string; localAddress?: string },
+): Promise<KnockResult> {
+  const access = o.access?.split(",").map((a) => a.trim()) ??
+    door.spa.access.map((a) => `${a.protocol}/${a.port}`);
+  if (access.length === 0 || access.some((a) => !/^(tcp|udp)\/\d{1,5}$/.test(a))) {
+    throw new UsageError(
+      `knock: door ${door.name} is an SPA door: give --access tcp/PORT (or spa.access in the config)`,
+    );
+  }
+  const from = o.from === undefined ? "0.0.0.0" : parseAddress(o.from)?.text;
+  if (!from || from.includes(":")) {
+    throw new UsageError(
+      `knock: --from must be an IPv4 address (fwknop's message holds IPv4 only; without --from the server opens for the packet's source)`,
+    );
+  }
+  const wire = encodeSpa({
+    user: "sesame",
+    timestamp: Date.now() / 1000,
+    type: 1,
+    message: `${from},${access.join(",")}`,
+  }, door.spa.keys);
+  return await sendDatagram(door.spa.port, new TextEncoder().encode(wire), {
+    host: address,
+    localAddress: o.localAddress,
+  });
 }
 
 /** Runs the --exec program with the terminal; its exit code is the knock's. */

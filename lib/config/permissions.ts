@@ -43,6 +43,11 @@ export async function exposedSecretFiles(
 ): Promise<ExposedSecretFile[]> {
   const paths = new Set<string>();
   for (const door of userDoors(config.doors)) {
+    if (door.kind === "spa") {
+      for (const f of door.spa.keyFiles) paths.add(resolveSecretPath(f, file));
+      if (door.spa.keyFiles.length < 2) paths.add(file); // a key inline
+      continue;
+    }
     if (door.kind !== "rotating") continue;
     paths.add(door.secretFile ? resolveSecretPath(door.secretFile, file) : file);
   }

@@ -55,9 +55,22 @@ export const ROTATING_KEYS = [
   "bind_source",
   "source_prefix",
 ];
+/** Keys of a door's `spa` (a single-packet door, fwknop-compatible). */
+export const SPA_KEYS = [
+  "port",
+  "key_base64",
+  "key_file",
+  "hmac_key_base64",
+  "hmac_key_file",
+  "hmac_digest",
+  "max_age",
+  "allow_other_address",
+  "access",
+];
 /** Keys of a door. */
 export const DOOR_KEYS = [
   ...ROTATING_KEYS,
+  "spa",
   "sequence",
   "decoys",
   "sequence_timeout",

@@ -6,6 +6,7 @@
 import type { Cidr } from "../address.ts";
 import type { Knock, Protocol, ProtocolMode } from "../knock.ts";
 import type { DoorPool } from "../pool.ts";
+import type { SpaKeys } from "../spa/fko.ts";
 
 export type { DoorPool };
 
@@ -142,8 +143,35 @@ export interface StaticDoor extends DoorBase {
   readonly decoys: DoorPool;
 }
 
-/** Either kind of door. */
-export type Door = RotatingDoor | StaticDoor;
+/** A door opened by one fwknop-compatible SPA packet (see docs/SPA.md). */
+export interface SpaDoor extends DoorBase {
+  /** Discriminant. */
+  readonly kind: "spa";
+  /** Its packets, keys and checks. */
+  readonly spa: SpaSpec;
+}
+
+/** An SPA door's packets: where they come, the keys that make them, what they may ask. */
+export interface SpaSpec {
+  /** The UDP port packets come to (several SPA doors may share one). */
+  readonly port: number;
+  /** The AES key and the HMAC key (raw bytes) and the HMAC's digest. */
+  readonly keys: SpaKeys;
+  /** Where the keys came from, when files (for the permission check). */
+  readonly keyFiles: readonly string[];
+  /** A packet's timestamp may differ from the server's clock by at most this, ms. */
+  readonly maxAgeMs: number;
+  /** Open for the address inside a packet that names another one than its source. */
+  readonly allowOtherAddress: boolean;
+  /** What clients request by default (`sesame knock`): protocol and port pairs. */
+  readonly access: readonly { readonly protocol: Protocol; readonly port: number }[];
+}
+
+/** A door that takes knock sequences: rotating or static. */
+export type KnockDoor = RotatingDoor | StaticDoor;
+
+/** Any kind of door. */
+export type Door = RotatingDoor | StaticDoor | SpaDoor;
 
 /** When a source counts as a scanner, and for how long it is ignored then. */
 export interface ScanPolicy {

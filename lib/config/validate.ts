@@ -208,8 +208,19 @@ function checkMetrics(c: Checker, listen: Record<string, unknown>): Pick<Config,
  */
 function crossDoorChecks(c: Checker, doors: readonly Door[]): void {
   const owner = new Map<string, string>();
+  const spaPorts = new Map<number, string>();
+  for (const door of doors) if (door.kind === "spa") spaPorts.set(door.spa.port, door.name);
   for (const door of doors) {
     const key = door.kind === "static" ? "sequence" : "ports";
+    const spaClash = door.pool.udp.find((p) => spaPorts.has(p));
+    if (spaClash !== undefined) {
+      c.fail(
+        ["doors", door.name, key],
+        `knock port ${spaClash}/udp is the SPA port of door "${
+          spaPorts.get(spaClash)
+        }": SPA packets and knocks cannot share a port`,
+      );
+    }
     const own = door.kind === "static"
       ? door.sequence.map((k) => `${k.port}/${k.protocol}`)
       : [...door.pool.tcp.map((p) => `${p}/tcp`), ...door.pool.udp.map((p) => `${p}/udp`)];

@@ -33,6 +33,10 @@ export function wantedEndpoints(
       for (const protocol of ["tcp", "udp"] as const) {
         for (const port of door.pool[protocol]) add(hostname, port, protocol);
       }
+      if (door.kind === "spa") {
+        const port = door.spa.port;
+        endpoints.set(`spa/${hostname}/${port}`, { hostname, port, protocol: "udp", spa: true });
+      }
     }
   }
   return [...endpoints.values()];

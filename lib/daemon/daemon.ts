@@ -5,7 +5,8 @@
  * never opens a door, and stopping closes every door a command opened.
  * @module
  */
-import { type Config, type Door, userDoors } from "../config/types.ts";
+import { type Config, type Door, type SpaDoor, userDoors } from "../config/types.ts";
+import { SpaGate } from "../spa/gate.ts";
 import { Counters } from "../counters.ts";
 import { type Decision, KnockEngine } from "../engine/engine.ts";
 import { UsedCodes } from "../engine/used_codes.ts";
@@ -29,6 +30,7 @@ import {
   type LoadResult,
   MemoryStore,
   type OpenRecord,
+  type SpaDigest,
   type Store,
   type StoredState,
 } from "../store/store.ts";
@@ -165,6 +167,10 @@ export class Daemon {
   #ready = false;
   /** The latest time a tick saw (to notice a clock stepped back). */
   #lastTick = 0;
+  /** SPA packets: HMACs, checks, used digests. */
+  #spa: SpaGate;
+  /** SPA packets made before this are refused (after a lost state). */
+  readonly #spaRefuseBefore: number;
   /** Which failure lines are written. */
   readonly #refusals = new RefusalLog();
   /** When the last summary of dropped failure lines was considered, ms. */
@@ -187,6 +193,7 @@ export class Daemon {
     store: Store,
     used: UsedCodes,
     lock: InstanceLock | undefined,
+    spa: { used: readonly SpaDigest[]; maxTime: number; refuseBefore: number },
   ) {
     this.#lock = lock;
     this.#controlPath = options.control;
@@ -221,11 +228,15 @@ export class Daemon {
     });
     this.#engine = this.#newEngine(config);
     this.#sequences = this.#newSequences();
-    const listen = options.listeners ?? ((k, now, c) => new SocketListeners(k, now, c));
+    this.#spaRefuseBefore = spa.refuseBefore;
+    this.#spa = new SpaGate(spaDoors(config), spa.used, spa.maxTime, spa.refuseBefore);
+    const listen = options.listeners ??
+      ((k, now, c, p) => new SocketListeners(k, now, c, p));
     this.#listeners = listen(
       (s, p, port, at) => this.#knock(s, p, port, at),
       this.#now,
       this.counters,
+      (s, port, payload, at) => this.#packet(s, port, payload, at),
     );
     this.stopped = new Promise((r) => this.#resolveStopped = r);
   }
@@ -262,7 +273,13 @@ export class Daemon {
         }
       }
     }
-    const daemon = new Daemon(options, store, used, lock);
+    const lost = loaded.kind === "corrupt" || loaded.kind === "lost";
+    const daemon = new Daemon(options, store, used, lock, {
+      used: state.spa ?? [],
+      maxTime: Math.max(now(), (state as { maxTime?: number }).maxTime ?? 0),
+      // Which SPA packets were used lately is unknown: none made before now is taken.
+      refuseBefore: lost ? now() : 0,
+    });
     try {
       await daemon.#start(state.open);
     } catch (e) {
@@ -560,6 +577,13 @@ export class Daemon {
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
     this.#engine = this.#newEngine(config);
     this.#sequences = this.#newSequences();
+    // Used SPA packets carry over: a reload never revives one.
+    this.#spa = new SpaGate(
+      spaDoors(config),
+      this.#spa.usedDigests(),
+      this.#now(),
+      this.#spaRefuseBefore,
+    );
     await this.#sequences.refresh(this.#now());
     this.#watchFirewalls();
     this.#announce(await this.#bind());
@@ -694,7 +718,7 @@ export class Daemon {
   }
 
   #newEngine(config: Config): KnockEngine {
-    return new KnockEngine(userDoors(config.doors), {
+    return new KnockEngine(userDoors(config.doors).filter((d) => d.kind !== "spa"), {
       maxSources: config.maxSources,
       reorderWindowMs: config.reorderWindowMs,
       scan: config.scan,
@@ -748,6 +772,10 @@ export class Daemon {
     if (timeouts.length > 0) this.#decide(timeouts);
     if (Date.now() - this.#lastSummary >= 60_000) {
       this.#lastSummary = Date.now();
+      // SPA digests older than any packet still taken: forgotten, here and in the store.
+      if (this.#spa.prune() > 0) {
+        this.#store.commit({ pruneSpaBefore: this.#spa.horizon, now }).catch(() => {});
+      }
       const dropped = this.#refusals.takeDropped();
       if (dropped > 0) {
         refusalLog.warn(
@@ -870,6 +898,43 @@ export class Daemon {
     this.#report({ kind: "link-local", source });
   }
 
+  /**
+   * The SPA path: listener → gate (rate limit, HMAC, checks) → opener, or a failure line.
+   * An authentic packet refused for another reason is used up in the store too.
+   */
+  #packet(source: string, port: number, payload: string, at: number): void {
+    if (!this.#ready) return;
+    if ((source.charCodeAt(0) | 32) === 102 && isLinkLocal(source)) {
+      return this.#refuseLinkLocal(source);
+    }
+    const d = this.#spa.handle(source, port, payload, at);
+    if (d.kind === "open") {
+      this.#opener.request(this.#doors.get(d.door)!, d.target, undefined, undefined, at, {
+        forMs: d.forMs,
+        spa: { digest: d.digest, seen: d.seen },
+      });
+      return;
+    }
+    if (d.reason === "limited") {
+      this.counters.spaLimited++;
+      return;
+    }
+    // A datagram's source can be forged: SPA refusals are never TCP evidence.
+    this.#report({
+      kind: "refused",
+      door: d.door ?? `spa-${port}`,
+      source,
+      reason: d.reason,
+      evidence: "udp",
+      detail: d.detail,
+    });
+    if (d.digest !== undefined && d.seen !== undefined) {
+      this.#store.commit({ spa: [{ digest: d.digest, seen: d.seen }], now: this.#now() }).catch(
+        (e) => log.error("state not written ({error}): an SPA packet's use", { error: String(e) }),
+      );
+    }
+  }
+
   readonly #handle = (source: string, protocol: Protocol, port: number, at: number): void => {
     const decisions = this.#engine.handle(source, protocol, port, at);
     if (decisions.length > 0) this.#decide(decisions, at);
@@ -962,6 +1027,10 @@ function removedUsers(before: Config, after: Config): { door: string; user: stri
       user: u.name,
     }));
   });
+}
+
+function spaDoors(config: Config): SpaDoor[] {
+  return config.doors.filter((d): d is SpaDoor => d.kind === "spa");
 }
 
 function uses(config: Config, kind: FirewallKind): boolean {

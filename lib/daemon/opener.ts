@@ -18,7 +18,7 @@ import type { UsedCode } from "../engine/used_codes.ts";
 import { substitute } from "../actions/command.ts";
 import type { Firewalls } from "../actions/firewall.ts";
 import type { CommandResult, CommandRunner } from "../actions/runner.ts";
-import { openKey, type OpenRecord, type Store } from "../store/store.ts";
+import { openKey, type OpenRecord, type SpaDigest, type Store } from "../store/store.ts";
 
 /** Something that happened to a door. */
 export type DoorEvent =
@@ -73,6 +73,10 @@ interface Request {
   readonly code?: UsedCode;
   /** When the last knock arrived (for the latency histogram), ms. */
   readonly at?: number;
+  /** How long to open, when not the door's `for` (an SPA client's timeout). */
+  readonly forMs?: number;
+  /** The SPA packet used up by this open: committed with it. */
+  readonly spa?: SpaDigest;
 }
 
 /** Which open doors {@link Opener.revoke} closes: a door's, for a source, a user, or all. */
@@ -178,8 +182,15 @@ export class Opener {
    * Asks for `door` to open for `source` (by `user`'s code), using up `code`; handled with
    * the rest of this turn. `at`: when the last knock arrived, for the latency histogram.
    */
-  request(door: Door, source: string, code?: UsedCode, user?: string, at?: number): void {
-    this.#requests.push({ door, source, code, user, at });
+  request(
+    door: Door,
+    source: string,
+    code?: UsedCode,
+    user?: string,
+    at?: number,
+    extra: { forMs?: number; spa?: SpaDigest } = {},
+  ): void {
+    this.#requests.push({ door, source, code, user, at, ...extra });
     if (this.#scheduled) return;
     this.#scheduled = true;
     // The next macrotask: every open decided in this turn of the event loop joins the batch.
@@ -252,8 +263,14 @@ export class Opener {
     const { store, counters, report } = this.#options;
     const plans = this.#plan(requests);
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
+    const spa = requests.flatMap((r) => r.spa ? [r.spa] : []);
     try {
-      await store.commit({ used, opened: plans.map((p) => p.record), now: this.#options.now() });
+      await store.commit({
+        used,
+        opened: plans.map((p) => p.record),
+        now: this.#options.now(),
+        ...(spa.length > 0 ? { spa } : {}),
+      });
     } catch (e) {
       counters.commitFailures++;
       report({
@@ -270,10 +287,10 @@ export class Opener {
   #plan(requests: readonly Request[]): Plan[] {
     const now = this.#options.now();
     const plans = new Map<string, Plan>();
-    for (const { door, source, user, at } of requests) {
+    for (const { door, source, user, at, forMs } of requests) {
       const open = door.open!;
       const key = openKey({ door: door.name, source });
-      const until = now + open.forMs;
+      const until = now + (forMs ?? open.forMs);
       const known = plans.get(key)?.record ?? this.#entries.get(key)?.record;
       if (known) {
         plans.set(key, {

@@ -96,7 +96,9 @@ export function logLine(
         {},
       );
     case "refused":
-      return failed(event, "", {});
+      return event.detail === undefined
+        ? failed(event, "", {})
+        : failed(event, " ({detail})", { detail: event.detail });
     case "open-failed":
       return error("door {door}: opening for {source} failed: {error}", event);
     case "close-failed":

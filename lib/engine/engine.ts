@@ -6,7 +6,7 @@
  * @module
  */
 import { type Address, type Cidr, isPermitted, maskBytes, parseAddress } from "../address.ts";
-import type { Door, RotatingDoor, ScanPolicy } from "../config/types.ts";
+import type { Door, KnockDoor, RotatingDoor, ScanPolicy } from "../config/types.ts";
 import { Counters } from "../counters.ts";
 import type { Knock, Protocol } from "../knock.ts";
 import { SKEW_PROBE } from "../window.ts";
@@ -64,9 +64,11 @@ export type Decision =
     readonly kind: "refused";
     readonly door: string;
     readonly source: string;
-    readonly reason: "wrong" | "timeout" | "banned" | "denied";
+    readonly reason: RefusalReason;
     /** `tcp` only when every knock of the attempt and its cause were completed TCP handshakes. */
     readonly evidence: Evidence;
+    /** What was wrong, when there is more to say (an SPA packet's refusal). */
+    readonly detail?: string;
   }
   | {
     /** `source` behaves like a scanner (hit a decoy, or too many distinct pool ports): ignored for a while. */
@@ -156,7 +158,7 @@ type StepResult = typeof MISS | typeof HIT | typeof COMPLETE;
  */
 export class KnockEngine {
   /** The doors, in config order; indices name them in {@link MissingSequence}. */
-  readonly doors: readonly Door[];
+  readonly doors: readonly KnockDoor[];
   /** The used codes this engine refuses and marks. */
   readonly used: UsedCodes;
   readonly #counters: Counters;
@@ -186,7 +188,10 @@ export class KnockEngine {
    * @param options caps, windows, lists, used codes.
    */
   constructor(doors: readonly Door[], options: KnockEngineOptions = {}) {
-    this.doors = doors;
+    if (doors.some((d) => d.kind === "spa")) {
+      throw new TypeError("SPA doors take packets, not knocks: give the engine knock doors");
+    }
+    this.doors = doors as readonly KnockDoor[];
     this.used = options.used ?? new UsedCodes();
     const counters = this.#counters = options.counters ?? new Counters();
     const maxSources = options.maxSources ?? 100_000;

@@ -14,6 +14,9 @@ import type { Protocol } from "../knock.ts";
 /** Called for every connection attempt or datagram. `source` is already normalised. */
 export type KnockHandler = (source: string, protocol: Protocol, port: number, at: number) => void;
 
+/** Called for every SPA packet (its payload as text, at most 1500 bytes and one more to tell oversize). */
+export type PacketHandler = (source: string, port: number, payload: string, at: number) => void;
+
 /** One socket to bind. */
 export interface Endpoint {
   /** Local address, e.g. `::` or `127.0.0.1`. */
@@ -22,6 +25,8 @@ export interface Endpoint {
   readonly port: number;
   /** Protocol. */
   readonly protocol: Protocol;
+  /** A UDP socket for SPA packets: read whole (not a knock), delivered to the packet handler. */
+  readonly spa?: true;
 }
 
 /** A socket that could not be bound, and why. */
@@ -34,7 +39,7 @@ export interface BindFailure {
 
 /** Returns the endpoint's key, `tcp/::/20000`. */
 export function endpointKey(e: Endpoint): string {
-  return `${e.protocol}/${e.hostname}/${e.port}`;
+  return `${e.spa ? "spa" : e.protocol}/${e.hostname}/${e.port}`;
 }
 
 /** A set of dummy listeners that can grow and shrink without dropping the ones that stay. */
@@ -55,6 +60,7 @@ export type ListenersFactory = (
   onKnock: KnockHandler,
   now: () => number,
   counters: Counters,
+  onPacket?: PacketHandler,
 ) => Listeners;
 
 interface Open {
@@ -80,21 +86,25 @@ export class SocketListeners implements Listeners {
   readonly #onKnock: KnockHandler;
   readonly #now: () => number;
   readonly #counters: Counters;
+  readonly #onPacket: PacketHandler;
 
   /**
    * Creates an empty set; {@link update} binds.
    * @param onKnock called for each knock.
    * @param now the clock. @default Date.now
    * @param counters where knocks and accept errors are counted.
+   * @param onPacket called for each SPA packet.
    */
   constructor(
     onKnock: KnockHandler,
     now: () => number = Date.now,
     counters: Counters = new Counters(),
+    onPacket: PacketHandler = () => {},
   ) {
     this.#onKnock = onKnock;
     this.#now = now;
     this.#counters = counters;
+    this.#onPacket = onPacket;
   }
 
   /** Endpoints bound now. */
@@ -118,7 +128,11 @@ export class SocketListeners implements Listeners {
       try {
         this.#open.set(
           key,
-          endpoint.protocol === "tcp" ? this.#tcp(endpoint) : this.#udp(endpoint),
+          endpoint.spa
+            ? this.#spa(endpoint)
+            : endpoint.protocol === "tcp"
+            ? this.#tcp(endpoint)
+            : this.#udp(endpoint),
         );
       } catch (e) {
         failures.push({ endpoint, reason: (e as Error).name ?? String(e) });
@@ -170,6 +184,42 @@ export class SocketListeners implements Listeners {
         closed = true;
         try {
           listener.close();
+        } catch { /* already closed */ }
+      },
+    };
+  }
+
+  /** An SPA socket: whole datagrams (up to 1500 bytes, one more to tell an oversized one). */
+  #spa(endpoint: Endpoint): Open {
+    const socket = Deno.listenDatagram({
+      hostname: endpoint.hostname,
+      port: endpoint.port,
+      transport: "udp",
+    });
+    let closed = false;
+    const { port } = endpoint;
+    const buffer = new Uint8Array(1501);
+    const decoder = new TextDecoder("latin1");
+    (async () => {
+      while (!closed) {
+        let data: Uint8Array, from: Deno.Addr;
+        try {
+          [data, from] = await socket.receive(buffer);
+        } catch (e) {
+          if (closed || e instanceof Deno.errors.BadResource) return;
+          this.#counters.acceptErrors++;
+          continue;
+        }
+        this.#counters.spaPackets++;
+        const source = normalizeHost((from as Deno.NetAddr).hostname);
+        this.#onPacket(source, port, decoder.decode(data), this.#now());
+      }
+    })();
+    return {
+      close() {
+        closed = true;
+        try {
+          socket.close();
         } catch { /* already closed */ }
       },
     };
@@ -232,6 +282,7 @@ export class MemoryListeners implements Listeners {
   readonly #onKnock: KnockHandler;
   readonly #now: () => number;
   readonly #counters: Counters;
+  readonly #onPacket: PacketHandler;
   /** Endpoint keys (`tcp/::/7000`) that fail to bind, with the reason. */
   readonly refuse: Map<string, string> = new Map();
 
@@ -240,10 +291,24 @@ export class MemoryListeners implements Listeners {
     onKnock: KnockHandler,
     now: () => number = Date.now,
     counters: Counters = new Counters(),
+    onPacket: PacketHandler = () => {},
   ) {
     this.#onKnock = onKnock;
     this.#now = now;
     this.#counters = counters;
+    this.#onPacket = onPacket;
+  }
+
+  /** Delivers an SPA packet as a bound SPA socket would; false when none listens there. */
+  packet(source: string, port: number, payload: string, at: number = this.#now()): boolean {
+    for (const e of this.#bound.values()) {
+      if (e.spa && e.port === port) {
+        this.#counters.spaPackets++;
+        this.#onPacket(normalizeHost(source), port, payload, at);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Endpoints "bound" now. */
@@ -270,7 +335,7 @@ export class MemoryListeners implements Listeners {
   /** Delivers a knock as a socket on any bound address would; false when nothing listens there. */
   knock(source: string, protocol: Protocol, port: number, at: number = this.#now()): boolean {
     for (const e of this.#bound.values()) {
-      if (e.protocol === protocol && e.port === port) {
+      if (!e.spa && e.protocol === protocol && e.port === port) {
         this.#counters.knocks++;
         if (protocol === "udp") this.#counters.udpKnocks++;
         this.#onKnock(normalizeHost(source), protocol, port, at);

@@ -67,7 +67,16 @@ function tcpKnock(port: number, options: SendKnockOptions): Promise<KnockResult>
   });
 }
 
-async function udpKnock(port: number, options: SendKnockOptions): Promise<KnockResult> {
+function udpKnock(port: number, options: SendKnockOptions): Promise<KnockResult> {
+  return sendDatagram(port, UDP_PAYLOAD, options);
+}
+
+/** Sends one UDP datagram holding `payload` (a knock, or an SPA packet). */
+export async function sendDatagram(
+  port: number,
+  payload: Uint8Array,
+  options: SendKnockOptions,
+): Promise<KnockResult> {
   const family6 = options.host.includes(":");
   const socket = Deno.listenDatagram({
     transport: "udp",
@@ -75,7 +84,7 @@ async function udpKnock(port: number, options: SendKnockOptions): Promise<KnockR
     port: 0,
   });
   try {
-    await socket.send(UDP_PAYLOAD, { transport: "udp", hostname: options.host, port });
+    await socket.send(payload, { transport: "udp", hostname: options.host, port });
   } finally {
     socket.close();
   }

@@ -215,6 +215,17 @@ export class SqliteStore implements Store {
         const drop = this.#statement("DELETE FROM open_doors WHERE door = ? AND source = ?");
         for (const r of changes.closed) drop.run(r.door, r.source);
       }
+      if (changes.spa?.length) {
+        const put = this.#statement(
+          "INSERT INTO spa_digests (digest, seen) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
+        );
+        for (const s of changes.spa) put.run(s.digest, Math.floor(s.seen));
+      }
+      if (changes.pruneSpaBefore !== undefined) {
+        this.#statement("DELETE FROM spa_digests WHERE seen < ?").run(
+          Math.floor(changes.pruneSpaBefore),
+        );
+      }
       if (changes.now !== undefined) {
         this.#statement(
           `INSERT INTO meta VALUES ('max_time', ?) ON CONFLICT (key)
@@ -424,7 +435,16 @@ function readSnapshot(db: DatabaseSync): StoreSnapshot {
           | { value: number }
           | undefined)?.value ?? 0,
       );
-    return { used, open, maxTime: meta("max_time"), generation: meta("generation") };
+    const hasSpa = db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spa_digests'",
+    ).get() !== undefined;
+    const spa = hasSpa
+      ? (db.prepare("SELECT digest, seen FROM spa_digests").all() as {
+        digest: string;
+        seen: number;
+      }[]).map((r) => ({ digest: r.digest, seen: Number(r.seen) }))
+      : [];
+    return { used, open, spa, maxTime: meta("max_time"), generation: meta("generation") };
   } finally {
     db.exec("COMMIT");
   }

@@ -44,6 +44,16 @@ export interface StoredState {
   readonly used: readonly StoredCode[];
   /** Doors open (or still to be closed). */
   readonly open: readonly OpenRecord[];
+  /** SPA packets used (digest, and the packet's timestamp in ms), never to open again. */
+  readonly spa?: readonly SpaDigest[];
+}
+
+/** A used SPA packet: its digest and its timestamp, ms. */
+export interface SpaDigest {
+  /** SHA-256 of the packet as received, base64. */
+  readonly digest: string;
+  /** The packet's timestamp, ms. */
+  readonly seen: number;
 }
 
 /** How loading went. After any of them the store takes commits. */
@@ -79,6 +89,10 @@ export interface StoreChanges {
   readonly closed?: readonly { readonly door: string; readonly source: string }[];
   /** The server's time at the commit: the store keeps the highest ever seen. */
   readonly now?: number;
+  /** SPA packets used up. */
+  readonly spa?: readonly SpaDigest[];
+  /** Forget SPA digests of packets older than this (ms): no packet that old is taken. */
+  readonly pruneSpaBefore?: number;
 }
 
 /** Durable state. */
@@ -113,6 +127,7 @@ export function openKey(record: { readonly door: string; readonly source: string
 export class MemoryStore implements Store {
   readonly #used = new Map<string, StoredCode>();
   readonly #open = new Map<string, OpenRecord>();
+  readonly #spa = new Map<string, number>();
   /** Set to make every commit fail (tests of the fail-closed path). */
   failWith: Error | undefined;
 
@@ -123,12 +138,22 @@ export class MemoryStore implements Store {
   commit(changes: StoreChanges): Promise<void> {
     if (this.failWith) return Promise.reject(this.failWith);
     applyChanges(this.#used, this.#open, changes);
+    for (const s of changes.spa ?? []) this.#spa.set(s.digest, s.seen);
+    if (changes.pruneSpaBefore !== undefined) {
+      for (const [digest, seen] of this.#spa) {
+        if (seen < changes.pruneSpaBefore) this.#spa.delete(digest);
+      }
+    }
     return Promise.resolve();
   }
 
   /** The state now. */
   snapshot(): StoredState {
-    return { used: [...this.#used.values()], open: [...this.#open.values()] };
+    return {
+      used: [...this.#used.values()],
+      open: [...this.#open.values()],
+      spa: [...this.#spa].map(([digest, seen]) => ({ digest, seen })),
+    };
   }
 
   close(): void {}

@@ -1,0 +1,259 @@
+/**
+ * The SPA gate: one UDP packet in, a decision out, pure (time is a parameter). Per source
+ * a small rate limit comes first (a flood costs one HMAC per door sharing the port per
+ * packet, so that is bounded before any is computed); then the HMAC of each door on the
+ * port, in constant time; then decryption and the checks, stricter than fwknopd's
+ * defaults: a timestamp within `max_age` of the server's clock and not older than the
+ * highest server time ever seen minus `max_age` (no clock step revives a packet), a
+ * digest never seen before (kept in the store; an authentic packet refused for another
+ * reason is used up too), an address that is the packet's source or `0.0.0.0` unless the
+ * door allows others, ports within the door's, access messages only.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { parseAddress } from "../address.ts";
+import type { SpaDoor } from "../config/types.ts";
+import { decodeSpa, MAX_PACKET, type SpaPacket, verifySpaHmac } from "./fko.ts";
+
+/** What a packet comes to. */
+export type SpaDecision =
+  | {
+    /** Authentic and acceptable: open `door` for `target` for `forMs`. */
+    readonly kind: "open";
+    readonly door: string;
+    /** The packet's source. */
+    readonly source: string;
+    /** Whom to open for: the source, or the address in the packet (allow_other_address). */
+    readonly target: string;
+    readonly forMs: number;
+    /** The packet's digest and timestamp (ms): the store keeps it so it never opens twice. */
+    readonly digest: string;
+    readonly seen: number;
+  }
+  | {
+    /** Refused. `door` when the HMAC told whose it was; `digest` when it is used up anyway. */
+    readonly kind: "refused";
+    readonly door?: string;
+    readonly source: string;
+    readonly reason: "wrong" | "replay" | "skew" | "denied" | "limited";
+    /** What was wrong, for the log (never a key or the packet's content beyond its fields). */
+    readonly detail: string;
+    readonly digest?: string;
+    readonly seen?: number;
+  };
+
+/** Packets a source may send per second before the rest are dropped unverified. */
+const PER_SOURCE_PER_SECOND = 5;
+/** The longest `max_age` a door may have: digests older than the highest time minus this go. */
+export const MAX_MAX_AGE_MS = 3_600_000;
+/** Sources the rate limit remembers; beyond, the oldest are forgotten. */
+const MAX_LIMITED = 100_000;
+
+/**
+ * Decides on SPA packets for the SPA doors of a config.
+ *
+ * @example A packet from the real client's format opens its door for its source
+ * ```ts
+ * import { SpaGate } from "./gate.ts";
+ * import { encodeSpa } from "./fko.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const key = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+ * const hmac = btoa(String.fromCharCode(...new Uint8Array(64).fill(9)));
+ * const { doors } = validateConfig({ doors: { ssh: {
+ *   spa: { port: 62201, key_base64: key, hmac_key_base64: hmac, access: ["tcp/22"] },
+ *   open: { nft: { port: 22 } },
+ * } } });
+ * const gate = new SpaGate(doors as never);
+ * const now = 1_800_000_000_000;
+ * const wire = encodeSpa({ user: "a", timestamp: now / 1000, type: 1, message: "0.0.0.0,tcp/22" },
+ *   (doors[0] as never as { spa: { keys: never } }).spa.keys);
+ * assertEquals(gate.handle("192.0.2.7", 62201, wire, now).kind, "open");
+ * ```
+ */
+export class SpaGate {
+  readonly #byPort = new Map<number, SpaDoor[]>();
+  /** Digest → packet timestamp (ms): used packets, pruned below the horizon. */
+  readonly #used = new Map<string, number>();
+  /** Highest server time seen, ms: packets older than it minus max_age never count. */
+  #maxTime = 0;
+  /** Per source: the second and the packets in it. */
+  readonly #rate = new Map<string, { second: number; count: number }>();
+
+  /** Packets made before this (ms) are refused: a lost or damaged store forgot which were used. */
+  readonly #refuseBefore: number;
+
+  /**
+   * Creates a gate for `doors`.
+   * @param doors the SPA doors.
+   * @param used digests already used (from the store).
+   * @param maxTime the highest server time the store kept.
+   * @param refuseBefore refuse packets made before this time, ms (after a lost state).
+   */
+  constructor(
+    doors: readonly SpaDoor[],
+    used: Iterable<{ digest: string; seen: number }> = [],
+    maxTime = 0,
+    refuseBefore = 0,
+  ) {
+    this.#refuseBefore = refuseBefore;
+    for (const door of doors) {
+      const list = this.#byPort.get(door.spa.port) ?? [];
+      list.push(door);
+      this.#byPort.set(door.spa.port, list);
+    }
+    for (const u of used) this.#used.set(u.digest, u.seen);
+    this.#maxTime = maxTime;
+  }
+
+  /** The UDP ports SPA packets come to. */
+  get ports(): number[] {
+    return [...this.#byPort.keys()];
+  }
+
+  /** Marks a digest used (a commit of another gate, or a reload carrying them over). */
+  markUsed(digest: string, seen: number): void {
+    this.#used.set(digest, seen);
+  }
+
+  /** The used digests (a reload hands them to the next gate). */
+  usedDigests(): { digest: string; seen: number }[] {
+    return [...this.#used].map(([digest, seen]) => ({ digest, seen }));
+  }
+
+  /** Decides on one packet `payload` from `source` to `port` at `now` (ms). */
+  handle(source: string, port: number, payload: string, now: number): SpaDecision {
+    if (now > this.#maxTime) this.#maxTime = now;
+    const doors = this.#byPort.get(port);
+    if (!doors) return refused(source, "wrong", "no SPA door on this port");
+    if (!this.#admit(source, now)) {
+      return refused(source, "limited", "more than 5 packets a second");
+    }
+    if (payload.length > MAX_PACKET) return refused(source, "wrong", "oversized packet");
+    const door = doors.find((d) => verifySpaHmac(payload, d.spa.keys));
+    if (!door) return refused(source, "wrong", "no door's HMAC key made this packet");
+    const decoded = decodeSpa(payload, door.spa.keys);
+    if (!decoded.ok) return refused(source, "wrong", `undecodable (${decoded.error})`, door.name);
+    const packet = decoded.packet;
+    const digest = createHash("sha256").update(payload).digest("base64");
+    const seen = packet.timestamp * 1000;
+    // Authentic: used up from here on, whatever follows.
+    const first = !this.#used.has(digest);
+    this.#used.set(digest, seen);
+    const used = { digest, seen };
+    if (!first) return { ...refused(source, "replay", "a packet already used", door.name) };
+    const maxAge = door.spa.maxAgeMs;
+    if (seen < this.#refuseBefore) {
+      return {
+        ...refused(
+          source,
+          "replay",
+          "made before the state was lost: it may have been used",
+          door.name,
+        ),
+        ...used,
+      };
+    }
+    if (Math.abs(seen - now) > maxAge || seen < this.#maxTime - maxAge) {
+      return {
+        ...refused(
+          source,
+          "skew",
+          `its timestamp is ${Math.round((seen - now) / 1000)} s off this clock (at most ${
+            maxAge / 1000
+          } s)`,
+          door.name,
+        ),
+        ...used,
+      };
+    }
+    const checked = this.#check(door, source, packet);
+    if (typeof checked === "string") {
+      return { ...refused(source, "denied", checked, door.name), ...used };
+    }
+    return {
+      kind: "open",
+      door: door.name,
+      source,
+      target: checked.target,
+      forMs: checked.forMs,
+      ...used,
+    };
+  }
+
+  /**
+   * Forgets digests no packet can match any more: older than the highest time seen minus
+   * the longest `max_age` a door may have (an hour), so a door removed and added back, or
+   * a `max_age` raised, revives none.
+   */
+  prune(): number {
+    let dropped = 0;
+    for (const [digest, seen] of this.#used) {
+      if (seen < this.horizon) {
+        this.#used.delete(digest);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** The time below which used digests may be forgotten (here and in the store), ms. */
+  get horizon(): number {
+    return this.#maxTime - MAX_MAX_AGE_MS;
+  }
+
+  /** What the packet asks, against the door: whom to open for and how long, or why not. */
+  #check(
+    door: SpaDoor,
+    source: string,
+    packet: SpaPacket,
+  ): { target: string; forMs: number } | string {
+    if (packet.type !== 1 && packet.type !== 3) {
+      return `message type ${packet.type} (command and NAT messages are not taken)`;
+    }
+    const [addressText, ...requests] = packet.message.split(",");
+    const address = parseAddress(addressText);
+    if (!address || requests.length === 0) return "a malformed access message";
+    let target = source;
+    if (address.text !== "0.0.0.0" && address.text !== source) {
+      if (!door.spa.allowOtherAddress) {
+        return `it asks for ${address.text}, not its source (allow_other_address is off)`;
+      }
+      target = address.text;
+    }
+    const spec = door.open?.nft ?? door.open?.iptables;
+    for (const request of requests) {
+      const m = /^(tcp|udp)\/(\d{1,5})$/.exec(request);
+      if (!m) return `it asks for ${JSON.stringify(request)}, which this door does not open`;
+      const inDoor = spec?.gateway
+        ? spec.gateway.kind === "dnat"
+          ? spec.ports.includes(Number(m[2]))
+          : spec.gateway.toPorts.includes(Number(m[2]))
+        : spec?.ports.includes(Number(m[2])) ?? false;
+      if (spec && (spec.protocol !== m[1] || !inDoor) && !spec.sets) {
+        return `it asks for ${request}, outside the door's ports`;
+      }
+    }
+    const forMs = door.open?.forMs ?? 30_000;
+    const asked = packet.clientTimeout;
+    return { target, forMs: asked && asked > 0 ? Math.min(forMs, asked * 1000) : forMs };
+  }
+
+  #admit(source: string, now: number): boolean {
+    const second = Math.floor(now / 1000);
+    const entry = this.#rate.get(source);
+    if (entry && entry.second === second) return ++entry.count <= PER_SOURCE_PER_SECOND;
+    if (this.#rate.size >= MAX_LIMITED) this.#rate.clear();
+    this.#rate.set(source, { second, count: 1 });
+    return true;
+  }
+}
+
+function refused(
+  source: string,
+  reason: "wrong" | "replay" | "skew" | "denied" | "limited",
+  detail: string,
+  door?: string,
+): SpaDecision & { kind: "refused" } {
+  return { kind: "refused", ...(door === undefined ? {} : { door }), source, reason, detail };
+}

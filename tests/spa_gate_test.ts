@@ -1,0 +1,149 @@
+/**
+ * The SPA gate's checks, with a fake clock: stricter than fwknopd's defaults (docs/SPA.md).
+ */
+import { assertEquals } from "./_assert.ts";
+import { encodeSpa } from "../lib/spa/fko.ts";
+import { SpaGate } from "../lib/spa/gate.ts";
+import { validateConfig } from "../lib/config/validate.ts";
+import type { SpaDoor } from "../lib/config/types.ts";
+
+const KEY = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+const HMAC = btoa(String.fromCharCode(...new Uint8Array(64).fill(9)));
+const T = 1_800_000_000_000;
+
+function doors(extra: Record<string, unknown> = {}) {
+  return validateConfig({
+    doors: {
+      ssh: {
+        spa: { port: 62201, key_base64: KEY, hmac_key_base64: HMAC, access: ["tcp/22"], ...extra },
+        open: { for: "60s", nft: { ports: [22, 2222] } },
+      },
+      other: {
+        spa: {
+          port: 62201,
+          key_base64: btoa(String.fromCharCode(...new Uint8Array(32).fill(1))),
+          hmac_key_base64: btoa(String.fromCharCode(...new Uint8Array(64).fill(2))),
+        },
+        open: { for: "60s", nft: { port: 443 } },
+      },
+    },
+  }).doors as SpaDoor[];
+}
+
+const packet = (d: SpaDoor, message: string, at = T, type: 1 | 3 = 1, clientTimeout?: number) =>
+  encodeSpa({ user: "u", timestamp: at / 1000, type, message, clientTimeout }, d.spa.keys);
+
+const brief = (d: ReturnType<SpaGate["handle"]>) =>
+  d.kind === "open" ? `open ${d.door} ${d.target} ${d.forMs}` : `${d.reason} ${d.door ?? "-"}`;
+
+Deno.test("SPA gate: the HMAC tells which door's keys made a packet; it opens for its source, once", () => {
+  const [ssh, other] = doors();
+  const gate = new SpaGate([ssh, other]);
+  const p = packet(other, "0.0.0.0,tcp/443");
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, p, T)), "open other 192.0.2.7 60000");
+  assertEquals(brief(gate.handle("192.0.2.8", 62201, p, T + 1000)), "replay other");
+  assertEquals(
+    brief(gate.handle("2001:db8::7", 62201, packet(ssh, "0.0.0.0,tcp/22"), T)),
+    "open ssh 2001:db8::7 60000",
+  );
+  assertEquals(
+    brief(gate.handle("192.0.2.9", 62201, packet(ssh, "192.0.2.9,tcp/22,tcp/2222"), T)),
+    "open ssh 192.0.2.9 60000",
+  );
+});
+
+Deno.test("SPA gate: another address, ports outside the door, command and NAT messages are refused (and used up)", () => {
+  const [ssh] = doors();
+  const gate = new SpaGate([ssh]);
+  const elsewhere = packet(ssh, "198.51.100.1,tcp/22");
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, elsewhere, T)), "denied ssh");
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, elsewhere, T)), "replay ssh");
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22,tcp/23"), T)),
+    "denied ssh",
+  );
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,udp/22"), T)),
+    "denied ssh",
+  );
+  // A command message (type 0) and a NAT access (type 2): not taken.
+  for (const type of [0, 2]) {
+    const other = encodeSpa(
+      { user: "u", timestamp: T / 1000, type: type as 1, message: "0.0.0.0,tcp/22" },
+      ssh.spa.keys,
+    );
+    assertEquals(brief(gate.handle("192.0.2.8", 62201, other, T)), "denied ssh");
+  }
+  const allow = new SpaGate(doors({ allow_other_address: true }).slice(0, 1));
+  assertEquals(
+    brief(allow.handle("192.0.2.7", 62201, elsewhere, T)),
+    "open ssh 198.51.100.1 60000",
+  );
+});
+
+Deno.test("SPA gate: the client timeout is honoured up to the door's for", () => {
+  const [ssh] = doors();
+  const gate = new SpaGate([ssh]);
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22", T, 3, 20), T)),
+    "open ssh 192.0.2.7 20000",
+  );
+  assertEquals(
+    brief(gate.handle("192.0.2.8", 62201, packet(ssh, "0.0.0.0,tcp/22", T, 3, 600), T)),
+    "open ssh 192.0.2.8 60000",
+  );
+});
+
+Deno.test("SPA gate: timestamps beyond max_age are refused; a clock stepped forward then back revives no packet", () => {
+  const [ssh] = doors({ max_age: "120s" });
+  const gate = new SpaGate([ssh]);
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22", T - 200_000), T)),
+    "skew ssh",
+  );
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22", T + 200_000), T)),
+    "skew ssh",
+  );
+  const p = packet(ssh, "0.0.0.0,tcp/22", T);
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, p, T)), "open ssh 192.0.2.7 60000");
+  // The clock jumps two hours ahead: the digests of packets that old are forgotten...
+  gate.handle("192.0.2.50", 62201, "x".repeat(200), T + 7_200_000);
+  assertEquals(gate.prune() > 0, true);
+  // ...and stepped back, the old packet still opens nothing: older than the highest time seen.
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, p, T + 10_000)), "skew ssh");
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22", T + 10_000), T + 10_000)),
+    "skew ssh",
+  );
+});
+
+Deno.test("SPA gate: garbage and floods are cheap: refused before decryption, and rate-limited per source", () => {
+  const [ssh, other] = doors();
+  const gate = new SpaGate([ssh, other]);
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, "A".repeat(200), T)), "wrong -");
+  const limited = Array.from(
+    { length: 10 },
+    () => brief(gate.handle("192.0.2.66", 62201, "A".repeat(200), T + 5000)),
+  );
+  assertEquals(limited.filter((r) => r === "limited -").length, 5);
+  const real = packet(ssh, "0.0.0.0,tcp/22", T + 5000);
+  assertEquals(brief(gate.handle("192.0.2.66", 62201, real, T + 5500)), "limited -");
+  assertEquals(
+    brief(gate.handle("192.0.2.66", 62201, real, T + 6100)),
+    "open ssh 192.0.2.66 60000",
+  );
+});
+
+Deno.test("SPA gate: after a lost state, packets made before the start are refused", () => {
+  const [ssh] = doors();
+  const gate = new SpaGate([ssh], [], T, T);
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22", T - 5000), T)),
+    "replay ssh",
+  );
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22", T + 1000), T + 1000)),
+    "open ssh 192.0.2.7 60000",
+  );
+});
