@@ -251,6 +251,15 @@ async function startSystem(system: string, dir: string): Promise<{
     if (Date.now() > deadline) throw new Error("sesame did not start");
     await new Promise((r) => setTimeout(r, 50));
   }
+  // A bound port is not a daemon that acts yet: knocks count once its firewall is in place
+  // (sesame binds first and applies the firewall last). Wait for the table, then a moment.
+  if (nft) {
+    while (!(await run(inNs(["nft", "list", "table", "inet", "sesame"])).catch(() => ""))) {
+      if (Date.now() > deadline) throw new Error("sesame's table did not appear");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  await new Promise((r) => setTimeout(r, 300));
   void waitText;
   return {
     pid: child.pid,
