@@ -12,6 +12,7 @@
  * that fails is retried with backoff and stays in the store until it succeeds.
  * @module
  */
+import { setImmediate } from "node:timers";
 import type { Door } from "../config/types.ts";
 import type { Counters } from "../counters.ts";
 import type { UsedCode } from "../engine/used_codes.ts";
@@ -193,17 +194,18 @@ export class Opener {
     this.#requests.push({ door, source, code, user, at, ...extra });
     if (this.#scheduled) return;
     this.#scheduled = true;
-    // The next macrotask: every open decided in this turn of the event loop joins the batch.
-    setTimeout(() => {
+    // After this turn's I/O callbacks (setImmediate, not setTimeout(0), which Deno delays by
+    // a millisecond or more): every open decided in this turn of the event loop joins the batch.
+    setImmediate(() => {
       this.#scheduled = false;
       this.#flushing ??= this.#drain().finally(() => this.#flushing = undefined);
-    }, 0);
+    });
   }
 
   /** Resolves when every request made so far has been committed and acted on (or refused). */
   async settled(): Promise<void> {
     while (this.#scheduled || this.#flushing) {
-      await (this.#flushing ?? new Promise((r) => setTimeout(r, 0)));
+      await (this.#flushing ?? new Promise((r) => setImmediate(r)));
     }
   }
 
