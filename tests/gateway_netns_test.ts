@@ -199,3 +199,68 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "gateway: masquerade lets an inside host that does not route back through the router answer a dnat door",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create({ inside: true });
+    // The inside host's default route goes elsewhere: replies to the knocker would not
+    // come back through the router, unless the router masquerades.
+    await lab.exec("inside", ["ip", "route", "del", "default"]);
+    await writePrivate(
+      `${dir.path}/server.yaml`,
+      `listen: { addresses: ["::"] }
+doors:
+  plain:
+    sequence: [42000, 42001, 42002]
+    decoys: 0
+    open: { for: 30s, nft: { dnat: { port: 2400, to: { host: ${ADDR.inside.v4}, port: ${SERVICE} } } } }
+  masq:
+    sequence: [42100, 42101, 42102]
+    decoys: 0
+    open: { for: 30s, nft: { dnat: { port: 2401, to: { host: ${ADDR.inside.v4}, port: ${
+        SERVICE + 1
+      } }, masquerade: true } } }
+`,
+    );
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  plain: { sequence: [42000, 42001, 42002] }\n  masq: { sequence: [42100, 42101, 42102] }\n`,
+    );
+    // Two services, one per door: masquerade matches the inside host and port it forwards to.
+    for (const port of [SERVICE, SERVICE + 1]) {
+      const service = lab.spawn("inside", lab.deno("tests/_echo_server.ts", String(port)));
+      assertEquals(await lines(service).next(), "ready");
+    }
+    const { child } = await startListen(lab, dir.path);
+    for (const door of ["plain", "masq"]) {
+      const out = await lab.exec(
+        "knocker",
+        lab.deno(
+          "cli.ts",
+          "knock",
+          ADDR.server.toKnocker,
+          "-c",
+          `${dir.path}/client.yaml`,
+          "--door",
+          door,
+        ),
+      );
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    }
+    assert(
+      await eventually(() => lab.canConnect("knocker", ADDR.server.toKnocker, 2401), 3000),
+      "masquerade: the inside host answers the router",
+    );
+    assertEquals(
+      await lab.canConnect("knocker", ADDR.server.toKnocker, 2400),
+      false,
+      "without masquerade the reply has no way back (the door is open, the host cannot answer)",
+    );
+    child.kill("SIGTERM");
+    await child.status;
+  },
+});
