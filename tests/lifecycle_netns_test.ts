@@ -594,3 +594,40 @@ ${element}`;
     assertEquals((await p.child.status).code, 0);
   },
 });
+
+Deno.test({
+  name:
+    "lifecycle: two doors protecting one port (a door per person): either door's knocker gets in",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    await startService(lab);
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(
+      file,
+      `listen: { addresses: ["::"] }
+doors:
+  alice:
+    sequence: [43000, 43001]
+    decoys: 0
+    open: { for: 30s, nft: { port: ${SERVICE} } }
+  bob:
+    sequence: [43100, 43101]
+    decoys: 0
+    open: { for: 30s, nft: { port: ${SERVICE} } }
+`,
+    );
+    const { child } = await lab.listen(file);
+    // bob's door comes second in the config: alice's rules must not shut him out.
+    const out = await lab.exec(
+      "knocker",
+      lab.deno("cli.ts", "knock", ADDR.server.toKnocker, "43100", "43101"),
+    );
+    assertEquals(out.code, 0);
+    assert(await eventually(() => knockerIn(lab), 2000), "bob's door lets him in");
+    assertEquals(await bystanderIn(lab), false);
+    child.kill("SIGTERM");
+    await child.status;
+  },
+});

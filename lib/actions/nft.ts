@@ -133,6 +133,9 @@ export function nftRuleset(
     "    # connections opened while a door was open live on after it closes",
     "    ct state established,related accept",
   );
+  // Every door's sources first, then the drops: doors may protect the same port (one door
+  // per person), and a drop of the first would shadow the second's sources.
+  const drops: string[] = [];
   for (const door of local) {
     const { ports, protocol } = door.open!.nft!;
     const { v4, v6 } = sets(door.name);
@@ -141,19 +144,17 @@ export function nftRuleset(
       `    # door ${door.name}`,
       `    ${match} ip saddr @${v4} accept`,
       `    ${match} ip6 saddr @${v6} accept`,
-      `    ${match} drop`,
     );
+    drops.push(`    ${match} drop`);
   }
   for (const door of gateways) {
     const { ports, protocol, gateway } = door.open!.nft!;
     // The knocker's connections to a dnat port are forwarded before input; anyone else's
     // would reach a local program there.
-    if (gateway!.kind === "dnat") {
-      lines.push(
-        `    # door ${door.name}: nobody reaches the router's own port ${ports[0]}`,
-        `    ${protocol} dport { ${ports[0]} } drop`,
-      );
-    }
+    if (gateway!.kind === "dnat") drops.push(`    ${protocol} dport { ${ports[0]} } drop`);
+  }
+  if (drops.length > 0) {
+    lines.push("    # everyone else, after every door's sources", ...new Set(drops));
   }
   if (gateways.length > 0) lines.push("  }", ...gatewayChains(gateways));
   lines.push(...(gateways.length > 0 ? [] : ["  }"]), "}");
@@ -178,6 +179,7 @@ function gatewayChains(doors: readonly Door[]): string[] {
   ];
   const prerouting: string[] = [];
   const postrouting: string[] = [];
+  const drops: string[] = [];
   for (const door of doors) {
     const { ports, protocol, gateway } = door.open!.nft!;
     const g = gateway!;
@@ -188,11 +190,8 @@ function gatewayChains(doors: readonly Door[]): string[] {
       g.toPorts.join(", ")
     } }`;
     if (g.kind === "forward") {
-      forward.push(
-        `    # door ${door.name}: forward to ${g.host}`,
-        `    ${inside} ${set} accept`,
-        `    ${inside} drop`,
-      );
+      forward.push(`    # door ${door.name}: forward to ${g.host}`, `    ${inside} ${set} accept`);
+      drops.push(`    ${inside} drop`);
     } else {
       const to = g.family === 4 ? `${g.host}:${g.toPorts[0]}` : `[${g.host}]:${g.toPorts[0]}`;
       forward.push(
@@ -209,6 +208,9 @@ function gatewayChains(doors: readonly Door[]): string[] {
     if (g.masquerade) {
       postrouting.push(`    # door ${door.name}`, `    ${inside} ${set} masquerade`);
     }
+  }
+  if (drops.length > 0) {
+    forward.push("    # everyone else, after every door's sources", ...new Set(drops));
   }
   const chains = [...forward, "  }"];
   if (prerouting.length > 0) {
