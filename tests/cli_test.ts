@@ -373,3 +373,33 @@ Deno.test("sesame keygen --spa prints fwknop's two keys; init --spa writes a ser
   assertStringIncludes(await Deno.readTextFile(`${dir.path}/s-client.yaml`), serverKey);
   assertEquals((await runCli(["check", "-c", `${dir.path}/s.yaml`])).code, 0);
 });
+
+Deno.test("SPA key files may hold fwknop's KEY_BASE64 / HMAC_KEY_BASE64 lines (keygen --spa --out), one file for both; code on an SPA door is a usage error", async () => {
+  await using dir = await tempDir();
+  const keys = await runCli(["keygen", "--spa", "--out", `${dir.path}/keys`]);
+  assertEquals(keys.code, 0, keys.stderr);
+  assertEquals((await Deno.stat(`${dir.path}/keys`)).mode! & 0o777, 0o600);
+  const file = `${dir.path}/s.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `doors:\n  ssh:\n    spa: { key_file: keys, hmac_key_file: keys, access: ["tcp/22"] }\n    open: { nft: { port: 22 } }\n`,
+    { mode: 0o600 },
+  );
+  const check = await runCli(["check", "-c", file]);
+  assertEquals(check.code, 0, check.stderr);
+  const { loadConfig } = await import("../lib/config/load.ts");
+  const door = (await loadConfig(file)).doors[0];
+  const text = await Deno.readTextFile(`${dir.path}/keys`);
+  assert(door.kind === "spa");
+  assertEquals(
+    btoa(String.fromCharCode(...door.spa.keys.hmac)),
+    /HMAC_KEY_BASE64: (\S+)/.exec(text)![1],
+  );
+  assertEquals(
+    btoa(String.fromCharCode(...door.spa.keys.encryption)),
+    /^KEY_BASE64: (\S+)/.exec(text)![1],
+  );
+  const code = await runCli(["code", "-c", file]);
+  assertEquals(code.code, 2);
+  assertStringIncludes(code.stderr, "single-packet (SPA) door");
+});

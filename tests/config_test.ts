@@ -317,3 +317,27 @@ Deno.test("parseConfig(): forward and dnat doors, checked (nft only, an address 
     'doors.g.open.nft: protected port 7100/tcp is a knock port of door "b"',
   );
 });
+
+Deno.test("parseConfig(): SPA doors: one HMAC key per port, the SPA port protected by no door, access within the door's ports", () => {
+  const k = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+  const h = btoa(String.fromCharCode(...new Uint8Array(64).fill(9)));
+  const bad = errors(
+    `doors:
+  a:
+    spa: { key_base64: "${k}", hmac_key_base64: "${h}", access: ["tcp/23"] }
+    open: { nft: { port: 22 } }
+  b:
+    spa: { key_base64: "${k}", hmac_key_base64: "${h}" }
+    open: { nft: { port: 443 } }
+  c:
+    sequence: [7000]
+    open: { nft: { port: 62201, protocol: udp } }
+`,
+  ).join("\n");
+  assertStringIncludes(bad, "doors.a.spa.access: tcp/23 is not among the ports this door opens");
+  assertStringIncludes(bad, 'doors.b.spa: has the same HMAC key as door "a" on port 62201');
+  assertStringIncludes(
+    bad,
+    "doors.c.open.nft: protected port 62201/udp is the SPA port of door",
+  );
+});

@@ -224,14 +224,20 @@ doors:
     open: { for: 30s, nft: { dnat: { port: 2401, to: { host: ${ADDR.inside.v4}, port: ${
         SERVICE + 1
       } }, masquerade: true } } }
+  fwd:
+    sequence: [42200, 42201, 42202]
+    decoys: 0
+    open: { for: 30s, nft: { forward: { to: { host: ${ADDR.inside.v4}, port: ${
+        SERVICE + 2
+      } }, masquerade: true } } }
 `,
     );
     await writePrivate(
       `${dir.path}/client.yaml`,
-      `doors:\n  plain: { sequence: [42000, 42001, 42002] }\n  masq: { sequence: [42100, 42101, 42102] }\n`,
+      `doors:\n  plain: { sequence: [42000, 42001, 42002] }\n  masq: { sequence: [42100, 42101, 42102] }\n  fwd: { sequence: [42200, 42201, 42202] }\n`,
     );
     // Two services, one per door: masquerade matches the inside host and port it forwards to.
-    for (const port of [SERVICE, SERVICE + 1]) {
+    for (const port of [SERVICE, SERVICE + 1, SERVICE + 2]) {
       const service = lab.spawn("inside", lab.deno("tests/_echo_server.ts", String(port)));
       assertEquals(await lines(service).next(), "ready");
     }
@@ -260,6 +266,23 @@ doors:
       false,
       "without masquerade the reply has no way back (the door is open, the host cannot answer)",
     );
+    // A forward door with masquerade; knock --wait-open waits for the inside host it opens.
+    assertEquals(await lab.canConnect("knocker", ADDR.inside.v4, SERVICE + 2), false);
+    const fwd = await lab.exec(
+      "knocker",
+      lab.deno(
+        "cli.ts",
+        "knock",
+        ADDR.server.toKnocker,
+        "-c",
+        `${dir.path}/client.yaml`,
+        "--door",
+        "fwd",
+        "--wait-open",
+        `${ADDR.inside.v4}:${SERVICE + 2}`,
+      ),
+    );
+    assertEquals(fwd.code, 0, new TextDecoder().decode(fwd.stderr));
     child.kill("SIGTERM");
     await child.status;
   },

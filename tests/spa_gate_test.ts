@@ -147,3 +147,53 @@ Deno.test("SPA gate: after a lost state, packets made before the start are refus
     "open ssh 192.0.2.7 60000",
   );
 });
+
+Deno.test("SPA gate: allow and deny lists apply, globally and per door; require_source_address refuses 0.0.0.0; no special address is opened for", () => {
+  const { parseCidr } = {
+    parseCidr: (t: string) =>
+      validateConfig({ allow: [t], doors: { x: { sequence: [1] } } }).allow[0],
+  };
+  const [ssh] = doors();
+  const denied = new SpaGate([ssh], [], 0, 0, { deny: [parseCidr("192.0.2.0/24")] });
+  assertEquals(
+    brief(denied.handle("192.0.2.7", 62201, packet(ssh, "0.0.0.0,tcp/22"), T)),
+    "denied -",
+  );
+  const perDoor = doors({}).map((d) => ({ ...d, allow: [parseCidr("198.51.100.0/24")] }));
+  const gate = new SpaGate(perDoor as SpaDoor[]);
+  assertEquals(
+    brief(gate.handle("192.0.2.7", 62201, packet(perDoor[0] as SpaDoor, "0.0.0.0,tcp/22"), T)),
+    "denied ssh",
+  );
+  const strict = new SpaGate(
+    doors({ require_source_address: true, allow_other_address: true }).slice(0, 1),
+  );
+  const [s] = doors({ require_source_address: true });
+  assertEquals(
+    brief(strict.handle("192.0.2.7", 62201, packet(s, "0.0.0.0,tcp/22"), T)),
+    "denied ssh",
+  );
+  assertEquals(
+    brief(strict.handle("192.0.2.7", 62201, packet(s, "192.0.2.7,tcp/22"), T)),
+    "open ssh 192.0.2.7 60000",
+  );
+  for (const target of ["127.0.0.1", "224.0.0.1", "fe80::1"]) {
+    assertEquals(
+      brief(strict.handle("192.0.2.8", 62201, packet(s, `${target},tcp/22`), T + 1)),
+      "denied ssh",
+      target,
+    );
+  }
+});
+
+Deno.test("SPA gate: a reload hands on the highest time seen, so a clock stepped back revives no packet", () => {
+  const [ssh] = doors();
+  const first = new SpaGate([ssh]);
+  const p = packet(ssh, "0.0.0.0,tcp/22", T);
+  assertEquals(brief(first.handle("192.0.2.7", 62201, p, T)), "open ssh 192.0.2.7 60000");
+  first.handle("192.0.2.50", 62201, "x".repeat(200), T + 7_200_000);
+  first.prune();
+  // The reload's gate, at a clock stepped back, with what the old one knew.
+  const second = new SpaGate([ssh], first.usedDigests(), Math.max(first.maxTime, T + 10_000));
+  assertEquals(brief(second.handle("192.0.2.8", 62201, p, T + 10_000)), "skew ssh");
+});

@@ -23,6 +23,11 @@ export async function code(args: string[]): Promise<number> {
     "code",
     stringFlag(parsed, "user", "code"),
   );
+  if (door.kind === "spa") {
+    throw new UsageError(
+      `code: door ${door.name} is a single-packet (SPA) door: it has no sequence; sesame knock sends its packet`,
+    );
+  }
   const at = parsed.values.at === undefined
     ? Date.now()
     : parseTime(stringFlag(parsed, "at", "code", true));

@@ -124,13 +124,17 @@ Options:
   --from ADDRESS         for a bind_source door: your address as the server sees it;
                          for an SPA door: the IPv4 address to ask for (default 0.0.0.0,
                          "the packet's source", which works behind NAT and over IPv6)
+                         (bind_source default: the local address towards HOST; behind NAT
+                         give the public one)
   --access PROTO/PORT,…  for an SPA door: what to ask for (default the door's spa.access)
-                         (default: the local address towards HOST; behind NAT give the public one)
   --source ADDRESS       send from this local address
-  --wait-open PORT       first try PORT once: if it is open already, say so ("already open",
-                         JSON "already_open": true) and do not knock. Otherwise, after the last
-                         knock, try TCP connections to PORT until one is accepted; exit 1 if
-                         none is within --wait-timeout seconds (default 10)
+  --wait-open [HOST:]PORT
+                         first try PORT (on HOST, default the knocked host; [ADDR]:PORT for
+                         IPv6; a forward door's inside host) once: if it is open already, say
+                         so ("already open", JSON "already_open": true) and do not knock.
+                         Otherwise, after the last knock, try TCP connections until one is
+                         accepted; exit 1 if none is within --wait-timeout
+  --wait-timeout S       how long --wait-open tries, seconds (default 10)
   --json                 print a result object on stdout
   -v, --verbose          one line per knock on stderr (the default on a terminal)
   --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code
@@ -178,7 +182,7 @@ ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
                    [--backend nft|iptables|command] [--host HOST] [--force]
        sesame init --spa [--out FILE] [--client FILE] [--fwknoprc FILE] [--door NAME]
-                   [--protect PORT] [--backend nft|iptables|command] [--host HOST]
+                   [--protect PORT] [--backend nft|iptables|command] [--host HOST] [--force]
        sesame init --user NAME [--first-user NAME] [--door NAME] [--out FILE]
                    [--client FILE] [--host HOST]
 

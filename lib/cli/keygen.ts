@@ -10,6 +10,12 @@ export function spaKeys(): { key: string; hmac: string } {
   return { key: b64(32), hmac: b64(64) };
 }
 
+/** Fresh SPA keys as `KEY_BASE64: …` and `HMAC_KEY_BASE64: …` lines. */
+function spaKeyText(): string {
+  const { key, hmac } = spaKeys();
+  return `KEY_BASE64: ${key}\nHMAC_KEY_BASE64: ${hmac}`;
+}
+
 /** Runs `sesame keygen`; returns the exit code. */
 export async function keygen(args: string[]): Promise<number> {
   const parsed = parseFlags("keygen", args, {
@@ -17,16 +23,9 @@ export async function keygen(args: string[]): Promise<number> {
     force: { type: "boolean" },
     spa: { type: "boolean" },
   });
-  if (parsed.values.spa) {
-    if (parsed.values.out !== undefined) {
-      throw new UsageError("keygen --spa prints the two keys; use sesame init --spa to write them");
-    }
-    // fwknop --key-gen's format: what fwknop's rc files and its phone app take.
-    const keys = spaKeys();
-    console.log(`KEY_BASE64: ${keys.key}\nHMAC_KEY_BASE64: ${keys.hmac}`);
-    return 0;
-  }
-  const secret = generateSecret();
+  // fwknop --key-gen's format: what fwknop's rc files and its phone app take, and what an SPA
+  // door's key_file and hmac_key_file read (one file may be both).
+  const secret = parsed.values.spa ? spaKeyText() : generateSecret();
   const out = stringFlag(parsed, "out", "keygen");
   if (!out) {
     console.log(secret);
@@ -44,6 +43,8 @@ export async function keygen(args: string[]): Promise<number> {
     }
     throw new UsageError(`keygen: cannot write ${out}: ${(e as Error).message}`);
   }
-  console.error(`wrote a new secret to ${out} (mode 0600)`);
+  console.error(
+    `wrote ${parsed.values.spa ? "new SPA keys" : "a new secret"} to ${out} (mode 0600)`,
+  );
   return 0;
 }

@@ -162,12 +162,17 @@ export async function knock(argv: string[]): Promise<number> {
   let doorName: string | null = null;
   let counter: number | null = null;
   const address = await resolve(host, family as 0 | 4 | 6);
+  // [HOST:]PORT: a forward door opens a host behind the router, not the router itself.
+  const waitAt = waitPortText === undefined
+    ? undefined
+    : /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(waitPortText);
+  const waitHost = waitAt ? await resolve(waitAt[1] ?? waitAt[2], family as 0 | 4 | 6) : address;
   const waitPort = waitPortText === undefined
     ? undefined
-    : intFlag(waitPortText, "--wait-open", 1, 65535, 0);
+    : intFlag(waitAt ? waitAt[3] : waitPortText, "--wait-open", 1, 65535, 0);
   // Already open (still open from an earlier knock, or not protected): knocking would only
   // use up a code, and the result would claim an open it did not cause.
-  if (waitPort !== undefined && await waitForOpen(address, waitPort, 500, localAddress)) {
+  if (waitPort !== undefined && await waitForOpen(waitHost, waitPort, 500, localAddress)) {
     if (parsed.values.json) {
       console.log(JSON.stringify({
         host: address,
@@ -280,7 +285,7 @@ export async function knock(argv: string[]): Promise<number> {
   }
   let opened: boolean | null = null;
   if (waitPort !== undefined) {
-    opened = await waitForOpen(address, waitPort, waitTimeout, localAddress);
+    opened = await waitForOpen(waitHost, waitPort, waitTimeout, localAddress);
     // A failure always says why (scripts and --exec wrappers see no terminal).
     if (!opened) {
       console.error(

@@ -233,8 +233,25 @@ function checkSpaDoor(
       } else access.push({ protocol: m[1] as "tcp" | "udp", port: Number(m[2]) });
     });
   }
+  const spec = common.open?.nft ?? common.open?.iptables;
+  const within = (a: { protocol: string; port: number }) =>
+    !spec || spec.sets !== undefined ||
+    (spec.protocol === a.protocol &&
+      (spec.gateway?.kind === "forward" ? spec.gateway.toPorts : spec.ports).includes(a.port));
+  const outside = access.find((a) => !within(a));
+  if (outside) {
+    c.fail(
+      [...at, "access"],
+      `${outside.protocol}/${outside.port} is not among the ports this door opens: clients asking for it would be refused`,
+    );
+  }
   const maxAgeMs = c.duration(s.max_age, [...at, "max_age"], 120_000, 1000, 3_600_000);
   const allowOtherAddress = c.bool(s.allow_other_address, [...at, "allow_other_address"], false);
+  const requireSourceAddress = c.bool(
+    s.require_source_address,
+    [...at, "require_source_address"],
+    false,
+  );
   if (!key || !hmac) return undefined;
   return {
     ...common,
@@ -245,6 +262,7 @@ function checkSpaDoor(
       keyFiles: [key.file, hmac.file].filter((f): f is string => f !== undefined),
       maxAgeMs,
       allowOtherAddress,
+      requireSourceAddress,
       access,
     },
     pool: { tcp: [], udp: [] },
@@ -276,6 +294,13 @@ function spaKey(
     } catch (e) {
       return c.fail(where, `cannot read ${JSON.stringify(file)}: ${(e as Error).message}`);
     }
+    // fwknop --key-gen's (and sesame keygen --spa's) format: "KEY_BASE64: …" and
+    // "HMAC_KEY_BASE64: …" lines, so one file may hold both keys.
+    const label = name === "key" ? "KEY_BASE64" : "HMAC_KEY_BASE64";
+    const line = (text as string).split("\n").map((l) => l.trim()).find((l) =>
+      l.startsWith(`${label}:`) || l.startsWith(`${label} `)
+    );
+    if (line) text = line.slice(label.length).replace(/^[:\s]+/, "").trim();
   }
   // Never echo the value: it is a key, even when malformed.
   const bytes = typeof text === "string" && /^[A-Za-z0-9+/]+={0,2}$/.test(text)

@@ -65,6 +65,7 @@ export const SPA_KEYS = [
   "hmac_digest",
   "max_age",
   "allow_other_address",
+  "require_source_address",
   "access",
 ];
 /** Keys of a door. */

@@ -163,6 +163,8 @@ export interface SpaSpec {
   readonly maxAgeMs: number;
   /** Open for the address inside a packet that names another one than its source. */
   readonly allowOtherAddress: boolean;
+  /** Refuse `0.0.0.0` ("the packet's source"): the packet must name its own address. */
+  readonly requireSourceAddress: boolean;
   /** What clients request by default (`sesame knock`): protocol and port pairs. */
   readonly access: readonly { readonly protocol: Protocol; readonly port: number }[];
 }

@@ -209,7 +209,21 @@ function checkMetrics(c: Checker, listen: Record<string, unknown>): Pick<Config,
 function crossDoorChecks(c: Checker, doors: readonly Door[]): void {
   const owner = new Map<string, string>();
   const spaPorts = new Map<number, string>();
-  for (const door of doors) if (door.kind === "spa") spaPorts.set(door.spa.port, door.name);
+  const hmacKeys = new Map<string, string>();
+  for (const door of doors) {
+    if (door.kind !== "spa") continue;
+    spaPorts.set(door.spa.port, door.name);
+    // The HMAC tells whose packet it is: two doors on a port with one HMAC key cannot be told apart.
+    const key = `${door.spa.port}/${btoa(String.fromCharCode(...door.spa.keys.hmac))}`;
+    const twin = hmacKeys.get(key);
+    if (twin !== undefined) {
+      c.fail(
+        ["doors", door.name, "spa"],
+        `has the same HMAC key as door "${twin}" on port ${door.spa.port}: packets could not be told apart; give each door keys of its own (sesame keygen --spa)`,
+      );
+    }
+    hmacKeys.set(key, door.name);
+  }
   for (const door of doors) {
     const key = door.kind === "static" ? "sequence" : "ports";
     const spaClash = door.pool.udp.find((p) => spaPorts.has(p));
@@ -261,6 +275,17 @@ function crossDoorChecks(c: Checker, doors: readonly Door[]): void {
   for (const door of doors) {
     for (const kind of ["nft", "iptables"] as const) {
       const spec = door.open?.[kind];
+      const spaHit = spec && !spec.gateway && spec.protocol === "udp"
+        ? spec.ports.find((p) => spaPorts.has(p))
+        : undefined;
+      if (spaHit !== undefined) {
+        c.fail(
+          ["doors", door.name, "open", kind],
+          `protected port ${spaHit}/udp is the SPA port of door "${
+            spaPorts.get(spaHit)
+          }": its packets would be dropped before sesame reads them`,
+        );
+      }
       const hit = spec?.gateway?.kind === "forward"
         ? undefined // the inside host's ports: not this host's
         : spec?.ports.map((p) => `${p}/${spec.protocol}`).find((k) => owner.has(k));

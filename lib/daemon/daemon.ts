@@ -229,7 +229,7 @@ export class Daemon {
     this.#engine = this.#newEngine(config);
     this.#sequences = this.#newSequences();
     this.#spaRefuseBefore = spa.refuseBefore;
-    this.#spa = new SpaGate(spaDoors(config), spa.used, spa.maxTime, spa.refuseBefore);
+    this.#spa = new SpaGate(spaDoors(config), spa.used, spa.maxTime, spa.refuseBefore, config);
     const listen = options.listeners ??
       ((k, now, c, p) => new SocketListeners(k, now, c, p));
     this.#listeners = listen(
@@ -278,7 +278,8 @@ export class Daemon {
       used: state.spa ?? [],
       maxTime: Math.max(now(), (state as { maxTime?: number }).maxTime ?? 0),
       // Which SPA packets were used lately is unknown: none made before now is taken.
-      refuseBefore: lost ? now() : 0,
+      // (nor one stamped up to max_age after it: a client's clock may run ahead).
+      refuseBefore: lost ? now() + Math.max(0, ...spaDoors(config).map((d) => d.spa.maxAgeMs)) : 0,
     });
     try {
       await daemon.#start(state.open);
@@ -581,8 +582,9 @@ export class Daemon {
     this.#spa = new SpaGate(
       spaDoors(config),
       this.#spa.usedDigests(),
-      this.#now(),
+      Math.max(this.#spa.maxTime, this.#now()),
       this.#spaRefuseBefore,
+      config,
     );
     await this.#sequences.refresh(this.#now());
     this.#watchFirewalls();
@@ -695,7 +697,7 @@ export class Daemon {
       await this.#opener.closeAll();
       await this.#release();
       log.info(
-        "stopped: {knocks} knocks heard, {scanners} scanners ignored, {acceptErrors} accept errors",
+        "stopped: {knocks} knocks and {spaPackets} SPA packets heard, {scanners} scanners ignored, {acceptErrors} accept errors",
         { ...this.counters },
       );
       this.#resolveStopped();
@@ -797,7 +799,7 @@ export class Daemon {
     const last = this.#lastTick; // ticks are 500 ms apart: a step shows as one jump
     this.#lastTick = now;
     const windows = this.#config.doors.flatMap((d) =>
-      d.kind === "rotating" ? [d.skew * d.periodMs] : []
+      d.kind === "rotating" ? [d.skew * d.periodMs] : d.kind === "spa" ? [d.spa.maxAgeMs] : []
     );
     if (windows.length === 0 || last - now <= Math.max(TICK_MS * 2, Math.min(...windows))) return;
     log.error(

@@ -69,7 +69,7 @@ export const MIN_PACKET = 140;
 /** Longest packet read. */
 export const MAX_PACKET = 1500;
 /** Symmetric packets are shorter than this; longer ones are fwknop's GnuPG mode. */
-const MAX_SYMMETRIC = 400;
+export const MAX_SYMMETRIC = 400;
 /** "Salted__" in base64, left off the wire. */
 const SALTED_B64 = "U2FsdGVkX1";
 const B64 = /^[A-Za-z0-9+/]+$/;

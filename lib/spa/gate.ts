@@ -11,9 +11,16 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { parseAddress } from "../address.ts";
+import { type Cidr, isPermitted, parseAddress } from "../address.ts";
 import type { SpaDoor } from "../config/types.ts";
-import { decodeSpa, MAX_PACKET, type SpaPacket, verifySpaHmac } from "./fko.ts";
+import {
+  decodeSpa,
+  MAX_PACKET,
+  MAX_SYMMETRIC,
+  MIN_PACKET,
+  type SpaPacket,
+  verifySpaHmac,
+} from "./fko.ts";
 
 /** What a packet comes to. */
 export type SpaDecision =
@@ -44,6 +51,12 @@ export type SpaDecision =
 
 /** Packets a source may send per second before the rest are dropped unverified. */
 const PER_SOURCE_PER_SECOND = 5;
+/**
+ * HMACs computed per second in all, whatever the sources: forged datagrams from ever new
+ * addresses pass the per-source limit, and each costs one HMAC per door on the port.
+ */
+const HMACS_PER_SECOND = 20_000;
+const BASE64 = /^[A-Za-z0-9+/]+$/;
 /** The longest `max_age` a door may have: digests older than the highest time minus this go. */
 export const MAX_MAX_AGE_MS = 3_600_000;
 /** Sources the rate limit remembers; beyond, the oldest are forgotten. */
@@ -82,6 +95,17 @@ export class SpaGate {
 
   /** Packets made before this (ms) are refused: a lost or damaged store forgot which were used. */
   readonly #refuseBefore: number;
+  /** The config's global allow and deny lists. */
+  readonly #allow: readonly Cidr[];
+  readonly #deny: readonly Cidr[];
+  /** HMACs computed in the current second. */
+  #hmacSecond = 0;
+  #hmacs = 0;
+
+  /** The highest server time seen, ms (a reload hands it on: no clock step revives a packet). */
+  get maxTime(): number {
+    return this.#maxTime;
+  }
 
   /**
    * Creates a gate for `doors`.
@@ -95,8 +119,11 @@ export class SpaGate {
     used: Iterable<{ digest: string; seen: number }> = [],
     maxTime = 0,
     refuseBefore = 0,
+    lists: { allow?: readonly Cidr[]; deny?: readonly Cidr[] } = {},
   ) {
     this.#refuseBefore = refuseBefore;
+    this.#allow = lists.allow ?? [];
+    this.#deny = lists.deny ?? [];
     for (const door of doors) {
       const list = this.#byPort.get(door.spa.port) ?? [];
       list.push(door);
@@ -129,9 +156,29 @@ export class SpaGate {
     if (!this.#admit(source, now)) {
       return refused(source, "limited", "more than 5 packets a second");
     }
+    const address = parseAddress(source);
+    if (!address || !isPermitted(address, this.#allow, this.#deny)) {
+      return refused(source, "denied", "the source is not allowed (allow/deny)");
+    }
+    // The cheap checks before any HMAC: size and alphabet of a symmetric packet.
     if (payload.length > MAX_PACKET) return refused(source, "wrong", "oversized packet");
+    if (payload.length < MIN_PACKET || payload.length >= MAX_SYMMETRIC || !BASE64.test(payload)) {
+      return refused(source, "wrong", "not a symmetric fwknop packet (size or characters)");
+    }
+    const second = Math.floor(now / 1000);
+    if (second !== this.#hmacSecond) {
+      this.#hmacSecond = second;
+      this.#hmacs = 0;
+    }
+    if (this.#hmacs + doors.length > HMACS_PER_SECOND) {
+      return refused(source, "limited", "more packets a second than the HMAC budget");
+    }
+    this.#hmacs += doors.length;
     const door = doors.find((d) => verifySpaHmac(payload, d.spa.keys));
     if (!door) return refused(source, "wrong", "no door's HMAC key made this packet");
+    if (!isPermitted(address, door.allow, door.deny)) {
+      return refused(source, "denied", "the source is not allowed on this door", door.name);
+    }
     const decoded = decodeSpa(payload, door.spa.keys);
     if (!decoded.ok) return refused(source, "wrong", `undecodable (${decoded.error})`, door.name);
     const packet = decoded.packet;
@@ -154,7 +201,22 @@ export class SpaGate {
         ...used,
       };
     }
-    if (Math.abs(seen - now) > maxAge || seen < this.#maxTime - maxAge) {
+    if (seen < this.#maxTime - maxAge && Math.abs(seen - now) <= maxAge) {
+      return {
+        ...refused(
+          source,
+          "skew",
+          `it is ${
+            Math.round((this.#maxTime - seen) / 1000)
+          } s older than the latest time this server has seen (${
+            new Date(this.#maxTime).toISOString()
+          }): its clock was stepped back, and no packet older than that minus max_age is taken`,
+          door.name,
+        ),
+        ...used,
+      };
+    }
+    if (Math.abs(seen - now) > maxAge) {
       return {
         ...refused(
           source,
@@ -215,9 +277,17 @@ export class SpaGate {
     const address = parseAddress(addressText);
     if (!address || requests.length === 0) return "a malformed access message";
     let target = source;
+    if (address.text === "0.0.0.0" && door.spa.requireSourceAddress) {
+      return "it asks for 0.0.0.0, and this door requires the packet's own address (require_source_address)";
+    }
     if (address.text !== "0.0.0.0" && address.text !== source) {
       if (!door.spa.allowOtherAddress) {
         return `it asks for ${address.text}, not its source (allow_other_address is off)`;
+      }
+      // The message holds IPv4; never a special address (an element for it would open for
+      // nobody, or for everyone on a link).
+      if (address.family !== 4 || /^(0|127|22[4-9]|2[3-5]\d)\./.test(address.text)) {
+        return `it asks for ${address.text}, which no door opens for`;
       }
       target = address.text;
     }
