@@ -3,6 +3,9 @@
  * own loopback source 127.S.x.y, at an offered rate, bounded in count and time. It exists
  * because the Deno generator cannot offer more than ~700 TCP sequences/s on 2 cores.
  * Usage: loadgen HOST RATE SECONDS GAP_MS SUBNET tcp|udp PORT...
+ *        loadgen HOST RATE SECONDS GAP_MS SUBNET tcp|udp @FILE
+ * With @FILE, sequence i (from 127.SUBNET.(i>>8).(i&255)) knocks the ports on line i of
+ * FILE: codes a bind_source door derived for that source, precomputed by bench/run.ts.
  * Prints {"sent":N,"offered":R,"achieved":A,"seconds":S,"sequences":[["ip",ms],...]}.
  * Loopback only: it refuses any other HOST.
  */
@@ -47,6 +50,22 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nports; i++) ports[i] = atoi(argv[7 + i]);
   int total = (int)(rate * seconds);
   if (total > MAX_SEQ) total = MAX_SEQ;
+  int *perseq = NULL; /* per-sequence ports, nports per sequence */
+  if (argv[7][0] == '@') {
+    FILE *f = fopen(argv[7] + 1, "r");
+    if (!f) { fprintf(stderr, "loadgen: cannot read %s\n", argv[7] + 1); return 2; }
+    perseq = calloc((size_t)total * MAX_KNOCKS, sizeof(int));
+    char line[512];
+    nports = 0;
+    for (int i = 0; i < total && fgets(line, sizeof line, f); i++) {
+      int n = 0;
+      for (char *tok = strtok(line, " \n"); tok && n < MAX_KNOCKS; tok = strtok(NULL, " \n")) {
+        perseq[i * MAX_KNOCKS + n++] = atoi(tok);
+      }
+      if (i == 0) nports = n;
+    }
+    fclose(f);
+  }
   seq_t *seqs = calloc(total, sizeof(seq_t));
   struct sockaddr_in dst = { .sin_family = AF_INET };
   inet_pton(AF_INET, host, &dst.sin_addr);
@@ -73,7 +92,7 @@ int main(int argc, char **argv) {
       }
       if (s->due > now) continue;
       if (s->step == nports) { s->done = now; finished++; if (s->fd >= 0) close(s->fd); s->fd = -1; continue; }
-      dst.sin_port = htons(ports[s->step]);
+      dst.sin_port = htons(perseq ? perseq[i * MAX_KNOCKS + s->step] : ports[s->step]);
       if (udp) {
         if (s->fd < 0) {
           s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);

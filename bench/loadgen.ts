@@ -18,9 +18,16 @@ interface Options {
   subnet: number;
   noiseRate?: number;
   noisePorts?: number[];
+  /** A file of per-sequence TCP ports, one line per sequence (a bind_source door's codes). */
+  codesFile?: string;
 }
 
 const o: Options = JSON.parse(Deno.args[0]);
+const codes = o.codesFile
+  ? Deno.readTextFileSync(o.codesFile).trim().split("\n").map((l) =>
+    l.split(" ").map((p) => [Number(p), "tcp"] as [number, "tcp"])
+  )
+  : undefined;
 if (!o.host.startsWith("127.")) throw new Error("the load generator only sends to loopback");
 const MAX_SEQUENCES = 200_000;
 const HARD_STOP_MS = (o.seconds + 30) * 1000;
@@ -54,7 +61,7 @@ async function sequence(i: number, out: [string, number][]): Promise<void> {
     ? Deno.listenDatagram({ transport: "udp", hostname: source, port: 0 })
     : undefined;
   try {
-    for (const [k, [port, protocol]] of o.knocks.entries()) {
+    for (const [k, [port, protocol]] of (codes?.[i] ?? o.knocks).entries()) {
       if (k > 0 && o.gapMs > 0) await sleep(o.gapMs);
       if (protocol === "tcp") await tcp(port, source);
       else await udp(port, socket!);

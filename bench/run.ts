@@ -7,7 +7,10 @@
  * - sesame-nft: sesame with the nftables backend (one long-lived `nft -i`), opens observed
  *   with `nft monitor`; sesame-nft-batch: the same with an `nft -f` process per batch;
  *   sesame-nft-state: sesame-nft with a state_file (what the README recommends: every open
- *   is committed to SQLite before it acts), the configuration users run,
+ *   is committed to SQLite before it acts), the configuration users run;
+ *   sesame-bind-state: a rotating bind_source door with the store and nft (each source its
+ *   own code, derived per new source: the costly path; the C generator knocks codes this
+ *   script derives for each source),
  * - sesame-cmd: sesame running a command per open (capped by process spawning),
  * - knockd: knockd 0.8 with the same command (its only path).
  * The command action is bench/record.sh, the same for both: it appends source and time.
@@ -42,7 +45,7 @@ const levels =
       return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
     });
 const systems = (args.values.systems ??
-  "trivial,sesame-nft-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
+  "trivial,sesame-nft-state,sesame-bind-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
   .split(",");
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
 const gapMs = Number(args.values.gap ?? 10);
@@ -201,20 +204,23 @@ async function startSystem(system: string, dir: string): Promise<{
       },
     };
   }
-  const nft = system.startsWith("sesame-nft");
+  const nft = system.startsWith("sesame-nft") || system === "sesame-bind-state";
   const action = nft
     ? "nft: { port: 9 }"
     : `command: ["${ROOT}bench/record.sh", "${record}", "{ip}"]`;
+  const state = system === "sesame-nft-state" || system === "sesame-bind-state";
   await Deno.writeTextFile(
     `${dir}/sesame.yaml`,
     `listen: { addresses: ["127.0.0.1"]${
       system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
-    } }\n${system === "sesame-nft-state" ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
+    } }\n${state ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
       (["tcp", "udp"] as const).map((p) =>
         `  bench-${p}:\n    sequence: [${
           staticSeq(p)
         }]\n    sequence_timeout: 10s\n    open: { for: 10m, log: false, ${action} }\n`
-      ).join(""),
+      ).join("") +
+      (system === "sesame-bind-state" ? BIND_DOOR.replace("ACTION", action) : ""),
+    { mode: 0o600 }, // it may hold a secret: sesame refuses a config others can read
   );
   let monitor: Deno.ChildProcess | undefined;
   const seen = new Map<string, number>();
@@ -268,9 +274,10 @@ async function startSystem(system: string, dir: string): Promise<{
     opens: async () => {
       if (!nft) return await readRecord();
       const present = new Map<string, number>();
-      for (const p of ["tcp", "udp"]) {
+      for (const p of ["tcp", "udp", "bind"]) {
         const json = JSON.parse(
-          await run(inNs(["nft", "-j", "list", "set", "inet", "sesame", `door_bench_${p}_v4`])),
+          await run(inNs(["nft", "-j", "list", "set", "inet", "sesame", `door_bench_${p}_v4`]))
+            .catch(() => '{"nftables":[]}'), // no such door in this system
         );
         for (const item of json.nftables) {
           for (const e of item.set?.elem ?? []) {
@@ -296,6 +303,48 @@ async function startSystem(system: string, dir: string): Promise<{
   };
 }
 
+/** A rotating bind_source door for sesame-bind-state: each source has codes of its own. */
+const BIND_SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const BIND_DOOR = `  bench-bind:
+    secret: "${BIND_SECRET}"
+    ports: "7200-7999"
+    length: 3
+    period: 1h
+    bind_source: true
+    sequence_timeout: 10s
+    open: { for: 10m, log: false, ACTION }
+`;
+
+/**
+ * The codes of the bind_source door for the generator's sources 127.SUBNET.x.y, one line
+ * of ports per sequence, in a file; returns its path.
+ */
+async function bindCodes(dir: string, subnet: number, count: number): Promise<string> {
+  const { validateConfig } = await import("../lib/config/validate.ts");
+  const { codeForCounter } = await import("../lib/code.ts");
+  const { parseAddress } = await import("../lib/address.ts");
+  const door = validateConfig({
+    doors: {
+      "bench-bind": {
+        secret: BIND_SECRET,
+        ports: "7200-7999",
+        length: 3,
+        period: "1h",
+        bind_source: true,
+      },
+    },
+  }).doors[0];
+  const counter = Math.floor(Date.now() / 3_600_000);
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const source = parseAddress(`127.${subnet}.${(i >> 8) & 255}.${i & 255}`)!;
+    lines.push((await codeForCounter(door, counter, source)).knocks.map((k) => k.port).join(" "));
+  }
+  const path = `${dir}/codes-${subnet}.txt`;
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}
+
 async function benchSystem(system: string, subnetBase: number): Promise<LevelResult[]> {
   const dir = await Deno.makeTempDir({ prefix: "sesame-bench-" });
   const results: LevelResult[] = [];
@@ -304,6 +353,10 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
     for (const [li, { rate, protocol }] of levels.entries()) {
       const before = await usage(sys.pid);
       const subnet = subnetBase + li;
+      const codesFile = system === "sesame-bind-state"
+        ? await bindCodes(dir, subnet, Math.ceil(rate * seconds))
+        : undefined;
+      const ports = codesFile ? [`@${codesFile}`] : PORTS[protocol].map(([port]) => String(port));
       const gen = JSON.parse(
         fastGenerator && noiseRate === 0
           ? await run(inNs([
@@ -314,7 +367,7 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
             String(gapMs),
             String(subnet),
             protocol,
-            ...PORTS[protocol].map(([port]) => String(port)),
+            ...ports,
           ]))
           : await run(inNs(deno(
             "bench/loadgen.ts",
@@ -327,6 +380,7 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
               subnet,
               noiseRate,
               noisePorts: [7002, 7003], // pool ports: each noise source becomes a tracked source
+              ...(codesFile ? { codesFile } : {}),
             }),
           ))),
       );

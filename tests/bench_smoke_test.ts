@@ -17,7 +17,8 @@ async function denoRun(args: string[]): Promise<Deno.CommandOutput> {
 }
 
 Deno.test({
-  name: "bench --smoke measures trivial, sesame-nft (session and batch), sesame-cmd and knockd",
+  name:
+    "bench --smoke measures trivial, sesame with the store (static and bind_source), sesame-nft (session and batch), sesame-cmd and knockd",
   ignore,
   async fn() {
     await using dir = await tempDir();
@@ -26,6 +27,8 @@ Deno.test({
     const results = JSON.parse(await Deno.readTextFile(`${dir.path}/results.json`));
     assertEquals(results.levels.map((l: { system: string }) => l.system), [
       "trivial",
+      "sesame-nft-state",
+      "sesame-bind-state",
       "sesame-nft",
       "sesame-nft-batch",
       "sesame-cmd",
