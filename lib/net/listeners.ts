@@ -191,15 +191,36 @@ export class SocketListeners implements Listeners {
 
   /** An SPA socket: whole datagrams (up to 1500 bytes, one more to tell an oversized one). */
   #spa(endpoint: Endpoint): Open {
+    const decoder = new TextDecoder("latin1");
+    return this.#datagrams(endpoint, 1501, (source, data, at) => {
+      this.#counters.spaPackets++;
+      this.#onPacket(source, endpoint.port, decoder.decode(data), at);
+    });
+  }
+
+  /** A UDP knock socket: the payload is ignored. */
+  #udp(endpoint: Endpoint): Open {
+    // A small buffer: without one Deno holds 64 KiB per socket.
+    return this.#datagrams(endpoint, 64, (source, _data, at) => {
+      this.#counters.knocks++;
+      this.#counters.udpKnocks++;
+      this.#onKnock(source, "udp", endpoint.port, at);
+    });
+  }
+
+  /** A UDP socket's receive loop: each datagram (normalised source, its bytes) to `deliver`. */
+  #datagrams(
+    endpoint: Endpoint,
+    size: number,
+    deliver: (source: string, data: Uint8Array, at: number) => void,
+  ): Open {
     const socket = Deno.listenDatagram({
       hostname: endpoint.hostname,
       port: endpoint.port,
       transport: "udp",
     });
     let closed = false;
-    const { port } = endpoint;
-    const buffer = new Uint8Array(1501);
-    const decoder = new TextDecoder("latin1");
+    const buffer = new Uint8Array(size);
     (async () => {
       while (!closed) {
         let data: Uint8Array, from: Deno.Addr;
@@ -210,44 +231,7 @@ export class SocketListeners implements Listeners {
           this.#counters.acceptErrors++;
           continue;
         }
-        this.#counters.spaPackets++;
-        const source = normalizeHost((from as Deno.NetAddr).hostname);
-        this.#onPacket(source, port, decoder.decode(data), this.#now());
-      }
-    })();
-    return {
-      close() {
-        closed = true;
-        try {
-          socket.close();
-        } catch { /* already closed */ }
-      },
-    };
-  }
-
-  #udp(endpoint: Endpoint): Open {
-    const socket = Deno.listenDatagram({
-      hostname: endpoint.hostname,
-      port: endpoint.port,
-      transport: "udp",
-    });
-    let closed = false;
-    const { port } = endpoint;
-    // A small buffer: without one Deno holds 64 KiB per socket. The payload is ignored.
-    const buffer = new Uint8Array(64);
-    (async () => {
-      while (!closed) {
-        let from: Deno.Addr;
-        try {
-          [, from] = await socket.receive(buffer);
-        } catch (e) {
-          if (closed || e instanceof Deno.errors.BadResource) return;
-          this.#counters.acceptErrors++;
-          continue;
-        }
-        this.#counters.knocks++;
-        this.#counters.udpKnocks++;
-        this.#onKnock(normalizeHost((from as Deno.NetAddr).hostname), "udp", port, this.#now());
+        deliver(normalizeHost((from as Deno.NetAddr).hostname), data, this.#now());
       }
     })();
     return {
