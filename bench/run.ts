@@ -58,9 +58,14 @@ const PORTS = {
 const NS = `sesame-bench-${Deno.pid}`;
 const dec = new TextDecoder();
 
-async function run(argv: string[], input?: string): Promise<string> {
+async function run(
+  argv: string[],
+  input?: string,
+  env?: Record<string, string>,
+): Promise<string> {
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
+    env,
     stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -107,6 +112,8 @@ interface LevelResult {
   sent: number;
   detected: number;
   detectedPct: number;
+  /** Wrong knocks the generator sent beside the sequences. */
+  noiseSent: number;
   p50ms: number;
   p99ms: number;
   cpuS: number;
@@ -358,17 +365,24 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
         : undefined;
       const ports = codesFile ? [`@${codesFile}`] : PORTS[protocol].map(([port]) => String(port));
       const gen = JSON.parse(
-        fastGenerator && noiseRate === 0
-          ? await run(inNs([
-            fastGenerator,
-            "127.0.0.1",
-            String(rate),
-            String(seconds),
-            String(gapMs),
-            String(subnet),
-            protocol,
-            ...ports,
-          ]))
+        fastGenerator
+          ? await run(
+            inNs([
+              fastGenerator,
+              "127.0.0.1",
+              String(rate),
+              String(seconds),
+              String(gapMs),
+              String(subnet),
+              protocol,
+              ...ports,
+            ]),
+            undefined,
+            // Noise: wrong single knocks on pool ports, each source a tracked source.
+            noiseRate > 0
+              ? { LOADGEN_NOISE: String(noiseRate), LOADGEN_NOISE_PORTS: "7002,7003" }
+              : undefined,
+          )
           : await run(inNs(deno(
             "bench/loadgen.ts",
             JSON.stringify({
@@ -413,7 +427,13 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
 
 function summarise(
   system: string,
-  gen: { sent: number; offered: number; achieved: number; sequences: [string, number][] },
+  gen: {
+    sent: number;
+    noise?: number;
+    offered: number;
+    achieved: number;
+    sequences: [string, number][];
+  },
   opens: Map<string, number>,
 ): LevelResult {
   const latencies: number[] = [];
@@ -432,6 +452,7 @@ function summarise(
     sent: gen.sent,
     detected,
     detectedPct: gen.sent ? (100 * detected) / gen.sent : 0,
+    noiseSent: gen.noise ?? 0,
     p50ms: percentile(latencies, 50),
     p99ms: percentile(latencies, 99),
     cpuS: NaN,
@@ -476,11 +497,11 @@ try {
     const results = await benchSystem(system, 1 + i * 10);
     for (const r of results) {
       console.error(
-        `  ${r.offered}/s ${r.protocol}: sent ${r.sent} (${r.achieved}/s), detected ${
-          r.detectedPct.toFixed(1)
-        } %, p50 ${r.p50ms.toFixed(1)} ms, p99 ${r.p99ms.toFixed(1)} ms, cpu ${
-          r.cpuS.toFixed(2)
-        } s, rss ${r.peakRssMiB.toFixed(0)} MiB`,
+        `  ${r.offered}/s ${r.protocol}: sent ${r.sent} (${r.achieved}/s)${
+          r.noiseSent ? ` beside ${r.noiseSent} wrong knocks` : ""
+        }, detected ${r.detectedPct.toFixed(1)} %, p50 ${r.p50ms.toFixed(1)} ms, p99 ${
+          r.p99ms.toFixed(1)
+        } ms, cpu ${r.cpuS.toFixed(2)} s, rss ${r.peakRssMiB.toFixed(0)} MiB`,
       );
     }
     all.push(...results);
