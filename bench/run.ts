@@ -546,4 +546,92 @@ await Deno.writeTextFile(
     ? old.slice(0, at) + block + old.slice(end + END.length)
     : `${old}\n${block}\n`,
 );
-console.error(`bench: wrote ${resultsPath} and ${mdPath}`);
+const chartPath = args.values.out ? `${outDir}/chart.svg` : `${ROOT}bench/chart.svg`;
+await Deno.writeTextFile(chartPath, chart(all));
+console.error(`bench: wrote ${resultsPath}, ${mdPath} and ${chartPath}`);
+
+/**
+ * Detection and p99 latency against offered rate, one line per system (TCP levels), as a
+ * small SVG a reader takes in at a glance: two panels, log-scaled rates.
+ */
+function chart(results: readonly LevelResult[]): string {
+  const tcp = results.filter((r) => r.protocol !== "udp" && r.noiseSent === 0);
+  const systems = [...new Set(tcp.map((r) => r.system))];
+  const rates = [...new Set(tcp.map((r) => r.offered))].sort((a, b) => a - b);
+  if (rates.length === 0) return "<svg xmlns='http://www.w3.org/2000/svg'/>\n";
+  const W = 360,
+    H = 220,
+    M = 48,
+    colors = ["#444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+  const lx = (v: number) => Math.log10(Math.max(1, v));
+  const [x0, x1] = [lx(rates[0]), lx(rates.at(-1)!) || 1];
+  const x = (rate: number) => M + ((lx(rate) - x0) / Math.max(1e-9, x1 - x0)) * (W - M - 10);
+  const p99s = tcp.map((r) => r.p99ms).filter(Number.isFinite);
+  const [y0, y1] = [Math.log10(0.1), Math.log10(Math.max(10, ...p99s))];
+  const panel = (
+    dx: number,
+    title: string,
+    y: (r: LevelResult) => number | undefined,
+    ticks: [number, string][],
+  ) => {
+    const parts = [
+      `<g transform="translate(${dx},0)">`,
+      `<text x="${W / 2}" y="16" text-anchor="middle" font-size="13">${title}</text>`,
+      `<line x1="${M}" y1="${H - 30}" x2="${W - 10}" y2="${H - 30}" stroke="#999"/>`,
+      `<line x1="${M}" y1="28" x2="${M}" y2="${H - 30}" stroke="#999"/>`,
+      ...rates.map((r) =>
+        `<text x="${x(r)}" y="${H - 14}" text-anchor="middle" font-size="10">${r}</text>`
+      ),
+      `<text x="${W / 2}" y="${
+        H - 2
+      }" text-anchor="middle" font-size="10">offered sequences/s</text>`,
+      ...ticks.map(([v, label]) =>
+        `<text x="${M - 4}" y="${v + 3}" text-anchor="end" font-size="10">${label}</text>`
+      ),
+    ];
+    systems.forEach((system, i) => {
+      const pts = tcp.filter((r) => r.system === system).flatMap((r) => {
+        const v = y(r);
+        return v === undefined ? [] : [`${x(r.offered).toFixed(1)},${v.toFixed(1)}`];
+      });
+      parts.push(
+        `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="2" points="${
+          pts.join(" ")
+        }"/>`,
+      );
+    });
+    parts.push("</g>");
+    return parts.join("\n");
+  };
+  const top = 28, bottom = H - 30;
+  const yPct = (pct: number) => bottom - (pct / 100) * (bottom - top);
+  const yMs = (ms: number) => bottom - ((Math.log10(ms) - y0) / (y1 - y0)) * (bottom - top);
+  const legend = systems.map((system, i) =>
+    `<text x="${2 * W + 10}" y="${40 + i * 16}" font-size="11" fill="${
+      colors[i % colors.length]
+    }">${system}</text>`
+  );
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${
+      2 * W + 150
+    }" height="${H}" font-family="sans-serif">`,
+    panel(0, "detected %", (r) => yPct(r.detectedPct), [[yPct(0), "0"], [yPct(50), "50"], [
+      yPct(100),
+      "100",
+    ]]),
+    panel(
+      W,
+      "p99 last knock → open, ms (log)",
+      (r) => Number.isFinite(r.p99ms) ? yMs(Math.max(0.1, r.p99ms)) : undefined,
+      [
+        [yMs(0.1), "0.1"],
+        [yMs(1), "1"],
+        [yMs(10), "10"],
+        ...(y1 >= 2 ? [[yMs(100), "100"] as [number, string]] : []),
+        ...(y1 >= 3 ? [[yMs(1000), "1000"] as [number, string]] : []),
+      ],
+    ),
+    ...legend,
+    "</svg>",
+  ].join("\n") + "\n";
+}
