@@ -218,7 +218,7 @@ async function startSystem(system: string, dir: string): Promise<{
   const state = system === "sesame-nft-state" || system === "sesame-bind-state";
   await Deno.writeTextFile(
     `${dir}/sesame.yaml`,
-    `listen: { addresses: ["127.0.0.1"]${
+    `listen: { addresses: ["127.0.0.1"], metrics: "127.0.0.1:9464"${
       system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
     } }\n${state ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
       (["tcp", "udp"] as const).map((p) =>
@@ -352,6 +352,15 @@ async function bindCodes(dir: string, subnet: number, count: number): Promise<st
   return path;
 }
 
+/** Per sesame system: opens decided, opened, failed, and elements in the kernel's sets. */
+const accountings: {
+  system: string;
+  decided: number;
+  opened: number;
+  failed: number;
+  inKernel: number;
+}[] = [];
+
 async function benchSystem(system: string, subnetBase: number): Promise<LevelResult[]> {
   const dir = await Deno.makeTempDir({ prefix: "sesame-bench-" });
   const results: LevelResult[] = [];
@@ -409,6 +418,28 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
       (results.at(-1) as LevelResult & { _gen?: unknown })._gen = gen;
     }
     const opens = await sys.opens();
+    if (system.startsWith("sesame")) {
+      // Every decided open happens or is counted: what sesame decided, against the kernel.
+      const metrics = await run(inNs([
+        "/usr/bin/python3",
+        "-c",
+        "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics',timeout=5).read().decode())",
+      ])).catch(() => "");
+      const value = (name: string) =>
+        [...metrics.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))]
+          .reduce((sum, m) => sum + Number(m[1]), 0);
+      const accounting = {
+        decided: value("sesame_open_decisions_total"),
+        opened: value("sesame_opens_total"),
+        failed: value('sesame_action_failures_total\\{action="open"\\}') +
+          value('sesame_action_failures_total\\{action="commit"\\}'),
+        inKernel: opens.size,
+      };
+      console.error(
+        `  accounting: ${accounting.decided} opens decided, ${accounting.opened} opened, ${accounting.failed} failed, ${accounting.inKernel} in the kernel's sets`,
+      );
+      accountings.push({ system, ...accounting });
+    }
     for (const r of results) {
       const gen = (r as LevelResult & { _gen?: { sequences: [string, number][] } })._gen!;
       Object.assign(r, summarise(system, gen as never, opens), {
@@ -528,7 +559,8 @@ console.log(table);
 const resultsPath = args.values.out ? `${outDir}/results.json` : `${ROOT}bench/results.json`;
 await Deno.writeTextFile(
   resultsPath,
-  JSON.stringify({ date, machine, seconds, gapMs, noiseRate, levels: all }, null, 2) + "\n",
+  JSON.stringify({ date, machine, seconds, gapMs, noiseRate, levels: all, accountings }, null, 2) +
+    "\n",
 );
 // BENCHMARKS.md keeps its prose; the table between the markers is replaced.
 const mdPath = args.values.out ? `${outDir}/BENCHMARKS.md` : `${ROOT}BENCHMARKS.md`;

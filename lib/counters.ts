@@ -39,6 +39,8 @@ export class Counters {
   replays = 0;
   /** Completed codes of counters outside the window (clock skew). */
   skews = 0;
+  /** Opens the engine decided (each completed code or packet that asked the opener). */
+  openDecisions = 0;
   /** Doors opened (fresh openings, not extensions). */
   opens = 0;
   /** Open actions that failed. */

@@ -219,6 +219,11 @@ Deno.test({
       assertEquals(value("sesame_opens_total", { door: "team", user: "alice" }), 1);
       assertEquals(value("sesame_opens_total", { door: "team", user: "bob" }), 1);
       assertEquals(value("sesame_closes_total", { door: "team" }), 2);
+      assertEquals(
+        value("sesame_open_decisions_total", {}),
+        2,
+        "each decided open is accounted for",
+      );
       assert((value("sesame_refusals_total", { door: "team", reason: "wrong" }) ?? 0) >= 2);
       assertEquals(value("sesame_open_doors", { door: "team" }), 0);
       assertEquals(value("sesame_open_latency_seconds_count", {}), 2);

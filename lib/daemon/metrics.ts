@@ -74,6 +74,12 @@ export function renderMetrics(view: MetricsView): string {
     }),
   );
   family(
+    "sesame_open_decisions_total",
+    "counter",
+    "Opens decided (completed codes and SPA packets that asked for a door): each becomes an open, an extension, or a counted failure.",
+    [`sesame_open_decisions_total ${c.openDecisions}`],
+  );
+  family(
     "sesame_closes_total",
     "counter",
     "Doors closed (at their time or revoked), by door.",

@@ -191,6 +191,7 @@ export class Opener {
     at?: number,
     extra: { forMs?: number; spa?: SpaDigest } = {},
   ): void {
+    this.#options.counters.openDecisions++;
     this.#requests.push({ door, source, code, user, at, ...extra });
     if (this.#scheduled) return;
     this.#scheduled = true;
