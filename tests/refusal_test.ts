@@ -303,3 +303,43 @@ Deno.test("users: an address already open for alice, opened again by bob's code,
     await daemon.stop();
   }
 });
+
+Deno.test("users: a reload that removes a user closes their doors; a refused reload closes nothing", async () => {
+  const { Daemon } = await import("../lib/daemon/daemon.ts");
+  const { MemoryListeners } = await import("../lib/net/listeners.ts");
+  const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
+  const team = (users: Record<string, unknown>, withOpen = true) =>
+    validateConfig({
+      doors: {
+        team: {
+          ports: "20000-20099",
+          users,
+          ...(withOpen ? { open: { for: "60s", nft: { port: 22 } } } : {}),
+        },
+      },
+    });
+  const both = team({ alice: { secret: ALICE }, bob: { secret: BOB } });
+  let listeners: InstanceType<typeof MemoryListeners> | undefined;
+  const nft = new DryRunFirewall();
+  const daemon = await Daemon.start({
+    config: both,
+    firewalls: { nft, iptables: new DryRunFirewall() },
+    listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
+  });
+  try {
+    const alice = userDoors(both.doors)[0];
+    const code = await codeForCounter(alice, Math.floor(Date.now() / PERIOD));
+    for (const k of code.knocks) listeners!.knock("192.0.2.7", k.protocol, k.port);
+    await daemon.settled();
+    assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
+    // A reload refused (a door without an action): nothing changes, alice stays in.
+    await daemon.reload(team({ bob: { secret: BOB } }, false)).catch(() => {});
+    assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
+    // The same removal, in force: her door closes (revoked in the firewall).
+    await daemon.reload(team({ bob: { secret: BOB } }));
+    assertEquals(daemon.openDoors(), []);
+    assertEquals(nft.calls.includes("revoke team 192.0.2.7"), true, nft.calls.join("\n"));
+  } finally {
+    await daemon.stop();
+  }
+});
