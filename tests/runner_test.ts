@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { WorkerRunner } from "../lib/actions/runner.ts";
+import { spawnSession, WorkerRunner } from "../lib/actions/runner.ts";
 import { substitute } from "../lib/actions/command.ts";
 import { tempDir } from "./_cli.ts";
 
@@ -79,4 +79,23 @@ Deno.test("WorkerRunner never refuses an essential command (a close), even with 
   } finally {
     runner.close();
   }
+});
+
+Deno.test("an nft session keeps no history file (nft -i writes $HOME/.nft.history, / without HOME)", async () => {
+  // Each opening is a line; a kept history grew without bound and slowed every line.
+  const places = ["/.nft.history", "/dev/null/.nft.history"];
+  const stamp = (p: string) => {
+    try {
+      return String(Deno.statSync(p).mtime?.getTime());
+    } catch {
+      return "absent";
+    }
+  };
+  const was = places.map(stamp);
+  const session = spawnSession(["/usr/sbin/nft", "-i"]);
+  const writer = session.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("list tables inet\n"));
+  await writer.close();
+  await Promise.all([session.status, session.stdout.cancel(), session.stderr.cancel()]);
+  assertEquals(places.map(stamp), was, "no history written");
 });
