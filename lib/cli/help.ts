@@ -1,7 +1,7 @@
 /** Help texts, one per command, written for an admin who has never used sesame. @module */
 
 /** The program's version, printed by `sesame --version`. */
-export const VERSION = "0.1.0";
+export const VERSION = "0.1.1";
 
 /** Help texts by command; `""` is the top level. */
 export const HELP: Record<string, string> = {
