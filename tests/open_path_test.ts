@@ -120,6 +120,50 @@ Deno.test("open path: the code and the open record are durable before the firewa
   assertEquals(store.snapshot().open.map((r) => [r.door, r.source]), [["ssh", "192.0.2.7"]]);
 });
 
+Deno.test("open path: a slow firewall does not hold back the next batch's commit, and each batch acts only after its own", async () => {
+  const store = new MemoryStore();
+  const order: string[] = [];
+  const commit = store.commit.bind(store);
+  store.commit = (changes: StoreChanges) => {
+    for (const r of changes.opened ?? []) order.push(`commit ${r.source}`);
+    return commit(changes);
+  };
+  await using d = await start(store);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const open = d.nft.open.bind(d.nft);
+  d.nft.open = async (record) => {
+    order.push(`open ${record.source}`);
+    if (record.source === "192.0.2.7") await gate; // a firewall busy with the first batch
+    return open(record);
+  };
+  const door = d.config.doors[0];
+  d.knock("192.0.2.7", (await codeForCounter(door, 59_000_000)).knocks);
+  await sleep(50);
+  d.knock("192.0.2.8", (await codeForCounter(door, 59_000_001)).knocks);
+  await sleep(50);
+  try {
+    assertEquals(order, [
+      "commit 192.0.2.7",
+      "open 192.0.2.7",
+      "commit 192.0.2.8", // committed while the firewall still works on the first
+      "open 192.0.2.8",
+    ]);
+    let settled = false;
+    const waiting = d.daemon.settled().then(() => settled = true);
+    await sleep(20);
+    assertEquals(settled, false, "settled() waits for the open still at the firewall");
+    release();
+    await waiting;
+  } finally {
+    release();
+  }
+  assertEquals(d.nft.calls.filter((c) => c.startsWith("open")), [
+    "open ssh 192.0.2.8",
+    "open ssh 192.0.2.7",
+  ]);
+});
+
 Deno.test("open path: opens decided in one turn are committed together", async () => {
   const store = new MemoryStore();
   const batches: number[] = [];

@@ -150,6 +150,8 @@ export class Opener {
   readonly #entries = new Map<string, Entry>();
   #requests: Request[] = [];
   #flushing: Promise<void> | undefined;
+  /** Committed batches still acting (the firewall or a command at work). */
+  readonly #acting = new Set<Promise<unknown>>();
   #scheduled = false;
   readonly #closing = new Set<Promise<unknown>>();
 
@@ -205,8 +207,10 @@ export class Opener {
 
   /** Resolves when every request made so far has been committed and acted on (or refused). */
   async settled(): Promise<void> {
-    while (this.#scheduled || this.#flushing) {
-      await (this.#flushing ?? new Promise((r) => setImmediate(r)));
+    while (this.#scheduled || this.#flushing || this.#acting.size > 0) {
+      await (this.#flushing ?? (this.#acting.size > 0
+        ? Promise.all(this.#acting)
+        : new Promise((r) => setImmediate(r))));
     }
   }
 
@@ -283,7 +287,12 @@ export class Opener {
       });
       return; // nothing acts, nothing is scheduled: the doors stay shut
     }
-    await Promise.all(plans.map((plan) => this.#act(plan)));
+    // Acted on without waiting: the next batch commits while the firewall works on this
+    // one (its batcher keeps batches in order and joins those that queue up meanwhile).
+    // Each #act records its entry and close timer before its first await.
+    const acting = Promise.all(plans.map((plan) => this.#act(plan)));
+    this.#acting.add(acting);
+    acting.finally(() => this.#acting.delete(acting));
   }
 
   /** Pure planning against the open doors: one record per (door, source). */
