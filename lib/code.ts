@@ -6,7 +6,7 @@
 import type { Address } from "./address.ts";
 import type { Door, RotatingDoor } from "./config/types.ts";
 import type { Knock } from "./knock.ts";
-import { type BoundSource, counterAt, deriveSequence, importSecret } from "./sequence.ts";
+import { type BoundSource, counterAt, deriveSequenceSync } from "./sequence.ts";
 
 /** A door's code for one counter. */
 export interface DoorCode {
@@ -20,15 +20,6 @@ export interface DoorCode {
   readonly validUntil: number | null;
   /** The knocks, in order. */
   readonly knocks: readonly Knock[];
-}
-
-const keys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
-
-/** The door's HMAC key, imported once per secret. */
-export function doorKey(door: RotatingDoor): Promise<CryptoKey> {
-  let key = keys.get(door.secret);
-  if (!key) keys.set(door.secret, key = importSecret(door.secret));
-  return key;
 }
 
 /** The bound source for a `bind_source` door and a knocking address. */
@@ -61,11 +52,33 @@ export function boundSource(
  * assertEquals(code.validFrom, 56666666 * 30_000);
  * ```
  */
-export async function codeForCounter(
-  door: Door,
-  counter: number,
-  from?: Address,
-): Promise<DoorCode> {
+export function codeForCounter(door: Door, counter: number, from?: Address): Promise<DoorCode> {
+  try {
+    return Promise.resolve(codeForCounterSync(door, counter, from));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * {@link codeForCounter}, synchronously: what the daemon uses on the knock path, where a
+ * new `bind_source` source's codes are derived before its knock counts.
+ *
+ * @example
+ * ```ts
+ * import { codeForCounterSync } from "./code.ts";
+ * import { parseAddress } from "./address.ts";
+ * import { validateConfig } from "./config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+ * const { doors } = validateConfig({
+ *   doors: { near: { secret, ports: "20000-20099", bind_source: true } },
+ * });
+ * const code = codeForCounterSync(doors[0], 56666666, parseAddress("192.0.2.7"));
+ * assertEquals(code.counter, 56666666);
+ * ```
+ */
+export function codeForCounterSync(door: Door, counter: number, from?: Address): DoorCode {
   if (door.kind === "spa") {
     throw new TypeError(
       `door ${door.name} is a single-packet (SPA) door: it has no knock sequence`,
@@ -80,7 +93,7 @@ export async function codeForCounter(
       knocks: door.sequence,
     };
   }
-  const knocks = await deriveSequence(await doorKey(door), counter, {
+  const knocks = deriveSequenceSync(door.secret, counter, {
     door: door.name,
     candidates: door.candidates,
     length: door.length,

@@ -205,7 +205,7 @@ Deno.test("open path: 300 new bind_source sources knocking at once all open, non
   assertEquals(opened.size, 300);
 });
 
-Deno.test("open path: a bind_source knock that crosses a period boundary while queued is derived again, not dropped", async () => {
+Deno.test("open path: a bind_source knock that crosses a period boundary is derived for the new window, not dropped", async () => {
   await using d = await start(new MemoryStore());
   const door = d.config.doors[1];
   const source = "192.0.2.9";

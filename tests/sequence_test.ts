@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "./_assert.ts";
-import { deriveSequence, importSecret } from "../lib/sequence.ts";
+import { deriveSequence, deriveSequenceSync, importSecret } from "../lib/sequence.ts";
 import type { ProtocolMode } from "../lib/knock.ts";
 import { referenceSequence } from "./_reference.ts";
 
@@ -68,7 +68,7 @@ function asAddress(s: { family: 4 | 6; bytes: number[] }) {
   return { family: s.family, bytes: Uint8Array.from(s.bytes), text: "" };
 }
 
-Deno.test("deriveSequence() matches the published test vectors", async () => {
+Deno.test("deriveSequence() and deriveSequenceSync() match the published test vectors", async () => {
   const key = await importSecret(SECRET);
   for (const v of VECTORS) {
     const knocks = await deriveSequence(
@@ -78,6 +78,13 @@ Deno.test("deriveSequence() matches the published test vectors", async () => {
       v.source ? { address: asAddress(v.source), prefix: v.source.prefix } : undefined,
     );
     assertEquals(knocks.map((k) => `${k.port}/${k.protocol}`), v.expect);
+    const sync = deriveSequenceSync(
+      SECRET,
+      v.counter,
+      { door: v.door, candidates: v.candidates, length: v.length, protocol: v.mode },
+      v.source ? { address: asAddress(v.source), prefix: v.source.prefix } : undefined,
+    );
+    assertEquals(sync.map((k) => `${k.port}/${k.protocol}`), v.expect, "deriveSequenceSync too");
     // The independent implementation agrees too, so the vectors are the spec's, not ours.
     assertEquals(referenceSequence({ secret: SECRET, ...v }), v.expect);
   }
@@ -87,7 +94,7 @@ function rand(n: number): number {
   return Math.floor(Math.random() * n);
 }
 
-Deno.test("deriveSequence() agrees with an independent implementation on 300 random inputs", async () => {
+Deno.test("deriveSequence() and deriveSequenceSync() agree with an independent implementation on 300 random inputs", async () => {
   for (let i = 0; i < 300; i++) {
     const secret = crypto.getRandomValues(new Uint8Array(16 + rand(48)));
     const n = 2 + rand(i % 3 === 0 ? 6 : 300);
@@ -111,6 +118,13 @@ Deno.test("deriveSequence() agrees with an independent implementation on 300 ran
     );
     const expected = referenceSequence({ secret, door, counter, candidates, length, mode, source });
     assertEquals(knocks.map((k) => `${k.port}/${k.protocol}`), expected, `case ${i}`);
+    const sync = deriveSequenceSync(
+      secret,
+      counter,
+      { door, candidates, length, protocol: mode },
+      source ? { address: asAddress(source), prefix: source.prefix } : undefined,
+    );
+    assertEquals(sync.map((k) => `${k.port}/${k.protocol}`), expected, `case ${i}, sync`);
   }
 });
 
