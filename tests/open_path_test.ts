@@ -164,6 +164,29 @@ Deno.test("open path: a slow firewall does not hold back the next batch's commit
   ]);
 });
 
+Deno.test("open path: a command door's open and any close before its time wait for the fsync; firewall doors and closes at their time do not", async () => {
+  const store = new MemoryStore();
+  const syncs: string[] = [];
+  const commit = store.commit.bind(store);
+  store.commit = (changes: StoreChanges) => {
+    const what = changes.opened?.length ? "open" : changes.closed?.length ? "close" : "";
+    if (what) syncs.push(`${what} ${changes.sync ?? "full"}`);
+    return commit(changes);
+  };
+  const began = Date.now();
+  await using d = await start(store, () => T0 + 5000 + Date.now() - began);
+  d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
+  await d.daemon.settled();
+  const near = d.config.doors[1]; // no command: nothing outlives the machine
+  d.knock("192.0.2.8", (await codeForCounter(near, 59_000_000, parseAddress("192.0.2.8"))).knocks);
+  await d.daemon.settled();
+  assertEquals(syncs, ["open full", "open normal"]);
+  await d.daemon.revoke({ door: "near", ip: "192.0.2.8" });
+  await sleep(1300); // the ssh door's 'for' (1 s) passes: it closes at its time
+  await d.daemon.settled();
+  assertEquals(syncs, ["open full", "open normal", "close full", "close normal"]);
+});
+
 Deno.test("open path: opens decided in one turn are committed together", async () => {
   const store = new MemoryStore();
   const batches: number[] = [];

@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir } from "./_cli.ts";
+import { DatabaseSync } from "node:sqlite";
 import { readStore, SqliteStore } from "../lib/store/sqlite.ts";
 import type { OpenRecord } from "../lib/store/store.ts";
 
@@ -185,6 +186,54 @@ Deno.test("store: commits lost with the WAL (deleted, or a frame damaged) are lo
   assertEquals(ok.kind === "ok" && ok.state.used.length, 1, "an intact copy loads");
   store.close();
 });
+
+Deno.test("store: a store the machine stopped under (another boot's note) is lost state; one sesame was killed under, or closed, is not", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  // A firewall door's commit waits for no fsync: a power loss may take it.
+  await store.commit({ used: [{ door: "ssh", secret: "f", counter: 7 }], now: 1, sync: "normal" });
+  const noted = () => {
+    const db = new DatabaseSync(path);
+    try {
+      return (db.prepare("SELECT value FROM meta WHERE key = 'boot'").get() as
+        | { value: number }
+        | undefined)?.value;
+    } finally {
+      db.close();
+    }
+  };
+  const boot = noted();
+  assert(boot !== undefined, "the boot is noted while the store is open");
+  // As after a SIGKILL (same boot): the page cache kept every commit.
+  const killed = await copyOf(dir.path, "killed");
+  const afterKill = await reopen(killed);
+  assertEquals(afterKill.kind, "ok", "a crash of sesame alone loses nothing");
+  store.close();
+  assertEquals(noted(), undefined, "a clean close clears the note");
+  assertEquals((await reopen(path)).kind, "ok");
+
+  // As after a power loss: the note of a boot that is not this one.
+  const db = new DatabaseSync(path);
+  db.prepare("INSERT INTO meta VALUES ('boot', ?)").run(boot! + 1);
+  db.close();
+  const afterPowerLoss = await reopen(path);
+  assertEquals(afterPowerLoss.kind, "lost");
+  if (afterPowerLoss.kind === "lost") {
+    assertMatch(afterPowerLoss.evidence, /machine stopped while sesame was running/);
+    assertEquals(afterPowerLoss.state?.used.length, 1, "what could be read is still given");
+  }
+  assertEquals((await reopen(path)).kind, "ok", "reported once: the next start is clean");
+});
+
+async function copyOf(from: string, name: string): Promise<string> {
+  await Deno.mkdir(`${from}/${name}`);
+  for (const f of ["state.db", "state.db-wal", "state.db.sesame"]) {
+    await Deno.copyFile(`${from}/${f}`, `${from}/${name}/${f}`);
+  }
+  return `${from}/${name}/state.db`;
+}
 
 Deno.test("store: a state_file that is a symbolic link or a device is refused, and never chmodded", async () => {
   await using dir = await tempDir();

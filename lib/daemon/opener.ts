@@ -208,9 +208,8 @@ export class Opener {
   /** Resolves when every request made so far has been committed and acted on (or refused). */
   async settled(): Promise<void> {
     while (this.#scheduled || this.#flushing || this.#acting.size > 0) {
-      await (this.#flushing ?? (this.#acting.size > 0
-        ? Promise.all(this.#acting)
-        : new Promise((r) => setImmediate(r))));
+      await (this.#flushing ??
+        (this.#acting.size > 0 ? Promise.all(this.#acting) : new Promise((r) => setImmediate(r))));
     }
   }
 
@@ -276,6 +275,9 @@ export class Opener {
         used,
         opened: plans.map((p) => p.record),
         now: this.#options.now(),
+        // The kernel forgets a firewall door with the machine; a close command's record
+        // must outlive it (else nothing would run the close after a power loss).
+        sync: plans.every((p) => p.record.close === null) ? "normal" : "full",
         ...(spa.length > 0 ? { spa } : {}),
       });
     } catch (e) {
@@ -460,7 +462,13 @@ export class Opener {
       until: record.until,
       ...(revoked ? { revoked: true as const } : {}),
     });
-    await store.commit({ closed: [record], now: this.#options.now() }).catch(() => {
+    // A close at its time may be lost with the machine (the next start closes it again);
+    // a close before its time may not (the next start would put the door back).
+    await store.commit({
+      closed: [record],
+      now: this.#options.now(),
+      sync: revoked ? "full" : "normal",
+    }).catch(() => {
       // The door is closed; its record stays and the next start closes it again (harmless).
     });
     return true;

@@ -1,9 +1,18 @@
 /**
  * The durable store on SQLite (`node:sqlite`, built into Deno): used codes as high-water
  * marks, open doors with their expiry and grant, and the highest server time ever seen.
- * WAL mode with `synchronous=FULL`: a commit is durable when it returns, costs one
- * transaction whatever the store holds, and another process (`sesame status`) reads a
- * consistent snapshot while the daemon writes. The files are mode 0600.
+ * WAL mode: a commit costs one transaction whatever the store holds, and another process
+ * (`sesame status`) reads a consistent snapshot while the daemon writes. The files are
+ * mode 0600.
+ *
+ * Durability: every commit survives a crash of sesame (SIGKILL included) when it returns.
+ * A commit that must also survive a crash of the machine (`sync: "full"`, the default)
+ * waits for its fsync. The opener's commits of firewall doors do not (`sync: "normal"`):
+ * the kernel forgets those doors with the machine anyway, and the fsync was most of an
+ * opening's cost. What a power loss could take from them is the codes used lately, so the
+ * store notes the boot it runs in, durably, and clears the note at a clean close: a start
+ * that finds the note of another boot reports the state lost, and the daemon fails closed
+ * (every code of the current window refused), as for a deleted database.
  *
  * At load the store also tells a first start (nothing sesame keeps is there) from lost
  * state (the database is gone but its marker, WAL or a moved-aside copy is not), imports a
@@ -90,6 +99,12 @@ export class SqliteStore implements Store {
   readonly #statements = new Map<string, StatementSync>();
   /** Commits so far, as the database counts them (meta 'generation'). */
   #generation = 0;
+  /** The marker file, open while the store is. */
+  #marker: Deno.FsFile | undefined;
+  /** The synchronous mode set on the connection now. */
+  #sync: "FULL" | "NORMAL" = "FULL";
+  /** This boot's id, noted in the database while the store is open; undefined when unknown. */
+  #boot: number | undefined;
 
   /** Opens nothing yet: {@link load} does. @param path the database file. */
   constructor(path: string) {
@@ -98,7 +113,14 @@ export class SqliteStore implements Store {
 
   async load(): Promise<LoadResult> {
     try {
-      return await this.#load();
+      const result = await this.#load();
+      const boot = currentBoot();
+      const unclean = this.#uncleanStop(boot);
+      this.#noteBoot(boot);
+      if (unclean && result.kind === "ok") {
+        return { kind: "lost", evidence: unclean, state: result.state };
+      }
+      return result;
     } catch (e) {
       if (e instanceof StateFileError) throw e;
       throw new StateFileError(`cannot open the state at ${this.path}: ${(e as Error).message}`, {
@@ -165,6 +187,13 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    // A clean close: the note goes, with an fsync that makes every commit before it durable.
+    if (this.#db && this.#boot !== undefined) {
+      try {
+        this.#noteBoot(undefined);
+      } catch { /* the next start then fails closed */ }
+    }
+    this.#closeMarker();
     this.#statements.clear();
     try {
       this.#db?.close();
@@ -179,10 +208,52 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  /**
+   * Notes `boot` as the boot the store runs in (undefined: none, a clean close), durably.
+   * Without a known boot every commit waits for its fsync.
+   */
+  #noteBoot(boot: number | undefined): void {
+    const db = this.#db!;
+    this.#setSync("FULL");
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      if (boot === undefined) db.exec("DELETE FROM meta WHERE key = 'boot'");
+      else {
+        this.#statement(
+          "INSERT INTO meta VALUES ('boot', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        ).run(boot);
+      }
+      db.exec("COMMIT");
+    } catch (e) {
+      try {
+        db.exec("ROLLBACK");
+      } catch { /* gone already */ }
+      throw e;
+    }
+    this.#boot = boot;
+  }
+
+  /** Evidence that the machine stopped while a store was open in an earlier boot, if any. */
+  #uncleanStop(boot: number | undefined): string | undefined {
+    const row = this.#db!.prepare("SELECT value FROM meta WHERE key = 'boot'").get() as
+      | { value: number }
+      | undefined;
+    if (row === undefined || Number(row.value) === boot) return undefined;
+    return "the machine stopped while sesame was running (a power loss or a crash of the system): its last commits may not have reached the disk";
+  }
+
+  #setSync(mode: "FULL" | "NORMAL"): void {
+    if (this.#sync === mode) return;
+    this.#db!.exec(`PRAGMA synchronous = ${mode}`);
+    this.#sync = mode;
+  }
+
   /** One transaction: all of `changes` or none. Blocks the event loop for its duration only. */
   #write(changes: StoreChanges): void {
     const db = this.#db;
     if (!db) throw new StateFileError("the store is not open");
+    // Without the boot noted, a lost commit could go unnoticed: then every commit syncs.
+    this.#setSync(changes.sync === "normal" && this.#boot !== undefined ? "NORMAL" : "FULL");
     db.exec("BEGIN IMMEDIATE");
     try {
       if (changes.used?.length) {
@@ -250,15 +321,34 @@ export class SqliteStore implements Store {
    * Writes the marker beside the database: it says a store is here (a deleted database
    * reads as lost, not new) and how many commits it has seen (a database behind it lost
    * commits). Not synced: after a power loss it can only lag, which fails nothing open.
+   * Kept open and rewritten in place at a fixed width: one write a commit, where
+   * truncating and rewriting the file cost as much as the commit itself.
    */
   #writeMarker(): void {
     try {
-      Deno.writeTextFileSync(
-        markerOf(this.path),
-        `sesame state: its database is beside this file\ngeneration ${this.#generation}\n`,
-        { mode: 0o600 },
+      this.#marker ??= Deno.openSync(markerOf(this.path), {
+        write: true,
+        create: true,
+        truncate: true,
+        mode: 0o600,
+      });
+      const bytes = MARKER_ENCODER.encode(
+        `sesame state: its database is beside this file\ngeneration ${
+          String(this.#generation).padStart(16, "0")
+        }\n`,
       );
-    } catch { /* the next commit writes it again */ }
+      this.#marker.seekSync(0, Deno.SeekMode.Start);
+      for (let at = 0; at < bytes.length;) at += this.#marker.writeSync(bytes.subarray(at));
+    } catch {
+      this.#closeMarker(); // opened again by the next commit
+    }
+  }
+
+  #closeMarker(): void {
+    try {
+      this.#marker?.close();
+    } catch { /* closed */ }
+    this.#marker = undefined;
   }
 
   #open(): void {
@@ -293,6 +383,7 @@ export class SqliteStore implements Store {
       throw e;
     }
     this.#db = db;
+    this.#sync = "FULL";
   }
 
   #read(): StoreSnapshot {
@@ -477,6 +568,29 @@ async function markedGeneration(path: string): Promise<number | undefined> {
   const text = await Deno.readTextFile(markerOf(path)).catch(() => "");
   const m = /generation (\d+)/.exec(text);
   return m ? Number(m[1]) : undefined;
+}
+
+const MARKER_ENCODER = new TextEncoder();
+
+/**
+ * This boot's id (the kernel's, 48 bits of it), or undefined where it cannot be read.
+ * Read by cat: Deno lets a program read /proc only with every permission granted.
+ */
+function currentBoot(): number | undefined {
+  for (const cat of ["/usr/bin/cat", "/bin/cat"]) {
+    try {
+      const out = new Deno.Command(cat, {
+        args: ["/proc/sys/kernel/random/boot_id"],
+        clearEnv: true,
+        stdin: "null",
+        stderr: "null",
+      }).outputSync();
+      if (!out.success) continue;
+      const id = new TextDecoder().decode(out.stdout).trim().replaceAll("-", "");
+      if (/^[0-9a-f]{32}$/.test(id)) return parseInt(id.slice(0, 12), 16);
+    } catch { /* try the next */ }
+  }
+  return undefined;
 }
 
 /** The file that says a store was here (so a deleted database reads as lost, not new). */

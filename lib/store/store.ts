@@ -93,6 +93,14 @@ export interface StoreChanges {
   readonly spa?: readonly SpaDigest[];
   /** Forget SPA digests of packets older than this (ms): no packet that old is taken. */
   readonly pruneSpaBefore?: number;
+  /**
+   * `full` (the default): durable when the commit returns, even if the machine stops.
+   * `normal`: durable against a crash of sesame; a crash of the machine may lose it, and
+   * the next start then knows and fails closed. For what the kernel forgets with the
+   * machine anyway (firewall doors), never for what would outlive it (a command door's
+   * record, a close before its time).
+   */
+  readonly sync?: "full" | "normal";
 }
 
 /** Durable state. */
