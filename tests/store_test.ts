@@ -227,6 +227,26 @@ Deno.test("store: a store the machine stopped under (another boot's note) is los
   assertEquals((await reopen(path)).kind, "ok", "reported once: the next start is clean");
 });
 
+Deno.test("store: a second store on the same state file is refused until the first closes", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const first = new SqliteStore(path);
+  await first.load();
+  await first.commit({ used: [{ door: "ssh", secret: "f", counter: 7 }], now: 1 });
+  const second = new SqliteStore(path);
+  let refused = "";
+  try {
+    await second.load();
+  } catch (e) {
+    refused = (e as Error).message;
+  }
+  assertMatch(refused, /another sesame uses the state at .*state\.db .*one daemon per state file/);
+  assertEquals(readStore(path).used.length, 1, "the refused one changed nothing");
+  first.close();
+  assertEquals((await second.load()).kind, "ok");
+  second.close();
+});
+
 async function copyOf(from: string, name: string): Promise<string> {
   await Deno.mkdir(`${from}/${name}`);
   for (const f of ["state.db", "state.db-wal", "state.db.sesame"]) {

@@ -101,6 +101,8 @@ export class SqliteStore implements Store {
   #generation = 0;
   /** The marker file, open while the store is. */
   #marker: Deno.FsFile | undefined;
+  /** Held from load to close: one daemon per state file. */
+  #lock: Deno.FsFile | undefined;
   /** The synchronous mode set on the connection now. */
   #sync: "FULL" | "NORMAL" = "FULL";
   /** This boot's id, noted in the database while the store is open; undefined when unknown. */
@@ -122,6 +124,7 @@ export class SqliteStore implements Store {
       }
       return result;
     } catch (e) {
+      this.#releaseLock();
       if (e instanceof StateFileError) throw e;
       throw new StateFileError(`cannot open the state at ${this.path}: ${(e as Error).message}`, {
         cause: e,
@@ -131,6 +134,7 @@ export class SqliteStore implements Store {
 
   async #load(): Promise<LoadResult> {
     await ensureDirectory(this.path);
+    this.#takeLock();
     await finishImport(this.path);
     const kind = await fileKind(this.path);
     if (kind === "missing" || kind === "empty") {
@@ -194,6 +198,11 @@ export class SqliteStore implements Store {
       } catch { /* the next start then fails closed */ }
     }
     this.#closeMarker();
+    this.#closeDb();
+    this.#releaseLock(); // last: the files are settled
+  }
+
+  #closeDb(): void {
     this.#statements.clear();
     try {
       this.#db?.close();
@@ -344,6 +353,30 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Two daemons on one state file would each take the other's commits for their own and
+   * clear the other's boot note at their clean stop: the second is refused.
+   */
+  #takeLock(): void {
+    if (this.#lock) return;
+    const path = `${this.path}.lock`;
+    const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+    if (!file.tryLockSync(true)) {
+      file.close();
+      throw new StateFileError(
+        `another sesame uses the state at ${this.path} (it holds ${path}): one daemon per state file; give each its own state_file`,
+      );
+    }
+    this.#lock = file;
+  }
+
+  #releaseLock(): void {
+    try {
+      this.#lock?.close(); // closing the descriptor releases the lock
+    } catch { /* closed */ }
+    this.#lock = undefined;
+  }
+
   #closeMarker(): void {
     try {
       this.#marker?.close();
@@ -441,7 +474,7 @@ export class SqliteStore implements Store {
         if (record) salvaged.push(record);
       }
     } catch { /* nothing readable */ }
-    this.close();
+    this.#closeDb(); // the lock stays: this load is not over
     const keptAs = `${this.path}.corrupt-${Date.now()}`;
     await Deno.rename(this.path, keptAs);
     for (const suffix of ["-wal", "-shm"]) {
