@@ -5,7 +5,7 @@
  * exist only inside these namespaces: nothing leaves the machine. Removed on dispose,
  * with every process started in it.
  */
-import { freshClientState, ROOT } from "./_cli.ts";
+import { DENO_RUN, freshClientState, ROOT } from "./_cli.ts";
 
 export type Host = "server" | "knocker" | "bystander" | "inside";
 
@@ -238,10 +238,7 @@ export function denoArgs(file: string, ...args: string[]): string[] {
     "/usr/bin/env",
     `XDG_STATE_HOME=${freshClientState()}`,
     Deno.execPath(),
-    "run",
-    "-q",
-    "-P",
-    `--config=${ROOT}deno.json`,
+    ...DENO_RUN,
     `${ROOT}${file}`,
     ...args,
   ];

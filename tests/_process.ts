@@ -1,5 +1,5 @@
 /** Runs `sesame listen` as a real process and reads its log as it comes. */
-import { ROOT } from "./_cli.ts";
+import { DENO_RUN, ROOT } from "./_cli.ts";
 
 export interface ListenProcess extends AsyncDisposable {
   child: Deno.ChildProcess;
@@ -18,7 +18,7 @@ export interface ListenProcess extends AsyncDisposable {
 export function spawnListen(args: string[], wrap: string[] = []): ListenProcess {
   const argv = [
     Deno.execPath(),
-    ...["run", "-q", "-P", `--config=${ROOT}deno.json`, `${ROOT}cli.ts`, "listen", ...args],
+    ...[...DENO_RUN, `${ROOT}cli.ts`, "listen", ...args],
   ];
   const [program, ...rest] = [...wrap, ...argv];
   const child = new Deno.Command(program, {

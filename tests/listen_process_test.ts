@@ -1,6 +1,6 @@
 import { readStore } from "../lib/store/sqlite.ts";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { ROOT, tempDir, writePrivate } from "./_cli.ts";
+import { DENO_RUN, ROOT, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase, sleep } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 import type { Knock } from "../lib/knock.ts";
@@ -184,7 +184,7 @@ Deno.test("listen process: a pool too large for the open-file limit is refused w
   const out = await new Deno.Command("/bin/bash", {
     args: [
       "-c",
-      `ulimit -n 150; exec "$0" run -q -P --config=${ROOT}deno.json ${ROOT}cli.ts listen -c ${dir.path}/c.yaml`,
+      `ulimit -n 150; exec "$0" ${DENO_RUN.join(" ")} ${ROOT}cli.ts listen -c ${dir.path}/c.yaml`,
       Deno.execPath(),
     ],
     stdout: "piped",
