@@ -395,6 +395,7 @@ export class KnockEngine {
     let decisions: Decision[] | undefined;
     this.#table.expire(now - this.#maxTimeoutMs, (source, state) => {
       const tainted = now - state.lastUdp <= this.#udpTaintMs;
+      const from = decisions?.length ?? 0; // this source's refusals start here
       for (const t of state.tracked ?? []) {
         decisions = refuse(
           decisions,
@@ -402,6 +403,7 @@ export class KnockEngine {
           source,
           "timeout",
           t.udp || tainted ? "udp" : "tcp",
+          from,
         );
       }
     });
@@ -539,16 +541,22 @@ export class KnockEngine {
   }
 }
 
-/** Adds a refusal unless `decisions` has one for that door and source (a door's users share its pool). */
+/**
+ * Adds a refusal unless `decisions` has one for that door and source (a door's users
+ * share its pool). Only `decisions[from..]` can hold that source's: a sweep of thousands
+ * of sources looks at each source's own few, not at every refusal before it.
+ */
 function refuse(
   decisions: Decision[] | undefined,
   door: string,
   source: string,
   reason: "wrong" | "timeout" | "banned" | "denied",
   evidence: Evidence,
+  from = 0,
 ): Decision[] {
-  if (decisions?.some((d) => d.kind === "refused" && d.door === door && d.source === source)) {
-    return decisions;
+  for (let i = from; i < (decisions?.length ?? 0); i++) {
+    const d = decisions![i];
+    if (d.kind === "refused" && d.door === door && d.source === source) return decisions!;
   }
   const refusal: Decision = { kind: "refused", door, source, reason, evidence };
   if (!decisions) return [refusal];
