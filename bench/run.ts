@@ -29,6 +29,7 @@ const args = parseArgs({
     seconds: { type: "string" },
     gap: { type: "string" },
     noise: { type: "string" },
+    sources: { type: "string" },
     generator: { type: "string" },
   },
 });
@@ -50,6 +51,8 @@ const systems = (args.values.systems ??
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
 const gapMs = Number(args.values.gap ?? 10);
 const noiseRate = Number(args.values.noise ?? 0);
+/** --sources N: what a tracked source costs, from outside (RSS) and inside (heap). */
+const sourcesToTrack = Number(args.values.sources ?? 0);
 const outDir = args.values.out ?? ROOT;
 const PORTS = {
   tcp: [[7001, "tcp"], [7002, "tcp"], [7003, "tcp"]] as [number, "tcp" | "udp"][],
@@ -370,6 +373,84 @@ async function bindCodes(dir: string, subnet: number, count: number): Promise<st
   return path;
 }
 
+/** sesame's /metrics in the namespace: a function summing a metric's samples. */
+async function scrape(): Promise<(name: string) => number> {
+  const metrics = await run(inNs([
+    "/usr/bin/python3",
+    "-c",
+    "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics',timeout=5).read().decode())",
+  ])).catch(() => "");
+  return (name: string) =>
+    [...metrics.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+/** What a tracked source costs: RSS from /proc (outside), heap from /metrics (inside). */
+interface SourcesResult {
+  system: string;
+  /** Wrong knocks sent, one a source. */
+  sent: number;
+  tracked: number;
+  rssBytesPerSource: number;
+  heapBytesPerSource: number;
+  rssMiBBefore: number;
+  rssMiBAfter: number;
+}
+
+/**
+ * Sends one wrong knock from each of `n` sources (the C generator's noise), all within the
+ * door's sequence timeout, and compares RSS and heap before and after, per source tracked.
+ */
+async function benchSources(system: string, n: number, subnetBase: number): Promise<SourcesResult> {
+  if (!fastGenerator) throw new Error("--sources needs the C generator (cc)");
+  const dir = await Deno.makeTempDir({ prefix: "sesame-bench-" });
+  const sys = await startSystem(system, dir);
+  const rss = async () =>
+    Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${sys.pid}/status`))?.[1]) * 1024;
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = { rss: await rss(), metrics: await scrape() };
+    // Runs of at most 33 000 sources (a /16 each), side by side, 15 000 knocks/s in all
+    // (what the C generator keeps up here): 99 000 sources are sent within 7 s, inside the
+    // door's 10 s sequence timeout, so every source is still tracked when RSS is read.
+    const per = 33_000;
+    const runs = Array.from({ length: Math.ceil(n / per) }, (_, b) => Math.min(per, n - b * per));
+    const outs = await Promise.all(runs.map((count, b) =>
+      run(
+        inNs([
+          fastGenerator,
+          "127.0.0.1",
+          "1",
+          String(count / (15_000 / runs.length)),
+          String(gapMs),
+          String(subnetBase + b),
+          "tcp",
+          ...PORTS.tcp.map(([port]) => String(port)),
+        ]),
+        undefined,
+        { LOADGEN_NOISE: String(15_000 / runs.length), LOADGEN_NOISE_PORTS: "7002,7003" },
+      )
+    ));
+    const sent = outs.reduce((sum, out) => sum + (JSON.parse(out).noise ?? 0), 0);
+    const after = { rss: await rss(), metrics: await scrape() };
+    const tracked = after.metrics("sesame_tracked_sources") -
+      before.metrics("sesame_tracked_sources");
+    return {
+      system,
+      sent,
+      tracked,
+      rssBytesPerSource: (after.rss - before.rss) / tracked,
+      heapBytesPerSource: (after.metrics("sesame_heap_used_bytes") -
+        before.metrics("sesame_heap_used_bytes")) / tracked,
+      rssMiBBefore: before.rss / 2 ** 20,
+      rssMiBAfter: after.rss / 2 ** 20,
+    };
+  } finally {
+    await sys.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** Per sesame system: opens decided, opened, failed, and elements in the kernel's sets. */
 const accountings: {
   system: string;
@@ -443,14 +524,7 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
     const opens = await sys.opens();
     if (system.startsWith("sesame")) {
       // Every decided open happens or is counted: what sesame decided, against the kernel.
-      const metrics = await run(inNs([
-        "/usr/bin/python3",
-        "-c",
-        "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics',timeout=5).read().decode())",
-      ])).catch(() => "");
-      const value = (name: string) =>
-        [...metrics.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))]
-          .reduce((sum, m) => sum + Number(m[1]), 0);
+      const value = await scrape();
       const accounting = {
         decided: value("sesame_open_decisions_total"),
         opened: value("sesame_opens_total"),
@@ -540,6 +614,7 @@ async function compileGenerator(): Promise<string | undefined> {
 const fastGenerator = await compileGenerator();
 
 const all: LevelResult[] = [];
+const sourcesResults: SourcesResult[] = [];
 try {
   await run(["ip", "netns", "add", NS]).catch((e) => {
     console.error(
@@ -550,6 +625,22 @@ try {
   await run(inNs(["ip", "link", "set", "lo", "up"]));
   for (const [i, system] of systems.entries()) {
     console.error(`bench: ${system} ...`);
+    if (sourcesToTrack > 0) {
+      if (!system.startsWith("sesame-nft")) {
+        console.error("  --sources measures sesame-nft systems (it reads sesame's /metrics)");
+        continue;
+      }
+      const r = await benchSources(system, sourcesToTrack, 1 + i * 10);
+      console.error(
+        `  ${r.sent} sources knocked once, ${r.tracked} tracked: RSS ${
+          r.rssMiBBefore.toFixed(0)
+        } -> ${r.rssMiBAfter.toFixed(0)} MiB, ${r.rssBytesPerSource.toFixed(0)} bytes of RSS and ${
+          r.heapBytesPerSource.toFixed(0)
+        } of heap (garbage included) a source`,
+      );
+      sourcesResults.push(r);
+      continue;
+    }
     const results = await benchSystem(system, 1 + i * 10);
     for (const r of results) {
       console.error(
@@ -589,28 +680,36 @@ const resultsPath = args.values.out ? `${outDir}/results.json` : `${ROOT}bench/r
 await Deno.mkdir(outDir, { recursive: true });
 await Deno.writeTextFile(
   resultsPath,
-  JSON.stringify({ date, machine, seconds, gapMs, noiseRate, levels: all, accountings }, null, 2) +
+  JSON.stringify(
+    { date, machine, seconds, gapMs, noiseRate, levels: all, accountings, sources: sourcesResults },
+    null,
+    2,
+  ) +
     "\n",
 );
-// BENCHMARKS.md keeps its prose; the table between the markers is replaced.
-const mdPath = args.values.out ? `${outDir}/BENCHMARKS.md` : `${ROOT}BENCHMARKS.md`;
-const START = "<!-- bench:start -->", END = "<!-- bench:end -->";
-const block =
-  `${START}\nRun ${date} on ${machine}; ${seconds} s per level, ${gapMs} ms between knocks, ` +
-  `3-knock sequences, each from its own source${
-    noiseRate ? `, noise ${noiseRate} wrong knocks/s` : ""
-  }.\n\n${table}\n${END}`;
-const old = await Deno.readTextFile(mdPath).catch(() => `# Benchmarks\n\n${START}\n${END}\n`);
-const at = old.indexOf(START), end = old.indexOf(END);
-await Deno.writeTextFile(
-  mdPath,
-  at >= 0 && end > at
-    ? old.slice(0, at) + block + old.slice(end + END.length)
-    : `${old}\n${block}\n`,
-);
-const chartPath = args.values.out ? `${outDir}/chart.svg` : `${ROOT}bench/chart.svg`;
-await Deno.writeTextFile(chartPath, chart(all));
-console.error(`bench: wrote ${resultsPath}, ${mdPath} and ${chartPath}`);
+if (all.length === 0) {
+  console.error(`bench: wrote ${resultsPath}`); // --sources: no levels, no table to replace
+} else {
+  // BENCHMARKS.md keeps its prose; the table between the markers is replaced.
+  const mdPath = args.values.out ? `${outDir}/BENCHMARKS.md` : `${ROOT}BENCHMARKS.md`;
+  const START = "<!-- bench:start -->", END = "<!-- bench:end -->";
+  const block =
+    `${START}\nRun ${date} on ${machine}; ${seconds} s per level, ${gapMs} ms between knocks, ` +
+    `3-knock sequences, each from its own source${
+      noiseRate ? `, noise ${noiseRate} wrong knocks/s` : ""
+    }.\n\n${table}\n${END}`;
+  const old = await Deno.readTextFile(mdPath).catch(() => `# Benchmarks\n\n${START}\n${END}\n`);
+  const at = old.indexOf(START), end = old.indexOf(END);
+  await Deno.writeTextFile(
+    mdPath,
+    at >= 0 && end > at
+      ? old.slice(0, at) + block + old.slice(end + END.length)
+      : `${old}\n${block}\n`,
+  );
+  const chartPath = args.values.out ? `${outDir}/chart.svg` : `${ROOT}bench/chart.svg`;
+  await Deno.writeTextFile(chartPath, chart(all));
+  console.error(`bench: wrote ${resultsPath}, ${mdPath} and ${chartPath}`);
+}
 
 /**
  * Detection and p99 latency against offered rate, one line per system (TCP levels), as a

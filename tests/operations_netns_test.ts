@@ -228,6 +228,9 @@ Deno.test({
       assertEquals(value("sesame_open_doors", { door: "team" }), 0);
       assertEquals(value("sesame_open_latency_seconds_count", {}), 2);
       assert((value("sesame_knocks_total", { protocol: "tcp" }) ?? 0) >= 14);
+      const rss = value("process_resident_memory_bytes", {}) ?? 0;
+      const heap = value("sesame_heap_used_bytes", {}) ?? 0;
+      assert(rss > heap && heap > 1_000_000, `memory: rss ${rss}, heap ${heap}`);
     });
 
     child.kill("SIGTERM");

@@ -358,6 +358,7 @@ export class Daemon {
       openNow,
       trackedSources: this.#engine.trackedSources,
       bannedNow: this.#engine.bans(this.#now()).length,
+      memory: Deno.memoryUsage(),
     });
   }
 

@@ -31,6 +31,8 @@ export interface MetricsView {
   readonly trackedSources: number;
   /** Scanners banned now. */
   readonly bannedNow: number;
+  /** The process's memory now (Deno.memoryUsage()), when known. */
+  readonly memory?: { readonly rss: number; readonly heapUsed: number };
 }
 
 /**
@@ -120,6 +122,22 @@ export function renderMetrics(view: MetricsView): string {
       `sesame_action_failures_total{action="commit"} ${c.commitFailures}`,
     ],
   );
+  if (view.memory) {
+    family(
+      "process_resident_memory_bytes",
+      "gauge",
+      "Resident memory of the daemon (RSS).",
+      [`process_resident_memory_bytes ${view.memory.rss}`],
+    );
+    family(
+      "sesame_heap_used_bytes",
+      "gauge",
+      "JavaScript heap in use now (garbage not yet collected included).",
+      [
+        `sesame_heap_used_bytes ${view.memory.heapUsed}`,
+      ],
+    );
+  }
   const h = c.openLatency;
   let cumulative = 0;
   const buckets = h.bounds.map((bound, i) => {
