@@ -20,6 +20,7 @@ import { substitute } from "../actions/command.ts";
 import type { Firewalls } from "../actions/firewall.ts";
 import type { CommandResult, CommandRunner } from "../actions/runner.ts";
 import { openKey, type OpenRecord, type SpaDigest, type Store } from "../store/store.ts";
+import { Deadlines } from "./deadlines.ts";
 
 /** Something that happened to a door. */
 export type DoorEvent =
@@ -92,7 +93,6 @@ export interface RevokeMatch {
 
 interface Entry {
   record: OpenRecord;
-  timer: ReturnType<typeof setTimeout> | undefined;
   timeoutMs: number;
   /** Failed close attempts so far (for the backoff). */
   failures: number;
@@ -111,8 +111,6 @@ interface Plan {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-/** setTimeout takes at most 2^31-1 ms; longer waits are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A failed close is retried after 1 s, 2 s, 4 s … at most a minute apart. */
 const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
 
@@ -154,6 +152,8 @@ export class Opener {
   readonly #acting = new Set<Promise<unknown>>();
   #scheduled = false;
   readonly #closing = new Set<Promise<unknown>>();
+  /** When each open door closes (and failed closes retry): one timer for all. */
+  readonly #deadlines = new Deadlines<Entry>((entry) => this.#due(entry));
 
   /** @param options the store, the firewalls, the runner, the clock, the counters and the report. */
   constructor(options: OpenerOptions) {
@@ -173,7 +173,7 @@ export class Opener {
     const now = this.#options.now();
     const due: Promise<unknown>[] = [];
     for (const record of records) {
-      const entry = { record, timer: undefined, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
+      const entry = { record, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
       this.#entries.set(openKey(record), entry);
       if (record.until <= now) due.push(this.#close(entry));
       else this.#schedule(entry);
@@ -222,7 +222,7 @@ export class Opener {
     await this.settled();
     const closing: Promise<unknown>[] = [];
     for (const entry of this.#entries.values()) {
-      if (entry.record.firewall && !entry.record.close) clearTimeout(entry.timer);
+      if (entry.record.firewall && !entry.record.close) this.#deadlines.cancel(entry);
       else closing.push(this.#close(entry, false));
     }
     await Promise.all(closing);
@@ -253,7 +253,7 @@ export class Opener {
 
   /** Cancels every timer without closing anything (the end of a run; tests). */
   cancelTimers(): void {
-    for (const e of this.#entries.values()) clearTimeout(e.timer);
+    this.#deadlines.clear();
   }
 
   async #drain(): Promise<void> {
@@ -350,7 +350,7 @@ export class Opener {
   async #act({ door, record, fresh, timeoutMs, at }: Plan): Promise<void> {
     const { firewalls, runner, counters, report } = this.#options;
     const key = openKey(record);
-    const entry = this.#entries.get(key) ?? { record, timer: undefined, timeoutMs, failures: 0 };
+    const entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0 };
     entry.record = record;
     this.#entries.set(key, entry);
     // Scheduled before acting: a door left half open by a failed action is still closed in time.
@@ -399,12 +399,13 @@ export class Opener {
   }
 
   #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#options.now())): void {
-    clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => {
-      // Extended meanwhile, or a long wait re-armed.
-      if (entry.record.until > this.#options.now()) return this.#schedule(entry);
-      this.#track(this.#close(entry));
-    }, Math.min(wait, MAX_TIMER_MS));
+    this.#deadlines.schedule(entry, wait);
+  }
+
+  /** A close's time came (or a retry's): extended meanwhile, it waits again. */
+  #due(entry: Entry): void {
+    if (entry.record.until > this.#options.now()) return this.#schedule(entry);
+    this.#track(this.#close(entry));
   }
 
   #track(p: Promise<unknown>): void {
@@ -419,7 +420,7 @@ export class Opener {
   async #close(entry: Entry, retry = true, revoked = false): Promise<boolean> {
     const { firewalls, runner, store, counters, report } = this.#options;
     const { record } = entry;
-    clearTimeout(entry.timer);
+    this.#deadlines.cancel(entry);
     const key = openKey(record);
     if (this.#entries.get(key) !== entry) return false; // closed already
     if (revoked) entry.revoked = true;

@@ -1,0 +1,116 @@
+/**
+ * Many deadlines on one timer: the open doors' closes. A `setTimeout` per open door cost
+ * ~900 bytes of heap and ~1.3 KB of RSS each (measured here): 30 MB with 24 000 doors
+ * open. This keeps the deadlines in a binary heap (tinyqueue) and one timer armed for the
+ * earliest; a rescheduled or cancelled item's old deadline stays in the heap until it
+ * comes up and is then skipped.
+ * @module
+ */
+import TinyQueue from "tinyqueue";
+
+/** setTimeout takes at most 2^31-1 ms; a later deadline re-arms on the way. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function newQueue<T>(): TinyQueue<Due<T>> {
+  return new TinyQueue<Due<T>>([], (a, b) => a.at - b.at);
+}
+
+interface Due<T> {
+  readonly at: number;
+  readonly item: T;
+  readonly seq: number;
+}
+
+/**
+ * Calls `onDue(item)` when an item's deadline comes (monotonic time, like setTimeout).
+ *
+ * @example
+ * ```ts
+ * import { Deadlines } from "./deadlines.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const due: string[] = [];
+ * const deadlines = new Deadlines<string>((item) => due.push(item));
+ * deadlines.schedule("b", 20);
+ * deadlines.schedule("a", 10);
+ * deadlines.schedule("c", 5);
+ * deadlines.cancel("c");
+ * await new Promise((r) => setTimeout(r, 50));
+ * assertEquals(due, ["a", "b"]);
+ * deadlines.clear();
+ * ```
+ */
+export class Deadlines<T> {
+  readonly #onDue: (item: T) => void;
+  #queue = newQueue<T>();
+  /** The current deadline of each scheduled item, by its sequence number. */
+  readonly #current = new Map<T, number>();
+  #seq = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armedAt = Infinity;
+
+  /** @param onDue called once for each item whose deadline came (and was not moved or cancelled). */
+  constructor(onDue: (item: T) => void) {
+    this.#onDue = onDue;
+  }
+
+  /** Sets `item`'s deadline to `delayMs` from now, replacing any it had. */
+  schedule(item: T, delayMs: number): void {
+    const seq = ++this.#seq;
+    const at = performance.now() + Math.max(0, delayMs);
+    this.#current.set(item, seq);
+    this.#queue.push({ at, item, seq });
+    if (at < this.#armedAt) this.#arm();
+  }
+
+  /** Drops `item`'s deadline. */
+  cancel(item: T): void {
+    this.#current.delete(item);
+  }
+
+  /** Drops every deadline and the timer. */
+  clear(): void {
+    this.#current.clear();
+    this.#queue = newQueue<T>();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+  }
+
+  /** Deadlines scheduled and not yet come. */
+  get size(): number {
+    return this.#current.size;
+  }
+
+  #arm(): void {
+    // Skip deadlines moved or cancelled since: they cost nothing but their heap slot.
+    for (let top = this.#queue.peek(); top; top = this.#queue.peek()) {
+      if (this.#current.get(top.item) === top.seq) break;
+      this.#queue.pop();
+    }
+    clearTimeout(this.#timer);
+    const top = this.#queue.peek();
+    if (!top) {
+      this.#timer = undefined;
+      this.#armedAt = Infinity;
+      return;
+    }
+    this.#armedAt = top.at;
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, top.at - performance.now()));
+    this.#timer = setTimeout(() => this.#fire(), wait);
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+    const now = performance.now();
+    const due: T[] = [];
+    for (let top = this.#queue.peek(); top && top.at <= now; top = this.#queue.peek()) {
+      this.#queue.pop();
+      if (this.#current.get(top.item) !== top.seq) continue;
+      this.#current.delete(top.item);
+      due.push(top.item);
+    }
+    this.#arm(); // before the callbacks: they may schedule again
+    for (const item of due) this.#onDue(item);
+  }
+}
