@@ -240,7 +240,12 @@ Deno.test("store: a second store on the same state file is refused until the fir
   } catch (e) {
     refused = (e as Error).message;
   }
-  assertMatch(refused, /another sesame uses the state at .*state\.db .*one daemon per state file/);
+  assertMatch(
+    refused,
+    new RegExp(
+      `another sesame \\(pid ${Deno.pid}\\) uses the state at .*state\\.db .*one daemon per state file`,
+    ),
+  );
   assertEquals(readStore(path).used.length, 1, "the refused one changed nothing");
   first.close();
   assertEquals((await second.load()).kind, "ok");

@@ -169,7 +169,8 @@ the state is updated. --ip closes it for one address; --user for every address a
 a door with "users" opened it for. Connections already established continue, as after
 "for"; --established also drops them (conntrack).
 
-Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error; 3 no daemon
+Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error, or a door, user or
+address the config does not hold; 3 no daemon
 with this config answers in this network namespace.`,
 
   "nft-ruleset": `Usage: sesame nft-ruleset --config FILE

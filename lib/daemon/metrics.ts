@@ -106,9 +106,14 @@ export function renderMetrics(view: MetricsView): string {
   family("sesame_banned_sources", "gauge", "Scanners banned now.", [
     `sesame_banned_sources ${view.bannedNow}`,
   ]);
-  family("sesame_tracked_sources", "gauge", "Sources part way through a sequence now.", [
-    `sesame_tracked_sources ${view.trackedSources}`,
-  ]);
+  family(
+    "sesame_tracked_sources",
+    "gauge",
+    "Sources with state now: part way through a sequence, or seen within the sequence timeout.",
+    [
+      `sesame_tracked_sources ${view.trackedSources}`,
+    ],
+  );
   family("sesame_accept_errors_total", "counter", "Accept and receive calls that failed.", [
     `sesame_accept_errors_total ${c.acceptErrors}`,
   ]);

@@ -363,10 +363,21 @@ export class SqliteStore implements Store {
     const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
     if (!file.tryLockSync(true)) {
       file.close();
+      const holder = (() => {
+        try {
+          return Deno.readTextFileSync(path).trim() || "unknown";
+        } catch {
+          return "unknown";
+        }
+      })();
       throw new StateFileError(
-        `another sesame uses the state at ${this.path} (it holds ${path}): one daemon per state file; give each its own state_file`,
+        `another sesame (pid ${holder}) uses the state at ${this.path} and holds ${path}: one daemon per state file; give each its own state_file`,
       );
     }
+    try {
+      file.truncateSync(0);
+      file.writeSync(new TextEncoder().encode(`${Deno.pid}\n`)); // for the refusal above
+    } catch { /* the lock is what counts */ }
     this.#lock = file;
   }
 
