@@ -383,3 +383,28 @@ Deno.test("open path: rules another tool removed are put back with the open door
   assertEquals(d.nft.calls.filter((c) => c.startsWith("start")).length, 1 + 6);
   assertEquals(d.daemon.openDoors().map((r) => r.source), ["192.0.2.7"]);
 });
+
+Deno.test("open path: a flush that lands while a repair runs is repaired too", async () => {
+  await using d = await start(new MemoryStore());
+  let flushes = 1;
+  const startRules = d.nft.start.bind(d.nft);
+  d.nft.start = async (...args: Parameters<typeof startRules>) => {
+    await startRules(...args);
+    if (flushes-- > 0) {
+      d.nft.standing = false; // another tool flushes again, just after the repair wrote
+      d.nft.changed!();
+    }
+  };
+  d.nft.standing = false; // as after `nft flush ruleset`
+  d.nft.changed!();
+  await sleep(200);
+  assertEquals(d.nft.standing, true, "the second flush was repaired as well");
+  assertEquals(d.events.filter((e) => e.kind === "firewall-restored").length, 2);
+});
+
+Deno.test("open path: rules removed without a change event (a lost event) are put back within seconds", async () => {
+  await using d = await start(new MemoryStore());
+  d.nft.standing = false; // flushed, and the watch never heard of it
+  for (let i = 0; i < 80 && !d.nft.standing; i++) await sleep(100);
+  assertEquals(d.nft.standing, true, "the periodic check put them back");
+});
