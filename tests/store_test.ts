@@ -281,6 +281,30 @@ Deno.test("store: a state_file that is a symbolic link or a device is refused, a
   assertEquals((Deno.statSync("/dev/null").mode! & 0o777).toString(8), "666");
 });
 
+Deno.test("store: the marker and the lock beside the state are never written through a link", async () => {
+  await using dir = await tempDir();
+  const victim = `${dir.path}/victim`;
+  await Deno.writeTextFile(victim, "precious\n");
+  for (const beside of ["state.db.sesame", "state.db.lock"]) {
+    await Deno.remove(`${dir.path}/${beside}`).catch(() => {});
+    await Deno.symlink(victim, `${dir.path}/${beside}`);
+    const store = new SqliteStore(`${dir.path}/state.db`);
+    let error: Error | undefined;
+    await store.load().catch((e) => error = e);
+    store.close();
+    assertMatch(
+      error?.message ?? "",
+      new RegExp(`${beside} is not a regular file \\(a symbolic link\\)`),
+    );
+    assertEquals(
+      await Deno.readTextFile(victim),
+      "precious\n",
+      `${beside}: the target is untouched`,
+    );
+    await Deno.remove(`${dir.path}/${beside}`);
+  }
+});
+
 Deno.test("store: a JSON state with a counter beyond safe integers is refused as corrupt", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/state.json`;
@@ -327,4 +351,16 @@ Deno.test("store: used SPA packets are kept across a reopen and pruned only belo
   await again.commit({ pruneSpaBefore: 2000 });
   assertEquals(readStore(path).spa?.map((s) => s.digest), ["d2"]);
   again.close();
+});
+
+Deno.test("store: the SPA refusal horizon of a lost state is kept (the highest) across reopens", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const store = new SqliteStore(path);
+  await store.load();
+  await store.commit({ refuseSpaBefore: 5000, now: 1 });
+  await store.commit({ refuseSpaBefore: 3000, now: 2 }); // never lowered
+  store.close();
+  const again = await reopen(path);
+  assertEquals(again.kind === "ok" && again.state.spaRefuseBefore, 5000);
 });

@@ -271,21 +271,27 @@ export class Daemon {
     }
     const state = describeLoad(loaded, config, now());
     const used = new UsedCodes(adoptCodes(config, state));
+    // The latest time sesame committed: a clock that restarts behind it (no RTC after a
+    // power loss) must not lower the floors below codes used before.
+    const latest = Math.max(now(), (state as { maxTime?: number }).maxTime ?? 0);
     if (loaded.kind === "corrupt" || loaded.kind === "lost") {
       // The codes used lately are unknown: every code of the current window counts as used.
       for (const door of userDoors(config.doors)) {
         if (door.kind === "rotating") {
-          used.floor(door.name, door.fingerprint, acceptWindow(door, now()).hi, door.user);
+          used.floor(door.name, door.fingerprint, acceptWindow(door, latest).hi, door.user);
         }
       }
     }
     const lost = loaded.kind === "corrupt" || loaded.kind === "lost";
+    const maxAge = Math.max(0, ...spaDoors(config).map((d) => d.spa.maxAgeMs));
     const daemon = new Daemon(options, store, used, lock, {
       used: state.spa ?? [],
       maxTime: Math.max(now(), (state as { maxTime?: number }).maxTime ?? 0),
       // Which SPA packets were used lately is unknown: none made before now is taken.
       // (nor one stamped up to max_age after it: a client's clock may run ahead).
-      refuseBefore: lost ? now() + Math.max(0, ...spaDoors(config).map((d) => d.spa.maxAgeMs)) : 0,
+      // Kept in the store until it has passed (the first commit below writes it): a second
+      // start, after this one stopped, must not forget it.
+      refuseBefore: Math.max(lost ? latest + maxAge : 0, state.spaRefuseBefore ?? 0),
     });
     try {
       await daemon.#start(state.open);
@@ -304,7 +310,12 @@ export class Daemon {
   async #start(open: readonly OpenRecord[]): Promise<void> {
     // Codes adopted from an older state, the fail-closed floors and the doors salvaged from
     // a damaged store become durable now.
-    await this.#store.commit({ used: this.#used.marks(), opened: open, now: this.#now() });
+    await this.#store.commit({
+      used: this.#used.marks(),
+      opened: open,
+      now: this.#now(),
+      ...(this.#spaRefuseBefore > this.#now() ? { refuseSpaBefore: this.#spaRefuseBefore } : {}),
+    });
     await this.#sequences.refresh(this.#now());
     const bound = await this.#bind(); // knocks are held back until the firewall is in place
     const metrics = this.#config.metrics;

@@ -134,6 +134,8 @@ export class SqliteStore implements Store {
 
   async #load(): Promise<LoadResult> {
     await ensureDirectory(this.path);
+    // The files sesame writes beside the database: never through a link, a device or a FIFO.
+    for (const beside of [`${this.path}.lock`, markerOf(this.path)]) refuseNonRegular(beside);
     this.#takeLock();
     await finishImport(this.path);
     const kind = await fileKind(this.path);
@@ -305,6 +307,12 @@ export class SqliteStore implements Store {
         this.#statement("DELETE FROM spa_digests WHERE seen < ?").run(
           Math.floor(changes.pruneSpaBefore),
         );
+      }
+      if (changes.refuseSpaBefore !== undefined) {
+        this.#statement(
+          `INSERT INTO meta VALUES ('spa_refuse_before', ?) ON CONFLICT (key)
+           DO UPDATE SET value = max(value, excluded.value)`,
+        ).run(Math.floor(changes.refuseSpaBefore));
       }
       if (changes.now !== undefined) {
         this.#statement(
@@ -579,7 +587,15 @@ function readSnapshot(db: DatabaseSync): StoreSnapshot {
         seen: number;
       }[]).map((r) => ({ digest: r.digest, seen: Number(r.seen) }))
       : [];
-    return { used, open, spa, maxTime: meta("max_time"), generation: meta("generation") };
+    const spaRefuseBefore = meta("spa_refuse_before");
+    return {
+      used,
+      open,
+      spa,
+      ...(spaRefuseBefore > 0 ? { spaRefuseBefore } : {}),
+      maxTime: meta("max_time"),
+      generation: meta("generation"),
+    };
   } finally {
     db.exec("COMMIT");
   }
@@ -615,6 +631,23 @@ async function markedGeneration(path: string): Promise<number | undefined> {
 }
 
 const MARKER_ENCODER = new TextEncoder();
+
+/** Refuses a path that exists and is not a regular file (a symlink, a directory, a device). */
+function refuseNonRegular(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return; // missing: created as a regular file, 0600
+  }
+  if (!info.isFile) {
+    throw new StateFileError(
+      `${path} is not a regular file (${
+        info.isSymlink ? "a symbolic link" : info.isDirectory ? "a directory" : "a device or FIFO"
+      }): sesame writes it beside the state_file and never through a link; remove it`,
+    );
+  }
+}
 
 /**
  * This boot's id (the kernel's, 48 bits of it), or undefined where it cannot be read.

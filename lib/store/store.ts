@@ -46,6 +46,12 @@ export interface StoredState {
   readonly open: readonly OpenRecord[];
   /** SPA packets used (digest, and the packet's timestamp in ms), never to open again. */
   readonly spa?: readonly SpaDigest[];
+  /**
+   * SPA packets made before this time (ms) are refused: set when the state was found
+   * lost (which packets were used lately is unknown), and kept across restarts until it
+   * has passed, so a second start does not forget it.
+   */
+  readonly spaRefuseBefore?: number;
 }
 
 /** A used SPA packet: its digest and its timestamp, ms. */
@@ -93,6 +99,8 @@ export interface StoreChanges {
   readonly spa?: readonly SpaDigest[];
   /** Forget SPA digests of packets older than this (ms): no packet that old is taken. */
   readonly pruneSpaBefore?: number;
+  /** Refuse SPA packets made before this (ms), from now on and after restarts (the highest kept). */
+  readonly refuseSpaBefore?: number;
   /**
    * `full` (the default): durable when the commit returns, even if the machine stops.
    * `normal`: durable against a crash of sesame; a crash of the machine may lose it, and
@@ -136,6 +144,7 @@ export class MemoryStore implements Store {
   readonly #used = new Map<string, StoredCode>();
   readonly #open = new Map<string, OpenRecord>();
   readonly #spa = new Map<string, number>();
+  #spaRefuseBefore = 0;
   /** Set to make every commit fail (tests of the fail-closed path). */
   failWith: Error | undefined;
 
@@ -147,6 +156,7 @@ export class MemoryStore implements Store {
     if (this.failWith) return Promise.reject(this.failWith);
     applyChanges(this.#used, this.#open, changes);
     for (const s of changes.spa ?? []) this.#spa.set(s.digest, s.seen);
+    this.#spaRefuseBefore = Math.max(this.#spaRefuseBefore, changes.refuseSpaBefore ?? 0);
     if (changes.pruneSpaBefore !== undefined) {
       for (const [digest, seen] of this.#spa) {
         if (seen < changes.pruneSpaBefore) this.#spa.delete(digest);
@@ -161,6 +171,7 @@ export class MemoryStore implements Store {
       used: [...this.#used.values()],
       open: [...this.#open.values()],
       spa: [...this.#spa].map(([digest, seen]) => ({ digest, seen })),
+      ...(this.#spaRefuseBefore > 0 ? { spaRefuseBefore: this.#spaRefuseBefore } : {}),
     };
   }
 
