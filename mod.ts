@@ -40,11 +40,12 @@ export {
   type BoundSource,
   counterAt,
   deriveSequence,
+  deriveSequenceSync,
   importSecret,
   type SequenceSpec,
 } from "./lib/sequence.ts";
 export { type AcceptWindow, acceptWindow, counterForKnock, type WindowSpec } from "./lib/window.ts";
-export { codeAt, codeForCounter, type DoorCode } from "./lib/code.ts";
+export { codeAt, codeForCounter, codeForCounterSync, type DoorCode } from "./lib/code.ts";
 export { loadConfig, parseConfig, type ParseConfigOptions } from "./lib/config/load.ts";
 export { validateConfig, type ValidateOptions } from "./lib/config/validate.ts";
 export { DEFAULTS } from "./lib/config/schema.ts";
