@@ -31,7 +31,8 @@ export interface BoundSource {
   readonly prefix: number;
 }
 
-const LABEL = new TextEncoder().encode("sesame/v1");
+const ENCODER = new TextEncoder();
+const LABEL = ENCODER.encode("sesame/v1");
 const TWO_32 = 2 ** 32;
 
 /**
@@ -71,7 +72,7 @@ export function counterAt(unixMs: number, periodMs: number): number {
 
 /** Builds the fixed HMAC message prefix: label ‖ 0 ‖ door ‖ 0 ‖ u64be(T) ‖ S. */
 function messagePrefix(door: string, counter: bigint, source?: BoundSource): Uint8Array {
-  const name = new TextEncoder().encode(door);
+  const name = ENCODER.encode(door);
   let s = new Uint8Array(0);
   if (source) {
     const { address, prefix } = source;
