@@ -62,8 +62,20 @@ export function normalizeHost(hostname: string): string {
  */
 export function parseAddress(text: string): Address | undefined {
   if (typeof text !== "string") return undefined;
-  const quad = parseCanonicalIPv4(text);
-  if (quad) return quad;
+  return parseCanonicalIPv4(text) ?? parseWithIpaddr(text);
+}
+
+/**
+ * {@link parseAddress} through ipaddr.js alone, for every form: what the hand-written
+ * IPv4 path must agree with (the tests compare them).
+ *
+ * @example
+ * ```ts
+ * import { parseWithIpaddr } from "./address.ts";
+ * parseWithIpaddr("010.0.0.1")?.text; // "10.0.0.1" (leading zeros: not the fast path's form)
+ * ```
+ */
+export function parseWithIpaddr(text: string): Address | undefined {
   if (text.includes("%")) return undefined;
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) parsed = ipaddr.IPv4.parse(text);
