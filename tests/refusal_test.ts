@@ -343,3 +343,40 @@ Deno.test("users: a reload that removes a user closes their doors; a refused rel
     await daemon.stop();
   }
 });
+
+Deno.test("users: a reload that removes a user and then cannot bind a port still closes their doors, and says it hears nothing", async () => {
+  const { Daemon } = await import("../lib/daemon/daemon.ts");
+  const { MemoryListeners } = await import("../lib/net/listeners.ts");
+  const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
+  const team = (users: Record<string, unknown>, ports: string) =>
+    validateConfig({
+      doors: { team: { ports, users, open: { for: "60s", nft: { port: 22 } } } },
+    });
+  const both = team({ alice: { secret: ALICE }, bob: { secret: BOB } }, "20000-20099");
+  let listeners: InstanceType<typeof MemoryListeners> | undefined;
+  const nft = new DryRunFirewall();
+  const daemon = await Daemon.start({
+    config: both,
+    firewalls: { nft, iptables: new DryRunFirewall() },
+    listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
+  });
+  try {
+    const alice = userDoors(both.doors)[0];
+    const code = await codeForCounter(alice, Math.floor(Date.now() / PERIOD));
+    for (const k of code.knocks) listeners!.knock("192.0.2.7", k.protocol, k.port);
+    await daemon.settled();
+    assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
+    // Alice removed, and the new pool's ports are all held by another program.
+    for (let p = 41000; p <= 41009; p++) listeners!.refuse.set(`tcp/::/${p}`, "in use");
+    for (let p = 41000; p <= 41009; p++) listeners!.refuse.set(`tcp/0.0.0.0/${p}`, "in use");
+    let error = "";
+    await daemon.reload(team({ bob: { secret: BOB } }, "41000-41009")).catch((e) =>
+      error = (e as Error).message
+    );
+    assertEquals(error.includes("no knock port could be bound"), true, error);
+    assertEquals(daemon.openDoors(), [], "alice's door closed all the same");
+    assertEquals(nft.calls.includes("revoke team 192.0.2.7"), true, nft.calls.join("\n"));
+  } finally {
+    await daemon.stop();
+  }
+});

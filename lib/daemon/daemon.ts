@@ -606,9 +606,8 @@ export class Daemon {
     );
     await this.#sequences.refresh(this.#now());
     this.#watchFirewalls();
-    this.#announce(await this.#bind());
-    log.info("reloaded: {doors} doors", { doors: config.doors.length });
-    // Users removed from a door lose their open doors, now that the reload has committed.
+    // Users removed from a door lose their open doors, now that the new config is in force,
+    // and before the new ports are bound: a bind that fails must not leave them open.
     for (const { door, user } of gone) {
       const { closed } = await this.#opener.revoke({ door, user });
       if (closed.length > 0) {
@@ -619,6 +618,20 @@ export class Daemon {
         });
       }
     }
+    let bound;
+    try {
+      bound = await this.#bind();
+    } catch (e) {
+      // The new config is in force (its rules, its doors) but hears no knock: say so loudly.
+      log.error(
+        "reloaded, but {error}: no knock is heard until a reload or a restart binds some (are the new ports in use?)",
+        { error: e instanceof ConfigError ? e.issues.map((i) => i.message).join("; ") : String(e) },
+      );
+      this.#report({ kind: "reloaded" });
+      throw e;
+    }
+    this.#announce(bound);
+    log.info("reloaded: {doors} doors", { doors: config.doors.length });
     this.#report({ kind: "reloaded" });
   }
 
