@@ -89,3 +89,26 @@ Deno.test("lost state: the SPA packets and codes of before the loss stay refused
     await second.daemon.stop();
   }
 });
+
+Deno.test("a clock that restarts behind the latest time committed does not lengthen the doors still open", async () => {
+  const T = 1_800_000_000_000;
+  const store = new MemoryStore();
+  const first = await run(store, T);
+  const code = (await codeForCounter(first.config.doors[1], T / PERIOD)).knocks;
+  code.forEach((k, i) => first.listeners.knock("192.0.2.67", k.protocol, k.port, T + i));
+  await first.daemon.settled();
+  assertEquals(first.daemon.openDoors().map((r) => r.until), [T + 30_000]);
+  await first.daemon.stop();
+  // Started again with the clock an hour behind (stepped back while sesame was down).
+  const second = await run(store, T - 3_600_000);
+  try {
+    const [record] = second.daemon.openDoors();
+    assertEquals(
+      record.until - (T - 3_600_000) <= 30_000,
+      true,
+      `the door has ${record.until - (T - 3_600_000)} ms left, not an hour more`,
+    );
+  } finally {
+    await second.daemon.stop();
+  }
+});

@@ -408,3 +408,23 @@ Deno.test("open path: rules removed without a change event (a lost event) are pu
   for (let i = 0; i < 80 && !d.nft.standing; i++) await sleep(100);
   assertEquals(d.nft.standing, true, "the periodic check put them back");
 });
+
+Deno.test("open path: a wall clock stepped back keeps no door open past its time (close command, and rules rewritten meanwhile)", async () => {
+  const began = Date.now();
+  let step = 0;
+  const clock = () => T0 + 5000 + Date.now() - began - step;
+  await using d = await start(new MemoryStore(), clock);
+  d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
+  await d.daemon.settled();
+  assertEquals(d.runner.runs, [["/sbin/allow", "192.0.2.7"]]);
+  step = 3_600_000; // the wall clock goes back an hour; `for` is 1 s
+  // The rules rewritten now (another tool's flush) carry what is left of the second, not an hour.
+  const [record] = d.daemon.openDoors();
+  assert(record.until - clock() <= 1000, `until ${record.until - clock()} ms ahead`);
+  await sleep(1500);
+  assertEquals(
+    d.runner.runs,
+    [["/sbin/allow", "192.0.2.7"], ["/sbin/deny", "192.0.2.7"]],
+    "closed after its second, not after the hour",
+  );
+});

@@ -293,8 +293,14 @@ export class Daemon {
       // start, after this one stopped, must not forget it.
       refuseBefore: Math.max(lost ? latest + maxAge : 0, state.spaRefuseBefore ?? 0),
     });
+    // A clock that restarted behind the latest time committed (stepped back while sesame
+    // was down) would lengthen every open door by the step: their ends move back by it.
+    const behind = latest - now();
+    const open = behind > 1000
+      ? state.open.map((r) => ({ ...r, until: r.until - behind }))
+      : state.open;
     try {
-      await daemon.#start(state.open);
+      await daemon.#start(open);
     } catch (e) {
       await daemon.#release();
       throw e;
@@ -1036,7 +1042,7 @@ function describeLoad(loaded: LoadResult, config: Config, now: number): StoredSt
       const maxTime = loaded.state.maxTime ?? 0;
       if (maxTime > now + 1000) {
         log.error(
-          "the clock is {behind} behind the latest time sesame committed ({latest}): it was stepped back. Used codes stay refused",
+          "the clock is {behind} behind the latest time sesame committed ({latest}): it was stepped back. Used codes stay refused, and the doors still open end that much earlier",
           { behind: formatDuration(maxTime - now), latest: new Date(maxTime).toISOString() },
         );
       }

@@ -42,8 +42,8 @@ interface Due<T> {
 export class Deadlines<T> {
   readonly #onDue: (item: T) => void;
   #queue = newQueue<T>();
-  /** The current deadline of each scheduled item, by its sequence number. */
-  readonly #current = new Map<T, number>();
+  /** The current deadline of each scheduled item: its sequence number and time. */
+  readonly #current = new Map<T, { seq: number; at: number }>();
   #seq = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedAt = Infinity;
@@ -57,9 +57,15 @@ export class Deadlines<T> {
   schedule(item: T, delayMs: number): void {
     const seq = ++this.#seq;
     const at = performance.now() + Math.max(0, delayMs);
-    this.#current.set(item, seq);
+    this.#current.set(item, { seq, at });
     this.#queue.push({ at, item, seq });
     if (at < this.#armedAt) this.#arm();
+  }
+
+  /** Milliseconds until `item`'s deadline (monotonic time), or undefined when it has none. */
+  remaining(item: T): number | undefined {
+    const current = this.#current.get(item);
+    return current && Math.max(0, current.at - performance.now());
   }
 
   /** Drops `item`'s deadline. */
@@ -84,7 +90,7 @@ export class Deadlines<T> {
   #arm(): void {
     // Skip deadlines moved or cancelled since: they cost nothing but their heap slot.
     for (let top = this.#queue.peek(); top; top = this.#queue.peek()) {
-      if (this.#current.get(top.item) === top.seq) break;
+      if (this.#current.get(top.item)?.seq === top.seq) break;
       this.#queue.pop();
     }
     clearTimeout(this.#timer);
@@ -106,7 +112,7 @@ export class Deadlines<T> {
     const due: T[] = [];
     for (let top = this.#queue.peek(); top && top.at <= now; top = this.#queue.peek()) {
       this.#queue.pop();
-      if (this.#current.get(top.item) !== top.seq) continue;
+      if (this.#current.get(top.item)?.seq !== top.seq) continue;
       this.#current.delete(top.item);
       due.push(top.item);
     }

@@ -162,7 +162,16 @@ export class Opener {
 
   /** The doors open now (and those still to be closed), as the store keeps them. */
   records(): OpenRecord[] {
-    return [...this.#entries.values()].map((e) => e.record);
+    const now = this.#options.now();
+    return [...this.#entries.values()].map(({ record }) => {
+      // The close's deadline runs on the monotonic clock: after the wall clock stepped
+      // back, `until` lies in the future by the step. What is handed on (to a firewall
+      // that rewrites its rules, to status) ends no later than the deadline.
+      const left = this.#deadlines.remaining(this.#entries.get(openKey(record))!);
+      return left !== undefined && now + left < record.until
+        ? { ...record, until: now + Math.ceil(left) }
+        : record;
+    });
   }
 
   /**
@@ -402,9 +411,12 @@ export class Opener {
     this.#deadlines.schedule(entry, wait);
   }
 
-  /** A close's time came (or a retry's): extended meanwhile, it waits again. */
+  /**
+   * A close's time came (or a retry's), on the monotonic clock: an extension moved the
+   * deadline, so a deadline that comes is the door's. The wall clock is not asked: a clock
+   * stepped back must not keep a door open by the step.
+   */
   #due(entry: Entry): void {
-    if (entry.record.until > this.#options.now()) return this.#schedule(entry);
     this.#track(this.#close(entry));
   }
 

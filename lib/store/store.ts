@@ -145,11 +145,12 @@ export class MemoryStore implements Store {
   readonly #open = new Map<string, OpenRecord>();
   readonly #spa = new Map<string, number>();
   #spaRefuseBefore = 0;
+  #maxTime = 0;
   /** Set to make every commit fail (tests of the fail-closed path). */
   failWith: Error | undefined;
 
   load(): Promise<LoadResult> {
-    return Promise.resolve({ kind: "ok", state: this.snapshot() });
+    return Promise.resolve({ kind: "ok", state: { ...this.snapshot(), maxTime: this.#maxTime } });
   }
 
   commit(changes: StoreChanges): Promise<void> {
@@ -157,6 +158,7 @@ export class MemoryStore implements Store {
     applyChanges(this.#used, this.#open, changes);
     for (const s of changes.spa ?? []) this.#spa.set(s.digest, s.seen);
     this.#spaRefuseBefore = Math.max(this.#spaRefuseBefore, changes.refuseSpaBefore ?? 0);
+    this.#maxTime = Math.max(this.#maxTime, changes.now ?? 0);
     if (changes.pruneSpaBefore !== undefined) {
       for (const [digest, seen] of this.#spa) {
         if (seen < changes.pruneSpaBefore) this.#spa.delete(digest);
