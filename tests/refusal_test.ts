@@ -304,21 +304,21 @@ Deno.test("users: an address already open for alice, opened again by bob's code,
   }
 });
 
-Deno.test("users: a reload that removes a user closes their doors; a refused reload closes nothing", async () => {
+/** A team door with `users` (and an action unless `withOpen` is false), on `ports`. */
+function teamConfig(users: Record<string, unknown>, ports = "20000-20099", withOpen = true) {
+  return validateConfig({
+    doors: {
+      team: { ports, users, ...(withOpen ? { open: { for: "60s", nft: { port: 22 } } } : {}) },
+    },
+  });
+}
+
+/** A daemon on the twins with alice's door open for 192.0.2.7. */
+async function aliceIn() {
   const { Daemon } = await import("../lib/daemon/daemon.ts");
   const { MemoryListeners } = await import("../lib/net/listeners.ts");
   const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
-  const team = (users: Record<string, unknown>, withOpen = true) =>
-    validateConfig({
-      doors: {
-        team: {
-          ports: "20000-20099",
-          users,
-          ...(withOpen ? { open: { for: "60s", nft: { port: 22 } } } : {}),
-        },
-      },
-    });
-  const both = team({ alice: { secret: ALICE }, bob: { secret: BOB } });
+  const both = teamConfig({ alice: { secret: ALICE }, bob: { secret: BOB } });
   let listeners: InstanceType<typeof MemoryListeners> | undefined;
   const nft = new DryRunFirewall();
   const daemon = await Daemon.start({
@@ -326,17 +326,22 @@ Deno.test("users: a reload that removes a user closes their doors; a refused rel
     firewalls: { nft, iptables: new DryRunFirewall() },
     listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
   });
+  const alice = userDoors(both.doors)[0];
+  const code = await codeForCounter(alice, Math.floor(Date.now() / PERIOD));
+  for (const k of code.knocks) listeners!.knock("192.0.2.7", k.protocol, k.port);
+  await daemon.settled();
+  assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
+  return { daemon, nft, listeners: listeners! };
+}
+
+Deno.test("users: a reload that removes a user closes their doors; a refused reload closes nothing", async () => {
+  const { daemon, nft } = await aliceIn();
   try {
-    const alice = userDoors(both.doors)[0];
-    const code = await codeForCounter(alice, Math.floor(Date.now() / PERIOD));
-    for (const k of code.knocks) listeners!.knock("192.0.2.7", k.protocol, k.port);
-    await daemon.settled();
-    assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
     // A reload refused (a door without an action): nothing changes, alice stays in.
-    await daemon.reload(team({ bob: { secret: BOB } }, false)).catch(() => {});
+    await daemon.reload(teamConfig({ bob: { secret: BOB } }, undefined, false)).catch(() => {});
     assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
     // The same removal, in force: her door closes (revoked in the firewall).
-    await daemon.reload(team({ bob: { secret: BOB } }));
+    await daemon.reload(teamConfig({ bob: { secret: BOB } }));
     assertEquals(daemon.openDoors(), []);
     assertEquals(nft.calls.includes("revoke team 192.0.2.7"), true, nft.calls.join("\n"));
   } finally {
@@ -345,32 +350,13 @@ Deno.test("users: a reload that removes a user closes their doors; a refused rel
 });
 
 Deno.test("users: a reload that removes a user and then cannot bind a port still closes their doors, and says it hears nothing", async () => {
-  const { Daemon } = await import("../lib/daemon/daemon.ts");
-  const { MemoryListeners } = await import("../lib/net/listeners.ts");
-  const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
-  const team = (users: Record<string, unknown>, ports: string) =>
-    validateConfig({
-      doors: { team: { ports, users, open: { for: "60s", nft: { port: 22 } } } },
-    });
-  const both = team({ alice: { secret: ALICE }, bob: { secret: BOB } }, "20000-20099");
-  let listeners: InstanceType<typeof MemoryListeners> | undefined;
-  const nft = new DryRunFirewall();
-  const daemon = await Daemon.start({
-    config: both,
-    firewalls: { nft, iptables: new DryRunFirewall() },
-    listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
-  });
+  const { daemon, nft, listeners } = await aliceIn();
   try {
-    const alice = userDoors(both.doors)[0];
-    const code = await codeForCounter(alice, Math.floor(Date.now() / PERIOD));
-    for (const k of code.knocks) listeners!.knock("192.0.2.7", k.protocol, k.port);
-    await daemon.settled();
-    assertEquals(daemon.openDoors().map((r) => r.user), ["alice"]);
     // Alice removed, and the new pool's ports are all held by another program.
-    for (let p = 41000; p <= 41009; p++) listeners!.refuse.set(`tcp/::/${p}`, "in use");
-    for (let p = 41000; p <= 41009; p++) listeners!.refuse.set(`tcp/0.0.0.0/${p}`, "in use");
+    for (let p = 41000; p <= 41009; p++) listeners.refuse.set(`tcp/::/${p}`, "in use");
+    for (let p = 41000; p <= 41009; p++) listeners.refuse.set(`tcp/0.0.0.0/${p}`, "in use");
     let error = "";
-    await daemon.reload(team({ bob: { secret: BOB } }, "41000-41009")).catch((e) =>
+    await daemon.reload(teamConfig({ bob: { secret: BOB } }, "41000-41009")).catch((e) =>
       error = (e as Error).message
     );
     assertEquals(error.includes("no knock port could be bound"), true, error);
