@@ -163,11 +163,12 @@ export class Opener {
   /** The doors open now (and those still to be closed), as the store keeps them. */
   records(): OpenRecord[] {
     const now = this.#options.now();
-    return [...this.#entries.values()].map(({ record }) => {
+    return [...this.#entries.values()].map((entry) => {
+      const { record } = entry;
       // The close's deadline runs on the monotonic clock: after the wall clock stepped
       // back, `until` lies in the future by the step. What is handed on (to a firewall
       // that rewrites its rules, to status) ends no later than the deadline.
-      const left = this.#deadlines.remaining(this.#entries.get(openKey(record))!);
+      const left = this.#deadlines.remaining(entry);
       return left !== undefined && now + left < record.until
         ? { ...record, until: now + Math.ceil(left) }
         : record;
