@@ -232,6 +232,9 @@ function gatewayChains(doors: readonly Door[]): string[] {
   return chains;
 }
 
+/** How often the watch calls back without an event, in case nft monitor dropped one. */
+const BACKSTOP_MS = 5_000;
+
 /**
  * nftables through `nft -f -` (start, reload, backlogs) and a long-lived `nft -i` session
  * (openings). Openings are batched: while one transaction runs, the next openings queue
@@ -269,6 +272,7 @@ export class NftFirewall implements Firewall {
   /** The long-lived `nft monitor`, while watching. */
   #monitor: Session | undefined;
   #watching = false;
+  #backstop: ReturnType<typeof setInterval> | undefined;
   /** Every use of nft after start goes through here: one transaction at a time. */
   readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items));
 
@@ -474,9 +478,11 @@ export class NftFirewall implements Firewall {
   }
 
   /**
-   * Follows `nft monitor` (one long-lived process, no polling): any change to a table,
-   * chain, set or rule, or a flush, may concern sesame's table; element events (openings,
-   * expiries) do not. Calls are coalesced over 100 ms. A monitor that dies is restarted.
+   * Follows `nft monitor` (one long-lived process): any change to a table, chain, set or
+   * rule, or a flush, may concern sesame's table; element events (openings, expiries) do
+   * not. Calls are coalesced over 100 ms. A monitor that dies is restarted. The monitor
+   * can drop events (its netlink buffer overflows under load), so it is also called every
+   * {@link BACKSTOP_MS} without one.
    */
   watch(onChange: () => void): void {
     if (this.#watching) return;
@@ -488,6 +494,7 @@ export class NftFirewall implements Firewall {
         if (this.#watching) onChange();
       }, 100);
     };
+    this.#backstop = setInterval(changed, BACKSTOP_MS);
     const follow = () => {
       if (!this.#watching) return;
       let monitor: Session;
@@ -522,6 +529,7 @@ export class NftFirewall implements Firewall {
 
   async shutdown(): Promise<void> {
     this.#watching = false;
+    clearInterval(this.#backstop);
     const monitor = this.#monitor;
     this.#monitor = undefined;
     try {

@@ -100,8 +100,6 @@ const knockLog = logger("knock");
 /** Failure lines (what fail2ban reads): limited by {@link RefusalLog}, not by LogTape. */
 const refusalLog = logger("refusal");
 const TICK_MS = 500;
-/** How often the firewall rules are checked without a change event to prompt it. */
-const GUARD_BACKSTOP_MS = 5_000;
 
 type FirewallKind = keyof Firewalls;
 
@@ -161,8 +159,6 @@ export class Daemon {
   readonly #guarding = new Set<FirewallKind>();
   /** Changes seen while a check or repair ran: checked again when it ends. */
   readonly #guardAgain = new Set<FirewallKind>();
-  /** When the rules were last checked without a change to prompt it (the backstop). */
-  #lastGuard = Date.now();
   /** Per backend: times of the latest repairs, until when the next one waits, its timer. */
   readonly #repair: Record<FirewallKind, Repairs> = {
     nft: { times: [], hold: 0, timer: undefined },
@@ -814,14 +810,6 @@ export class Daemon {
   #onTick(): void {
     const now = this.#now();
     this.#watchClock(now);
-    // The backstop of the firewall watch: a change event can be lost (nft monitor's
-    // netlink buffer overflows under load), so the rules are also checked now and then.
-    if (Date.now() - this.#lastGuard >= GUARD_BACKSTOP_MS) {
-      this.#lastGuard = Date.now();
-      for (const kind of FIREWALL_KINDS) {
-        if (uses(this.#config, kind)) void this.#guard(kind);
-      }
-    }
     const timeouts = this.#engine.sweep(now);
     if (timeouts.length > 0) this.#decide(timeouts);
     if (Date.now() - this.#lastSummary >= 60_000) {
