@@ -36,8 +36,9 @@ const MAPPED = "::ffff:";
  * @example
  * ```ts
  * import { normalizeHost } from "./address.ts";
- * normalizeHost("::ffff:127.0.0.1"); // "127.0.0.1"
- * normalizeHost("::1"); // "::1"
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(normalizeHost("::ffff:127.0.0.1"), "127.0.0.1");
+ * assertEquals(normalizeHost("::1"), "::1");
  * ```
  */
 export function normalizeHost(hostname: string): string {
@@ -56,8 +57,9 @@ export function normalizeHost(hostname: string): string {
  * @example
  * ```ts
  * import { parseAddress } from "./address.ts";
- * parseAddress("::ffff:192.0.2.7")?.text; // "192.0.2.7"
- * parseAddress("2001:DB8::1")?.text; // "2001:db8::1"
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(parseAddress("::ffff:192.0.2.7")?.text, "192.0.2.7");
+ * assertEquals(parseAddress("2001:DB8::1")?.text, "2001:db8::1");
  * ```
  */
 export function parseAddress(text: string): Address | undefined {
@@ -72,7 +74,9 @@ export function parseAddress(text: string): Address | undefined {
  * @example
  * ```ts
  * import { parseWithIpaddr } from "./address.ts";
- * parseWithIpaddr("010.0.0.1")?.text; // "10.0.0.1" (leading zeros: not the fast path's form)
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(parseWithIpaddr("::ffff:192.0.2.7")?.text, "192.0.2.7"); // mapped: not the fast path's form
+ * assertEquals(parseWithIpaddr("010.0.0.1"), undefined); // leading zeros: refused
  * ```
  */
 export function parseWithIpaddr(text: string): Address | undefined {
@@ -120,7 +124,8 @@ function parseCanonicalIPv4(text: string): Address | undefined {
  * @example
  * ```ts
  * import { maskBytes } from "./address.ts";
- * maskBytes(new Uint8Array([192, 0, 2, 7]), 24); // Uint8Array [192, 0, 2, 0]
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals([...maskBytes(new Uint8Array([192, 0, 2, 7]), 24)], [192, 0, 2, 0]);
  * ```
  */
 export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
@@ -133,12 +138,37 @@ export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
 }
 
 /**
+ * The canonical text of an address given as its 4 or 16 bytes: the same text
+ * {@link parseAddress} gives (`2001:db8::`, never `2001:db8:0:0:0:0:0:0`), so keys built
+ * from bytes match keys built from text.
+ *
+ * @example
+ * ```ts
+ * import { addressText } from "./address.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(addressText(new Uint8Array([32, 1, 13, 184, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])), "2001:db8::1");
+ * assertEquals(addressText(new Uint8Array([192, 0, 2, 0])), "192.0.2.0");
+ * ```
+ */
+export function addressText(bytes: Uint8Array | readonly number[]): string {
+  if (bytes.length === 4) return Array.from(bytes).join(".");
+  if (bytes.length !== 16) {
+    throw new RangeError(`an address has 4 or 16 bytes, received ${bytes.length}`);
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return parseWithIpaddr(groups.join(":"))!.text;
+}
+
+/**
  * Parses `a.b.c.d/n`, `x::/n` or a bare address (a host prefix); `undefined` when invalid.
  *
  * @example
  * ```ts
  * import { parseCidr } from "./address.ts";
- * parseCidr("10.1.2.3/8"); // { family: 4, bytes: [10, 0, 0, 0], prefix: 8 }
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const cidr = parseCidr("10.1.2.3/8")!;
+ * assertEquals([cidr.family, [...cidr.bytes], cidr.prefix], [4, [10, 0, 0, 0], 8]);
  * ```
  */
 export function parseCidr(text: string): Cidr | undefined {
@@ -174,9 +204,10 @@ export function cidrContains(cidr: Cidr, address: Address): boolean {
  * @example
  * ```ts
  * import { isPermitted, parseAddress, parseCidr } from "./address.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const allow = [parseCidr("192.0.2.0/24")!];
- * isPermitted(parseAddress("192.0.2.7")!, allow, []); // true
- * isPermitted(parseAddress("198.51.100.1")!, allow, []); // false
+ * assertEquals(isPermitted(parseAddress("192.0.2.7")!, allow, []), true);
+ * assertEquals(isPermitted(parseAddress("198.51.100.1")!, allow, []), false);
  * ```
  */
 export function isPermitted(

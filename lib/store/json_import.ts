@@ -4,6 +4,7 @@
  * count for the door's current secret (fail closed).
  * @module
  */
+import { addressText } from "../address.ts";
 import { StateFileError } from "../errors.ts";
 import type { FirewallGrant, OpenRecord, StoredCode, StoredState } from "./store.ts";
 
@@ -26,7 +27,7 @@ export function parseState(text: string): StoredState {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new StateFileError(`not valid JSON (truncated?): ${(e as Error).message}`);
+    throw new StateFileError(`not valid JSON (truncated?): ${(e as Error).message}`, { cause: e });
   }
   const d = data as { version?: unknown; used?: unknown; open?: unknown };
   if (typeof d !== "object" || d === null || (d.version !== 1 && d.version !== VERSION)) {
@@ -65,11 +66,11 @@ function legacyCode(item: unknown): StoredCode {
   if (!Number.isSafeInteger(code.counter)) throw bad();
   if (!m[4]) return code;
   const bytes = m[5].split(".").map(Number);
-  const text = m[4] === "4"
-    ? bytes.join(".")
-    : Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16))
-      .join(":");
-  return { ...code, prefix: `${text}/${m[6]}` };
+  if (bytes.length !== (m[4] === "4" ? 4 : 16) || bytes.some((b) => !(b >= 0 && b <= 255))) {
+    throw bad();
+  }
+  // The text the engine's used-code key has (compressed IPv6): a mark must match its code.
+  return { ...code, prefix: `${addressText(bytes)}/${m[6]}` };
 }
 
 function openRecord(r: Record<string, unknown>): OpenRecord {
