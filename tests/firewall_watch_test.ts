@@ -3,8 +3,8 @@
  * also calls back every few seconds without one, and the daemon's check then puts back
  * what another tool removed (that repair is tested in open_path_test.ts).
  */
-import { assert } from "./_assert.ts";
-import { sleep } from "./_daemon.ts";
+import { assertEquals } from "./_assert.ts";
+import { ManualClock } from "../lib/testing/mod.ts";
 import { NftFirewall } from "../lib/actions/nft.ts";
 import type { CommandRunner, Session } from "../lib/actions/runner.ts";
 
@@ -36,12 +36,17 @@ Deno.test("NftFirewall.watch calls back within seconds even when nft monitor rep
     spawn: () => silentMonitor(),
     close() {},
   };
-  const nft = new NftFirewall(runner, { mode: "batch", nftPath: "/usr/sbin/nft" });
+  const clock = new ManualClock(0);
+  const nft = new NftFirewall(runner, { mode: "batch", nftPath: "/usr/sbin/nft", clock });
   let calls = 0;
   nft.watch(() => calls++);
   try {
-    for (let i = 0; i < 80 && calls === 0; i++) await sleep(100);
-    assert(calls > 0, "no call back in 8 s without an event");
+    clock.advance(5099);
+    assertEquals(calls, 0, "no call back before the backstop (5 s) and its coalescing (100 ms)");
+    clock.advance(1);
+    assertEquals(calls, 1, "a call back after 5 s without an event");
+    clock.advance(5100);
+    assertEquals(calls, 2, "and every 5 s after");
   } finally {
     await nft.shutdown();
   }

@@ -8,16 +8,19 @@ Deno.test("WorkerRunner runs argv without a shell and reports exit codes", async
   const runner = new WorkerRunner();
   try {
     const literal = "x;touch pwned $(touch pwned2)";
-    assertEquals((await runner.run(["/usr/bin/touch", `${dir.path}/${literal}`], 5000)).code, 0);
+    assertEquals(
+      (await runner.run(["/usr/bin/touch", `${dir.path}/${literal}`], { timeoutMs: 5000 })).code,
+      0,
+    );
     assertEquals(
       [...Deno.readDirSync(dir.path)].map((e) => e.name),
       [literal],
       "one file, named literally",
     );
-    const failed = await runner.run(["/usr/bin/ls", `${dir.path}/missing`], 5000);
+    const failed = await runner.run(["/usr/bin/ls", `${dir.path}/missing`], { timeoutMs: 5000 });
     assertEquals([failed.code, failed.timedOut], [2, false]);
     assert(failed.error.includes("No such file"), failed.error);
-    const missing = await runner.run(["/nonexistent/program"], 5000);
+    const missing = await runner.run(["/nonexistent/program"], { timeoutMs: 5000 });
     assertEquals(missing.code, -1);
   } finally {
     runner.close();
@@ -28,7 +31,7 @@ Deno.test("WorkerRunner kills a command that outlives its time limit", async () 
   const runner = new WorkerRunner();
   try {
     const start = Date.now();
-    const result = await runner.run(["/usr/bin/sleep", "10"], 300);
+    const result = await runner.run(["/usr/bin/sleep", "10"], { timeoutMs: 300 });
     assertEquals(result.timedOut, true);
     assert(Date.now() - start < 3000, "killed well before it ended by itself");
   } finally {
@@ -59,7 +62,7 @@ Deno.test("WorkerRunner refuses commands beyond its queue cap instead of growing
   const runner = new WorkerRunner(3);
   try {
     const results = await Promise.all(
-      Array.from({ length: 5 }, () => runner.run(["/usr/bin/sleep", "0.2"], 5000)),
+      Array.from({ length: 5 }, () => runner.run(["/usr/bin/sleep", "0.2"], { timeoutMs: 5000 })),
     );
     assertEquals(results.map((r) => r.code), [0, 0, 0, -1, -1]);
     assert(results[4].error.includes("more than 3 commands waiting"), results[4].error);
@@ -72,8 +75,8 @@ Deno.test("WorkerRunner never refuses an essential command (a close), even with 
   const runner = new WorkerRunner(1);
   try {
     const [open, close] = await Promise.all([
-      runner.run(["/usr/bin/sleep", "0.2"], 5000),
-      runner.run(["/usr/bin/true"], 5000, undefined, true),
+      runner.run(["/usr/bin/sleep", "0.2"], { timeoutMs: 5000 }),
+      runner.run(["/usr/bin/true"], { timeoutMs: 5000, essential: true }),
     ]);
     assertEquals([open.code, close.code], [0, 0]);
   } finally {

@@ -8,6 +8,7 @@
  * reload, which drops rules a crash left behind. It stays when sesame stops.
  * @module
  */
+import { type Clock, systemClock, type Timer } from "../clock.ts";
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
@@ -143,7 +144,8 @@ export class IptablesFirewall implements Firewall {
   readonly #rules = new Map<string, string>();
   /** Per family, the chain's rules but the per-source ones, as the last start left them. */
   #expected: Record<IptablesFamily, string> | undefined;
-  #poll: ReturnType<typeof setInterval> | undefined;
+  #poll: Timer | undefined;
+  readonly #clock: Clock;
   /** The doors of the last start: a chain rebuild needs their DROP rules. */
   #doors: readonly Door[] = [];
   readonly #batchers: Record<IptablesFamily, Batcher<Change>> = {
@@ -151,10 +153,12 @@ export class IptablesFirewall implements Firewall {
     v6: new Batcher((items) => this.#apply("v6", items)),
   };
 
-  constructor(runner: CommandRunner, options: { paths?: IptablesPaths; now?: () => number } = {}) {
+  /** @param options.clock wall time for rule timeouts, the timer of the watch. @default systemClock */
+  constructor(runner: CommandRunner, options: { paths?: IptablesPaths; clock?: Clock } = {}) {
     this.#runner = runner;
     this.#paths = options.paths ?? DEFAULT_PATHS;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
+    this.#now = this.#clock.now;
   }
 
   start(doors: readonly Door[], records: Records): Promise<void> {
@@ -170,10 +174,14 @@ export class IptablesFirewall implements Firewall {
     for (const family of ["v4", "v6"] as const) {
       await this.#run(family, iptablesScript(family, doors, records, now));
       const tool = this.#paths[family];
-      const jump = await this.#runner.run([tool, "-w", "-C", "INPUT", "-j", CHAIN], TIMEOUT_MS);
+      const jump = await this.#runner.run([tool, "-w", "-C", "INPUT", "-j", CHAIN], {
+        timeoutMs: TIMEOUT_MS,
+      });
       if (jump.code !== 0) {
         await this.#check(
-          await this.#runner.run([tool, "-w", "-I", "INPUT", "1", "-j", CHAIN], TIMEOUT_MS),
+          await this.#runner.run([tool, "-w", "-I", "INPUT", "1", "-j", CHAIN], {
+            timeoutMs: TIMEOUT_MS,
+          }),
           tool,
         );
       }
@@ -274,11 +282,11 @@ export class IptablesFirewall implements Firewall {
    * every second (two short commands per family).
    */
   watch(onChange: () => void): void {
-    this.#poll ??= setInterval(onChange, 1000);
+    this.#poll ??= this.#clock.setInterval(onChange, 1000);
   }
 
   shutdown(): Promise<void> {
-    clearInterval(this.#poll);
+    this.#clock.clearTimeout(this.#poll);
     this.#poll = undefined;
     return Promise.resolve();
   }
@@ -288,16 +296,11 @@ export class IptablesFirewall implements Firewall {
     const tool = this.#paths[family];
     const chain = await this.#runner.run(
       [tool, "-w", "-S", CHAIN],
-      TIMEOUT_MS,
-      undefined,
-      true,
-      true,
+      { timeoutMs: TIMEOUT_MS, essential: true, capture: true },
     );
     const jump = await this.#runner.run(
       [tool, "-w", "-C", "INPUT", "-j", CHAIN],
-      TIMEOUT_MS,
-      undefined,
-      true,
+      { timeoutMs: TIMEOUT_MS, essential: true },
     );
     const rules = (chain.output ?? "").split("\n").filter((l) => l && !l.includes(" -s "));
     return `${chain.code}\n${rules.join("\n")}\njump ${jump.code === 0}`;
@@ -309,7 +312,10 @@ export class IptablesFirewall implements Firewall {
 
   async #run(family: IptablesFamily, script: string): Promise<void> {
     const tool = `${this.#paths[family]}-restore`;
-    await this.#check(await this.#runner.run([tool, "-w", "--noflush"], TIMEOUT_MS, script), tool);
+    await this.#check(
+      await this.#runner.run([tool, "-w", "--noflush"], { timeoutMs: TIMEOUT_MS, input: script }),
+      tool,
+    );
   }
 
   #check(result: { code: number; timedOut: boolean; error: string }, tool: string): void {

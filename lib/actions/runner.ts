@@ -31,20 +31,25 @@ export interface Session {
   kill(signal: Deno.Signal): void;
 }
 
+/** Options for {@link CommandRunner.run}. */
+export interface RunOptions {
+  /** Killed after this many ms. */
+  readonly timeoutMs: number;
+  /** Fed on stdin. @default none (stdin is /dev/null) */
+  readonly input?: string;
+  /** Never refused for a full queue (a close, a check of the rules). @default false */
+  readonly essential?: boolean;
+  /** Its stdout comes back in `output`. @default false */
+  readonly capture?: boolean;
+}
+
 /** Something that runs argv with a time limit, and starts long-lived sessions. */
 export interface CommandRunner {
   /**
-   * Runs `argv` (argv[0] an absolute path), feeding it `input` on stdin; resolves when it
-   * ends or is killed. An `essential` command (a close) is never refused for a full queue;
-   * with `capture` its stdout comes back in `output`.
+   * Runs `argv` (argv[0] an absolute path); resolves when it ends or is killed. It never
+   * rejects: a command that cannot start resolves with code -1 and why.
    */
-  run(
-    argv: readonly string[],
-    timeoutMs: number,
-    input?: string,
-    essential?: boolean,
-    capture?: boolean,
-  ): Promise<CommandResult>;
+  run(argv: readonly string[], options: RunOptions): Promise<CommandResult>;
   /** Starts `argv` (argv[0] an absolute path) as a long-lived session with piped stdio. */
   spawn(argv: readonly string[]): Session;
   /** Stops the runner; commands in flight are left to finish on their own. */
@@ -80,16 +85,14 @@ const NO_HOME = "/dev/null";
  * ```ts
  * import { runCommand } from "./runner.ts";
  * import { strictEqual as assertEquals } from "node:assert/strict";
- * const result = await runCommand(["/bin/sh", "-c", "echo no >&2; exit 3"], 1000);
+ * const result = await runCommand(["/bin/sh", "-c", "echo no >&2; exit 3"], { timeoutMs: 1000 });
  * assertEquals(result.code, 3);
  * assertEquals(result.error, "no");
  * ```
  */
 export async function runCommand(
   argv: readonly string[],
-  timeoutMs: number,
-  input?: string,
-  capture = false,
+  { timeoutMs, input, capture = false }: RunOptions,
 ): Promise<CommandResult> {
   const signal = AbortSignal.timeout(timeoutMs);
   try {
@@ -140,7 +143,7 @@ interface Pending {
  * import { WorkerRunner } from "./runner.ts";
  * import { strictEqual as assertEquals } from "node:assert/strict";
  * const runner = new WorkerRunner();
- * assertEquals((await runner.run(["/bin/true"], 5000)).code, 0);
+ * assertEquals((await runner.run(["/bin/true"], { timeoutMs: 5000 })).code, 0);
  * runner.close();
  * ```
  */
@@ -179,17 +182,11 @@ export class WorkerRunner implements CommandRunner {
     this.#worker ??= this.#start();
   }
 
-  run(
-    argv: readonly string[],
-    timeoutMs: number,
-    input?: string,
-    essential = false,
-    capture = false,
-  ): Promise<CommandResult> {
+  run(argv: readonly string[], options: RunOptions): Promise<CommandResult> {
     // A flood of openings must not queue commands without bound: refuse opens beyond the
     // cap (the caller logs it, and a door whose command did not run stays shut). Closes are
     // never refused: a door must not stay open because the queue was full.
-    if (!essential && this.#pending.size >= this.#maxQueued) {
+    if (!options.essential && this.#pending.size >= this.#maxQueued) {
       return Promise.resolve({
         code: -1,
         timedOut: false,
@@ -200,7 +197,8 @@ export class WorkerRunner implements CommandRunner {
     const id = this.#next++;
     return new Promise((resolve) => {
       this.#pending.set(id, { resolve });
-      this.#worker!.postMessage({ id, argv: [...argv], timeoutMs, input, capture });
+      const { timeoutMs, input, capture } = options;
+      this.#worker!.postMessage({ id, argv: [...argv], options: { timeoutMs, input, capture } });
     });
   }
 

@@ -3,13 +3,11 @@
  * The worker behind {@link WorkerRunner}: spawns commands so the main thread never blocks.
  * @module
  */
-import { runCommand } from "./runner.ts";
+import { runCommand, type RunOptions } from "./runner.ts";
 
 self.onmessage = async (
-  event: MessageEvent<
-    { id: number; argv: string[]; timeoutMs: number; input?: string; capture?: boolean }
-  >,
+  event: MessageEvent<{ id: number; argv: string[]; options: RunOptions }>,
 ) => {
-  const { id, argv, timeoutMs, input, capture } = event.data;
-  self.postMessage({ id, result: await runCommand(argv, timeoutMs, input, capture) });
+  const { id, argv, options } = event.data;
+  self.postMessage({ id, result: await runCommand(argv, options) });
 };

@@ -7,9 +7,7 @@
  * @module
  */
 import TinyQueue from "tinyqueue";
-
-/** setTimeout takes at most 2^31-1 ms; a later deadline re-arms on the way. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { type Clock, MAX_TIMER_MS, systemClock, type Timer } from "../clock.ts";
 
 function newQueue<T>(): TinyQueue<Due<T>> {
   return new TinyQueue<Due<T>>([], (a, b) => a.at - b.at);
@@ -22,21 +20,24 @@ interface Due<T> {
 }
 
 /**
- * Calls `onDue(item)` when an item's deadline comes (monotonic time, like setTimeout).
+ * Calls `onDue(item)` when an item's deadline comes (the clock's monotonic time).
  *
  * @example
  * ```ts
  * import { Deadlines } from "./deadlines.ts";
+ * import { ManualClock } from "../testing/manual_clock.ts";
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const clock = new ManualClock(0);
  * const due: string[] = [];
- * const deadlines = new Deadlines<string>((item) => due.push(item));
+ * const deadlines = new Deadlines<string>((item) => due.push(item), clock);
  * deadlines.schedule("b", 20);
  * deadlines.schedule("a", 10);
  * deadlines.schedule("c", 5);
  * deadlines.cancel("c");
- * await new Promise((r) => setTimeout(r, 50));
+ * clock.advance(15);
+ * assertEquals(due, ["a"]);
+ * clock.advance(5);
  * assertEquals(due, ["a", "b"]);
- * deadlines.clear();
  * ```
  */
 export class Deadlines<T> {
@@ -45,18 +46,23 @@ export class Deadlines<T> {
   /** The current deadline of each scheduled item: its sequence number and time. */
   readonly #current = new Map<T, { seq: number; at: number }>();
   #seq = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #clock: Clock;
+  #timer: Timer | undefined;
   #armedAt = Infinity;
 
-  /** @param onDue called once for each item whose deadline came (and was not moved or cancelled). */
-  constructor(onDue: (item: T) => void) {
+  /**
+   * @param onDue called once for each item whose deadline came (and was not moved or cancelled).
+   * @param clock whose monotonic time and timers decide. @default systemClock
+   */
+  constructor(onDue: (item: T) => void, clock: Clock = systemClock) {
     this.#onDue = onDue;
+    this.#clock = clock;
   }
 
   /** Sets `item`'s deadline to `delayMs` from now, replacing any it had. */
   schedule(item: T, delayMs: number): void {
     const seq = ++this.#seq;
-    const at = performance.now() + Math.max(0, delayMs);
+    const at = this.#clock.monotonic() + Math.max(0, delayMs);
     this.#current.set(item, { seq, at });
     this.#queue.push({ at, item, seq });
     if (at < this.#armedAt) this.#arm();
@@ -65,7 +71,7 @@ export class Deadlines<T> {
   /** Milliseconds until `item`'s deadline (monotonic time), or undefined when it has none. */
   remaining(item: T): number | undefined {
     const current = this.#current.get(item);
-    return current && Math.max(0, current.at - performance.now());
+    return current && Math.max(0, current.at - this.#clock.monotonic());
   }
 
   /** Drops `item`'s deadline. */
@@ -77,7 +83,7 @@ export class Deadlines<T> {
   clear(): void {
     this.#current.clear();
     this.#queue = newQueue<T>();
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedAt = Infinity;
   }
@@ -93,7 +99,7 @@ export class Deadlines<T> {
       if (this.#current.get(top.item)?.seq === top.seq) break;
       this.#queue.pop();
     }
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     const top = this.#queue.peek();
     if (!top) {
       this.#timer = undefined;
@@ -101,14 +107,14 @@ export class Deadlines<T> {
       return;
     }
     this.#armedAt = top.at;
-    const wait = Math.min(MAX_TIMER_MS, Math.max(0, top.at - performance.now()));
-    this.#timer = setTimeout(() => this.#fire(), wait);
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, top.at - this.#clock.monotonic()));
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), wait);
   }
 
   #fire(): void {
     this.#timer = undefined;
     this.#armedAt = Infinity;
-    const now = performance.now();
+    const now = this.#clock.monotonic();
     const due: T[] = [];
     for (let top = this.#queue.peek(); top && top.at <= now; top = this.#queue.peek()) {
       this.#queue.pop();
