@@ -5,7 +5,7 @@
  * `UPDATE_GOLDEN=1 deno task test tests/golden_test.ts` rewrites the files after a deliberate change.
  */
 import { assertEquals } from "./_assert.ts";
-import { nftRuleset } from "../lib/actions/nft.ts";
+import { nftRuleset } from "../lib/actions/nft_rules.ts";
 import { iptablesScript } from "../lib/actions/iptables.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import { logLine } from "../lib/daemon/report.ts";

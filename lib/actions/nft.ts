@@ -1,18 +1,19 @@
 /**
- * The nftables backend. sesame owns one table, `inet sesame`: per door a set of IPv4 and
+ * The nftables backend (its rules are rendered by nft_rules.ts). sesame owns one table, `inet sesame`: per door a set of IPv4 and
  * a set of IPv6 sources with per-element timeouts, and one input chain that drops the
  * door's protected ports unless the source is in the door's set. The kernel removes an
  * element when its time is up, daemon or no daemon; established connections continue.
  * The table stays when sesame stops, so the ports stay protected.
  * @module
  */
+import { type Clock, systemClock, type Timer } from "../clock.ts";
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
 import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
-import { nftSetBase } from "./nft_names.ts";
+import { adminSets, elementLines, nftRuleset } from "./nft_rules.ts";
 import { NftSession } from "./nft_session.ts";
 import type { CommandRunner, Session } from "./runner.ts";
 
@@ -21,22 +22,8 @@ export const NFT_PATH = "/usr/sbin/nft";
 const TIMEOUT_MS = 10_000;
 /** Most commands sent as one nft -i line (64 openings of 3); a larger backlog goes to nft -f. */
 const SESSION_LINES = 64 * 3;
-/** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
-const MIN_TIMEOUT_MS = 1000;
-
 /** nft's answer to creating an element that exists. */
 const ALREADY_THERE = /File exists/;
-
-/** The admin's own sets the doors name (`family table set`), each with the type it must have. */
-function adminSets(doors: readonly Door[]): Map<string, "ipv4_addr" | "ipv6_addr"> {
-  const sets = new Map<string, "ipv4_addr" | "ipv6_addr">();
-  for (const door of doors) {
-    const own = door.open?.nft?.sets;
-    if (own?.v4) sets.set(own.v4, "ipv4_addr");
-    if (own?.v6) sets.set(own.v6, "ipv6_addr");
-  }
-  return sets;
-}
 
 function setError(problems: ReadonlyMap<string, string>): FirewallError {
   return new FirewallError(
@@ -50,186 +37,6 @@ function setError(problems: ReadonlyMap<string, string>): FirewallError {
 function concernsTable(line: string): boolean {
   return line !== "" && !line.startsWith("#") && !line.startsWith("add element") &&
     !line.startsWith("delete element");
-}
-
-/** The door's set names. */
-function sets(door: string): { v4: string; v6: string } {
-  const base = nftSetBase(door);
-  return { v4: `${base}_v4`, v6: `${base}_v6` };
-}
-
-/** One element line (add, delete, add: creates or refreshes the timeout atomically, on every kernel). */
-function elementLines(record: OpenRecord, now: number): string[] {
-  const address = parseAddress(record.source);
-  if (!address || address.text !== record.source) {
-    throw new TypeError(`not a canonical address: ${JSON.stringify(record.source)}`);
-  }
-  const family = address.family === 4 ? "v4" : "v6";
-  const own = record.firewall?.sets;
-  const set = own ? own[family] : `inet sesame ${sets(record.door)[family]}`;
-  if (!set) {
-    throw new TypeError(
-      `door ${record.door} names no IPv${address.family} set: cannot open for ${record.source}`,
-    );
-  }
-  const timeout = Math.max(MIN_TIMEOUT_MS, Math.ceil(record.until - now));
-  const target = `${set} { ${address.text}`;
-  // In the admin's own set an element may be the admin's (permanent): never delete or
-  // change one, only create (an element already there is left as it is: see ALREADY_THERE).
-  if (own) return [`create element ${target} timeout ${timeout}ms }`];
-  return [
-    `add element ${target} }`,
-    `delete element ${target} }`,
-    `add element ${target} timeout ${timeout}ms }`,
-  ];
-}
-
-/**
- * The whole table as an `nft -f` script: created if missing, deleted and rebuilt in the
- * same transaction (all or nothing), with the open `records` put back. Pure.
- *
- * @example
- * ```ts
- * import { nftRuleset } from "./nft.ts";
- * import { validateConfig } from "../config/validate.ts";
- * import { strictEqual as assertEquals } from "node:assert/strict";
- * const { doors } = validateConfig({
- *   doors: { legacy: { sequence: [7000, 8000], open: { nft: { port: 22 } } } },
- * });
- * const script = nftRuleset(doors, [], 0);
- * assertEquals(script.includes("tcp dport { 22 } drop"), true);
- * ```
- */
-export function nftRuleset(
-  doors: readonly Door[],
-  records: readonly OpenRecord[],
-  now: number,
-): string {
-  // Doors that name the admin's own sets have no rules here: the admin's ruleset holds them.
-  const guarded = doors.filter((d) => d.open?.nft && !d.open.nft.sets);
-  const lines = [
-    "# sesame's table: generated, replaced as a whole on every start and reload",
-    "table inet sesame {}",
-    "delete table inet sesame",
-  ];
-  if (guarded.length === 0) return lines.join("\n") + "\n";
-  lines.push(
-    "table inet sesame {",
-    "  # sesame checks its long-lived nft session with this set; it allows nothing",
-    "  set session_probe { type ipv4_addr; flags timeout; }",
-  );
-  for (const door of guarded) {
-    const { v4, v6 } = sets(door.name);
-    lines.push(
-      `  set ${v4} { type ipv4_addr; flags timeout; }`,
-      `  set ${v6} { type ipv6_addr; flags timeout; }`,
-    );
-  }
-  const local = guarded.filter((d) => !d.open!.nft!.gateway);
-  const gateways = guarded.filter((d) => d.open!.nft!.gateway);
-  lines.push(
-    "  chain input {",
-    "    type filter hook input priority filter - 10; policy accept;",
-    "    # connections opened while a door was open live on after it closes",
-    "    ct state established,related accept",
-  );
-  // Every door's sources first, then the drops: doors may protect the same port (one door
-  // per person), and a drop of the first would shadow the second's sources.
-  const drops: string[] = [];
-  for (const door of local) {
-    const { ports, protocol } = door.open!.nft!;
-    const { v4, v6 } = sets(door.name);
-    const match = `${protocol} dport { ${ports.join(", ")} }`;
-    lines.push(
-      `    # door ${door.name}`,
-      `    ${match} ip saddr @${v4} accept`,
-      `    ${match} ip6 saddr @${v6} accept`,
-    );
-    drops.push(`    ${match} drop`);
-  }
-  for (const door of gateways) {
-    const { ports, protocol, gateway } = door.open!.nft!;
-    // The knocker's connections to a dnat port are forwarded before input; anyone else's
-    // would reach a local program there.
-    if (gateway!.kind === "dnat") drops.push(`    ${protocol} dport { ${ports[0]} } drop`);
-  }
-  if (drops.length > 0) {
-    lines.push("    # everyone else, after every door's sources", ...new Set(drops));
-  }
-  if (gateways.length > 0) lines.push("  }", ...gatewayChains(gateways));
-  lines.push(...(gateways.length > 0 ? [] : ["  }"]), "}");
-  const names = new Set(guarded.map((d) => d.name));
-  for (const record of records) {
-    if (names.has(record.door) && record.until > now) lines.push(...elementLines(record, now));
-  }
-  return lines.join("\n") + "\n";
-}
-
-/**
- * The chains of doors that open a host behind this router: forward (the knocker's new
- * connections to the inside host pass, everyone else's are dropped), prerouting nat (a
- * dnat door sends the knocker's connections to the router's port on to the inside host)
- * and postrouting nat (masquerade, for inside hosts that would not answer through here).
- */
-function gatewayChains(doors: readonly Door[]): string[] {
-  const forward = [
-    "  chain forward {",
-    "    type filter hook forward priority filter - 10; policy accept;",
-    "    ct state established,related accept",
-  ];
-  const prerouting: string[] = [];
-  const postrouting: string[] = [];
-  const drops: string[] = [];
-  for (const door of doors) {
-    const { ports, protocol, gateway } = door.open!.nft!;
-    const g = gateway!;
-    const set = `${g.family === 4 ? "ip" : "ip6"} saddr @${
-      sets(door.name)[g.family === 4 ? "v4" : "v6"]
-    }`;
-    const inside = `${g.family === 4 ? "ip" : "ip6"} daddr ${g.host} ${protocol} dport { ${
-      g.toPorts.join(", ")
-    } }`;
-    if (g.kind === "forward") {
-      forward.push(`    # door ${door.name}: forward to ${g.host}`, `    ${inside} ${set} accept`);
-      drops.push(`    ${inside} drop`);
-    } else {
-      const to = g.family === 4 ? `${g.host}:${g.toPorts[0]}` : `[${g.host}]:${g.toPorts[0]}`;
-      forward.push(
-        `    # door ${door.name}: dnat to ${to}`,
-        `    ct status dnat ${inside} ${set} accept`,
-      );
-      prerouting.push(
-        `    # door ${door.name}`,
-        `    fib daddr type local ${protocol} dport ${ports[0]} ${set} dnat ${
-          g.family === 4 ? "ip" : "ip6"
-        } to ${to}`,
-      );
-    }
-    if (g.masquerade) {
-      postrouting.push(`    # door ${door.name}`, `    ${inside} ${set} masquerade`);
-    }
-  }
-  if (drops.length > 0) {
-    forward.push("    # everyone else, after every door's sources", ...new Set(drops));
-  }
-  const chains = [...forward, "  }"];
-  if (prerouting.length > 0) {
-    chains.push(
-      "  chain prerouting {",
-      "    type nat hook prerouting priority dstnat - 10; policy accept;",
-      ...prerouting,
-      "  }",
-    );
-  }
-  if (postrouting.length > 0) {
-    chains.push(
-      "  chain postrouting {",
-      "    type nat hook postrouting priority srcnat - 10; policy accept;",
-      ...postrouting,
-      "  }",
-    );
-  }
-  return chains;
 }
 
 /** How often the watch calls back without an event, in case nft monitor dropped one. */
@@ -272,21 +79,24 @@ export class NftFirewall implements Firewall {
   /** The long-lived `nft monitor`, while watching. */
   #monitor: Session | undefined;
   #watching = false;
-  #backstop: ReturnType<typeof setInterval> | undefined;
+  #backstop: Timer | undefined;
+  readonly #clock: Clock;
   /** Every use of nft after start goes through here: one transaction at a time. */
   readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items));
 
   /**
    * @param options.mode `session` (default): openings go to one long-lived `nft -i`, and a
    *   backlog of more than 64 to one `nft -f -`; `batch`: every batch runs its own `nft -f -`.
+   * @param options.clock wall time for element timeouts, timers for the watch. @default systemClock
    */
   constructor(
     runner: CommandRunner,
-    options: { nftPath?: string; now?: () => number; mode?: "session" | "batch" } = {},
+    options: { nftPath?: string; clock?: Clock; mode?: "session" | "batch" } = {},
   ) {
     this.#runner = runner;
     this.#nft = options.nftPath ?? NFT_PATH;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
+    this.#now = this.#clock.now;
     this.#session = options.mode === "batch" ? undefined : new NftSession(runner, this.#nft);
   }
 
@@ -355,20 +165,9 @@ export class NftFirewall implements Firewall {
   ): Promise<Map<string, string>> {
     const problems = new Map<string, string>();
     for (const [set, type] of sets) {
-      const result = await this.#runner.run(
-        [this.#nft, "-j", "list", "set", ...set.split(" ")],
-        TIMEOUT_MS,
-        undefined,
-        true,
-        true,
-      );
-      let info: { type?: unknown; flags?: unknown } | undefined;
-      try {
-        info = (JSON.parse(result.output ?? "{}").nftables ?? [])
-          .find((o: { set?: unknown }) => o.set)?.set;
-      } catch { /* no listing */ }
+      const info = await this.#setInfo(set);
       const flags = Array.isArray(info?.flags) ? info.flags : [];
-      if (result.code !== 0 || !info) problems.set(set, "does not exist");
+      if (!info) problems.set(set, "does not exist");
       else if (info.type !== type) problems.set(set, `holds ${info.type}, not ${type}`);
       else if (!flags.includes("timeout")) problems.set(set, `has no "flags timeout"`);
       else if (flags.includes("interval")) problems.set(set, "is an interval set");
@@ -458,23 +257,26 @@ export class NftFirewall implements Firewall {
 
   /** The addresses in one of the admin's sets. */
   async #setElements(set: string): Promise<Set<string>> {
-    const result = await this.#runner.run(
-      [this.#nft, "-j", "list", "set", ...set.split(" ")],
-      TIMEOUT_MS,
-      undefined,
-      true,
-      true,
-    );
     const found = new Set<string>();
-    try {
-      const info = (JSON.parse(result.output ?? "{}").nftables ?? [])
-        .find((o: { set?: unknown }) => o.set)?.set;
-      for (const e of info?.elem ?? []) {
-        const value = typeof e === "string" ? e : e?.elem?.val;
-        if (typeof value === "string") found.add(value);
-      }
-    } catch { /* nothing listed */ }
+    const elements = (await this.#setInfo(set))?.elem;
+    for (const e of Array.isArray(elements) ? elements : []) {
+      const value = typeof e === "string" ? e : e?.elem?.val;
+      if (typeof value === "string") found.add(value);
+    }
     return found;
+  }
+
+  /** One of the admin's sets as nft's JSON describes it, or undefined when it is not there. */
+  async #setInfo(
+    set: string,
+  ): Promise<{ type?: unknown; flags?: unknown; elem?: unknown } | undefined> {
+    const output = await this.#list(["-j", "list", "set", ...set.split(" ")]);
+    try {
+      return (JSON.parse(output || "{}").nftables ?? []).find((o: { set?: unknown }) => o.set)
+        ?.set;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -487,14 +289,15 @@ export class NftFirewall implements Firewall {
   watch(onChange: () => void): void {
     if (this.#watching) return;
     this.#watching = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const clock = this.#clock;
+    let timer: Timer | undefined;
     const changed = () => {
-      timer ??= setTimeout(() => {
+      timer ??= clock.setTimeout(() => {
         timer = undefined;
         if (this.#watching) onChange();
       }, 100);
     };
-    this.#backstop = setInterval(changed, BACKSTOP_MS);
+    this.#backstop = clock.setInterval(changed, BACKSTOP_MS);
     const follow = () => {
       if (!this.#watching) return;
       let monitor: Session;
@@ -529,7 +332,7 @@ export class NftFirewall implements Firewall {
 
   async shutdown(): Promise<void> {
     this.#watching = false;
-    clearInterval(this.#backstop);
+    this.#clock.clearTimeout(this.#backstop);
     const monitor = this.#monitor;
     this.#monitor = undefined;
     try {
@@ -549,25 +352,20 @@ export class NftFirewall implements Firewall {
     return listings.join("\n");
   }
 
-  async #listSet(set: string): Promise<string> {
-    const result = await this.#runner.run(
-      [this.#nft, "-a", "-t", "list", "set", ...set.split(" ")],
-      TIMEOUT_MS,
-      undefined,
-      true,
-      true,
-    );
-    return result.code === 0 ? result.output ?? "" : "";
+  #listSet(set: string): Promise<string> {
+    return this.#list(["-a", "-t", "list", "set", ...set.split(" ")]);
   }
 
   /** sesame's table without its elements, or "" when it is gone. */
-  async #listTable(): Promise<string> {
+  #listTable(): Promise<string> {
+    return this.#list(["-t", "list", "table", "inet", "sesame"]);
+  }
+
+  /** What `nft ARGS` prints, or "" when it fails (what it lists is not there). */
+  async #list(args: readonly string[]): Promise<string> {
     const result = await this.#runner.run(
-      [this.#nft, "-t", "list", "table", "inet", "sesame"],
-      TIMEOUT_MS,
-      undefined,
-      true,
-      true,
+      [this.#nft, ...args],
+      { timeoutMs: TIMEOUT_MS, essential: true, capture: true },
     );
     return result.code === 0 ? result.output ?? "" : "";
   }
@@ -594,7 +392,10 @@ export class NftFirewall implements Firewall {
   }
 
   async #run(script: string): Promise<void> {
-    const result = await this.#runner.run([this.#nft, "-f", "-"], TIMEOUT_MS, script);
+    const result = await this.#runner.run([this.#nft, "-f", "-"], {
+      timeoutMs: TIMEOUT_MS,
+      input: script,
+    });
     if (result.code !== 0) {
       throw new FirewallError(
         `nft failed (${result.timedOut ? "timed out" : `exit ${result.code}`}): ${result.error}`,

@@ -1,5 +1,5 @@
 /** `sesame nft-ruleset`: print the nftables table listen would apply, for review. @module */
-import { nftRuleset } from "../actions/nft.ts";
+import { nftRuleset } from "../actions/nft_rules.ts";
 import { loadConfig } from "../config/load.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 

@@ -24,7 +24,9 @@ const MAX_ALIAS_COUNT = 100;
  * @example
  * ```ts
  * import { parseConfig } from "./load.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const config = parseConfig("doors:\n  legacy:\n    sequence: [7000, 8000, 9000]\n", "inline.yaml");
+ * assertEquals(config.doors[0].kind === "static" && config.doors[0].sequence.map((k) => k.port), [7000, 8000, 9000]);
  * ```
  * @throws {ConfigError} with located issues.
  */

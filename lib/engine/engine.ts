@@ -5,7 +5,7 @@
  * daemon feeds it knocks and the sequences it derives, and acts on what it returns.
  * @module
  */
-import { type Address, type Cidr, isPermitted, maskBytes, parseAddress } from "../address.ts";
+import { type Address, type Cidr, isPermitted, parseAddress } from "../address.ts";
 import type { Door, KnockDoor, RotatingDoor, ScanPolicy } from "../config/types.ts";
 import { Counters } from "../counters.ts";
 import type { Knock, Protocol } from "../knock.ts";
@@ -20,7 +20,10 @@ import {
   knockCode,
   type Progress,
 } from "./tracker.ts";
-import { type CodeOwner, type UsedCode, UsedCodes } from "./used_codes.ts";
+import { codeOwner, UsedCodes } from "./used_codes.ts";
+import { type Decision, type MissingSequence, refuse } from "./decision.ts";
+
+export type { Decision, MissingSequence, RefusalReason } from "./decision.ts";
 
 /** Options for {@link KnockEngine}. */
 export interface KnockEngineOptions {
@@ -38,77 +41,6 @@ export interface KnockEngineOptions {
   readonly scan?: ScanPolicy;
   /** Where the engine counts ignored knocks, scanners and evictions. @default its own */
   readonly counters?: Counters;
-}
-
-/** Why a source's knocking on a door did not open it (the log's and the metrics' tokens). */
-export type RefusalReason = "wrong" | "timeout" | "replay" | "skew" | "banned" | "denied";
-
-/** What the daemon must do after a knock. */
-export type Decision =
-  | {
-    /** Open `door` for `source`. */
-    readonly kind: "open";
-    /** The door's name. */
-    readonly door: string;
-    readonly source: string;
-    /** The user whose code it was, on a door with `users`. */
-    readonly user?: string;
-    /** The code used up (rotating doors): the store keeps it before the door opens. */
-    readonly code?: UsedCode;
-  }
-  | {
-    /**
-     * `source` knocked on `door`'s pool and it did not open: a knock that fits no code
-     * (`wrong`), progress that ran out of time (`timeout`), a banned or a denied source.
-     */
-    readonly kind: "refused";
-    readonly door: string;
-    readonly source: string;
-    readonly reason: RefusalReason;
-    /** `tcp` only when every knock of the attempt and its cause were completed TCP handshakes. */
-    readonly evidence: Evidence;
-    /** What was wrong, when there is more to say (an SPA packet's refusal). */
-    readonly detail?: string;
-  }
-  | {
-    /** `source` behaves like a scanner (hit a decoy, or too many distinct pool ports): ignored for a while. */
-    readonly kind: "scan";
-    readonly source: string;
-    readonly reason: "decoy" | "ports";
-    /** `tcp`: ignored on every door; `udp` (forgeable): only on the doors that take UDP knocks. */
-    readonly evidence: Evidence;
-    /** When the ban ends, ms. */
-    readonly until: number;
-  }
-  | {
-    /** `source` completed the code of a counter outside the window: the clocks disagree. Nothing opens. */
-    readonly kind: "skew";
-    readonly door: string;
-    readonly source: string;
-    readonly user?: string;
-    readonly counter: number;
-    /** Of the attempt's knocks: `tcp` when every one was a completed handshake. */
-    readonly evidence: Evidence;
-    /** How many periods ahead (+) or behind (−) the knocker's clock is. */
-    readonly periods: number;
-  }
-  | {
-    /** `source` completed a code that was already used: a replay. Nothing opens. */
-    readonly kind: "replay";
-    readonly door: string;
-    readonly source: string;
-    readonly user?: string;
-    readonly counter: number;
-    /** Of the attempt's knocks: `tcp` when every one was a completed handshake. */
-    readonly evidence: Evidence;
-  };
-
-/** A counter a `bind_source` door needs derived for a source before its knock can count. */
-export interface MissingSequence {
-  /** The door's index in the engine's door list. */
-  readonly doorIndex: number;
-  /** The counter. */
-  readonly counter: number;
 }
 
 /** One source's progress in one (door, counter), updated in place: one object per entry. */
@@ -541,29 +473,6 @@ export class KnockEngine {
   }
 }
 
-/**
- * Adds a refusal unless `decisions` has one for that door and source (a door's users
- * share its pool). Only `decisions[from..]` can hold that source's: a sweep of thousands
- * of sources looks at each source's own few, not at every refusal before it.
- */
-function refuse(
-  decisions: Decision[] | undefined,
-  door: string,
-  source: string,
-  reason: "wrong" | "timeout" | "banned" | "denied",
-  evidence: Evidence,
-  from = 0,
-): Decision[] {
-  for (let i = from; i < (decisions?.length ?? 0); i++) {
-    const d = decisions![i];
-    if (d.kind === "refused" && d.door === door && d.source === source) return decisions!;
-  }
-  const refusal: Decision = { kind: "refused", door, source, reason, evidence };
-  if (!decisions) return [refusal];
-  decisions.push(refusal);
-  return decisions;
-}
-
 function newSource(): SourceState {
   return { lastSeen: 0, tracked: null, seen: null, seenSince: 0, lastUdp: -Infinity };
 }
@@ -582,39 +491,4 @@ function dropBelow(list: Tracked[], door: number, lo: number): void {
       list.pop();
     }
   }
-}
-
-/**
- * Whose code a completed sequence was: the door and its secret, plus the source prefix
- * for a `bind_source` door (each prefix has its own codes).
- *
- * @example
- * ```ts
- * import { codeOwner } from "./engine.ts";
- * import { validateConfig } from "../config/validate.ts";
- * import { strictEqual as assertEquals } from "node:assert/strict";
- * const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
- * const { doors } = validateConfig({
- *   doors: { near: { secret, ports: "20000-20099", bind_source: true, source_prefix: { ipv4: 24 } } },
- * });
- * assertEquals(codeOwner(doors[0] as never, "192.0.2.7").prefix, "192.0.2.0/24");
- * ```
- */
-export function codeOwner(door: RotatingDoor, source: string): CodeOwner {
-  const owner = door.user === undefined
-    ? { door: door.name, secret: door.fingerprint }
-    : { door: door.name, user: door.user, secret: door.fingerprint };
-  if (!door.bindSource) return owner;
-  const address = parseAddress(source);
-  if (!address) return { ...owner, prefix: source };
-  const bits = address.family === 4 ? door.sourcePrefix.ipv4 : door.sourcePrefix.ipv6;
-  const masked = parseAddress(bytesToText(maskBytes(address.bytes, bits)))!;
-  return { ...owner, prefix: `${masked.text}/${bits}` };
-}
-
-function bytesToText(bytes: Uint8Array): string {
-  if (bytes.length === 4) return bytes.join(".");
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  return groups.join(":");
 }

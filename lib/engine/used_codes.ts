@@ -7,6 +7,8 @@
  * corrupt or lost state). Marks are never pruned by time, so no clock step revives one.
  * @module
  */
+import { addressText, maskBytes, parseAddress } from "../address.ts";
+import type { RotatingDoor } from "../config/types.ts";
 
 /** Whose code a counter is: the key a used code is kept under. */
 export interface CodeOwner {
@@ -102,4 +104,31 @@ export class UsedCodes {
   get size(): number {
     return this.#marks.size;
   }
+}
+
+/**
+ * Whose code a completed sequence was: the door and its secret, plus the source prefix
+ * for a `bind_source` door (each prefix has its own codes).
+ *
+ * @example
+ * ```ts
+ * import { codeOwner } from "./used_codes.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+ * const { doors } = validateConfig({
+ *   doors: { near: { secret, ports: "20000-20099", bind_source: true, source_prefix: { ipv4: 24 } } },
+ * });
+ * assertEquals(codeOwner(doors[0] as never, "192.0.2.7").prefix, "192.0.2.0/24");
+ * ```
+ */
+export function codeOwner(door: RotatingDoor, source: string): CodeOwner {
+  const owner = door.user === undefined
+    ? { door: door.name, secret: door.fingerprint }
+    : { door: door.name, user: door.user, secret: door.fingerprint };
+  if (!door.bindSource) return owner;
+  const address = parseAddress(source);
+  if (!address) return { ...owner, prefix: source };
+  const bits = address.family === 4 ? door.sourcePrefix.ipv4 : door.sourcePrefix.ipv6;
+  return { ...owner, prefix: `${addressText(maskBytes(address.bytes, bits))}/${bits}` };
 }

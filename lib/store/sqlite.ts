@@ -23,58 +23,29 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StateFileError } from "../errors.ts";
 import { parseState } from "./json_import.ts";
-import type {
-  FirewallGrant,
-  LoadResult,
-  OpenRecord,
-  Store,
-  StoreChanges,
-  StoredCode,
-  StoredState,
-} from "./store.ts";
+import type { LoadResult, OpenRecord, Store, StoreChanges, StoredState } from "./store.ts";
+import {
+  migrate,
+  readSnapshot,
+  type Row,
+  SCHEMA,
+  type StoreSnapshot,
+  toRecord,
+} from "./sqlite_schema.ts";
+import {
+  currentBoot,
+  ensureDirectory,
+  fileKind,
+  finishImport,
+  lostEvidence,
+  markedGeneration,
+  MARKER_ENCODER,
+  markerOf,
+  refuseNonRegular,
+  takeStateLock,
+} from "./state_files.ts";
 
-const SCHEMA_VERSION = 2;
-const SQLITE_HEADER = "SQLite format 3\0";
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS used_codes (
-  door TEXT NOT NULL, secret TEXT NOT NULL, prefix TEXT NOT NULL, counter INTEGER NOT NULL,
-  user TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (door, secret, prefix)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS open_doors (
-  door TEXT NOT NULL, source TEXT NOT NULL, until INTEGER NOT NULL, close TEXT, firewall TEXT,
-  user TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (door, source)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS spa_digests (digest TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID;
-`;
-
-/**
- * Version 2 names the user of a door with `users` (a user's secret has its own
- * fingerprint, so the key of a used code already tells users apart).
- */
-function migrate(db: DatabaseSync): void {
-  const version = Number(
-    (db.prepare("PRAGMA user_version").get() as { user_version: number })
-      .user_version,
-  );
-  if (version >= SCHEMA_VERSION) return;
-  for (const table of ["used_codes", "open_doors"]) {
-    const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
-    if (!columns.some((c) => c.name === "user")) {
-      db.exec(`ALTER TABLE ${table} ADD COLUMN user TEXT NOT NULL DEFAULT ''`);
-    }
-  }
-  db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-}
-
-/** What a reader sees: the state and the highest server time the daemon committed. */
-export interface StoreSnapshot extends StoredState {
-  /** The highest server time ever committed, ms (0 when none). */
-  readonly maxTime: number;
-  /** Commits made so far. */
-  readonly generation: number;
-}
+export { readStore, type StoreSnapshot } from "./sqlite_schema.ts";
 
 /**
  * The state in SQLite.
@@ -135,7 +106,12 @@ export class SqliteStore implements Store {
   async #load(): Promise<LoadResult> {
     await ensureDirectory(this.path);
     // The files sesame writes beside the database: never through a link, a device or a FIFO.
-    for (const beside of [`${this.path}.lock`, markerOf(this.path)]) refuseNonRegular(beside);
+    for (const beside of [`${this.path}.lock`, markerOf(this.path)]) {
+      refuseNonRegular(
+        beside,
+        "sesame writes it beside the state_file and never through a link; remove it",
+      );
+    }
     this.#takeLock();
     await finishImport(this.path);
     const kind = await fileKind(this.path);
@@ -163,7 +139,7 @@ export class SqliteStore implements Store {
         state = this.#read();
       } catch (e) {
         return await this.#moveAside(
-          new StateFileError(`damaged database: ${(e as Error).message}`),
+          new StateFileError(`damaged database: ${(e as Error).message}`, { cause: e }),
         );
       }
       this.#generation = state.generation;
@@ -366,27 +342,7 @@ export class SqliteStore implements Store {
    * clear the other's boot note at their clean stop: the second is refused.
    */
   #takeLock(): void {
-    if (this.#lock) return;
-    const path = `${this.path}.lock`;
-    const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-    if (!file.tryLockSync(true)) {
-      file.close();
-      const holder = (() => {
-        try {
-          return Deno.readTextFileSync(path).trim() || "unknown";
-        } catch {
-          return "unknown";
-        }
-      })();
-      throw new StateFileError(
-        `another sesame (pid ${holder}) uses the state at ${this.path} and holds ${path}: one daemon per state file; give each its own state_file`,
-      );
-    }
-    try {
-      file.truncateSync(0);
-      file.writeSync(new TextEncoder().encode(`${Deno.pid}\n`)); // for the refusal above
-    } catch { /* the lock is what counts */ }
-    this.#lock = file;
+    this.#lock ??= takeStateLock(this.path);
   }
 
   #releaseLock(): void {
@@ -406,20 +362,7 @@ export class SqliteStore implements Store {
   #open(): void {
     if (this.#db) return;
     // A regular file or nothing: never chmod or write through a symlink, a device or a FIFO.
-    const info = (() => {
-      try {
-        return Deno.lstatSync(this.path);
-      } catch {
-        return undefined;
-      }
-    })();
-    if (info && !info.isFile) {
-      throw new StateFileError(
-        `${this.path} is not a regular file (${
-          info.isSymlink ? "a symbolic link" : info.isDirectory ? "a directory" : "a device or FIFO"
-        }): state_file must name a file sesame owns`,
-      );
-    }
+    refuseNonRegular(this.path, "state_file must name a file sesame owns");
     // Created 0600 before SQLite sees it: its -wal and -shm files take the same mode.
     Deno.openSync(this.path, { create: true, write: true, mode: 0o600 }).close();
     Deno.chmodSync(this.path, 0o600);
@@ -501,238 +444,5 @@ export class SqliteStore implements Store {
     }
     this.#open();
     return { kind: "corrupt", error, keptAs, salvaged };
-  }
-}
-
-interface Row {
-  door: unknown;
-  source: unknown;
-  until: unknown;
-  close: unknown;
-  firewall: unknown;
-  user?: unknown;
-}
-
-function toRecord(row: Row): OpenRecord | undefined {
-  try {
-    if (typeof row.door !== "string" || typeof row.source !== "string") return undefined;
-    const until = Number(row.until);
-    if (!Number.isFinite(until)) return undefined;
-    const close = typeof row.close === "string" ? JSON.parse(row.close) as string[] : null;
-    if (close !== null && !(Array.isArray(close) && close.every((a) => typeof a === "string"))) {
-      return undefined;
-    }
-    const firewall = typeof row.firewall === "string"
-      ? JSON.parse(row.firewall) as FirewallGrant
-      : undefined;
-    const user = typeof row.user === "string" && row.user !== "" ? { user: row.user } : {};
-    return {
-      door: row.door,
-      source: row.source,
-      ...user,
-      until,
-      close,
-      ...(firewall ? { firewall } : {}),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-function hasColumn(db: DatabaseSync, table: string, column: string): boolean {
-  return (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[])
-    .some((c) => c.name === column);
-}
-
-function readSnapshot(db: DatabaseSync): StoreSnapshot {
-  // One read transaction: a consistent snapshot while another connection writes.
-  db.exec("BEGIN");
-  try {
-    const used =
-      // A reader may meet a version 1 store (an older daemon still runs): no user column.
-      (db.prepare(
-        `SELECT door, secret, prefix, counter, ${
-          hasColumn(db, "used_codes", "user") ? "user" : "'' AS user"
-        } FROM used_codes`,
-      ).all() as {
-        door: string;
-        secret: string;
-        prefix: string;
-        counter: number;
-        user: string;
-      }[]).map((r): StoredCode => ({
-        door: r.door,
-        ...(r.user ? { user: r.user } : {}),
-        counter: Number(r.counter),
-        ...(r.secret ? { secret: r.secret } : {}),
-        ...(r.prefix ? { prefix: r.prefix } : {}),
-      }));
-    const open = (db.prepare("SELECT * FROM open_doors").all() as unknown as Row[]).map((row) => {
-      const record = toRecord(row);
-      if (!record) throw new StateFileError(`malformed open door ${JSON.stringify(row)}`);
-      return record;
-    });
-    const meta = (key: string) =>
-      Number(
-        (db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as
-          | { value: number }
-          | undefined)?.value ?? 0,
-      );
-    const hasSpa = db.prepare(
-      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spa_digests'",
-    ).get() !== undefined;
-    const spa = hasSpa
-      ? (db.prepare("SELECT digest, seen FROM spa_digests").all() as {
-        digest: string;
-        seen: number;
-      }[]).map((r) => ({ digest: r.digest, seen: Number(r.seen) }))
-      : [];
-    const spaRefuseBefore = meta("spa_refuse_before");
-    return {
-      used,
-      open,
-      spa,
-      ...(spaRefuseBefore > 0 ? { spaRefuseBefore } : {}),
-      maxTime: meta("max_time"),
-      generation: meta("generation"),
-    };
-  } finally {
-    db.exec("COMMIT");
-  }
-}
-
-/**
- * Reads a store from another process (`sesame status`), read-only, as one consistent
- * snapshot, while the daemon may be writing.
- * @throws {StateFileError} when there is no readable store at `path`.
- */
-export function readStore(path: string): StoreSnapshot {
-  let db: DatabaseSync;
-  try {
-    db = new DatabaseSync(path, { readOnly: true });
-  } catch (e) {
-    throw new StateFileError(`cannot read the state at ${path}: ${(e as Error).message}`);
-  }
-  try {
-    db.exec("PRAGMA busy_timeout = 2000");
-    return readSnapshot(db);
-  } catch (e) {
-    throw new StateFileError(`cannot read the state at ${path}: ${(e as Error).message}`);
-  } finally {
-    db.close();
-  }
-}
-
-/** The generation the marker beside the database recorded, if any. */
-async function markedGeneration(path: string): Promise<number | undefined> {
-  const text = await Deno.readTextFile(markerOf(path)).catch(() => "");
-  const m = /generation (\d+)/.exec(text);
-  return m ? Number(m[1]) : undefined;
-}
-
-const MARKER_ENCODER = new TextEncoder();
-
-/** Refuses a path that exists and is not a regular file (a symlink, a directory, a device). */
-function refuseNonRegular(path: string): void {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(path);
-  } catch {
-    return; // missing: created as a regular file, 0600
-  }
-  if (!info.isFile) {
-    throw new StateFileError(
-      `${path} is not a regular file (${
-        info.isSymlink ? "a symbolic link" : info.isDirectory ? "a directory" : "a device or FIFO"
-      }): sesame writes it beside the state_file and never through a link; remove it`,
-    );
-  }
-}
-
-/**
- * This boot's id (the kernel's, 48 bits of it), or undefined where it cannot be read.
- * Read by cat: Deno lets a program read /proc only with every permission granted.
- */
-function currentBoot(): number | undefined {
-  for (const cat of ["/usr/bin/cat", "/bin/cat"]) {
-    try {
-      const out = new Deno.Command(cat, {
-        args: ["/proc/sys/kernel/random/boot_id"],
-        clearEnv: true,
-        stdin: "null",
-        stderr: "null",
-      }).outputSync();
-      if (!out.success) continue;
-      const id = new TextDecoder().decode(out.stdout).trim().replaceAll("-", "");
-      if (/^[0-9a-f]{32}$/.test(id)) return parseInt(id.slice(0, 12), 16);
-    } catch { /* try the next */ }
-  }
-  return undefined;
-}
-
-/** The file that says a store was here (so a deleted database reads as lost, not new). */
-function markerOf(path: string): string {
-  return `${path}.sesame`;
-}
-
-/** Creates the state directory, mode 0700, when it is missing. */
-async function ensureDirectory(path: string): Promise<void> {
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-}
-
-/** A crash between an import's two renames left the database under its temporary name. */
-async function finishImport(path: string): Promise<void> {
-  const importing = `${path}.importing`;
-  if (await exists(path) || !(await exists(importing))) return;
-  if ((await fileKind(importing)) === "sqlite") await Deno.rename(importing, path);
-}
-
-async function fileKind(path: string): Promise<"missing" | "empty" | "sqlite" | "json"> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return "missing";
-    throw new StateFileError(`cannot read state file ${path}: ${(e as Error).message}`);
-  }
-  try {
-    const head = new Uint8Array(16);
-    const n = (await file.read(head)) ?? 0;
-    // Empty: created, never written (a crash at the first start), or truncated (lost).
-    if (n === 0) return "empty";
-    if (new TextDecoder().decode(head.subarray(0, n)) === SQLITE_HEADER) return "sqlite";
-    return "json"; // anything else is read as an older JSON state (or refused as corrupt)
-  } finally {
-    file.close();
-  }
-}
-
-/** What shows that a store was here: its marker, its WAL, or a copy moved aside. */
-async function lostEvidence(path: string): Promise<string | undefined> {
-  for (const candidate of [markerOf(path), `${path}-wal`]) {
-    if (await exists(candidate)) return `${candidate} exists`;
-  }
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-  const base = path.slice(slash + 1);
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (
-        entry.name.startsWith(`${base}.corrupt-`) || entry.name.startsWith(`${base}.json-imported-`)
-      ) {
-        return `${dir}/${entry.name} exists`;
-      }
-    }
-  } catch { /* no directory: a first start */ }
-  return undefined;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

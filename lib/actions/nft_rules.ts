@@ -1,0 +1,204 @@
+/**
+ * sesame's nftables rules as text, pure: the whole table (sets with timeouts, the input
+ * chain, a gateway's forward and nat chains) and the element lines of one opening. The
+ * backend (nft.ts) sends them; `sesame nft-ruleset` prints them.
+ * @module
+ */
+import { parseAddress } from "../address.ts";
+import type { Door } from "../config/types.ts";
+import type { OpenRecord } from "../store/store.ts";
+import { nftSetBase } from "./nft_names.ts";
+
+/** nft takes element timeouts down to 1 s in practice; shorter ones are rounded up. */
+const MIN_TIMEOUT_MS = 1000;
+
+/** The admin's own sets the doors name (`family table set`), each with the type it must have. */
+export function adminSets(doors: readonly Door[]): Map<string, "ipv4_addr" | "ipv6_addr"> {
+  const sets = new Map<string, "ipv4_addr" | "ipv6_addr">();
+  for (const door of doors) {
+    const own = door.open?.nft?.sets;
+    if (own?.v4) sets.set(own.v4, "ipv4_addr");
+    if (own?.v6) sets.set(own.v6, "ipv6_addr");
+  }
+  return sets;
+}
+
+/** The door's set names. */
+function sets(door: string): { v4: string; v6: string } {
+  const base = nftSetBase(door);
+  return { v4: `${base}_v4`, v6: `${base}_v6` };
+}
+
+/** One element line (add, delete, add: creates or refreshes the timeout atomically, on every kernel). */
+export function elementLines(record: OpenRecord, now: number): string[] {
+  const address = parseAddress(record.source);
+  if (!address || address.text !== record.source) {
+    throw new TypeError(`not a canonical address: ${JSON.stringify(record.source)}`);
+  }
+  const family = address.family === 4 ? "v4" : "v6";
+  const own = record.firewall?.sets;
+  const set = own ? own[family] : `inet sesame ${sets(record.door)[family]}`;
+  if (!set) {
+    throw new TypeError(
+      `door ${record.door} names no IPv${address.family} set: cannot open for ${record.source}`,
+    );
+  }
+  const timeout = Math.max(MIN_TIMEOUT_MS, Math.ceil(record.until - now));
+  const target = `${set} { ${address.text}`;
+  // In the admin's own set an element may be the admin's (permanent): never delete or
+  // change one, only create (an element already there is left as it is: see ALREADY_THERE).
+  if (own) return [`create element ${target} timeout ${timeout}ms }`];
+  return [
+    `add element ${target} }`,
+    `delete element ${target} }`,
+    `add element ${target} timeout ${timeout}ms }`,
+  ];
+}
+
+/**
+ * The whole table as an `nft -f` script: created if missing, deleted and rebuilt in the
+ * same transaction (all or nothing), with the open `records` put back. Pure.
+ *
+ * @example
+ * ```ts
+ * import { nftRuleset } from "./nft_rules.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({
+ *   doors: { legacy: { sequence: [7000, 8000], open: { nft: { port: 22 } } } },
+ * });
+ * const script = nftRuleset(doors, [], 0);
+ * assertEquals(script.includes("tcp dport { 22 } drop"), true);
+ * ```
+ */
+export function nftRuleset(
+  doors: readonly Door[],
+  records: readonly OpenRecord[],
+  now: number,
+): string {
+  // Doors that name the admin's own sets have no rules here: the admin's ruleset holds them.
+  const guarded = doors.filter((d) => d.open?.nft && !d.open.nft.sets);
+  const lines = [
+    "# sesame's table: generated, replaced as a whole on every start and reload",
+    "table inet sesame {}",
+    "delete table inet sesame",
+  ];
+  if (guarded.length === 0) return lines.join("\n") + "\n";
+  lines.push(
+    "table inet sesame {",
+    "  # sesame checks its long-lived nft session with this set; it allows nothing",
+    "  set session_probe { type ipv4_addr; flags timeout; }",
+  );
+  for (const door of guarded) {
+    const { v4, v6 } = sets(door.name);
+    lines.push(
+      `  set ${v4} { type ipv4_addr; flags timeout; }`,
+      `  set ${v6} { type ipv6_addr; flags timeout; }`,
+    );
+  }
+  const local = guarded.filter((d) => !d.open!.nft!.gateway);
+  const gateways = guarded.filter((d) => d.open!.nft!.gateway);
+  lines.push(
+    "  chain input {",
+    "    type filter hook input priority filter - 10; policy accept;",
+    "    # connections opened while a door was open live on after it closes",
+    "    ct state established,related accept",
+  );
+  // Every door's sources first, then the drops: doors may protect the same port (one door
+  // per person), and a drop of the first would shadow the second's sources.
+  const drops: string[] = [];
+  for (const door of local) {
+    const { ports, protocol } = door.open!.nft!;
+    const { v4, v6 } = sets(door.name);
+    const match = `${protocol} dport { ${ports.join(", ")} }`;
+    lines.push(
+      `    # door ${door.name}`,
+      `    ${match} ip saddr @${v4} accept`,
+      `    ${match} ip6 saddr @${v6} accept`,
+    );
+    drops.push(`    ${match} drop`);
+  }
+  for (const door of gateways) {
+    const { ports, protocol, gateway } = door.open!.nft!;
+    // The knocker's connections to a dnat port are forwarded before input; anyone else's
+    // would reach a local program there.
+    if (gateway!.kind === "dnat") drops.push(`    ${protocol} dport { ${ports[0]} } drop`);
+  }
+  if (drops.length > 0) {
+    lines.push("    # everyone else, after every door's sources", ...new Set(drops));
+  }
+  if (gateways.length > 0) lines.push("  }", ...gatewayChains(gateways));
+  lines.push(...(gateways.length > 0 ? [] : ["  }"]), "}");
+  const names = new Set(guarded.map((d) => d.name));
+  for (const record of records) {
+    if (names.has(record.door) && record.until > now) lines.push(...elementLines(record, now));
+  }
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * The chains of doors that open a host behind this router: forward (the knocker's new
+ * connections to the inside host pass, everyone else's are dropped), prerouting nat (a
+ * dnat door sends the knocker's connections to the router's port on to the inside host)
+ * and postrouting nat (masquerade, for inside hosts that would not answer through here).
+ */
+function gatewayChains(doors: readonly Door[]): string[] {
+  const forward = [
+    "  chain forward {",
+    "    type filter hook forward priority filter - 10; policy accept;",
+    "    ct state established,related accept",
+  ];
+  const prerouting: string[] = [];
+  const postrouting: string[] = [];
+  const drops: string[] = [];
+  for (const door of doors) {
+    const { ports, protocol, gateway } = door.open!.nft!;
+    const g = gateway!;
+    const set = `${g.family === 4 ? "ip" : "ip6"} saddr @${
+      sets(door.name)[g.family === 4 ? "v4" : "v6"]
+    }`;
+    const inside = `${g.family === 4 ? "ip" : "ip6"} daddr ${g.host} ${protocol} dport { ${
+      g.toPorts.join(", ")
+    } }`;
+    if (g.kind === "forward") {
+      forward.push(`    # door ${door.name}: forward to ${g.host}`, `    ${inside} ${set} accept`);
+      drops.push(`    ${inside} drop`);
+    } else {
+      const to = g.family === 4 ? `${g.host}:${g.toPorts[0]}` : `[${g.host}]:${g.toPorts[0]}`;
+      forward.push(
+        `    # door ${door.name}: dnat to ${to}`,
+        `    ct status dnat ${inside} ${set} accept`,
+      );
+      prerouting.push(
+        `    # door ${door.name}`,
+        `    fib daddr type local ${protocol} dport ${ports[0]} ${set} dnat ${
+          g.family === 4 ? "ip" : "ip6"
+        } to ${to}`,
+      );
+    }
+    if (g.masquerade) {
+      postrouting.push(`    # door ${door.name}`, `    ${inside} ${set} masquerade`);
+    }
+  }
+  if (drops.length > 0) {
+    forward.push("    # everyone else, after every door's sources", ...new Set(drops));
+  }
+  const chains = [...forward, "  }"];
+  if (prerouting.length > 0) {
+    chains.push(
+      "  chain prerouting {",
+      "    type nat hook prerouting priority dstnat - 10; policy accept;",
+      ...prerouting,
+      "  }",
+    );
+  }
+  if (postrouting.length > 0) {
+    chains.push(
+      "  chain postrouting {",
+      "    type nat hook postrouting priority srcnat - 10; policy accept;",
+      ...postrouting,
+      "  }",
+    );
+  }
+  return chains;
+}

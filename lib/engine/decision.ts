@@ -1,0 +1,102 @@
+/**
+ * What the engine decides after a knock, as data: an open, a refusal with its reason and
+ * evidence, a scanner's ban, a code from a skewed clock, a replay. The daemon acts on
+ * these and reports them; nothing here does I/O.
+ * @module
+ */
+import type { Evidence } from "./scan_detector.ts";
+import type { UsedCode } from "./used_codes.ts";
+
+/** Why a source's knocking on a door did not open it (the log's and the metrics' tokens). */
+export type RefusalReason = "wrong" | "timeout" | "replay" | "skew" | "banned" | "denied";
+
+/** What the daemon must do after a knock. */
+export type Decision =
+  | {
+    /** Open `door` for `source`. */
+    readonly kind: "open";
+    /** The door's name. */
+    readonly door: string;
+    readonly source: string;
+    /** The user whose code it was, on a door with `users`. */
+    readonly user?: string;
+    /** The code used up (rotating doors): the store keeps it before the door opens. */
+    readonly code?: UsedCode;
+  }
+  | {
+    /**
+     * `source` knocked on `door`'s pool and it did not open: a knock that fits no code
+     * (`wrong`), progress that ran out of time (`timeout`), a banned or a denied source.
+     */
+    readonly kind: "refused";
+    readonly door: string;
+    readonly source: string;
+    readonly reason: RefusalReason;
+    /** `tcp` only when every knock of the attempt and its cause were completed TCP handshakes. */
+    readonly evidence: Evidence;
+    /** What was wrong, when there is more to say (an SPA packet's refusal). */
+    readonly detail?: string;
+  }
+  | {
+    /** `source` behaves like a scanner (hit a decoy, or too many distinct pool ports): ignored for a while. */
+    readonly kind: "scan";
+    readonly source: string;
+    readonly reason: "decoy" | "ports";
+    /** `tcp`: ignored on every door; `udp` (forgeable): only on the doors that take UDP knocks. */
+    readonly evidence: Evidence;
+    /** When the ban ends, ms. */
+    readonly until: number;
+  }
+  | {
+    /** `source` completed the code of a counter outside the window: the clocks disagree. Nothing opens. */
+    readonly kind: "skew";
+    readonly door: string;
+    readonly source: string;
+    readonly user?: string;
+    readonly counter: number;
+    /** Of the attempt's knocks: `tcp` when every one was a completed handshake. */
+    readonly evidence: Evidence;
+    /** How many periods ahead (+) or behind (−) the knocker's clock is. */
+    readonly periods: number;
+  }
+  | {
+    /** `source` completed a code that was already used: a replay. Nothing opens. */
+    readonly kind: "replay";
+    readonly door: string;
+    readonly source: string;
+    readonly user?: string;
+    readonly counter: number;
+    /** Of the attempt's knocks: `tcp` when every one was a completed handshake. */
+    readonly evidence: Evidence;
+  };
+
+/** A counter a `bind_source` door needs derived for a source before its knock can count. */
+export interface MissingSequence {
+  /** The door's index in the engine's door list. */
+  readonly doorIndex: number;
+  /** The counter. */
+  readonly counter: number;
+}
+
+/**
+ * Adds a refusal unless `decisions` has one for that door and source (a door's users
+ * share its pool). Only `decisions[from..]` can hold that source's: a sweep of thousands
+ * of sources looks at each source's own few, not at every refusal before it.
+ */
+export function refuse(
+  decisions: Decision[] | undefined,
+  door: string,
+  source: string,
+  reason: "wrong" | "timeout" | "banned" | "denied",
+  evidence: Evidence,
+  from = 0,
+): Decision[] {
+  for (let i = from; i < (decisions?.length ?? 0); i++) {
+    const d = decisions![i];
+    if (d.kind === "refused" && d.door === door && d.source === source) return decisions!;
+  }
+  const refusal: Decision = { kind: "refused", door, source, reason, evidence };
+  if (!decisions) return [refusal];
+  decisions.push(refusal);
+  return decisions;
+}
