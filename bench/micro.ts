@@ -13,6 +13,7 @@ import type { CommandRunner } from "../lib/actions/runner.ts";
 import type { Firewall } from "../lib/actions/firewall.ts";
 import { Opener } from "../lib/daemon/opener.ts";
 import { Counters } from "../lib/counters.ts";
+import { systemClock } from "../lib/clock.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import type { OpenRecord } from "../lib/store/store.ts";
 
@@ -188,7 +189,7 @@ const rows: string[] = [];
       store,
       firewalls: { nft: nop, iptables: nop },
       runner,
-      now: Date.now,
+      clock: systemClock,
       counters: new Counters(),
       report: (e) => e.kind === "opened" && done?.(),
     });
@@ -197,11 +198,10 @@ const rows: string[] = [];
       const source = address(level + 2 * samples + i);
       const t = performance.now();
       const opened = new Promise<void>((r) => done = r);
-      opener.request(door, source, {
-        door: "ssh",
-        secret: "g",
-        prefix: `${source}/32`,
-        counter: 1,
+      opener.request({
+        door,
+        source,
+        code: { door: "ssh", secret: "g", prefix: `${source}/32`, counter: 1 },
       });
       await opened;
       opens.push(performance.now() - t);

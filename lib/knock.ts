@@ -58,3 +58,36 @@ export function parseKnock(value: unknown, protocol: Protocol = "tcp"): Knock | 
 export function formatKnock(knock: Knock): string {
   return `${knock.port}/${knock.protocol}`;
 }
+
+/**
+ * How a knock was heard, which says what it proves about its source: a completed TCP
+ * `handshake` proves the source can receive at its address; a `datagram` proves nothing
+ * (UDP sources are forgeable). Later intakes add their own (a kernel-captured packet).
+ */
+export type Proof = "handshake" | "datagram";
+
+/** One knock as an intake heard it: the record every intake hands to the daemon. */
+export interface HeardKnock {
+  /** The knocking address, normalised (`192.0.2.7`, not `::ffff:192.0.2.7`). */
+  readonly source: string;
+  /** Its transport protocol. */
+  readonly protocol: Protocol;
+  /** The port knocked. */
+  readonly port: number;
+  /** When it was heard, ms since the epoch. */
+  readonly at: number;
+  /** How it was heard. */
+  readonly proof: Proof;
+}
+
+/** One single-packet-authorization datagram as heard. */
+export interface HeardPacket {
+  /** The sending address, normalised. */
+  readonly source: string;
+  /** The UDP port it arrived on. */
+  readonly port: number;
+  /** Its payload as latin1 text (at most 1500 bytes, and one more to tell an oversized one). */
+  readonly payload: string;
+  /** When it was heard, ms since the epoch. */
+  readonly at: number;
+}

@@ -1,47 +1,19 @@
 /** Helpers for tests that run a real daemon on loopback. */
-import type { CommandResult, CommandRunner, Session } from "../lib/actions/runner.ts";
+import type { Clock } from "../lib/clock.ts";
+import { RecordingRunner } from "../lib/testing/mod.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { Daemon, type DaemonEvent } from "../lib/daemon/daemon.ts";
 import { sendKnock } from "../lib/net/sender.ts";
 import type { Knock } from "../lib/knock.ts";
 
 export const SECRET_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+export { RecordingRunner };
+
 export const SECRET = Uint8Array.from({ length: 32 }, (_, i) => i);
 
 /** A random base for a pool of `size` ports, below the kernel's ephemeral range. */
 export function randomBase(size: number): number {
   return 10_000 + Math.floor(Math.random() * (20_000 - size));
-}
-
-/** Records every command instead of running it. */
-export class RecordingRunner implements CommandRunner {
-  readonly runs: string[][] = [];
-  readonly inputs: (string | undefined)[] = [];
-  constructor(private readonly code = 0) {}
-  run(argv: readonly string[], _timeoutMs: number, input?: string): Promise<CommandResult> {
-    this.runs.push([...argv]);
-    this.inputs.push(input);
-    return Promise.resolve({ code: this.code, timedOut: false, error: "" });
-  }
-  spawn(_argv: readonly string[]): Session {
-    throw new Error("RecordingRunner starts no sessions");
-  }
-  close(): void {}
-}
-
-/**
- * A clock that runs at real speed from a chosen start and can jump ahead: knocks keep
- * their real spacing (the reorder window sees it) while tests pick the period.
- */
-export class FakeClock {
-  #offset: number;
-  constructor(start: number) {
-    this.#offset = start - Date.now();
-  }
-  now = (): number => Date.now() + this.#offset;
-  advance(ms: number): void {
-    this.#offset += ms;
-  }
 }
 
 export interface TestDaemon extends AsyncDisposable {
@@ -50,11 +22,16 @@ export interface TestDaemon extends AsyncDisposable {
   runner: RecordingRunner;
   /** Resolves with the first event matching, or rejects after `ms`. */
   waitFor(match: (e: DaemonEvent) => boolean, ms?: number): Promise<DaemonEvent>;
+  /**
+   * Resolves once the daemon has heard `count` knocks in all and acted on them: the sockets
+   * deliver on their own time, so this waits on I/O (bounded), not on the clock.
+   */
+  heard(count: number): Promise<void>;
 }
 
 export async function startDaemon(
   yaml: string,
-  options: { now?: () => number; runner?: RecordingRunner } = {},
+  options: { clock?: Clock; runner?: RecordingRunner } = {},
 ): Promise<TestDaemon> {
   const config = parseConfig(yaml, "test.yaml");
   const events: DaemonEvent[] = [];
@@ -63,7 +40,7 @@ export async function startDaemon(
   const daemon = await Daemon.start({
     config,
     runner,
-    now: options.now,
+    clock: options.clock,
     onEvent: (e) => {
       events.push(e);
       for (const w of waiters) w();
@@ -85,7 +62,17 @@ export async function startDaemon(
       waiters.add(check);
       check();
     });
-  return { daemon, events, runner, waitFor, [Symbol.asyncDispose]: () => daemon.stop() };
+  const heard = async (count: number) => {
+    const deadline = Date.now() + 3000;
+    while (daemon.counters.knocks < count) {
+      if (Date.now() > deadline) {
+        throw new Error(`heard ${daemon.counters.knocks} knocks within 3 s, wanted ${count}`);
+      }
+      await new Promise((r) => setTimeout(r, 2)); // the sockets' accept loops
+    }
+    await daemon.settled();
+  };
+  return { daemon, events, runner, waitFor, heard, [Symbol.asyncDispose]: () => daemon.stop() };
 }
 
 /** Sends knocks in order from `localAddress`, `gap` ms apart. */

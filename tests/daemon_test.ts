@@ -1,14 +1,6 @@
-import { assert, assertEquals } from "./_assert.ts";
-import {
-  asKnocks,
-  FakeClock,
-  knockAll,
-  randomBase,
-  SECRET,
-  SECRET_B64,
-  sleep,
-  startDaemon,
-} from "./_daemon.ts";
+import { assertEquals } from "./_assert.ts";
+import { asKnocks, knockAll, randomBase, SECRET, SECRET_B64, startDaemon } from "./_daemon.ts";
+import { ManualClock } from "../lib/testing/mod.ts";
 import { referenceSequence } from "./_reference.ts";
 import { tempDir } from "./_cli.ts";
 import type { DaemonEvent } from "../lib/daemon/daemon.ts";
@@ -79,11 +71,10 @@ const opened = (events: DaemonEvent[]) =>
 
 Deno.test("listen: a correct sequence opens the door for that source only", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
-  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
   await knockAll("127.0.0.1", code(base, "ssh", 59_000_000), { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.kind === "opened");
-  await sleep(100);
+  await d.heard(4);
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
   assertEquals(d.runner.runs, [["/sbin/allow", "127.0.0.2", "ssh"]]);
   assertEquals(d.daemon.openDoors().map((r) => [r.door, r.source, r.close]), [["ssh", "127.0.0.2", [
@@ -95,30 +86,33 @@ Deno.test("listen: a correct sequence opens the door for that source only", asyn
 
 Deno.test("listen: wrong order, wrong protocol, a stray knock and a timeout open nothing", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
-  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
   const good = code(base, "ssh", 59_000_000);
   const stray = {
     port: good.find((_, i) => i === 0)!.port === base ? base + 1 : base,
     protocol: "tcp",
   } as Knock;
-  await knockAll("127.0.0.1", [good[1], good[0], good[2], good[3]], {
-    localAddress: "127.0.0.3",
-    gap: 30,
-  });
+  // Out of order by more than the reorder window: the knocks are 30 ms apart.
+  let heard = 0;
+  const paced = async (knocks: Knock[], localAddress: string) => {
+    for (const k of knocks) {
+      await knockAll("127.0.0.1", [k], { localAddress });
+      await d.heard(++heard);
+      clock.advance(30);
+    }
+  };
+  await paced([good[1], good[0], good[2], good[3]], "127.0.0.3");
   await knockAll("127.0.0.1", good.map((k) => ({ ...k, protocol: "udp" as const })), {
     localAddress: "127.0.0.4",
   });
-  await knockAll("127.0.0.1", [good[0], good[1], stray, good[2], good[3]], {
-    localAddress: "127.0.0.5",
-    gap: 30,
-  });
-  // A timeout: the last knock comes 3 s (fake) after the first; the door allows 2 s.
+  await paced([good[0], good[1], stray, good[2], good[3]], "127.0.0.5");
+  // A timeout: the last knock comes 3 s after the first; the door allows 2 s.
   await knockAll("127.0.0.1", good.slice(0, 3), { localAddress: "127.0.0.6" });
-  await sleep(50);
+  await d.heard(12); // 4 + 5 + 3 TCP knocks (no UDP socket listens on a TCP door's pool)
   clock.advance(3000);
   await knockAll("127.0.0.1", good.slice(3), { localAddress: "127.0.0.6" });
-  await sleep(300);
+  await d.heard(13);
   assertEquals(opened(d.events), []);
   assertEquals(d.runner.runs, []);
   // The same daemon still opens for a correct knock: the refusals above were not a broken daemon.
@@ -130,11 +124,11 @@ Deno.test("listen: wrong order, wrong protocol, a stray knock and a timeout open
 Deno.test("listen: a used code replayed from another source is refused, also after a restart", async () => {
   await using dir = await tempDir();
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
+  const clock = new ManualClock(T0 + 5000);
   const config = yaml(base, `state_file: ${dir.path}/state.json`);
   const good = code(base, "ssh", 59_000_000);
   {
-    await using d = await startDaemon(config, { now: clock.now });
+    await using d = await startDaemon(config, { clock });
     await knockAll("127.0.0.1", good, { localAddress: "127.0.0.2" });
     await d.waitFor((e) => e.kind === "opened");
     await knockAll("127.0.0.1", good, { localAddress: "127.0.0.3" });
@@ -142,7 +136,7 @@ Deno.test("listen: a used code replayed from another source is refused, also aft
     assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
   }
   clock.advance(1000);
-  await using again = await startDaemon(config, { now: clock.now });
+  await using again = await startDaemon(config, { clock });
   await knockAll("127.0.0.1", good, { localAddress: "127.0.0.4" });
   const replay = await again.waitFor((e) => e.kind === "replay");
   assertEquals(replay, {
@@ -157,14 +151,13 @@ Deno.test("listen: a used code replayed from another source is refused, also aft
 
 Deno.test("listen: the previous period's code works within skew and not after", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000); // counter 59 000 000: window 58 999 999 … 59 000 001
-  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const clock = new ManualClock(T0 + 5000); // counter 59 000 000: window 58 999 999 … 59 000 001
+  await using d = await startDaemon(yaml(base), { clock });
   await knockAll("127.0.0.1", code(base, "ssh", 58_999_999), { localAddress: "127.0.0.2" });
   await d.waitFor((e) => e.kind === "opened");
   clock.advance(PERIOD_S * 1000); // counter 59 000 001: window 59 000 000 … 59 000 002
-  await sleep(700); // a daemon tick installs the new window
   await knockAll("127.0.0.1", code(base, "ssh", 58_999_999), { localAddress: "127.0.0.3" });
-  await sleep(200);
+  await d.heard(8);
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
   await knockAll("127.0.0.1", code(base, "ssh", 59_000_002), { localAddress: "127.0.0.4" });
   await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.4");
@@ -173,8 +166,8 @@ Deno.test("listen: the previous period's code works within skew and not after", 
 
 Deno.test("listen: interleaved sources both succeed, over IPv4 and IPv6", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
-  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
   const a = code(base, "ssh", 59_000_000);
   const b = code(base, "ssh", 59_000_001);
   await Promise.all([
@@ -188,8 +181,8 @@ Deno.test("listen: interleaved sources both succeed, over IPv4 and IPv6", async 
 
 Deno.test("listen: mixed-protocol, bind_source and static doors open over real sockets", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
-  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
   await knockAll("127.0.0.1", code(base, "mixed", 59_000_000), { localAddress: "127.0.0.2" });
   await d.waitFor((e) => e.kind === "opened" && e.door === "mixed");
   // A bound code works only from its own address.
@@ -206,32 +199,33 @@ Deno.test("listen: mixed-protocol, bind_source and static doors open over real s
   }, { port: base + 92, protocol: "tcp" }], {
     localAddress: "127.0.0.5",
   });
-  await d.waitFor((e) => e.kind === "opened" && e.door === "legacy");
-  await sleep(200);
+  await d.heard(3 + 4 + 4 + 3);
   assertEquals(opened(d.events), ["mixed 127.0.0.2", "near 127.0.0.4", "legacy 127.0.0.5"]);
 });
 
 Deno.test("listen: the door closes after 'for', and a second open extends it instead of stacking", async () => {
   const base = randomBase(100);
-  await using d = await startDaemon(yaml(base)); // real clock: doors close on real timers
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
   const legacy: Knock[] = [{ port: base + 90, protocol: "tcp" }, {
     port: base + 91,
     protocol: "udp",
   }, { port: base + 92, protocol: "tcp" }];
-  const start = Date.now();
   await knockAll("127.0.0.1", legacy, { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.kind === "opened");
-  await sleep(400);
+  await d.heard(3);
+  assertEquals(opened(d.events), ["legacy 127.0.0.2"]);
+  clock.advance(400);
   await knockAll("127.0.0.1", legacy, { localAddress: "127.0.0.2" });
-  await d.waitFor((e) => e.kind === "extended");
+  await d.heard(6);
+  assertEquals(d.events.at(-1)?.kind, "extended");
   assertEquals(d.daemon.openDoors().length, 1);
-  const closed = await d.waitFor((e) => e.kind === "closed", 3000);
-  const took = Date.now() - start;
-  assert(
-    took >= 1400 && took < 2500,
-    `closed after ${took} ms, wanted ~1.4 s (extended by the second knock)`,
-  );
-  assertEquals(closed.kind === "closed" && closed.source, "127.0.0.2");
+  clock.advance(999); // 1 399 ms after the first open: still open (extended to 1 400 ms)
+  await d.daemon.settled();
+  assertEquals(d.daemon.openDoors().length, 1, "open until 'for' after the second knock");
+  clock.advance(1);
+  await d.daemon.settled();
+  const closed = d.events.find((e) => e.kind === "closed");
+  assertEquals(closed?.kind === "closed" && closed.source, "127.0.0.2");
   assertEquals(d.events.map((e) => e.kind).filter((t) => t !== "ready"), [
     "opened",
     "extended",
@@ -242,15 +236,15 @@ Deno.test("listen: the door closes after 'for', and a second open extends it ins
 
 Deno.test("listen: UDP datagrams to a TCP door's ports neither advance nor reset a source's progress", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
-  await using d = await startDaemon(yaml(base), { now: clock.now });
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
   const good = code(base, "ssh", 59_000_000);
   const forged = (port: number) =>
     knockAll("127.0.0.1", [{ port, protocol: "udp" }], { localAddress: "127.0.0.2" });
   await knockAll("127.0.0.1", good.slice(0, 2), { localAddress: "127.0.0.2", gap: 30 });
   await forged(base + 7); // a forged datagram on a pool port, in the middle of the sequence
   await forged(good[2].port); // and one on the next expected port
-  await sleep(30);
+  await d.heard(2);
   await knockAll("127.0.0.1", good.slice(2), { localAddress: "127.0.0.2", gap: 30 });
   await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.2");
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
@@ -258,7 +252,7 @@ Deno.test("listen: UDP datagrams to a TCP door's ports neither advance nor reset
 
 Deno.test("listen: forged UDP from a victim's address bans it on UDP doors only; its TCP knock still opens", async () => {
   const base = randomBase(100);
-  const clock = new FakeClock(T0 + 5000);
+  const clock = new ManualClock(T0 + 5000);
   await using d = await startDaemon(
     `
 listen: { addresses: ["::"] }
@@ -277,7 +271,7 @@ doors:
     period: ${PERIOD_S}s
     open: { for: 1s }
 `,
-    { now: clock.now },
+    { clock },
   );
   const good = code(base, "ssh", 59_000_000);
   await knockAll("127.0.0.1", good.slice(0, 2), { localAddress: "127.0.0.2", gap: 30 });

@@ -83,7 +83,7 @@ Deno.test("sesame knock opens rotating and bind_source doors of sesame listen, o
     "127.0.0.5",
   ]);
   assertEquals(other.code, 0);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 300)); // a child daemon: time for an open that must not come
   assertEquals(await exists(`${dir.path}/open-near-127.0.0.4`), false);
 });
 

@@ -7,8 +7,7 @@ import { assertEquals } from "./_assert.ts";
 import { SECRET_B64 } from "./_daemon.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { Daemon, type DaemonEvent } from "../lib/daemon/daemon.ts";
-import { DryRunFirewall } from "../lib/actions/firewall.ts";
-import { MemoryListeners } from "../lib/net/listeners.ts";
+import { DryRunFirewall, ManualClock, MemoryListeners } from "../lib/testing/mod.ts";
 import { type LoadResult, MemoryStore } from "../lib/store/store.ts";
 import { encodeSpa } from "../lib/spa/fko.ts";
 import { codeForCounter } from "../lib/code.ts";
@@ -47,9 +46,9 @@ async function run(store: MemoryStore, now: number) {
     config,
     store,
     runner: { run: () => Promise.reject(), spawn: () => ({}) as never, close() {} },
-    now: () => now,
+    clock: new ManualClock(now),
     firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
-    listeners: (k, clock, counters, p) => listeners = new MemoryListeners(k, clock, counters, p),
+    listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
     onEvent: (e) => events.push(e),
   });
   return { daemon, config, events, listeners: listeners! };

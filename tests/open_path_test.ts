@@ -1,15 +1,21 @@
 /**
- * The open path on the in-memory twins (no sockets, no firewall, no sleeps for knocks):
+ * The open path on the in-memory twins (no sockets, no firewall, a manual clock):
  * commit before act, nothing after a failed commit, and bind_source knocks that wait for
  * their derivation in order and are never dropped.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { RecordingRunner, SECRET_B64, sleep } from "./_daemon.ts";
+import { SECRET_B64 } from "./_daemon.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { Daemon, type DaemonEvent } from "../lib/daemon/daemon.ts";
-import { DryRunFirewall } from "../lib/actions/firewall.ts";
-import { MemoryListeners } from "../lib/net/listeners.ts";
+import {
+  DryRunFirewall,
+  ManualClock,
+  MemoryListeners,
+  RecordingRunner,
+} from "../lib/testing/mod.ts";
+import type { RunOptions } from "../lib/actions/runner.ts";
 import { MemoryStore, type StoreChanges } from "../lib/store/store.ts";
+import { setImmediate } from "node:timers";
 import { codeAt, codeForCounter } from "../lib/code.ts";
 import { parseAddress } from "../lib/address.ts";
 import type { Knock } from "../lib/knock.ts";
@@ -36,10 +42,15 @@ doors:
     open: { for: 30s }
 `;
 
-/** A daemon on the twins: memory listeners, a dry-run firewall, a recording runner. */
+/** Lets the event loop turn `n` times: batches started by knocks reach the store and act. */
+async function turns(n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** A daemon on the twins: a manual clock, memory listeners, a dry-run firewall, a recording runner. */
 async function start(
   store: MemoryStore,
-  now: () => number = () => T0 + 5000,
+  clock: ManualClock = new ManualClock(T0 + 5000),
   runner: RecordingRunner = new RecordingRunner(),
 ) {
   const config = parseConfig(CONFIG, "test.yaml");
@@ -50,18 +61,26 @@ async function start(
     config,
     store,
     runner,
-    now,
+    clock,
     firewalls: { nft, iptables: new DryRunFirewall() },
-    listeners: (onKnock, clock, counters) =>
-      listeners = new MemoryListeners(onKnock, clock, counters),
+    listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
     onEvent: (e) => events.push(e),
   });
-  const knock = (source: string, knocks: readonly Knock[], at = now()) => {
+  const knock = (source: string, knocks: readonly Knock[], at = clock.now()) => {
     for (const [i, k] of knocks.entries()) {
       listeners!.knock(source, k.protocol, k.port, at + i * 20);
     }
   };
-  return { daemon, config, events, nft, runner, knock, [Symbol.asyncDispose]: () => daemon.stop() };
+  return {
+    daemon,
+    config,
+    events,
+    nft,
+    runner,
+    clock,
+    knock,
+    [Symbol.asyncDispose]: () => daemon.stop(),
+  };
 }
 
 const kinds = (events: DaemonEvent[]) => events.map((e) => e.kind).filter((k) => k !== "ready");
@@ -74,7 +93,8 @@ Deno.test("open path: a failed commit runs no open and no close action, logs no 
   d.knock("192.0.2.7", (await codeForCounter(door, 59_000_000)).knocks);
   await d.daemon.settled();
   assertEquals(kinds(d.events), ["commit-failed"]);
-  await sleep(1300); // past the door's 'for': a scheduled close would have run by now
+  d.clock.advance(1300); // past the door's 'for': a scheduled close would have run by now
+  await d.daemon.settled();
   assertEquals(d.runner.runs, [], "neither the open nor the close command ran");
   assertEquals(d.nft.calls, ["start 2 doors"], "the firewall was not asked to open");
   assertEquals(kinds(d.events), ["commit-failed"], "no 'closed' for a door that never opened");
@@ -106,7 +126,7 @@ Deno.test("open path: the code and the open record are durable before the firewa
   };
   await using d = await start(store);
   d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
-  await sleep(50);
+  await turns();
   try {
     assertEquals(seenAtCommit, [[]], "nothing acted before the commit began");
     assertEquals(d.nft.calls.filter((c) => c.startsWith("open")), [], "nothing acts while it runs");
@@ -139,9 +159,9 @@ Deno.test("open path: a slow firewall does not hold back the next batch's commit
   };
   const door = d.config.doors[0];
   d.knock("192.0.2.7", (await codeForCounter(door, 59_000_000)).knocks);
-  await sleep(50);
+  await turns();
   d.knock("192.0.2.8", (await codeForCounter(door, 59_000_001)).knocks);
-  await sleep(50);
+  await turns();
   try {
     assertEquals(order, [
       "commit 192.0.2.7",
@@ -151,7 +171,7 @@ Deno.test("open path: a slow firewall does not hold back the next batch's commit
     ]);
     let settled = false;
     const waiting = d.daemon.settled().then(() => settled = true);
-    await sleep(20);
+    await turns();
     assertEquals(settled, false, "settled() waits for the open still at the firewall");
     release();
     await waiting;
@@ -173,8 +193,7 @@ Deno.test("open path: a command door's open and any close before its time wait f
     if (what) syncs.push(`${what} ${changes.sync ?? "full"}`);
     return commit(changes);
   };
-  const began = Date.now();
-  await using d = await start(store, () => T0 + 5000 + Date.now() - began);
+  await using d = await start(store);
   d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
   await d.daemon.settled();
   const near = d.config.doors[1]; // no command: nothing outlives the machine
@@ -182,7 +201,7 @@ Deno.test("open path: a command door's open and any close before its time wait f
   await d.daemon.settled();
   assertEquals(syncs, ["open full", "open normal"]);
   await d.daemon.revoke({ door: "near", ip: "192.0.2.8" });
-  await sleep(1300); // the ssh door's 'for' (1 s) passes: it closes at its time
+  d.clock.advance(1300); // the ssh door's 'for' (1 s) passes: it closes at its time
   await d.daemon.settled();
   assertEquals(syncs, ["open full", "open normal", "close full", "close normal"]);
 });
@@ -203,7 +222,7 @@ Deno.test("open path: opens decided in one turn are committed together", async (
   );
   // Derive first (a knock each), so that the completions all fall in one turn.
   sources.forEach((s, i) => d.knock(s, codes[i].knocks.slice(0, 1)));
-  await sleep(100);
+  await turns();
   sources.forEach((s, i) => d.knock(s, codes[i].knocks.slice(1)));
   await d.daemon.settled();
   assertEquals(batches, [20]);
@@ -220,9 +239,6 @@ Deno.test("open path: 300 new bind_source sources knocking at once all open, non
   for (let k = 0; k < 3; k++) {
     sources.forEach((s, i) => d.knock(s, [codes[i].knocks[k]], T0 + 5000 + k * 20));
   }
-  for (let i = 0; i < 50 && d.events.filter((e) => e.kind === "opened").length < 300; i++) {
-    await sleep(20);
-  }
   await d.daemon.settled();
   const opened = new Set(d.events.flatMap((e) => e.kind === "opened" ? [e.source] : []));
   assertEquals(opened.size, 300);
@@ -238,7 +254,7 @@ Deno.test("open path: a bind_source knock that crosses a period boundary is deri
   const { knocks } = await codeForCounter(door, 59_000_001, parseAddress(source));
   d.knock(source, knocks.slice(0, 2), boundary - 30);
   d.knock(source, knocks.slice(2), boundary + 10);
-  for (let i = 0; i < 50 && !d.events.some((e) => e.kind === "opened"); i++) await sleep(20);
+  await d.daemon.settled();
   assert(
     d.events.some((e) => e.kind === "opened" && e.source === source),
     JSON.stringify(d.events),
@@ -246,20 +262,19 @@ Deno.test("open path: a bind_source knock that crosses a period boundary is deri
 });
 
 Deno.test("open path: a used code stays refused when the clock steps back, and after it steps far ahead and back", async () => {
-  let now = T0 + 5000;
-  await using d = await start(new MemoryStore(), () => now);
+  await using d = await start(new MemoryStore());
   const door = d.config.doors[0];
   const code = (await codeForCounter(door, 59_000_000)).knocks;
   d.knock("192.0.2.7", code);
   await d.daemon.settled();
-  now -= PERIOD; // one period back: 59 000 000 is still inside the window
+  d.clock.step(-PERIOD); // one period back: 59 000 000 is still inside the window
   d.knock("198.51.100.9", code);
-  now += 10 * PERIOD; // far ahead (every window long past) ...
-  await sleep(700); // a tick derives the new window's codes
+  d.clock.step(10 * PERIOD); // far ahead (every window long past) ...
+  d.clock.advance(500); // a tick derives the new window's codes
   d.knock("198.51.100.10", (await codeForCounter(door, 59_000_009)).knocks);
   await d.daemon.settled();
-  now -= 10 * PERIOD; // ... and back again
-  await sleep(700);
+  d.clock.step(-10 * PERIOD); // ... and back again
+  d.clock.advance(500);
   d.knock("198.51.100.11", code);
   await d.daemon.settled();
   assertEquals(
@@ -310,8 +325,8 @@ class FlakyCloseRunner extends RecordingRunner {
   constructor(private failures: number) {
     super();
   }
-  override run(argv: readonly string[], timeoutMs: number, input?: string) {
-    const result = super.run(argv, timeoutMs, input);
+  override run(argv: readonly string[], options: RunOptions) {
+    const result = super.run(argv, options);
     if (argv[0] !== "/sbin/deny" || this.failures-- <= 0) return result;
     return Promise.resolve({ code: -1, timedOut: false, error: "Too many open files" });
   }
@@ -319,12 +334,21 @@ class FlakyCloseRunner extends RecordingRunner {
 
 Deno.test("open path: a close command that fails is retried until it succeeds, and its record stays until then", async () => {
   const store = new MemoryStore();
-  await using d = await start(store, Date.now, new FlakyCloseRunner(2));
-  d.knock("192.0.2.7", (await codeAt(d.config.doors[0], Date.now())).knocks);
+  await using d = await start(store, new ManualClock(T0 + 5000), new FlakyCloseRunner(2));
+  d.knock("192.0.2.7", (await codeAt(d.config.doors[0], d.clock.now())).knocks);
   await d.daemon.settled();
-  for (let i = 0; i < 60 && !d.events.some((e) => e.kind === "close-failed"); i++) await sleep(50);
+  d.clock.advance(1000); // 'for' ends: the close fails
+  await d.daemon.settled();
+  assertEquals(kinds(d.events), ["opened", "close-failed"]);
   assertEquals(store.snapshot().open.map((r) => r.source), ["192.0.2.7"], "kept after a failure");
-  for (let i = 0; i < 120 && !d.events.some((e) => e.kind === "closed"); i++) await sleep(50);
+  d.clock.advance(1000); // the first retry, after 1 s: fails again
+  await d.daemon.settled();
+  assertEquals(kinds(d.events), ["opened", "close-failed", "close-failed"]);
+  d.clock.advance(1999); // the next waits 2 s
+  await d.daemon.settled();
+  assertEquals(kinds(d.events), ["opened", "close-failed", "close-failed"]);
+  d.clock.advance(1);
+  await d.daemon.settled();
   assertEquals(kinds(d.events), ["opened", "close-failed", "close-failed", "closed"]);
   assertEquals(d.runner.runs.filter((r) => r[0] === "/sbin/deny").length, 3);
   assertEquals(store.snapshot().open, []);
@@ -353,11 +377,10 @@ Deno.test("open path: a clock stepped back by more than the window is logged at 
     loggers: [{ category: ["sesame"], lowestLevel: "info", sinks: ["mem"] }],
   });
   try {
-    let now = T0 + 5000;
-    await using d = await start(new MemoryStore(), () => now);
-    await sleep(600);
-    now -= 2 * PERIOD; // more than skew × period (30 s)
-    await sleep(600);
+    await using d = await start(new MemoryStore());
+    d.clock.advance(600);
+    d.clock.step(-2 * PERIOD); // more than skew × period (30 s)
+    d.clock.advance(600);
     assert(
       lines.some((l) => l.startsWith("error the clock went back 1m")),
       lines.join("\n"),
@@ -376,7 +399,7 @@ Deno.test("open path: rules another tool removed are put back with the open door
   for (let i = 1; i <= 8; i++) {
     d.nft.standing = false; // as after `nft flush ruleset`
     d.nft.changed!();
-    await sleep(20);
+    await turns();
   }
   // Six repairs in a row, then a pause (2 s) before the next: the others wait.
   assertEquals(restored(), 6);
@@ -397,24 +420,23 @@ Deno.test("open path: a flush that lands while a repair runs is repaired too", a
   };
   d.nft.standing = false; // as after `nft flush ruleset`
   d.nft.changed!();
-  await sleep(200);
+  await turns(10);
   assertEquals(d.nft.standing, true, "the second flush was repaired as well");
   assertEquals(d.events.filter((e) => e.kind === "firewall-restored").length, 2);
 });
 
 Deno.test("open path: a wall clock stepped back keeps no door open past its time (close command, and rules rewritten meanwhile)", async () => {
-  const began = Date.now();
-  let step = 0;
-  const clock = () => T0 + 5000 + Date.now() - began - step;
-  await using d = await start(new MemoryStore(), clock);
+  await using d = await start(new MemoryStore());
   d.knock("192.0.2.7", (await codeForCounter(d.config.doors[0], 59_000_000)).knocks);
   await d.daemon.settled();
   assertEquals(d.runner.runs, [["/sbin/allow", "192.0.2.7"]]);
-  step = 3_600_000; // the wall clock goes back an hour; `for` is 1 s
+  d.clock.step(-3_600_000); // the wall clock goes back an hour; `for` is 1 s
   // The rules rewritten now (another tool's flush) carry what is left of the second, not an hour.
   const [record] = d.daemon.openDoors();
-  assert(record.until - clock() <= 1000, `until ${record.until - clock()} ms ahead`);
-  await sleep(1500);
+  const ahead = record.until - d.clock.now();
+  assert(ahead <= 1000, `until ${ahead} ms ahead`);
+  d.clock.advance(1000);
+  await d.daemon.settled();
   assertEquals(
     d.runner.runs,
     [["/sbin/allow", "192.0.2.7"], ["/sbin/deny", "192.0.2.7"]],

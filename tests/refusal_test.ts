@@ -266,8 +266,7 @@ Deno.test("users: a used code stays used when its secret moves under users: or i
 
 Deno.test("users: an address already open for alice, opened again by bob's code, is bob's (log, status, revoke --user)", async () => {
   const { Daemon } = await import("../lib/daemon/daemon.ts");
-  const { MemoryListeners } = await import("../lib/net/listeners.ts");
-  const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
+  const { MemoryListeners, DryRunFirewall } = await import("../lib/testing/mod.ts");
   const config = validateConfig({
     doors: {
       team: {
@@ -282,7 +281,7 @@ Deno.test("users: an address already open for alice, opened again by bob's code,
   const daemon = await Daemon.start({
     config,
     firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
-    listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
+    listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
     onEvent: (e) => {
       if (e.kind === "opened" || e.kind === "extended") events.push(`${e.kind} ${e.user}`);
     },
@@ -316,15 +315,14 @@ function teamConfig(users: Record<string, unknown>, ports = "20000-20099", withO
 /** A daemon on the twins with alice's door open for 192.0.2.7. */
 async function aliceIn() {
   const { Daemon } = await import("../lib/daemon/daemon.ts");
-  const { MemoryListeners } = await import("../lib/net/listeners.ts");
-  const { DryRunFirewall } = await import("../lib/actions/firewall.ts");
+  const { MemoryListeners, DryRunFirewall } = await import("../lib/testing/mod.ts");
   const both = teamConfig({ alice: { secret: ALICE }, bob: { secret: BOB } });
   let listeners: InstanceType<typeof MemoryListeners> | undefined;
   const nft = new DryRunFirewall();
   const daemon = await Daemon.start({
     config: both,
     firewalls: { nft, iptables: new DryRunFirewall() },
-    listeners: (k, now, c) => listeners = new MemoryListeners(k, now, c),
+    listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
   });
   const alice = userDoors(both.doors)[0];
   const code = await codeForCounter(alice, Math.floor(Date.now() / PERIOD));

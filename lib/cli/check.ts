@@ -152,7 +152,7 @@ async function hostWarnings(config: Config): Promise<string[]> {
     );
   }
   // Probe the knock ports the way listen binds them, and let go at once.
-  const probe = new SocketListeners(() => {});
+  const probe = new SocketListeners({ knock() {}, packet() {} });
   const failures = probe.update(wantedEndpoints(config.doors, config.addresses));
   probe.closeAll();
   const inUse = failures.filter((f) => f.reason === "AddrInUse");

@@ -168,7 +168,7 @@ export async function askDaemon(
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused) {
       return undefined;
     }
-    throw new Error(`cannot reach the daemon at ${path}: ${(e as Error).message}`);
+    throw new Error(`cannot reach the daemon at ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {
     await writeAll(conn, new TextEncoder().encode(JSON.stringify(request) + "\n"));
@@ -177,7 +177,9 @@ export async function askDaemon(
     if (typeof answer?.ok !== "boolean") throw new Error("not an answer");
     return answer;
   } catch (e) {
-    throw new Error(`the daemon at ${path} gave no usable answer: ${(e as Error).message}`);
+    throw new Error(`the daemon at ${path} gave no usable answer: ${(e as Error).message}`, {
+      cause: e,
+    });
   } finally {
     try {
       conn.close();

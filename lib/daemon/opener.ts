@@ -21,36 +21,9 @@ import type { Firewalls } from "../actions/firewall.ts";
 import type { CommandResult, CommandRunner } from "../actions/runner.ts";
 import { openKey, type OpenRecord, type SpaDigest, type Store } from "../store/store.ts";
 import { Deadlines } from "./deadlines.ts";
-
-/** Something that happened to a door. */
-export type DoorEvent =
-  | {
-    readonly kind: "opened" | "extended" | "closed";
-    /** The door's name. */
-    readonly door: string;
-    readonly source: string;
-    /** On a door with `users`: whose code opened it. */
-    readonly user?: string;
-    /** When the door closes (closes), ms. */
-    readonly until: number;
-    /** A close asked for by `sesame revoke` (or a user removed from the config). */
-    readonly revoked?: true;
-  }
-  | {
-    readonly kind: "open-failed" | "close-failed";
-    readonly door: string;
-    readonly source: string;
-    readonly until: number;
-    /** What failed. */
-    readonly error: string;
-  }
-  | {
-    /** The store refused a batch: none of its doors opened. */
-    readonly kind: "commit-failed";
-    /** The doors and sources refused, as `door source`. */
-    readonly refused: readonly string[];
-    readonly error: string;
-  };
+import { type Plan, planOpens } from "./open_plan.ts";
+import type { DoorEvent } from "./report.ts";
+import type { Clock } from "../clock.ts";
 
 /** Options for {@link Opener}. */
 export interface OpenerOptions {
@@ -60,22 +33,27 @@ export interface OpenerOptions {
   readonly firewalls: Firewalls;
   /** Runs open and close commands. */
   readonly runner: CommandRunner;
-  /** The clock. */
-  readonly now: () => number;
+  /** Wall time for `until`s; monotonic time and timers for the closes. */
+  readonly clock: Clock;
   /** Where opens, closes and failures are counted. */
   readonly counters: Counters;
   /** Called for every {@link DoorEvent}. */
   readonly report: (event: DoorEvent) => void;
 }
 
-interface Request {
+/** One door to open for one source: what {@link Opener.request} takes. */
+export interface OpenRequest {
+  /** The door (it has `open`). */
   readonly door: Door;
+  /** Whom it opens for. */
   readonly source: string;
+  /** On a door with `users`: whose code it was. */
   readonly user?: string;
+  /** The code used up (rotating doors): committed before the door opens. */
   readonly code?: UsedCode;
   /** When the last knock arrived (for the latency histogram), ms. */
   readonly at?: number;
-  /** How long to open, when not the door's `for` (an SPA client's timeout). */
+  /** How long to open, when not the door's `for` (an SPA client's timeout), ms. */
   readonly forMs?: number;
   /** The SPA packet used up by this open: committed with it. */
   readonly spa?: SpaDigest;
@@ -100,16 +78,6 @@ interface Entry {
   revoked?: boolean;
 }
 
-/** One planned opening. */
-interface Plan {
-  readonly door: Door;
-  readonly record: OpenRecord;
-  readonly fresh: boolean;
-  readonly timeoutMs: number;
-  /** The earliest last knock among its requests, ms. */
-  readonly at?: number;
-}
-
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** A failed close is retried after 1 s, 2 s, 4 s … at most a minute apart. */
 const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
@@ -121,8 +89,9 @@ const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
  * ```ts
  * import { Opener } from "./opener.ts";
  * import { MemoryStore } from "../store/store.ts";
- * import { DryRunFirewall } from "../actions/firewall.ts";
+ * import { DryRunFirewall } from "../testing/mod.ts";
  * import { Counters } from "../counters.ts";
+ * import { systemClock } from "../clock.ts";
  * import { validateConfig } from "../config/validate.ts";
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000], open: { nft: { port: 22 } } } } });
@@ -132,11 +101,11 @@ const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
  *   store,
  *   firewalls: { nft, iptables: new DryRunFirewall() },
  *   runner: { run: () => Promise.reject(), spawn: () => { throw new Error(); }, close() {} },
- *   now: Date.now,
+ *   clock: systemClock,
  *   counters: new Counters(),
  *   report: () => {},
  * });
- * opener.request(doors[0], "192.0.2.7");
+ * opener.request({ door: doors[0], source: "192.0.2.7" });
  * await opener.settled();
  * assertEquals(nft.calls, ["open legacy 192.0.2.7"]);
  * assertEquals(store.snapshot().open.length, 1);
@@ -146,23 +115,26 @@ const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
 export class Opener {
   readonly #options: OpenerOptions;
   readonly #entries = new Map<string, Entry>();
-  #requests: Request[] = [];
+  #requests: OpenRequest[] = [];
   #flushing: Promise<void> | undefined;
   /** Committed batches still acting (the firewall or a command at work). */
   readonly #acting = new Set<Promise<unknown>>();
   #scheduled = false;
   readonly #closing = new Set<Promise<unknown>>();
   /** When each open door closes (and failed closes retry): one timer for all. */
-  readonly #deadlines = new Deadlines<Entry>((entry) => this.#due(entry));
+  readonly #deadlines: Deadlines<Entry>;
+  readonly #now: () => number;
 
   /** @param options the store, the firewalls, the runner, the clock, the counters and the report. */
   constructor(options: OpenerOptions) {
     this.#options = options;
+    this.#now = options.clock.now;
+    this.#deadlines = new Deadlines<Entry>((entry) => this.#due(entry), options.clock);
   }
 
   /** The doors open now (and those still to be closed), as the store keeps them. */
   records(): OpenRecord[] {
-    const now = this.#options.now();
+    const now = this.#now();
     return [...this.#entries.values()].map((entry) => {
       const { record } = entry;
       // The close's deadline runs on the monotonic clock: after the wall clock stepped
@@ -180,7 +152,7 @@ export class Opener {
    * others when their time comes.
    */
   async restore(records: readonly OpenRecord[]): Promise<void> {
-    const now = this.#options.now();
+    const now = this.#now();
     const due: Promise<unknown>[] = [];
     for (const record of records) {
       const entry = { record, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
@@ -191,20 +163,10 @@ export class Opener {
     await Promise.all(due);
   }
 
-  /**
-   * Asks for `door` to open for `source` (by `user`'s code), using up `code`; handled with
-   * the rest of this turn. `at`: when the last knock arrived, for the latency histogram.
-   */
-  request(
-    door: Door,
-    source: string,
-    code?: UsedCode,
-    user?: string,
-    at?: number,
-    extra: { forMs?: number; spa?: SpaDigest } = {},
-  ): void {
+  /** Asks for a door to open; handled with the rest of this turn's requests. */
+  request(request: OpenRequest): void {
     this.#options.counters.openDecisions++;
-    this.#requests.push({ door, source, code, user, at, ...extra });
+    this.#requests.push(request);
     if (this.#scheduled) return;
     this.#scheduled = true;
     // After this turn's I/O callbacks (setImmediate, not setTimeout(0), which Deno delays by
@@ -215,11 +177,20 @@ export class Opener {
     });
   }
 
-  /** Resolves when every request made so far has been committed and acted on (or refused). */
+  /**
+   * Resolves when every request made so far has been committed and acted on (or refused),
+   * and every close under way has ended.
+   */
   async settled(): Promise<void> {
-    while (this.#scheduled || this.#flushing || this.#acting.size > 0) {
+    while (
+      this.#scheduled || this.#flushing || this.#acting.size > 0 || this.#closing.size > 0
+    ) {
       await (this.#flushing ??
-        (this.#acting.size > 0 ? Promise.all(this.#acting) : new Promise((r) => setImmediate(r))));
+        (this.#acting.size > 0
+          ? Promise.all(this.#acting)
+          : this.#closing.size > 0
+          ? Promise.all(this.#closing)
+          : new Promise((r) => setImmediate(r))));
     }
   }
 
@@ -275,16 +246,16 @@ export class Opener {
   }
 
   /** One batch: plan, commit, act. */
-  async #open(requests: readonly Request[]): Promise<void> {
+  async #open(requests: readonly OpenRequest[]): Promise<void> {
     const { store, counters, report } = this.#options;
-    const plans = this.#plan(requests);
+    const plans = planOpens(requests, (key) => this.#entries.get(key)?.record, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
     const spa = requests.flatMap((r) => r.spa ? [r.spa] : []);
     try {
       await store.commit({
         used,
         opened: plans.map((p) => p.record),
-        now: this.#options.now(),
+        now: this.#now(),
         // The kernel forgets a firewall door with the machine; a close command's record
         // must outlive it (else nothing would run the close after a power loss).
         sync: plans.every((p) => p.record.close === null) ? "normal" : "full",
@@ -305,55 +276,6 @@ export class Opener {
     const acting = Promise.all(plans.map((plan) => this.#act(plan)));
     this.#acting.add(acting);
     acting.finally(() => this.#acting.delete(acting));
-  }
-
-  /** Pure planning against the open doors: one record per (door, source). */
-  #plan(requests: readonly Request[]): Plan[] {
-    const now = this.#options.now();
-    const plans = new Map<string, Plan>();
-    for (const { door, source, user, at, forMs } of requests) {
-      const open = door.open!;
-      const key = openKey({ door: door.name, source });
-      const until = now + (forMs ?? open.forMs);
-      const known = plans.get(key)?.record ?? this.#entries.get(key)?.record;
-      if (known) {
-        plans.set(key, {
-          door,
-          // The record follows the user who knocked last (log, status, revoke --user).
-          record: {
-            ...known,
-            ...(user === undefined ? {} : { user }),
-            until: Math.max(known.until, until),
-          },
-          fresh: plans.get(key)?.fresh ?? false,
-          timeoutMs: open.commandTimeoutMs,
-          at: plans.get(key)?.at ?? at,
-        });
-        continue;
-      }
-      const spec = open.nft ?? open.iptables;
-      const record: OpenRecord = {
-        door: door.name,
-        source,
-        ...(user === undefined ? {} : { user }),
-        until,
-        close: open.closeCommand
-          ? substitute(open.closeCommand, { source, door: door.name })
-          : null,
-        ...(spec
-          ? {
-            firewall: {
-              kind: open.nft ? "nft" as const : "iptables" as const,
-              ports: spec.ports,
-              protocol: spec.protocol,
-              ...(spec.sets ? { sets: spec.sets } : {}),
-            },
-          }
-          : {}),
-      };
-      plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs, at });
-    }
-    return [...plans.values()];
   }
 
   /** Act on one committed plan: the entry and its close timer, then the firewall and the command. */
@@ -385,7 +307,7 @@ export class Opener {
     const command = door.open!.command;
     if (fresh && command) {
       const argv = substitute(command, { source: record.source, door: door.name });
-      const result = await runner.run(argv, timeoutMs);
+      const result = await runner.run(argv, { timeoutMs });
       if (result.code !== 0) return failed(describeFailure(result));
     }
     if (fresh) {
@@ -396,7 +318,7 @@ export class Opener {
         counts.userOpens.set(record.user, (counts.userOpens.get(record.user) ?? 0) + 1);
       }
       if (at !== undefined) {
-        counters.openLatency.observe(Math.max(0, this.#options.now() - at) / 1000);
+        counters.openLatency.observe(Math.max(0, this.#now() - at) / 1000);
       }
     }
     report({
@@ -408,7 +330,7 @@ export class Opener {
     });
   }
 
-  #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#options.now())): void {
+  #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#now())): void {
     this.#deadlines.schedule(entry, wait);
   }
 
@@ -441,12 +363,17 @@ export class Opener {
     let error: string | undefined;
     if (record.firewall) {
       const firewall = firewalls[record.firewall.kind];
+      // At its time an nft element is already gone (the kernel's timeout): close() is a no-op
+      // there; iptables deletes its rule. A revoke removes it now on every backend.
       await (revoked ? firewall.revoke(record) : firewall.close(record)).catch((e) =>
         error = (e as Error).message
       );
     }
     if (!error && record.close) {
-      const result = await runner.run(record.close, entry.timeoutMs, undefined, true);
+      const result = await runner.run(record.close, {
+        timeoutMs: entry.timeoutMs,
+        essential: true,
+      });
       if (result.code !== 0) error = describeFailure(result);
     }
     if (this.#entries.get(key) !== entry || entry.record !== record) return false; // re-opened meanwhile
@@ -480,7 +407,7 @@ export class Opener {
     // a close before its time may not (the next start would put the door back).
     await store.commit({
       closed: [record],
-      now: this.#options.now(),
+      now: this.#now(),
       sync: revoked ? "full" : "normal",
     }).catch(() => {
       // The door is closed; its record stays and the next start closes it again (harmless).

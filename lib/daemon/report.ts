@@ -1,7 +1,7 @@
 /**
  * From what happened to what is said: every decision and door event becomes one log line
  * (message and properties, from one table) and one {@link DaemonEvent} for tests and the
- * demo. The property names and event fields are frozen by tests/report_test.ts: status,
+ * demo. The messages and property names are frozen by tests/golden_test.ts: status,
  * metrics and log filters depend on them.
  * @module
  */
@@ -10,7 +10,36 @@ import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import type { Decision } from "../engine/engine.ts";
 import type { BindFailure } from "../net/listeners.ts";
-import type { DoorEvent } from "./opener.ts";
+
+/** Something that happened to a door. */
+export type DoorEvent =
+  | {
+    readonly kind: "opened" | "extended" | "closed";
+    /** The door's name. */
+    readonly door: string;
+    readonly source: string;
+    /** On a door with `users`: whose code opened it. */
+    readonly user?: string;
+    /** When the door closes (closes), ms. */
+    readonly until: number;
+    /** A close asked for by `sesame revoke` (or a user removed from the config). */
+    readonly revoked?: true;
+  }
+  | {
+    readonly kind: "open-failed" | "close-failed";
+    readonly door: string;
+    readonly source: string;
+    readonly until: number;
+    /** What failed. */
+    readonly error: string;
+  }
+  | {
+    /** The store refused a batch: none of its doors opened. */
+    readonly kind: "commit-failed";
+    /** The doors and sources refused, as `door source`. */
+    readonly refused: readonly string[];
+    readonly error: string;
+  };
 
 /** Everything the daemon reports besides plain log lines: what tests and the demo watch. */
 export type DaemonEvent =
@@ -40,11 +69,6 @@ export interface LogLine {
   readonly level: LogLevel;
   readonly message: string;
   readonly properties: Record<string, unknown>;
-  /**
-   * `refusal` for the failure lines (a failed knock: one per source and door a minute,
-   * what fail2ban reads); absent for the daemon's other lines.
-   */
-  readonly category?: "refusal";
 }
 
 /** The events that are failure lines (limited per source and door; fail2ban's input). */
@@ -179,7 +203,6 @@ function failed(event: RefusalEvent, tail: string, extra: Record<string, unknown
   const user = "user" in event && event.user !== undefined ? event.user : undefined;
   return {
     level: "info",
-    category: "refusal",
     message: FAILED + tail.replace("{by}", user === undefined ? "" : "user {user}: "),
     // The order is part of the format: deploy/fail2ban's filter reads JSON lines by it.
     properties: {

@@ -1,7 +1,7 @@
 /**
  * The dummy listeners: the only place that accepts sockets. {@link Listeners} is the seam
- * the daemon binds through; {@link SocketListeners} accepts for real, {@link MemoryListeners}
- * is its in-memory twin for tests. Each TCP connection is recorded at accept and closed
+ * the daemon binds through; {@link SocketListeners} accepts for real (its in-memory twin
+ * is `MemoryListeners` in lib/testing/). Each TCP connection is recorded at accept and closed
  * at once; each UDP datagram is recorded and dropped. Listeners survive every accept
  * error: a connect scan resets its probes, accept then fails, and a plain `for await`
  * would end the loop for good.
@@ -9,13 +9,23 @@
  */
 import { normalizeHost } from "../address.ts";
 import { Counters } from "../counters.ts";
-import type { Protocol } from "../knock.ts";
+import type { HeardKnock, HeardPacket, Protocol } from "../knock.ts";
 
-/** Called for every connection attempt or datagram. `source` is already normalised. */
-export type KnockHandler = (source: string, protocol: Protocol, port: number, at: number) => void;
+/** Where listeners deliver what they hear (the daemon's intake). */
+export interface KnockSink {
+  /** A connection attempt or a datagram on a knock port. */
+  knock(knock: HeardKnock): void;
+  /** A datagram on an SPA port. */
+  packet(packet: HeardPacket): void;
+}
 
-/** Called for every SPA packet (its payload as text, at most 1500 bytes and one more to tell oversize). */
-export type PacketHandler = (source: string, port: number, payload: string, at: number) => void;
+/** Options for a {@link Listeners} implementation. */
+export interface ListenersOptions {
+  /** The wall clock that stamps what is heard. @default Date.now */
+  readonly now?: () => number;
+  /** Where knocks, SPA packets and accept errors are counted. @default its own */
+  readonly counters?: Counters;
+}
 
 /** One socket to bind. */
 export interface Endpoint {
@@ -55,13 +65,8 @@ export interface Listeners {
   readonly size: number;
 }
 
-/** Makes the daemon's listeners: each knock goes to `onKnock`, counted in `counters`. */
-export type ListenersFactory = (
-  onKnock: KnockHandler,
-  now: () => number,
-  counters: Counters,
-  onPacket?: PacketHandler,
-) => Listeners;
+/** Makes the daemon's listeners, delivering to `sink`. */
+export type ListenersFactory = (sink: KnockSink, options: ListenersOptions) => Listeners;
 
 interface Open {
   close(): void;
@@ -74,7 +79,7 @@ interface Open {
  * ```ts
  * import { SocketListeners } from "./listeners.ts";
  * import { strictEqual as assertEquals } from "node:assert/strict";
- * const set = new SocketListeners(() => {});
+ * const set = new SocketListeners({ knock() {}, packet() {} });
  * const failures = set.update([{ hostname: "127.0.0.1", port: 0, protocol: "tcp" }]);
  * assertEquals(failures.length, 0);
  * assertEquals(set.size, 1);
@@ -83,28 +88,15 @@ interface Open {
  */
 export class SocketListeners implements Listeners {
   readonly #open = new Map<string, Open>();
-  readonly #onKnock: KnockHandler;
+  readonly #sink: KnockSink;
   readonly #now: () => number;
   readonly #counters: Counters;
-  readonly #onPacket: PacketHandler;
 
-  /**
-   * Creates an empty set; {@link update} binds.
-   * @param onKnock called for each knock.
-   * @param now the clock. @default Date.now
-   * @param counters where knocks and accept errors are counted.
-   * @param onPacket called for each SPA packet.
-   */
-  constructor(
-    onKnock: KnockHandler,
-    now: () => number = Date.now,
-    counters: Counters = new Counters(),
-    onPacket: PacketHandler = () => {},
-  ) {
-    this.#onKnock = onKnock;
-    this.#now = now;
-    this.#counters = counters;
-    this.#onPacket = onPacket;
+  /** Creates an empty set; {@link update} binds. @param sink gets what is heard. */
+  constructor(sink: KnockSink, options: ListenersOptions = {}) {
+    this.#sink = sink;
+    this.#now = options.now ?? Date.now;
+    this.#counters = options.counters ?? new Counters();
   }
 
   /** Endpoints bound now. */
@@ -176,7 +168,7 @@ export class SocketListeners implements Listeners {
           conn.close();
         } catch { /* already reset by the peer */ }
         this.#counters.knocks++;
-        this.#onKnock(source, "tcp", port, at);
+        this.#sink.knock({ source, protocol: "tcp", port, at, proof: "handshake" });
       }
     })();
     return {
@@ -192,19 +184,21 @@ export class SocketListeners implements Listeners {
   /** An SPA socket: whole datagrams (up to 1500 bytes, one more to tell an oversized one). */
   #spa(endpoint: Endpoint): Open {
     const decoder = new TextDecoder("latin1");
+    const { port } = endpoint;
     return this.#datagrams(endpoint, 1501, (source, data, at) => {
       this.#counters.spaPackets++;
-      this.#onPacket(source, endpoint.port, decoder.decode(data), at);
+      this.#sink.packet({ source, port, payload: decoder.decode(data), at });
     });
   }
 
   /** A UDP knock socket: the payload is ignored. */
   #udp(endpoint: Endpoint): Open {
     // A small buffer: without one Deno holds 64 KiB per socket.
+    const { port } = endpoint;
     return this.#datagrams(endpoint, 64, (source, _data, at) => {
       this.#counters.knocks++;
       this.#counters.udpKnocks++;
-      this.#onKnock(source, "udp", endpoint.port, at);
+      this.#sink.knock({ source, protocol: "udp", port, at, proof: "datagram" });
     });
   }
 
@@ -242,90 +236,5 @@ export class SocketListeners implements Listeners {
         } catch { /* already closed */ }
       },
     };
-  }
-}
-
-/**
- * The in-memory twin of {@link SocketListeners}: nothing is bound for real; {@link knock}
- * delivers a knock when its endpoint is "bound". `refuse` makes chosen endpoints fail.
- *
- * @example
- * ```ts
- * import { MemoryListeners } from "./listeners.ts";
- * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- * const heard: string[] = [];
- * const set = new MemoryListeners((source, protocol, port) => heard.push(`${source} ${port}/${protocol}`));
- * set.update([{ hostname: "::", port: 7000, protocol: "tcp" }]);
- * set.knock("192.0.2.7", "tcp", 7000);
- * set.knock("192.0.2.7", "tcp", 7001); // not bound: unheard
- * assertEquals(heard, ["192.0.2.7 7000/tcp"]);
- * ```
- */
-export class MemoryListeners implements Listeners {
-  readonly #bound = new Map<string, Endpoint>();
-  readonly #onKnock: KnockHandler;
-  readonly #now: () => number;
-  readonly #counters: Counters;
-  readonly #onPacket: PacketHandler;
-  /** Endpoint keys (`tcp/::/7000`) that fail to bind, with the reason. */
-  readonly refuse: Map<string, string> = new Map();
-
-  /** Same parameters as {@link SocketListeners}. */
-  constructor(
-    onKnock: KnockHandler,
-    now: () => number = Date.now,
-    counters: Counters = new Counters(),
-    onPacket: PacketHandler = () => {},
-  ) {
-    this.#onKnock = onKnock;
-    this.#now = now;
-    this.#counters = counters;
-    this.#onPacket = onPacket;
-  }
-
-  /** Delivers an SPA packet as a bound SPA socket would; false when none listens there. */
-  packet(source: string, port: number, payload: string, at: number = this.#now()): boolean {
-    for (const e of this.#bound.values()) {
-      if (e.spa && e.port === port) {
-        this.#counters.spaPackets++;
-        this.#onPacket(normalizeHost(source), port, payload, at);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** Endpoints "bound" now. */
-  get size(): number {
-    return this.#bound.size;
-  }
-
-  /** "Binds" `wanted`, except the endpoints in {@link refuse}. */
-  update(wanted: Iterable<Endpoint>): BindFailure[] {
-    const failures: BindFailure[] = [];
-    this.#bound.clear();
-    for (const endpoint of wanted) {
-      const reason = this.refuse.get(endpointKey(endpoint));
-      if (reason) failures.push({ endpoint, reason });
-      else this.#bound.set(endpointKey(endpoint), endpoint);
-    }
-    return failures;
-  }
-
-  closeAll(): void {
-    this.#bound.clear();
-  }
-
-  /** Delivers a knock as a socket on any bound address would; false when nothing listens there. */
-  knock(source: string, protocol: Protocol, port: number, at: number = this.#now()): boolean {
-    for (const e of this.#bound.values()) {
-      if (!e.spa && e.protocol === protocol && e.port === port) {
-        this.#counters.knocks++;
-        if (protocol === "udp") this.#counters.udpKnocks++;
-        this.#onKnock(normalizeHost(source), protocol, port, at);
-        return true;
-      }
-    }
-    return false;
   }
 }

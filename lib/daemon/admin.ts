@@ -1,0 +1,277 @@
+/**
+ * The daemon's answers to its admin: `sesame status` and `sesame revoke` (through the
+ * control socket) and the Prometheus metrics (over HTTP). Serving them, and what they say.
+ * @module
+ */
+import { dropConnections } from "../actions/conntrack.ts";
+import type { CommandRunner } from "../actions/runner.ts";
+import { parseAddress } from "../address.ts";
+import type { Clock } from "../clock.ts";
+import type { Config, Door } from "../config/types.ts";
+import type { Counters } from "../counters.ts";
+import { ConfigError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type { OpenRecord } from "../store/store.ts";
+import {
+  type ControlAnswer,
+  type ControlRequest,
+  type ControlServer,
+  serveControl,
+} from "./control.ts";
+import type { Intake } from "./intake.ts";
+import { type MetricsServer, renderMetrics, serveMetrics } from "./metrics.ts";
+import type { Opener } from "./opener.ts";
+
+const log = logger("daemon");
+
+/** What `sesame status` learns from a running daemon. */
+export interface DaemonStatus {
+  /** The daemon's process ID. */
+  readonly pid: number;
+  /** When it started, ISO 8601. */
+  readonly started_at: string;
+  /** Seconds since it started. */
+  readonly uptime_s: number;
+  /** Its config file, when known. */
+  readonly config: string | null;
+  /** The doors open now. */
+  readonly open: readonly OpenRecord[];
+  /** Scanners banned now: source, evidence, until (ISO 8601). */
+  readonly bans: readonly { source: string; evidence: string; until: string }[];
+}
+
+/** What `sesame revoke` asks: a door's doors for an address or a user. */
+export interface RevokeRequest {
+  /** The door's name. */
+  readonly door: string;
+  /** Only this address's. */
+  readonly ip?: string;
+  /** Only this user's. */
+  readonly user?: string;
+  /** Also drop the connections they established (conntrack). */
+  readonly established?: boolean;
+}
+
+/** Options for {@link Admin}. */
+export interface AdminOptions {
+  /** The config in force, read at each answer. */
+  readonly config: () => Config;
+  /** The open doors. */
+  readonly opener: Opener;
+  /** The knock intake (tracked sources, bans), read at each answer. */
+  readonly intake: () => Intake;
+  /** Runs conntrack. */
+  readonly runner: CommandRunner;
+  /** The counters the metrics show. */
+  readonly counters: Counters;
+  /** Uptime and bans. */
+  readonly clock: Clock;
+  /** The config file's absolute path, for status. */
+  readonly configFile?: string;
+}
+
+/**
+ * Status, revoke and metrics, and the sockets that serve them. A daemon has one; its
+ * `status()`, `revoke()` and `metrics()` are these.
+ *
+ * @example Revoke says what it closed, or why nothing
+ * ```ts
+ * import { Daemon } from "./daemon.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { MemoryListeners } from "../testing/mod.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const config = validateConfig({ doors: { legacy: { sequence: [7000], open: { for: "5s" } } } });
+ * let listeners: MemoryListeners | undefined;
+ * const daemon = await Daemon.start({
+ *   config,
+ *   listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
+ * });
+ * listeners!.knock("192.0.2.7", "tcp", 7000);
+ * await daemon.settled();
+ * assertEquals(await daemon.revoke({ door: "legacy", ip: "192.0.2.7" }), {
+ *   ok: true,
+ *   closed: [{ source: "192.0.2.7", user: null }],
+ * });
+ * assertEquals((await daemon.revoke({ door: "legacy", ip: "192.0.2.7" })).ok, false);
+ * assertEquals(daemon.metrics().includes('sesame_opens_total{door="legacy"} 1'), true);
+ * await daemon.stop();
+ * ```
+ */
+export class Admin {
+  readonly #options: AdminOptions;
+  readonly #startedAt: number;
+  #control: ControlServer | undefined;
+  #metrics: MetricsServer | undefined;
+
+  /** @param options what the answers read. */
+  constructor(options: AdminOptions) {
+    this.#options = options;
+    this.#startedAt = options.clock.now();
+  }
+
+  /**
+   * Serves metrics where `listen.metrics` says, if it does.
+   * @throws {ConfigError} when the address cannot be served.
+   */
+  serveMetrics(): void {
+    const metrics = this.#options.config().metrics;
+    if (!metrics) return;
+    try {
+      this.#metrics = serveMetrics(metrics.hostname, metrics.port, () => this.metrics());
+    } catch (e) {
+      throw new ConfigError([{
+        path: "listen.metrics",
+        message: `cannot serve metrics on ${metrics.hostname}:${metrics.port}: ${
+          (e as Error).message
+        }`,
+      }], { cause: e });
+    }
+    log.info("metrics at http://{host}:{port}/metrics", {
+      host: metrics.hostname.includes(":") ? `[${metrics.hostname}]` : metrics.hostname,
+      port: this.#metrics.port,
+    });
+  }
+
+  /** Serves the control socket at `path`; a daemon that cannot runs on without one. */
+  async serveControl(path: string): Promise<void> {
+    try {
+      this.#control = await serveControl(path, (r) => this.answer(r));
+    } catch (e) {
+      // Only a daemon without a firewall can meet another here (the instance lock keeps
+      // firewall daemons apart): it runs on, reachable by its log and metrics only.
+      log.warning(
+        "no control socket (sesame status and revoke cannot reach this daemon): {error}",
+        { error: (e as Error).message },
+      );
+    }
+  }
+
+  /** Where metrics are served, when they are (the port the system chose for port 0). */
+  get metricsPort(): number | undefined {
+    return this.#metrics?.port;
+  }
+
+  /** Stops serving. */
+  async close(): Promise<void> {
+    this.#control?.close();
+    await this.#metrics?.shutdown();
+  }
+
+  /** Answers one control request. */
+  answer(request: ControlRequest): Promise<ControlAnswer> {
+    if (request.op === "status") return Promise.resolve({ ok: true, ...this.status() });
+    return this.revoke(request);
+  }
+
+  /** The Prometheus exposition of the daemon's counters now. */
+  metrics(): string {
+    const { opener, counters, clock } = this.#options;
+    const intake = this.#options.intake();
+    const openNow = new Map<string, number>();
+    for (const r of opener.records()) openNow.set(r.door, (openNow.get(r.door) ?? 0) + 1);
+    return renderMetrics({
+      counters,
+      doors: this.#options.config().doors.map((d) => d.name),
+      openNow,
+      trackedSources: intake.trackedSources,
+      bannedNow: intake.bans(clock.now()).length,
+      memory: Deno.memoryUsage(),
+    });
+  }
+
+  /** What the daemon tells `sesame status`. */
+  status(): DaemonStatus {
+    const { clock, opener } = this.#options;
+    const now = clock.now();
+    return {
+      pid: Deno.pid,
+      started_at: new Date(this.#startedAt).toISOString(),
+      uptime_s: Math.round((now - this.#startedAt) / 1000),
+      config: this.#options.configFile ?? null,
+      open: opener.records(),
+      bans: this.#options.intake().bans(now).map((b) => ({
+        ...b,
+        until: new Date(b.until).toISOString(),
+      })),
+    };
+  }
+
+  /**
+   * Closes now the doors open on `door` for `ip` or for `user` (`sesame revoke`), and with
+   * `established` drops their connections too (conntrack). Established connections
+   * otherwise continue, as after `for`.
+   */
+  async revoke(request: RevokeRequest): Promise<ControlAnswer> {
+    const doors = this.#options.config().doors;
+    const door = doors.find((d) => d.name === request.door);
+    if (!door) {
+      return {
+        ok: false,
+        error: `no door "${request.door}" in the running config (doors: ${
+          doors.map((d) => d.name).join(", ")
+        })`,
+      };
+    }
+    let source: string | undefined;
+    if (request.ip !== undefined) {
+      source = parseAddress(request.ip)?.text;
+      if (!source) return { ok: false, error: `not an IP address: ${JSON.stringify(request.ip)}` };
+    }
+    if (
+      request.user !== undefined &&
+      !(door.kind === "rotating" && door.users?.some((u) => u.name === request.user))
+    ) {
+      return { ok: false, error: `door ${door.name} has no user "${request.user}"` };
+    }
+    if (source === undefined && request.user === undefined) {
+      return { ok: false, error: "say whose door to close: an address or a user" };
+    }
+    const { closed, failed } = await this.#options.opener.revoke({
+      door: door.name,
+      source,
+      user: request.user,
+    });
+    if (closed.length + failed.length === 0 && request.established && source !== undefined) {
+      // The door closed at its time already; its connections may live on: drop them.
+      const dropped = await this.#drop([closedRecord(door, source)]);
+      if (dropped > 0) return { ok: true, closed: [], established_dropped: dropped };
+    }
+    if (closed.length + failed.length === 0) {
+      return {
+        ok: false,
+        nothing: true,
+        error: `nothing was open on door ${door.name} for ${source ?? `user ${request.user}`}`,
+      };
+    }
+    if (failed.length > 0) {
+      return {
+        ok: false,
+        error: `closing failed for ${
+          failed.map((r) => r.source).join(", ")
+        } (see the daemon's log; it retries)`,
+      };
+    }
+    const dropped = request.established ? await this.#drop(closed) : undefined;
+    return {
+      ok: true,
+      closed: closed.map((r) => ({ source: r.source, user: r.user ?? null })),
+      ...(dropped === undefined ? {} : { established_dropped: dropped }),
+    };
+  }
+
+  #drop(records: readonly OpenRecord[]): Promise<number> {
+    return dropConnections(this.#options.runner, records);
+  }
+}
+
+/** The record a door that already closed for `source` had (what conntrack should drop). */
+function closedRecord(door: Door, source: string): OpenRecord {
+  const spec = door.open?.nft ?? door.open?.iptables;
+  return {
+    door: door.name,
+    source,
+    until: 0,
+    close: null,
+    ...(spec ? { firewall: { kind: "nft", ports: spec.ports, protocol: spec.protocol } } : {}),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Binding the knock listeners to what the config wants (the pure half is binding.ts):
+ * preflight checks and warnings, the IPv4 fallback, one warning per door that lost
+ * ports, and the start-up summary once knocks are acted on.
+ * @module
+ */
+import type { Config } from "../config/types.ts";
+import { formatDuration } from "../duration.ts";
+import { ConfigError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type { BindFailure, Endpoint, Listeners } from "../net/listeners.ts";
+import { doorWeakness, weaknessWarning } from "../weakness.ts";
+import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
+import { checkDescriptors, gatewayWarnings, warnEphemeral } from "./preflight.ts";
+import type { DaemonEvent } from "./report.ts";
+
+const log = logger("daemon");
+
+/** What a bind did. */
+export interface Bound {
+  /** The endpoints wanted (after the IPv4 fallback). */
+  readonly endpoints: readonly Endpoint[];
+  /** Those that could not be bound. */
+  readonly failures: readonly BindFailure[];
+  /** The addresses listened on (after the IPv4 fallback). */
+  readonly addresses: readonly string[];
+}
+
+/**
+ * Binds a config's pools on the listeners.
+ *
+ * @example
+ * ```ts
+ * import { Binder } from "./binder.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { MemoryListeners } from "../testing/mod.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const config = validateConfig({ doors: { legacy: { sequence: [7000, 8000], decoys: 0, open: { for: "5s" } } } });
+ * const listeners = new MemoryListeners({ knock() {}, packet() {} });
+ * const bound = await new Binder(listeners, () => {}, Date.now).bind(config);
+ * assertEquals(bound.failures.length, 0);
+ * assertEquals(listeners.size, 2 * config.addresses.length);
+ * ```
+ */
+export class Binder {
+  readonly #listeners: Listeners;
+  readonly #report: (event: DaemonEvent) => void;
+  readonly #now: () => number;
+
+  /**
+   * @param listeners what binds. @param report where `ready` goes.
+   * @param now the wall clock (the next rotation, in the summary).
+   */
+  constructor(listeners: Listeners, report: (event: DaemonEvent) => void, now: () => number) {
+    this.#listeners = listeners;
+    this.#report = report;
+    this.#now = now;
+  }
+
+  /**
+   * Binds what `config` wants and releases the rest; ports that stay keep listening.
+   * @throws {ConfigError} when too few file descriptors are allowed, or no port could be bound.
+   */
+  async bind(config: Config): Promise<Bound> {
+    let addresses = config.addresses;
+    let endpoints = wantedEndpoints(config.doors, addresses);
+    await checkDescriptors(endpoints.length);
+    await warnEphemeral(config.doors);
+    for (const warning of await gatewayWarnings(config.doors)) {
+      log.warning("{warning}", { warning });
+    }
+    let failures = this.#listeners.update(endpoints);
+    if (shouldFallBackToIPv4(endpoints, failures)) {
+      log.warning("cannot listen on [::] (IPv6 off?): listening on 0.0.0.0 instead");
+      addresses = addresses.map((a) => a === "::" ? "0.0.0.0" : a);
+      endpoints = wantedEndpoints(config.doors, addresses);
+      failures = this.#listeners.update(endpoints);
+    }
+    for (const f of doorBindFailures(config.doors, failures)) {
+      log.warning(
+        "door {door}: {count} of its ports could not be bound ({reasons}): {sample}. Knocks there go unheard; a rotating door whose code lands on one cannot open that period",
+        { ...f },
+      );
+    }
+    if (this.#listeners.size === 0) {
+      throw new ConfigError([{ path: "listen", message: "no knock port could be bound" }]);
+    }
+    return { endpoints, failures, addresses };
+  }
+
+  /** The start-up summary, once the daemon acts on knocks (after start and each reload). */
+  announce(config: Config, { endpoints, failures }: Bound): void {
+    const bound = this.#listeners.size;
+    const tcp = endpoints.filter((e) => e.protocol === "tcp").length;
+    log.info(
+      "listening on {bound} sockets ({tcp} TCP, {udp} UDP) on {addresses} for {doors} doors",
+      {
+        bound,
+        tcp,
+        udp: endpoints.length - tcp,
+        addresses: config.addresses.join(", "),
+        doors: config.doors.map((d) => d.name).join(", "),
+      },
+    );
+    for (const door of config.doors) {
+      const weak = weaknessWarning(doorWeakness(door, config.reorderWindowMs));
+      if (weak) log.warning("{warning}", { warning: weak, door: door.name });
+      if (door.kind !== "rotating") continue;
+      log.info(
+        "door {door}: {length} {protocol} knocks from {pool} ports, period {period}, next rotation in {left}",
+        {
+          door: door.name,
+          length: door.length,
+          protocol: door.protocol,
+          pool: door.candidates.length,
+          period: formatDuration(door.periodMs),
+          left: formatDuration(door.periodMs - (this.#now() % door.periodMs)),
+        },
+      );
+    }
+    this.#report({ kind: "ready", endpoints: bound, failures });
+  }
+}

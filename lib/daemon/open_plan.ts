@@ -1,0 +1,85 @@
+/**
+ * The opener's first step, pure: what a batch of open requests comes to, against the doors
+ * open now. No store, no firewall, no clock but the `now` it is given.
+ * @module
+ */
+import type { Door } from "../config/types.ts";
+import { substitute } from "../actions/command.ts";
+import { openKey, type OpenRecord } from "../store/store.ts";
+import type { OpenRequest } from "./opener.ts";
+
+/** One planned opening. */
+export interface Plan {
+  readonly door: Door;
+  readonly record: OpenRecord;
+  readonly fresh: boolean;
+  readonly timeoutMs: number;
+  /** The earliest last knock among its requests, ms. */
+  readonly at?: number;
+}
+
+/**
+ * Plans a batch of requests against the doors open now: one record per (door, source); a
+ * door already open (or asked twice in the batch) is extended, not opened again.
+ *
+ * @example
+ * ```ts
+ * import { planOpens } from "./open_plan.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000], open: { for: "5s" } } } });
+ * const plans = planOpens([
+ *   { door: doors[0], source: "192.0.2.7" },
+ *   { door: doors[0], source: "192.0.2.7" },
+ * ], () => undefined, 1000);
+ * assertEquals(plans.map((p) => [p.record.source, p.record.until, p.fresh]), [["192.0.2.7", 6000, true]]);
+ * ```
+ */
+export function planOpens(
+  requests: readonly OpenRequest[],
+  openNow: (key: string) => OpenRecord | undefined,
+  now: number,
+): Plan[] {
+  const plans = new Map<string, Plan>();
+  for (const { door, source, user, at, forMs } of requests) {
+    const open = door.open!;
+    const key = openKey({ door: door.name, source });
+    const until = now + (forMs ?? open.forMs);
+    const known = plans.get(key)?.record ?? openNow(key);
+    if (known) {
+      plans.set(key, {
+        door,
+        // The record follows the user who knocked last (log, status, revoke --user).
+        record: {
+          ...known,
+          ...(user === undefined ? {} : { user }),
+          until: Math.max(known.until, until),
+        },
+        fresh: plans.get(key)?.fresh ?? false,
+        timeoutMs: open.commandTimeoutMs,
+        at: plans.get(key)?.at ?? at,
+      });
+      continue;
+    }
+    const spec = open.nft ?? open.iptables;
+    const record: OpenRecord = {
+      door: door.name,
+      source,
+      ...(user === undefined ? {} : { user }),
+      until,
+      close: open.closeCommand ? substitute(open.closeCommand, { source, door: door.name }) : null,
+      ...(spec
+        ? {
+          firewall: {
+            kind: open.nft ? "nft" as const : "iptables" as const,
+            ports: spec.ports,
+            protocol: spec.protocol,
+            ...(spec.sets ? { sets: spec.sets } : {}),
+          },
+        }
+        : {}),
+    };
+    plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs, at });
+  }
+  return [...plans.values()];
+}
