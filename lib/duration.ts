@@ -14,9 +14,10 @@ const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
  * @example Parse config durations
  * ```ts
  * import { parseDuration } from "./duration.ts";
- * parseDuration("1m30s"); // 90000
- * parseDuration(2); // 2000
- * parseDuration("soon"); // undefined
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(parseDuration("1m30s"), 90000);
+ * assertEquals(parseDuration(2), 2000);
+ * assertEquals(parseDuration("soon"), undefined);
  * ```
  */
 export function parseDuration(value: unknown): number | undefined {
@@ -38,7 +39,8 @@ export function parseDuration(value: unknown): number | undefined {
  * @example
  * ```ts
  * import { formatDuration } from "./duration.ts";
- * formatDuration(90_000); // "1m30s"
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(formatDuration(90_000), "1m30s");
  * ```
  */
 export function formatDuration(ms: number): string {

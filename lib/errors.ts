@@ -39,19 +39,20 @@ export function formatIssue(issue: ConfigIssue): string {
  * @example Report every issue
  * ```ts
  * import { ConfigError } from "./errors.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * try {
  *   throw new ConfigError([{ path: "doors.ssh.length", message: "must be at least 1, received 0" }]);
  * } catch (e) {
- *   if (e instanceof ConfigError) console.error(e.message);
+ *   assertEquals(e instanceof ConfigError && e.message, "doors.ssh.length: must be at least 1, received 0");
  * }
  * ```
  */
 export class ConfigError extends Error {
   /** Every problem found. */
   readonly issues: readonly ConfigIssue[];
-  /** Creates the error from every problem found. @param issues the problems. */
-  constructor(issues: readonly ConfigIssue[]) {
-    super(issues.map(formatIssue).join("\n"));
+  /** Creates the error from every problem found. @param issues the problems. @param options the cause. */
+  constructor(issues: readonly ConfigIssue[], options?: ErrorOptions) {
+    super(issues.map(formatIssue).join("\n"), options);
     this.name = "ConfigError";
     this.issues = issues;
   }
@@ -59,9 +60,9 @@ export class ConfigError extends Error {
 
 /** A command line that cannot be run: unknown flag, missing argument. Exit code 2. */
 export class UsageError extends Error {
-  /** Creates the error. @param message what is wrong, prefixed by the command. */
-  constructor(message: string) {
-    super(message);
+  /** Creates the error. @param message what is wrong, prefixed by the command. @param options the cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "UsageError";
   }
 }
@@ -77,9 +78,9 @@ export class StateFileError extends Error {
 
 /** The firewall tool failed (nft, iptables-restore); the message carries its stderr. */
 export class FirewallError extends Error {
-  /** Creates the error. @param message what failed, with the tool's own words. */
-  constructor(message: string) {
-    super(message);
+  /** Creates the error. @param message what failed, with the tool's own words. @param options the cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "FirewallError";
   }
 }

@@ -45,8 +45,10 @@ export function isLogLevel(level: string): level is LogLevel {
  * @example
  * ```ts
  * import { flushLogging, logger, setupLogging } from "./log.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * await setupLogging({ level: "warning", format: "json" });
- * logger("daemon").info("not written: below the level");
+ * assertEquals(logger("daemon").isEnabledFor("info"), false); // below the level: not written
+ * logger("daemon").info("not written");
  * await flushLogging();
  * ```
  */

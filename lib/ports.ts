@@ -14,7 +14,8 @@ const RANGE = /^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$/;
  * @example
  * ```ts
  * import { parsePortList } from "./ports.ts";
- * parsePortList("7002, 7000-7001"); // { ok: true, ports: [7000, 7001, 7002] }
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(parsePortList("7002, 7000-7001"), { ok: true, ports: [7000, 7001, 7002] });
  * ```
  */
 export function parsePortList(value: unknown): PortListResult {

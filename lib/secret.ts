@@ -12,7 +12,8 @@ export const MIN_SECRET_BYTES = 16;
  * @example
  * ```ts
  * import { decodeSecret, encodeSecret } from "./secret.ts";
- * decodeSecret(encodeSecret(new Uint8Array(32)))?.length; // 32
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(decodeSecret(encodeSecret(new Uint8Array(32)))?.length, 32);
  * ```
  */
 export function decodeSecret(text: string): Uint8Array | undefined {
@@ -29,7 +30,8 @@ export function decodeSecret(text: string): Uint8Array | undefined {
  * @example
  * ```ts
  * import { encodeSecret } from "./secret.ts";
- * encodeSecret(new Uint8Array([251, 255])); // "-_8"
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(encodeSecret(new Uint8Array([251, 255])), "-_8");
  * ```
  */
 export function encodeSecret(bytes: Uint8Array): string {
@@ -44,7 +46,8 @@ export function encodeSecret(bytes: Uint8Array): string {
  * @example
  * ```ts
  * import { generateSecret } from "./secret.ts";
- * generateSecret().length; // 43
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(generateSecret().length, 43);
  * ```
  */
 export function generateSecret(bytes = 32): string {

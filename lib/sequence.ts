@@ -41,7 +41,9 @@ const TWO_32 = 2 ** 32;
  * @example
  * ```ts
  * import { importSecret } from "./sequence.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const key = await importSecret(crypto.getRandomValues(new Uint8Array(32)));
+ * assertEquals([key.algorithm.name, key.usages], ["HMAC", ["sign"]]);
  * ```
  */
 export function importSecret(secret: Uint8Array): Promise<CryptoKey> {
@@ -63,7 +65,8 @@ export function importSecret(secret: Uint8Array): Promise<CryptoKey> {
  * @example
  * ```ts
  * import { counterAt } from "./sequence.ts";
- * counterAt(1_700_000_000_000, 30_000); // 56666666
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(counterAt(1_700_000_000_000, 30_000), 56666666);
  * ```
  */
 export function counterAt(unixMs: number, periodMs: number): number {
@@ -98,6 +101,7 @@ function messagePrefix(door: string, counter: bigint, source?: BoundSource): Uin
  * @example Derive the current sequence of a door
  * ```ts
  * import { counterAt, deriveSequence, importSecret } from "./sequence.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const key = await importSecret(new Uint8Array(32));
  * const knocks = await deriveSequence(key, counterAt(Date.now(), 30_000), {
  *   door: "ssh",
@@ -105,6 +109,8 @@ function messagePrefix(door: string, counter: bigint, source?: BoundSource): Uin
  *   length: 3,
  *   protocol: "tcp",
  * });
+ * assertEquals(knocks.length, 3);
+ * assertEquals(new Set(knocks.map((k) => k.port)).size, 3); // a rotating code never repeats a port
  * ```
  */
 export async function deriveSequence(

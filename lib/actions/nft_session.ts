@@ -132,7 +132,7 @@ export class NftSession {
       this.#waiting = { resolve, reject, timer };
       const text = `${commands.join(" ; ")}\n${FENCE}\n`;
       this.#writer!.write(new TextEncoder().encode(text)).catch((e) =>
-        this.#reset(new FirewallError(`nft session: ${(e as Error).message}`))
+        this.#reset(new FirewallError(`nft session: ${(e as Error).message}`, { cause: e }))
       );
     });
   }

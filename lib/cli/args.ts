@@ -23,8 +23,9 @@ export interface ParsedArgs {
  * @example
  * ```ts
  * import { parseFlags } from "./args.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const { values } = parseFlags("code", ["--door", "ssh"], { door: { type: "string" } });
- * values.door; // "ssh"
+ * assertEquals(values.door, "ssh");
  * ```
  */
 export function parseFlags(

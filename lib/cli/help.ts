@@ -1,7 +1,8 @@
 /** Help texts, one per command, written for an admin who has never used sesame. @module */
 
-/** The program's version, printed by `sesame --version`. */
-export const VERSION = "0.1.1";
+import { VERSION } from "../version.ts";
+
+export { VERSION };
 
 /** Help texts by command; `""` is the top level. */
 export const HELP: Record<string, string> = {

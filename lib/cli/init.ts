@@ -61,7 +61,7 @@ async function writeSecretFile(path: string, text: string, force: boolean): Prom
     if (e instanceof Deno.errors.AlreadyExists) {
       throw new UsageError(`init: ${path} exists; refusing to overwrite it (use --force)`);
     }
-    throw new UsageError(`init: cannot write ${path}: ${(e as Error).message}`);
+    throw new UsageError(`init: cannot write ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -124,7 +124,7 @@ export async function init(args: string[]): Promise<number> {
   for (const file of [out, client]) {
     const parent = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
     await Deno.mkdir(parent, { recursive: true, mode: 0o700 }).catch((e) => {
-      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`);
+      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`, { cause: e });
     });
   }
   const force = parsed.values.force === true;
@@ -203,7 +203,7 @@ HMAC_DIGEST_TYPE    sha256
   for (const file of [out, client, rc]) {
     const parent = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
     await Deno.mkdir(parent, { recursive: true, mode: 0o700 }).catch((e) => {
-      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`);
+      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`, { cause: e });
     });
   }
   const force = parsed.values.force === true;
@@ -250,6 +250,7 @@ async function addUser(parsed: Parameters<typeof stringFlag>[0], user: string): 
   } catch (e) {
     throw new UsageError(
       `init --user: cannot read the server config ${out}: ${(e as Error).message}`,
+      { cause: e },
     );
   }
   const doc = parseDocument(text);
@@ -333,6 +334,7 @@ ${Object.entries(pool).map(([k, v]) => `    ${k}: ${JSON.stringify(toPlain(v))}`
     if (e instanceof UsageError) throw e;
     throw new UsageError(
       `init --user: the config would not load, nothing changed: ${(e as Error).message}`,
+      { cause: e },
     );
   }
   console.log(`added user "${user}" to door "${door}" in ${out}; their secret is in ${key} (0600)`);

@@ -41,7 +41,7 @@ export async function keygen(args: string[]): Promise<number> {
     if (e instanceof Deno.errors.AlreadyExists) {
       throw new UsageError(`keygen: ${out} exists; refusing to overwrite a secret (use --force)`);
     }
-    throw new UsageError(`keygen: cannot write ${out}: ${(e as Error).message}`);
+    throw new UsageError(`keygen: cannot write ${out}: ${(e as Error).message}`, { cause: e });
   }
   console.error(
     `wrote ${parsed.values.spa ? "new SPA keys" : "a new secret"} to ${out} (mode 0600)`,

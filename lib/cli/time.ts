@@ -8,7 +8,8 @@ import { UsageError } from "../errors.ts";
  * @example
  * ```ts
  * import { parseTime } from "./time.ts";
- * parseTime("1700000000"); // 1700000000000
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(parseTime("1700000000"), 1700000000000);
  * ```
  */
 export function parseTime(text: string): number {
