@@ -83,7 +83,12 @@ export {
 export { type Clock, systemClock, type Timer } from "./lib/clock.ts";
 export type { RevokeRequest } from "./lib/daemon/admin.ts";
 export type { DoorEvent } from "./lib/daemon/report.ts";
-export type { Decision, RefusalReason } from "./lib/engine/engine.ts";
+export {
+  blamesClient,
+  type Decision,
+  type RefusalEvidence,
+  type RefusalReason,
+} from "./lib/engine/decision.ts";
 export type { Evidence } from "./lib/engine/scan_detector.ts";
 export type { CodeOwner, UsedCode } from "./lib/engine/used_codes.ts";
 export { Counters, type DoorCounts, Histogram } from "./lib/counters.ts";

@@ -31,6 +31,7 @@ const args = parseArgs({
     noise: { type: "string" },
     sources: { type: "string" },
     generator: { type: "string" },
+    "reorder-window": { type: "string" },
   },
 });
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -54,6 +55,8 @@ const noiseRate = Number(args.values.noise ?? 0);
 /** --sources N: what a tracked source costs, from outside (RSS) and inside (heap). */
 const sourcesToTrack = Number(args.values.sources ?? 0);
 const outDir = args.values.out ?? ROOT;
+/** --reorder-window D: sesame's listen.reorder_window (to measure the delivery's disorder whole). */
+const reorderWindow = args.values["reorder-window"];
 const PORTS = {
   tcp: [[7001, "tcp"], [7002, "tcp"], [7003, "tcp"]] as [number, "tcp" | "udp"][],
   udp: [[7101, "udp"], [7102, "udp"], [7103, "udp"]] as [number, "tcp" | "udp"][],
@@ -241,7 +244,9 @@ async function startSystem(system: string, dir: string): Promise<{
     `${dir}/sesame.yaml`,
     `listen: { addresses: ["127.0.0.1"], metrics: "127.0.0.1:9464"${
       system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
-    } }\n${state ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
+    }${reorderWindow ? `, reorder_window: ${reorderWindow}` : ""} }\n${
+      state ? `state_file: ${dir}/state.db\n` : ""
+    }doors:\n` +
       (["tcp", "udp"] as const).map((p) =>
         `  bench-${p}:\n    sequence: [${
           staticSeq(p)
@@ -536,6 +541,18 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
         `  accounting: ${accounting.decided} opens decided, ${accounting.opened} opened, ${accounting.failed} failed, ${accounting.inKernel} in the kernel's sets`,
       );
       accountings.push({ system, ...accounting });
+      // The disorder the daemon's delivery put into sequences: what reorder_window covers.
+      const early = value("sesame_knock_reorder_seconds_count");
+      const bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+      const within = (p: number) =>
+        bounds.find((b) =>
+          value(`sesame_knock_reorder_seconds_bucket\\{le="${b}"\\}`) >= p * early
+        );
+      console.error(
+        `  reorder: ${early} knocks arrived before the knocks ahead of them; p99 waited <= ${
+          within(0.99) ?? ">5"
+        } s, p99.9 <= ${within(0.999) ?? ">5"} s, all <= ${within(1) ?? ">5"} s`,
+      );
     }
     for (const r of results) {
       const gen = (r as LevelResult & { _gen?: { sequences: [string, number][] } })._gen!;

@@ -55,6 +55,12 @@ export class Counters {
   readonly doors: Map<string, DoorCounts> = new Map();
   /** Last knock → door open (committed and acted on), seconds. */
   readonly openLatency: Histogram = new Histogram(LATENCY_BUCKETS_S);
+  /**
+   * How long a knock that arrived early (out of order) waited for the knocks before it,
+   * seconds: the disorder the daemon's delivery put into sequences, what `reorder_window`
+   * must cover.
+   */
+  readonly reorderWait: Histogram = new Histogram(LATENCY_BUCKETS_S);
 
   /** The counts of `door`, made on first use. */
   door(door: string): DoorCounts {

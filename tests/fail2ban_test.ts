@@ -1,7 +1,7 @@
 /**
  * The shipped fail2ban filter (deploy/fail2ban) against a real `sesame listen` log, read by
- * the real `fail2ban-regex`: every source that failed with completed TCP handshakes is
- * matched, and UDP forged from a victim's address on a door that takes UDP never is.
+ * the real `fail2ban-regex`: a source whose completed TCP handshakes fit no code is matched;
+ * UDP forged from a victim's address on a door that takes UDP never is, nor a timeout.
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir, writePrivate } from "./_cli.ts";
@@ -45,15 +45,18 @@ doors:
         sendKnock({ port, protocol: "tcp" }, { host: "127.0.0.1", localAddress: from });
       const udp = (port: number, from: string) =>
         sendKnock({ port, protocol: "udp" }, { host: "127.0.0.1", localAddress: from });
-      // A real failure: a TCP knock out of order (held a moment for reordering, then timed out).
+      // A real failure: the same early TCP knock twice, which fits no code (reason=wrong).
       await tcp(base + 2, "127.0.0.8");
+      await tcp(base + 2, "127.0.0.8");
+      // Started and never finished: a timeout, which knocks lost on the way also give.
+      await tcp(base, "127.0.0.11");
       // Forged: a datagram "from" a victim that never knocked.
       await udp(base + 1, "127.0.0.9");
       // A victim part way through with real TCP knocks, reset by a forged datagram.
       await tcp(base, "127.0.0.10");
       await udp(base + 1, "127.0.0.10");
       await udp(base + 1, "127.0.0.10");
-      for (const source of ["127.0.0.8", "127.0.0.9", "127.0.0.10"]) {
+      for (const source of ["127.0.0.8", "127.0.0.9", "127.0.0.10", "127.0.0.11"]) {
         const line = new RegExp(`knock failed from \\W*${source.replaceAll(".", "\\.")}\\W`);
         assert(
           await eventually(() => line.test(p.log()), 5000),
@@ -63,8 +66,53 @@ doors:
       assertEquals(
         await matched(dir.path, p.log()),
         ["127.0.0.8"],
-        `only the TCP failure may ban:\n${p.log()}`,
+        `only the client's own TCP failure may ban (not a timeout, not forged UDP):\n${p.log()}`,
       );
     },
   });
 }
+
+Deno.test({
+  name: "fail2ban: a log of knocks lost to the order the daemon received them in bans no one",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    const base = randomBase(10);
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      `listen: { addresses: ["127.0.0.1"], reorder_window: 20ms }
+doors:
+  legacy:
+    sequence: [${base}, ${base + 1}, ${base + 2}]
+    decoys: 0
+    sequence_timeout: 5s
+    open: { for: 5s }
+`,
+    );
+    for (const format of ["text", "json"]) {
+      await using p = spawnListen(["-c", `${dir.path}/c.yaml`, "--log-format", format]);
+      await p.waitForLog(/listening on/);
+      const tcp = (port: number, from: string) =>
+        sendKnock({ port, protocol: "tcp" }, { host: "127.0.0.1", localAddress: from });
+      // Three sources whose second knock reached the daemon first, and the first too late.
+      for (const source of ["127.0.0.21", "127.0.0.22", "127.0.0.23"]) {
+        await tcp(base + 1, source);
+        // A child daemon on the real clock: its 20 ms window must pass before the next knock.
+        await new Promise((r) => setTimeout(r, 60));
+        await tcp(base, source);
+      }
+      assert(
+        await eventually(
+          () => p.log().split("\n").filter((l) => /reason.{0,3}order/.test(l)).length === 3,
+          5000,
+        ),
+        `three ordering losses in the log:\n${p.log()}`,
+      );
+      assertEquals(
+        await matched(dir.path, p.log()),
+        [],
+        `no ban for them (${format}):\n${p.log()}`,
+      );
+    }
+  },
+});

@@ -364,3 +364,34 @@ Deno.test("users: a reload that removes a user and then cannot bind a port still
     await daemon.stop();
   }
 });
+
+Deno.test("refusals: knocks the daemon received out of order open within reorder_window; past it the loss is reason=order, evidence=none, and blames no one", async () => {
+  const { blamesClient } = await import("../lib/engine/decision.ts");
+  const config = validateConfig({
+    listen: { reorder_window: "500ms" },
+    doors: { legacy: { sequence: [7000, 7001, 7002], decoys: 0, sequence_timeout: "10s" } },
+  });
+  const counters = new Counters();
+  const engine = new KnockEngine(config.doors, {
+    reorderWindowMs: config.reorderWindowMs,
+    counters,
+  });
+  const at = (source: string, port: number, time: number) =>
+    engine.handle(source, "tcp", port, time).map(brief);
+  // Delivered 2nd, 3rd, 1st, the 1st 450 ms late (a burst's accept loops): it opens.
+  assertEquals(at("192.0.2.7", 7001, 0), []);
+  assertEquals(at("192.0.2.7", 7002, 10), []);
+  assertEquals(at("192.0.2.7", 7000, 450), ["open legacy 192.0.2.7"]);
+  assertEquals(counters.reorderWait.count, 1, "the wait is measured");
+  assertEquals(counters.reorderWait.sum, 0.45);
+  // The same, the 1st 600 ms late: past the window, the attempt is lost, and said so.
+  assertEquals(at("192.0.2.8", 7001, 1000), []);
+  const lost = engine.handle("192.0.2.8", "tcp", 7000, 1600);
+  assertEquals(lost.map(brief), ["refused legacy 192.0.2.8 order none"]);
+  const refusal = lost[0];
+  assertEquals(
+    refusal.kind === "refused" && blamesClient(refusal.reason, refusal.evidence),
+    false,
+    "a loss of the delivery's making never counts against the client",
+  );
+});

@@ -65,8 +65,12 @@ export async function demo(args: string[]): Promise<number> {
     say(`The door's code, derived from a fresh secret, is now: ${shown}`);
     say(`(it rotates at ${new Date(validUntil!).toISOString()}, and each code opens once)\n`);
 
-    say("1. 127.0.0.3 knocks the right ports in the wrong order ...");
-    await knockFrom("127.0.0.3", [knocks[1], knocks[0], knocks[2], knocks[3]]);
+    // One port off: the next port of the pool that is not in the code.
+    const taken = new Set(knocks.map((k) => k.port));
+    let off = knocks[2].port;
+    do off = off + 1 > base + 99 ? base : off + 1; while (taken.has(off));
+    say(`1. 127.0.0.3 knocks a wrong code (its third port is ${off}, not ${knocks[2].port}) ...`);
+    await knockFrom("127.0.0.3", [knocks[0], knocks[1], { ...knocks[2], port: off }, knocks[3]]);
     const wrong = await waitFor("opened", 500);
     say(wrong ? "   the door opened: THIS IS A BUG" : "   nothing opens.\n");
     ok &&= !wrong;

@@ -20,7 +20,7 @@ import {
 import { findDoor, loadPrivateConfig } from "./common.ts";
 import { counterAt } from "../sequence.ts";
 
-/** The default gap between knocks, ms: far above the daemon's 5 ms reorder window. */
+/** The default gap between knocks, ms: keeps a client's knocks in order on the way. */
 export const DEFAULT_DELAY_MS = 50;
 
 function intFlag(

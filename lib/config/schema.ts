@@ -14,7 +14,7 @@ export const DEFAULTS = {
   forMs: 30_000,
   commandTimeoutMs: 10_000,
   maxSources: 100_000,
-  reorderWindowMs: 5,
+  reorderWindowMs: 500,
   scanThreshold: 6,
   scanWindowMs: 2000,
   scanCooldownMs: 60_000,

@@ -119,7 +119,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
       ["listen", "reorder_window"],
       DEFAULTS.reorderWindowMs,
       0,
-      1000,
+      10_000,
     ),
     iptablesTool: listen.iptables === undefined
       ? "iptables"

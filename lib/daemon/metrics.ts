@@ -6,7 +6,7 @@
  * a source address.
  * @module
  */
-import type { Counters } from "../counters.ts";
+import type { Counters, Histogram } from "../counters.ts";
 import type { RefusalReason } from "../engine/engine.ts";
 
 /** Every refusal reason, so each door's series exist from the start (at 0). */
@@ -143,22 +143,28 @@ export function renderMetrics(view: MetricsView): string {
       ],
     );
   }
-  const h = c.openLatency;
-  let cumulative = 0;
-  const buckets = h.bounds.map((bound, i) => {
-    cumulative += h.counts[i];
-    return `sesame_open_latency_seconds_bucket{le=${q(String(bound))}} ${cumulative}`;
-  });
-  family(
-    "sesame_open_latency_seconds",
-    "histogram",
-    "From a sequence's last knock to its door open (state committed, firewall and command done).",
-    [
+  const histogram = (name: string, help: string, h: Histogram) => {
+    let cumulative = 0;
+    const buckets = h.bounds.map((bound, i) => {
+      cumulative += h.counts[i];
+      return `${name}_bucket{le=${q(String(bound))}} ${cumulative}`;
+    });
+    family(name, "histogram", help, [
       ...buckets,
-      `sesame_open_latency_seconds_bucket{le="+Inf"} ${h.count}`,
-      `sesame_open_latency_seconds_sum ${h.sum}`,
-      `sesame_open_latency_seconds_count ${h.count}`,
-    ],
+      `${name}_bucket{le="+Inf"} ${h.count}`,
+      `${name}_sum ${h.sum}`,
+      `${name}_count ${h.count}`,
+    ]);
+  };
+  histogram(
+    "sesame_open_latency_seconds",
+    "From a sequence's last knock to its door open (state committed, firewall and command done).",
+    c.openLatency,
+  );
+  histogram(
+    "sesame_knock_reorder_seconds",
+    "How long a knock that reached the daemon before the knocks ahead of it in its sequence waited for them (the disorder reorder_window must cover).",
+    c.reorderWait,
   );
   return out.join("\n") + "\n";
 }

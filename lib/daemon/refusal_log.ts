@@ -39,8 +39,8 @@ export class RefusalLog {
   /** `door\0source` → when its last line was written, in write order. */
   readonly #last = new Map<string, number>();
   #second = 0;
-  /** Lines written this second, per evidence. */
-  readonly #inSecond = { tcp: 0, udp: 0 };
+  /** Lines written this second: those on TCP evidence, and the others (forgeable or none). */
+  readonly #inSecond = { tcp: 0, other: 0 };
   /** Lines the global budget dropped since the last summary. */
   #dropped = 0;
 
@@ -54,20 +54,26 @@ export class RefusalLog {
    * True when a failure line for (`door`, `source`) resting on `evidence` may be written
    * now (and counts it).
    */
-  admit(door: string, source: string, now: number, evidence: "tcp" | "udp" = "tcp"): boolean {
+  admit(
+    door: string,
+    source: string,
+    now: number,
+    evidence: "tcp" | "udp" | "none" = "tcp",
+  ): boolean {
+    const budget = evidence === "tcp" ? "tcp" : "other";
     const key = `${door}\0${source}`;
     const last = this.#last.get(key);
     if (last !== undefined && now - last < this.#perSourceMs) return false;
     const second = Math.floor(now / 1000);
     if (second !== this.#second) {
       this.#second = second;
-      this.#inSecond.tcp = this.#inSecond.udp = 0;
+      this.#inSecond.tcp = this.#inSecond.other = 0;
     }
-    if (this.#inSecond[evidence] >= this.#perSecond) {
+    if (this.#inSecond[budget] >= this.#perSecond) {
       this.#dropped++;
       return false;
     }
-    this.#inSecond[evidence]++;
+    this.#inSecond[budget]++;
     this.#last.delete(key);
     this.#last.set(key, now);
     if (this.#last.size > this.#max) this.#forget(now);

@@ -7,8 +7,53 @@
 import type { Evidence } from "./scan_detector.ts";
 import type { UsedCode } from "./used_codes.ts";
 
-/** Why a source's knocking on a door did not open it (the log's and the metrics' tokens). */
-export type RefusalReason = "wrong" | "timeout" | "replay" | "skew" | "banned" | "denied";
+/**
+ * Why a source's knocking on a door did not open it (the log's and the metrics' tokens).
+ * The client's doing: `wrong` (a knock that fits no code), `replay`, `banned` (a scanner
+ * still knocking), `denied` (not on the allow list), `skew` (its clock). Not proven to be:
+ * `timeout` (an attempt left unfinished: the client gave up, or knocks were lost on the
+ * way) and `order` (an early knock whose gap did not fill within `reorder_window`: how the
+ * knocks were delivered). See {@link blamesClient}.
+ */
+export type RefusalReason =
+  | "wrong"
+  | "timeout"
+  | "order"
+  | "replay"
+  | "skew"
+  | "banned"
+  | "denied";
+
+/**
+ * What a failure line rests on: `tcp` when every knock of the attempt and its cause were
+ * completed TCP handshakes (the source is real), `udp` when a datagram (forgeable) was
+ * among them, `none` when the loss was of the daemon's or the delivery's making (nothing
+ * the client did).
+ */
+export type RefusalEvidence = Evidence | "none";
+
+/**
+ * The one rule for which failures count against a client (what deploy/fail2ban matches):
+ * a wrong code, a replay, or a banned scanner's knock, resting on TCP evidence. Everything
+ * else (forgeable UDP, a timeout, the delivery's order, a skewed clock, the allow list) is
+ * logged and counted but never blames the source.
+ *
+ * @example
+ * ```ts
+ * import { blamesClient } from "./decision.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(blamesClient("wrong", "tcp"), true);
+ * assertEquals(blamesClient("wrong", "udp"), false); // a datagram's source can be forged
+ * assertEquals(blamesClient("order", "none"), false); // the daemon delivered it late
+ * assertEquals(blamesClient("timeout", "tcp"), false); // knocks may have been lost on the way
+ * ```
+ */
+export function blamesClient(reason: RefusalReason, evidence: RefusalEvidence): boolean {
+  return evidence === "tcp" && BLAMING.has(reason);
+}
+
+/** The reasons that are the client's own doing and worth a ban. */
+const BLAMING: ReadonlySet<RefusalReason> = new Set(["wrong", "replay", "banned"]);
 
 /** What the daemon must do after a knock. */
 export type Decision =
@@ -33,7 +78,7 @@ export type Decision =
     readonly source: string;
     readonly reason: RefusalReason;
     /** `tcp` only when every knock of the attempt and its cause were completed TCP handshakes. */
-    readonly evidence: Evidence;
+    readonly evidence: RefusalEvidence;
     /** What was wrong, when there is more to say (an SPA packet's refusal). */
     readonly detail?: string;
   }
@@ -87,8 +132,8 @@ export function refuse(
   decisions: Decision[] | undefined,
   door: string,
   source: string,
-  reason: "wrong" | "timeout" | "banned" | "denied",
-  evidence: Evidence,
+  reason: "wrong" | "timeout" | "order" | "banned" | "denied",
+  evidence: RefusalEvidence,
   from = 0,
 ): Decision[] {
   for (let i = from; i < (decisions?.length ?? 0); i++) {

@@ -11,7 +11,7 @@ import { Counters } from "../counters.ts";
 import type { Knock, Protocol } from "../knock.ts";
 import { SKEW_PROBE } from "../window.ts";
 import { PortIndex } from "./port_index.ts";
-import { type Evidence, type MissLog, ScanDetector, TCP_BAN, UDP_BAN } from "./scan_detector.ts";
+import { type Evidence, ScanDetector, TCP_BAN, UDP_BAN } from "./scan_detector.ts";
 import { SourceTable } from "./source_table.ts";
 import {
   advance,
@@ -22,14 +22,15 @@ import {
 } from "./tracker.ts";
 import { codeOwner, UsedCodes } from "./used_codes.ts";
 import { type Decision, type MissingSequence, refuse } from "./decision.ts";
+import { dropBelow, newSource, removeAt, type SourceState, type Tracked } from "./source_state.ts";
 
-export type { Decision, MissingSequence, RefusalReason } from "./decision.ts";
+export type { Decision, MissingSequence, RefusalEvidence, RefusalReason } from "./decision.ts";
 
 /** Options for {@link KnockEngine}. */
 export interface KnockEngineOptions {
   /** Most sources tracked at once (and most bans held). @default 100000 */
   readonly maxSources?: number;
-  /** Out-of-order tolerance, ms. @default 5 */
+  /** How long a knock received ahead of its turn waits for the knocks before it, ms. @default 500 */
   readonly reorderWindowMs?: number;
   /** Sources allowed to knock any door. @default [] (everyone) */
   readonly allow?: readonly Cidr[];
@@ -41,29 +42,6 @@ export interface KnockEngineOptions {
   readonly scan?: ScanPolicy;
   /** Where the engine counts ignored knocks, scanners and evictions. @default its own */
   readonly counters?: Counters;
-}
-
-/** One source's progress in one (door, counter), updated in place: one object per entry. */
-interface Tracked {
-  readonly door: number;
-  readonly counter: number;
-  position: number;
-  firstAt: number;
-  held: number;
-  heldAt: number;
-  /** A knock of this attempt was a UDP datagram (forgeable). */
-  udp: boolean;
-}
-
-interface SourceState extends MissLog {
-  /** Last knock, ms (the table's LRU order). */
-  lastSeen: number;
-  /** Progress per (door, counter); made on the first progress, dropped when empty (floods are mostly misses). */
-  tracked: Tracked[] | null;
-  /** Sequences of bind_source doors for this source, keyed counter * doorCount + door. */
-  bound?: Map<number, Int32Array>;
-  /** Its last UDP knock, ms: failures soon after one rest on forgeable evidence. */
-  lastUdp: number;
 }
 
 const STATIC_COUNTER = -1;
@@ -108,6 +86,8 @@ export class KnockEngine {
   readonly #takesUdp: readonly boolean[];
   /** Scratch of one knock: why an attempt was dropped, and whether it held UDP knocks. */
   #dropped: "wrong" | "timeout" = "wrong";
+  /** Scratch of one knock and door: an attempt was lost to the order of delivery. */
+  #orderLost = false;
   #droppedUdp = false;
   /** Scratch of one knock: the completed attempt held a UDP knock. */
   #completedUdp = false;
@@ -138,7 +118,7 @@ export class KnockEngine {
     );
     this.#scan = options.scan && new ScanDetector(options.scan, maxSources, counters);
     this.#takesUdp = doors.map((d) => d.pool.udp.length > 0);
-    const reorderWindowMs = options.reorderWindowMs ?? 5;
+    const reorderWindowMs = options.reorderWindowMs ?? 500;
     this.#advanceOptions = doors.map((d) => ({ timeoutMs: d.sequenceTimeoutMs, reorderWindowMs }));
     this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
     // Long enough to cover an attempt reset by a forged datagram and timed out after it.
@@ -262,12 +242,15 @@ export class KnockEngine {
         continue;
       }
       const options = this.#advanceOptions[d];
+      this.#orderLost = false;
       if (door.kind === "static") {
         const seq = this.#sequences[d].get(STATIC_COUNTER)!;
         const result = this.#step(state, d, STATIC_COUNTER, seq, code, now, options);
         if (result !== MISS) hit = true;
         if (result === COMPLETE) {
           (decisions ??= []).push({ kind: "open", door: door.name, source });
+        } else if (this.#orderLost) {
+          decisions = refuse(decisions, door.name, source, "order", "none");
         }
         continue;
       }
@@ -288,8 +271,13 @@ export class KnockEngine {
         if (result !== COMPLETE) continue;
         const decision = this.#complete(door, source, c, t, lo, hi);
         (decisions ??= []).push(decision);
-        if (decision.kind === "open") break; // one open per knock and door
+        if (decision.kind === "open") {
+          this.#orderLost = false; // the door opened: what else was lost does not matter
+          break; // one open per knock and door
+        }
       }
+      // An attempt lost to the delivery's order: said at once, and never the client's fault.
+      if (this.#orderLost) decisions = refuse(decisions, door.name, source, "order", "none");
     }
     if (hit) {
       // An open ends the attempt: what its knocks started in the door's other sequences
@@ -440,6 +428,11 @@ export class KnockEngine {
       while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
     }
     const found = list && i < list.length ? list[i] : undefined;
+    // An early knock whose gap did not fill within the window: advance() drops the attempt.
+    if (
+      found && found.held !== 0 && now - found.heldAt > options.reorderWindowMs &&
+      now - found.firstAt <= options.timeoutMs
+    ) this.#orderLost = true;
     const step = advance(found, seq, code, now, options);
     if (step.kind === "none") return MISS;
     const udp = (code & 1) === 1;
@@ -447,15 +440,24 @@ export class KnockEngine {
       if (!found) return step.kind === "complete" ? (this.#completedUdp = udp, COMPLETE) : MISS;
       removeAt(state, i);
       if (step.kind === "complete") {
+        if (found.held !== 0) this.#counters.reorderWait.observe((now - found.heldAt) / 1000);
         this.#completedUdp = udp || found.udp;
         return COMPLETE;
       }
-      // An attempt dropped: too late, or a knock that fits it nowhere.
+      // An attempt dropped: too late, or a knock that fits it nowhere (an attempt lost to
+      // the delivery's order is reported apart, above).
       if (now - found.firstAt > options.timeoutMs) this.#dropped = "timeout";
       if (found.udp) this.#droppedUdp = true;
       return MISS;
     }
     const progress: Progress = step.progress;
+    // An early knock's gap filled in time: how long it waited is the delivery's disorder.
+    if (
+      found && (found.held & ~progress.held) !== 0 &&
+      now - found.heldAt <= options.reorderWindowMs && now - found.firstAt <= options.timeoutMs
+    ) {
+      this.#counters.reorderWait.observe((now - found.heldAt) / 1000);
+    }
     if (found) {
       // A restart begins a new attempt; otherwise the attempt goes on.
       found.udp = step.kind === "reset" ? udp : found.udp || udp;
@@ -470,25 +472,5 @@ export class KnockEngine {
       else state.tracked = [entry];
     }
     return HIT;
-  }
-}
-
-function newSource(): SourceState {
-  return { lastSeen: 0, tracked: null, seen: null, seenSince: 0, lastUdp: -Infinity };
-}
-
-function removeAt(state: SourceState, i: number): void {
-  const list = state.tracked!;
-  list[i] = list[list.length - 1];
-  list.pop();
-  if (list.length === 0) state.tracked = null;
-}
-
-function dropBelow(list: Tracked[], door: number, lo: number): void {
-  for (let i = list.length - 1; i >= 0; i--) {
-    if (list[i].door === door && list[i].counter < lo) {
-      list[i] = list[list.length - 1];
-      list.pop();
-    }
   }
 }
