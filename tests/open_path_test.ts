@@ -145,7 +145,9 @@ Deno.test("open path: a slow firewall does not hold back the next batch's commit
   const order: string[] = [];
   const commit = store.commit.bind(store);
   store.commit = (changes: StoreChanges) => {
-    for (const r of changes.opened ?? []) order.push(`commit ${r.source}`);
+    // The ssh door has a command: its opens carry it as pending (the write-back once it
+    // ran, without it, is not an open's commit).
+    for (const r of changes.opened ?? []) if (r.pending) order.push(`commit ${r.source}`);
     return commit(changes);
   };
   await using d = await start(store);
@@ -189,7 +191,15 @@ Deno.test("open path: a command door's open and any close before its time wait f
   const syncs: string[] = [];
   const commit = store.commit.bind(store);
   store.commit = (changes: StoreChanges) => {
-    const what = changes.opened?.length ? "open" : changes.closed?.length ? "close" : "";
+    const ran = changes.opened?.length &&
+      changes.opened.every((r) => r.door === "ssh" && !r.pending);
+    const what = ran
+      ? "ran"
+      : changes.opened?.length
+      ? "open"
+      : changes.closed?.length
+      ? "close"
+      : "";
     if (what) syncs.push(`${what} ${changes.sync ?? "full"}`);
     return commit(changes);
   };
@@ -199,11 +209,12 @@ Deno.test("open path: a command door's open and any close before its time wait f
   const near = d.config.doors[1]; // no command: nothing outlives the machine
   d.knock("192.0.2.8", (await codeForCounter(near, 59_000_000, parseAddress("192.0.2.8"))).knocks);
   await d.daemon.settled();
-  assertEquals(syncs, ["open full", "open normal"]);
+  // The open command's write-back (it ran) need not wait: a power loss runs it once more.
+  assertEquals(syncs, ["open full", "ran normal", "open normal"]);
   await d.daemon.revoke({ door: "near", ip: "192.0.2.8" });
   d.clock.advance(1300); // the ssh door's 'for' (1 s) passes: it closes at its time
   await d.daemon.settled();
-  assertEquals(syncs, ["open full", "open normal", "close full", "close normal"]);
+  assertEquals(syncs, ["open full", "ran normal", "open normal", "close full", "close normal"]);
 });
 
 Deno.test("open path: opens decided in one turn are committed together", async () => {
@@ -442,4 +453,42 @@ Deno.test("open path: a wall clock stepped back keeps no door open past its time
     [["/sbin/allow", "192.0.2.7"], ["/sbin/deny", "192.0.2.7"]],
     "closed after its second, not after the hour",
   );
+});
+
+Deno.test("open path: an open command not known to have run when sesame stopped runs at the next start, once", async () => {
+  const store = new MemoryStore();
+  // What a daemon killed between its commit and its command's end left: the record, pending.
+  await store.commit({
+    opened: [{
+      door: "ssh",
+      source: "192.0.2.7",
+      until: T0 + 5000 + 60_000,
+      close: ["/sbin/deny", "192.0.2.7"],
+      pending: ["/sbin/allow", "192.0.2.7"],
+    }],
+  });
+  {
+    await using d = await start(store);
+    await d.daemon.settled();
+    // Close first: whether or not the first run happened, one open is in effect after.
+    assertEquals(
+      d.runner.runs,
+      [["/sbin/deny", "192.0.2.7"], ["/sbin/allow", "192.0.2.7"]],
+      "run at the start, after its close",
+    );
+    assertEquals(kinds(d.events), ["opened"]);
+    assertEquals(store.snapshot().open.map((r) => r.pending), [undefined], "and known to have run");
+  }
+  // (The stop above closed the door: a record that ran and is still open runs nothing again.)
+  await store.commit({
+    opened: [{
+      door: "ssh",
+      source: "192.0.2.8",
+      until: T0 + 5000 + 60_000,
+      close: ["/sbin/deny", "192.0.2.8"],
+    }],
+  });
+  await using again = await start(store);
+  await again.daemon.settled();
+  assertEquals(again.runner.runs, [], "an open that ran is not run again");
 });

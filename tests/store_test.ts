@@ -338,6 +338,34 @@ PRAGMA user_version = 1;`);
   assertEquals(snapshot.open.map((r) => r.source), ["192.0.2.7"]);
 });
 
+Deno.test("store: a version 2 store gains the pending column; a pending open command round-trips and clears", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const db = new DatabaseSync(path);
+  db.exec(`
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE used_codes (door TEXT NOT NULL, secret TEXT NOT NULL, prefix TEXT NOT NULL,
+  counter INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '', PRIMARY KEY (door, secret, prefix)) WITHOUT ROWID;
+CREATE TABLE open_doors (door TEXT NOT NULL, source TEXT NOT NULL, until INTEGER NOT NULL,
+  close TEXT, firewall TEXT, user TEXT NOT NULL DEFAULT '', PRIMARY KEY (door, source)) WITHOUT ROWID;
+INSERT INTO open_doors VALUES ('ssh', '192.0.2.7', 99, NULL, NULL, '');
+PRAGMA user_version = 2;`);
+  db.close();
+  const store = new SqliteStore(path);
+  const loaded = await store.load();
+  assertEquals(loaded.kind === "ok" && loaded.state.open.map((r) => r.pending), [undefined]);
+  const record = { door: "ssh", source: "192.0.2.8", until: 99, close: null };
+  await store.commit({ opened: [{ ...record, pending: ["/sbin/allow", "192.0.2.8"] }] });
+  assertEquals(readStore(path).open.find((r) => r.source === "192.0.2.8")?.pending, [
+    "/sbin/allow",
+    "192.0.2.8",
+  ]);
+  await store.commit({ opened: [record] }); // the command ran
+  assertEquals(readStore(path).open.find((r) => r.source === "192.0.2.8")?.pending, undefined);
+  store.close();
+});
+
 Deno.test("store: used SPA packets are kept across a reopen and pruned only below the horizon given", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/state.db`;

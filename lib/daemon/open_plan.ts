@@ -78,6 +78,8 @@ export function planOpens(
           },
         }
         : {}),
+      // Until it is known to have run: a start after a crash runs it (the code is used up).
+      ...(open.command ? { pending: substitute(open.command, { source, door: door.name }) } : {}),
     };
     plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs, at });
   }

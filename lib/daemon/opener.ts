@@ -16,7 +16,6 @@ import { setImmediate } from "node:timers";
 import type { Door } from "../config/types.ts";
 import type { Counters } from "../counters.ts";
 import type { UsedCode } from "../engine/used_codes.ts";
-import { substitute } from "../actions/command.ts";
 import type { Firewalls } from "../actions/firewall.ts";
 import type { CommandResult, CommandRunner } from "../actions/runner.ts";
 import { openKey, type OpenRecord, type SpaDigest, type Store } from "../store/store.ts";
@@ -149,18 +148,62 @@ export class Opener {
 
   /**
    * Takes over the records a store kept: those past their time are closed now, the
-   * others when their time comes.
+   * others when their time comes. An open command not known to have run (sesame stopped
+   * between the commit and the command's end: under a burst, every command the worker
+   * had queued) runs now, after its close command: the door was promised and its code is
+   * used up, and close-then-open leaves one open in effect whether or not the first run
+   * happened (an `iptables -I` run twice with one `-D` at the close would stay open).
    */
-  async restore(records: readonly OpenRecord[]): Promise<void> {
+  async restore(records: readonly OpenRecord[], commandTimeoutMs = DEFAULT_CLOSE_TIMEOUT_MS) {
+    const { runner, counters, report } = this.#options;
     const now = this.#now();
     const due: Promise<unknown>[] = [];
     for (const record of records) {
       const entry = { record, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
-      this.#entries.set(openKey(record), entry);
-      if (record.until <= now) due.push(this.#close(entry));
-      else this.#schedule(entry);
+      const key = openKey(record);
+      this.#entries.set(key, entry);
+      if (record.until <= now) {
+        due.push(this.#close(entry));
+        continue;
+      }
+      this.#schedule(entry);
+      const { close, pending } = record;
+      if (!pending) continue;
+      const reset = close
+        ? runner.run(close, { timeoutMs: commandTimeoutMs, essential: true }) // may fail: fine
+        : Promise.resolve();
+      due.push(
+        reset.then(() => runner.run(pending, { timeoutMs: commandTimeoutMs })).then((result) => {
+          if (result.code !== 0) {
+            counters.openFailures++;
+            return report({
+              ...brief(record),
+              kind: "open-failed",
+              error: describeFailure(result),
+            });
+          }
+          counters.opens++;
+          counters.door(record.door).opens++;
+          this.#ran(key);
+          report({ ...brief(record), kind: "opened", recovered: true });
+        }),
+      );
     }
     await Promise.all(due);
+  }
+
+  /**
+   * The open command of `key`'s door ran: its record loses `pending` (a start need not run
+   * it again). Not synced: a power loss at worst runs it once more.
+   */
+  #ran(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry?.record.pending) return; // closed meanwhile: nothing to write back
+    const { pending: _, ...record } = entry.record;
+    entry.record = record;
+    this.#options.store.commit({ opened: [record], now: this.#now(), sync: "normal" }).catch(
+      () => {}, // the next start runs it again: harmless for an idempotent command
+    );
   }
 
   /** Asks for a door to open; handled with the rest of this turn's requests. */
@@ -279,7 +322,7 @@ export class Opener {
   }
 
   /** Act on one committed plan: the entry and its close timer, then the firewall and the command. */
-  async #act({ door, record, fresh, timeoutMs, at }: Plan): Promise<void> {
+  async #act({ record, fresh, timeoutMs, at }: Plan): Promise<void> {
     const { firewalls, runner, counters, report } = this.#options;
     const key = openKey(record);
     const entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0 };
@@ -304,11 +347,10 @@ export class Opener {
         return failed((e as Error).message);
       }
     }
-    const command = door.open!.command;
-    if (fresh && command) {
-      const argv = substitute(command, { source: record.source, door: door.name });
-      const result = await runner.run(argv, { timeoutMs });
+    if (fresh && record.pending) {
+      const result = await runner.run(record.pending, { timeoutMs });
       if (result.code !== 0) return failed(describeFailure(result));
+      this.#ran(key);
     }
     if (fresh) {
       counters.opens++;
@@ -419,4 +461,14 @@ export class Opener {
 function describeFailure(result: CommandResult): string {
   if (result.timedOut) return "killed after its time limit";
   return `exit code ${result.code}${result.error ? `: ${result.error}` : ""}`;
+}
+
+/** The fields of a record that its door events carry. */
+function brief(record: OpenRecord) {
+  return {
+    door: record.door,
+    source: record.source,
+    ...(record.user === undefined ? {} : { user: record.user }),
+    until: record.until,
+  };
 }

@@ -24,6 +24,8 @@ export type DoorEvent =
     readonly until: number;
     /** A close asked for by `sesame revoke` (or a user removed from the config). */
     readonly revoked?: true;
+    /** An open whose command a start ran: sesame had stopped before it was known to have run. */
+    readonly recovered?: true;
   }
   | {
     readonly kind: "open-failed" | "close-failed";
@@ -106,9 +108,15 @@ export function logLine(
 ): LogLine | undefined {
   switch (event.kind) {
     case "opened":
-      return info("door {door} opened for {source}{by} until {until}", event, {
-        until: iso(event.until),
-      });
+      return info(
+        `door {door} opened for {source}{by} until {until}${
+          event.recovered
+            ? " (its open command had not been seen to run before sesame stopped)"
+            : ""
+        }`,
+        event,
+        { until: iso(event.until) },
+      );
     case "extended":
       return info("door {door} already open for {source}{by}: extended until {until}", event, {
         until: iso(event.until),

@@ -255,8 +255,8 @@ export class SqliteStore implements Store {
       }
       if (changes.opened?.length) {
         const put = this.#statement(
-          `INSERT OR REPLACE INTO open_doors (door, source, until, close, firewall, user)
-           VALUES (?, ?, ?, ?, ?, ?)`,
+          `INSERT OR REPLACE INTO open_doors (door, source, until, close, firewall, user, pending)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
         );
         for (const r of changes.opened) {
           put.run(
@@ -266,6 +266,7 @@ export class SqliteStore implements Store {
             r.close ? JSON.stringify(r.close) : null,
             r.firewall ? JSON.stringify(r.firewall) : null,
             r.user ?? "",
+            r.pending ? JSON.stringify(r.pending) : null,
           );
         }
       }

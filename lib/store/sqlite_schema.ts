@@ -9,7 +9,7 @@ import { StateFileError } from "../errors.ts";
 import type { FirewallGrant, OpenRecord, StoredCode, StoredState } from "./store.ts";
 
 /** The schema version this sesame writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The tables, created when missing. */
 export const SCHEMA = `
@@ -20,14 +20,16 @@ CREATE TABLE IF NOT EXISTS used_codes (
   PRIMARY KEY (door, secret, prefix)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS open_doors (
   door TEXT NOT NULL, source TEXT NOT NULL, until INTEGER NOT NULL, close TEXT, firewall TEXT,
-  user TEXT NOT NULL DEFAULT '',
+  user TEXT NOT NULL DEFAULT '', pending TEXT,
   PRIMARY KEY (door, source)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spa_digests (digest TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID;
 `;
 
 /**
  * Version 2 names the user of a door with `users` (a user's secret has its own
- * fingerprint, so the key of a used code already tells users apart).
+ * fingerprint, so the key of a used code already tells users apart). Version 3 keeps an
+ * open command not yet known to have run (`pending`). Both only add columns: an older
+ * sesame still reads and writes the file.
  */
 export function migrate(db: DatabaseSync): void {
   const version = Number(
@@ -41,10 +43,12 @@ export function migrate(db: DatabaseSync): void {
       db.exec(`ALTER TABLE ${table} ADD COLUMN user TEXT NOT NULL DEFAULT ''`);
     }
   }
+  if (!hasColumn(db, "open_doors", "pending")) {
+    db.exec("ALTER TABLE open_doors ADD COLUMN pending TEXT");
+  }
   db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
 }
 
-/** What a reader sees: the state and the highest server time the daemon committed. */
 /** What a reader sees: the state and the highest server time the daemon committed. */
 export interface StoreSnapshot extends StoredState {
   /** The highest server time ever committed, ms (0 when none). */
@@ -61,6 +65,7 @@ export interface Row {
   close: unknown;
   firewall: unknown;
   user?: unknown;
+  pending?: unknown;
 }
 
 /** A row as a record; undefined when it is damaged. */
@@ -77,6 +82,12 @@ export function toRecord(row: Row): OpenRecord | undefined {
       ? JSON.parse(row.firewall) as FirewallGrant
       : undefined;
     const user = typeof row.user === "string" && row.user !== "" ? { user: row.user } : {};
+    const pending = typeof row.pending === "string" ? JSON.parse(row.pending) as string[] : null;
+    if (
+      pending !== null && !(Array.isArray(pending) && pending.every((a) => typeof a === "string"))
+    ) {
+      return undefined;
+    }
     return {
       door: row.door,
       source: row.source,
@@ -84,6 +95,7 @@ export function toRecord(row: Row): OpenRecord | undefined {
       until,
       close,
       ...(firewall ? { firewall } : {}),
+      ...(pending ? { pending } : {}),
     };
   } catch {
     return undefined;

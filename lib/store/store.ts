@@ -33,6 +33,12 @@ export interface OpenRecord {
   readonly close: readonly string[] | null;
   /** The firewall that lets the source through, with the ports it opened. */
   readonly firewall?: FirewallGrant;
+  /**
+   * The open command's argv while it is not known to have run: committed with the open,
+   * cleared once the command succeeded. A start that finds it runs the command (sesame
+   * stopped in between: the door was promised, its code is used up).
+   */
+  readonly pending?: readonly string[];
 }
 
 /** A used code as loaded: the secret's fingerprint is absent in records from before fingerprints. */
