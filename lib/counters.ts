@@ -27,6 +27,8 @@ export class Counters {
   spaLimited = 0;
   /** Accept and receive calls that failed (reset probes of a connect scan, fd exhaustion). */
   acceptErrors = 0;
+  /** Connections to the metrics endpoint closed unserved: over its cap, or a failed accept. */
+  metricsRefused = 0;
   /** Knocks ignored: allow/deny lists, a scanner's cool-down. */
   ignored = 0;
   /** Sources found scanning. */

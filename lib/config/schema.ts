@@ -32,6 +32,7 @@ export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 export const LISTEN_KEYS = [
   "metrics",
   "metrics_public",
+  "metrics_file",
   "nft_mode",
   "iptables",
   "addresses",

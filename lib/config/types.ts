@@ -204,6 +204,8 @@ export interface Config {
   readonly iptablesTool: "iptables" | "iptables-nft" | "iptables-legacy";
   /** Where Prometheus metrics are served (`/metrics`); absent: off. */
   readonly metrics?: { readonly hostname: string; readonly port: number };
+  /** A file the metrics are written to every 15 s (node_exporter's textfile collector); absent: off. */
+  readonly metricsFile?: string;
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

@@ -175,9 +175,25 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
  * non-loopback address shows the doors' activity to the network: refused unless
  * `listen.metrics_public: true`.
  */
-function checkMetrics(c: Checker, listen: Record<string, unknown>): Pick<Config, "metrics"> {
+function checkMetrics(
+  c: Checker,
+  listen: Record<string, unknown>,
+): Pick<Config, "metrics" | "metricsFile"> {
   const isPublic = c.bool(listen.metrics_public, ["listen", "metrics_public"], false);
-  if (listen.metrics === undefined) return {};
+  const file = listen.metrics_file;
+  let metricsFile: string | undefined;
+  if (file !== undefined) {
+    if (typeof file !== "string" || !file.startsWith("/") || !file.endsWith(".prom")) {
+      c.fail(
+        ["listen", "metrics_file"],
+        `must be an absolute path ending in .prom (node_exporter's textfile collector reads *.prom), such as "/var/lib/prometheus/node-exporter/sesame.prom", received ${
+          describe(file)
+        }`,
+      );
+    } else metricsFile = file;
+  }
+  const withFile = metricsFile === undefined ? {} : { metricsFile };
+  if (listen.metrics === undefined) return withFile;
   const at = ["listen", "metrics"];
   const text = listen.metrics;
   const match = typeof text === "string" ? /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text) : null;
@@ -199,7 +215,7 @@ function checkMetrics(c: Checker, listen: Record<string, unknown>): Pick<Config,
     );
     return {};
   }
-  return { metrics: { hostname: hostname!, port } };
+  return { metrics: { hostname: hostname!, port }, ...withFile };
 }
 
 /**

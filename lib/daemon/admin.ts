@@ -6,7 +6,7 @@
 import { dropConnections } from "../actions/conntrack.ts";
 import type { CommandRunner } from "../actions/runner.ts";
 import { parseAddress } from "../address.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock, Timer } from "../clock.ts";
 import type { Config, Door } from "../config/types.ts";
 import type { Counters } from "../counters.ts";
 import { ConfigError } from "../errors.ts";
@@ -19,7 +19,8 @@ import {
   serveControl,
 } from "./control.ts";
 import type { Intake } from "./intake.ts";
-import { type MetricsServer, renderMetrics, serveMetrics } from "./metrics.ts";
+import { renderMetrics } from "./metrics.ts";
+import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
 import type { Opener } from "./opener.ts";
 
 const log = logger("daemon");
@@ -102,6 +103,7 @@ export class Admin {
   readonly #startedAt: number;
   #control: ControlServer | undefined;
   #metrics: MetricsServer | undefined;
+  #metricsFileTimer: Timer | undefined;
 
   /** @param options what the answers read. */
   constructor(options: AdminOptions) {
@@ -116,8 +118,22 @@ export class Admin {
   serveMetrics(): void {
     const metrics = this.#options.config().metrics;
     if (!metrics) return;
+    const { counters, clock } = this.#options;
+    let lastWarning = -Infinity;
+    const onRefused = () => {
+      counters.metricsRefused++;
+      const now = clock.monotonic();
+      if (now - lastWarning < 60_000) return; // one line a minute; the metric counts each
+      lastWarning = now;
+      log.warning(
+        "metrics: connections refused (more than 32 at once, or out of file descriptors); {count} so far (sesame_metrics_refused_total)",
+        { count: counters.metricsRefused },
+      );
+    };
     try {
-      this.#metrics = serveMetrics(metrics.hostname, metrics.port, () => this.metrics());
+      this.#metrics = serveMetrics(metrics.hostname, metrics.port, () => this.metrics(), {
+        onRefused,
+      });
     } catch (e) {
       throw new ConfigError([{
         path: "listen.metrics",
@@ -130,6 +146,33 @@ export class Admin {
       host: metrics.hostname.includes(":") ? `[${metrics.hostname}]` : metrics.hostname,
       port: this.#metrics.port,
     });
+  }
+
+  /**
+   * Writes the metrics to `listen.metrics_file` now and every 15 s, for node_exporter's
+   * textfile collector: metrics without a port. Written beside it and renamed, so a reader
+   * never sees half a file. A write that fails is logged (once a minute), never fatal.
+   */
+  writeMetricsFile(): void {
+    const path = this.#options.config().metricsFile;
+    if (!path) return;
+    const { clock } = this.#options;
+    let lastError = -Infinity;
+    const write = () => {
+      try {
+        Deno.writeTextFileSync(`${path}.sesame-tmp`, this.metrics(), { mode: 0o644 });
+        Deno.renameSync(`${path}.sesame-tmp`, path);
+      } catch (e) {
+        if (clock.monotonic() - lastError < 60_000) return;
+        lastError = clock.monotonic();
+        log.error("cannot write the metrics to {path}: {error}", {
+          path,
+          error: (e as Error).message,
+        });
+      }
+    };
+    write();
+    this.#metricsFileTimer = clock.setInterval(write, 15_000);
   }
 
   /** Serves the control socket at `path`; a daemon that cannot runs on without one. */
@@ -151,8 +194,9 @@ export class Admin {
     return this.#metrics?.port;
   }
 
-  /** Stops serving. */
+  /** Stops serving (and writing the metrics file). */
   async close(): Promise<void> {
+    this.#options.clock.clearTimeout(this.#metricsFileTimer);
     this.#control?.close();
     await this.#metrics?.shutdown();
   }

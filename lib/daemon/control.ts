@@ -49,6 +49,8 @@ export interface ControlServer {
 const MAX_REQUEST = 4096;
 /** Longest answer read, bytes (a status of many thousands of open doors). */
 const MAX_ANSWER = 256 * 1024 * 1024;
+/** Clients served at once; more are closed unanswered. */
+const MAX_CLIENTS = 16;
 /** A client that sends nothing for this long is dropped. */
 const READ_TIMEOUT_MS = 2000;
 
@@ -85,6 +87,7 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
   const listener = Deno.listen({ transport: "unix", path });
   await Deno.chmod(path, 0o600);
   let closed = false;
+  let serving = 0;
   (async () => {
     while (!closed) {
       let conn: Deno.UnixConn;
@@ -92,9 +95,17 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
         conn = await listener.accept();
       } catch {
         if (closed) return;
+        await new Promise((r) => setTimeout(r, 50)); // out of descriptors: never fatal, never a spin
         continue;
       }
-      void serveOne(conn, handler);
+      if (serving >= MAX_CLIENTS) {
+        try {
+          conn.close(); // root's own tools: a few at a time is plenty
+        } catch { /* gone */ }
+        continue;
+      }
+      serving++;
+      void serveOne(conn, handler).finally(() => serving--);
     }
   })();
   return {

@@ -215,6 +215,7 @@ export class Daemon {
     this.#intake.tick(now);
     const bound = await this.#binder.bind(this.#config); // knocks are dropped until armed
     this.#admin.serveMetrics();
+    this.#admin.writeMetricsFile();
     await this.#guard.start(this.#config, open);
     await this.#opener.restore(open);
     if (open.length > 0) {

@@ -13,6 +13,7 @@ import type { RefusalReason } from "../engine/engine.ts";
 export const REASONS: readonly RefusalReason[] = [
   "wrong",
   "timeout",
+  "order",
   "replay",
   "skew",
   "banned",
@@ -90,7 +91,7 @@ export function renderMetrics(view: MetricsView): string {
   family(
     "sesame_refusals_total",
     "counter",
-    "Failed knocks and attempts, by door and reason (wrong, timeout, replay, skew, banned, denied).",
+    "Failed knocks and attempts, by door and reason (wrong, timeout, order, replay, skew, banned, denied).",
     doors.flatMap((d) =>
       REASONS.map((r) =>
         `sesame_refusals_total{door=${q(d)},reason=${q(r)}} ${c.doors.get(d)?.refusals.get(r) ?? 0}`
@@ -100,6 +101,12 @@ export function renderMetrics(view: MetricsView): string {
   family("sesame_open_doors", "gauge", "Doors open now, by door.", [
     ...doors.map((d) => `sesame_open_doors{door=${q(d)}} ${view.openNow.get(d) ?? 0}`),
   ]);
+  family(
+    "sesame_metrics_refused_total",
+    "counter",
+    "Connections to this endpoint closed unserved: more than 32 at once, or a failed accept.",
+    [`sesame_metrics_refused_total ${c.metricsRefused}`],
+  );
   family("sesame_scanners_banned_total", "counter", "Sources found scanning and banned.", [
     `sesame_scanners_banned_total ${c.scanners}`,
   ]);
@@ -172,32 +179,4 @@ export function renderMetrics(view: MetricsView): string {
 /** A label value, quoted and escaped. */
 function q(value: string): string {
   return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`;
-}
-
-/** A metrics endpoint being served. */
-export interface MetricsServer {
-  /** Where it listens (the port the system chose when 0 was asked). */
-  readonly port: number;
-  /** Stops serving. */
-  shutdown(): Promise<void>;
-}
-
-/**
- * Serves `render()` at `/metrics` on `hostname:port` (anything else is a 404).
- * @throws {Deno.errors.AddrInUse} and the like when the address cannot be bound.
- */
-export function serveMetrics(
-  hostname: string,
-  port: number,
-  render: () => string,
-): MetricsServer {
-  const server = Deno.serve({ hostname, port, onListen: () => {} }, (request) => {
-    if (new URL(request.url).pathname !== "/metrics") {
-      return new Response("sesame serves /metrics\n", { status: 404 });
-    }
-    return new Response(render(), {
-      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    });
-  });
-  return { port: (server.addr as Deno.NetAddr).port, shutdown: () => server.shutdown() };
 }
