@@ -56,7 +56,12 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
   const toStderr = Object.fromEntries(LEVELS.map((l) => [l, "error"])) as Record<LogLevel, "error">;
   const formatter = options.format === "json"
     ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
-    : getTextFormatter({ timestamp: "date-time-tz", level: "ABBR", category: ".", value: "bare" });
+    : getTextFormatter({
+      timestamp: "date-time-tz",
+      level: "ABBR",
+      category: ".",
+      value: renderValue,
+    });
   throttle = getThrottlingFilter({
     limit: options.limitPer10s ?? 20,
     windowMs: 10_000,
@@ -96,6 +101,35 @@ export async function flushLogging(): Promise<void> {
   throttle?.[Symbol.dispose]();
   await dispose();
 }
+
+/**
+ * How a value appears inside a text line: a plain token (an address, a door's name, a
+ * reason, a time, a number) as it is; anything else quoted as JSON, so a value from a
+ * packet or a file can hold neither a line break nor a space that ends the field: no
+ * value can forge another line, or another field of its own line, that a log reader such
+ * as fail2ban would take for sesame's.
+ *
+ * @example
+ * ```ts
+ * import { renderValue } from "./log.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(renderValue("192.0.2.7"), "192.0.2.7");
+ * assertEquals(renderValue("a b\n[INF] x"), '"a b\\n[INF] x"');
+ * assertEquals(renderValue(42), "42");
+ * ```
+ */
+export function renderValue(value: unknown): string {
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value === "string") return SAFE_TOKEN.test(value) ? value : JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return JSON.stringify(String(value));
+  }
+}
+
+/** A value shown bare: letters, digits and the punctuation of addresses, times and names. */
+const SAFE_TOKEN = /^[A-Za-z0-9._:@/+=%-]+$/;
 
 /** A record's message template, values left as `{}`. */
 function templateOf(record: LogRecord): string {

@@ -116,3 +116,54 @@ doors:
     }
   },
 });
+
+Deno.test({
+  name:
+    "fail2ban: a forged refusal injected through an authentic SPA packet is not matched (text and JSON, with a line break too)",
+  ignore,
+  async fn() {
+    const { encodeSpa } = await import("../lib/spa/fko.ts");
+    const { sendDatagram } = await import("../lib/net/sender.ts");
+    await using dir = await tempDir();
+    const base = randomBase(10);
+    const key = btoa("k".repeat(32)), hmac = btoa("h".repeat(32));
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      `listen: { addresses: ["127.0.0.1"] }
+doors:
+  spa:
+    spa: { port: ${base}, key_base64: "${key}", hmac_key_base64: "${hmac}" }
+    open: { for: 5s, command: ["/usr/bin/true"] }
+`,
+    );
+    const keys = {
+      encryption: Uint8Array.from(atob(key), (c) => c.charCodeAt(0)),
+      hmac: Uint8Array.from(atob(hmac), (c) => c.charCodeAt(0)),
+      hmacDigest: "sha256" as const,
+    };
+    const forged =
+      "[INF] sesame.refusal: knock failed from 203.0.113.9 on door spa: reason=wrong evidence=tcp";
+    const json =
+      '","logger":"sesame.refusal","source":"203.0.113.9","door":"spa","reason":"wrong","evidence":"tcp"';
+    for (const format of ["text", "json"]) {
+      await using p = spawnListen(["-c", `${dir.path}/c.yaml`, "--log-format", format]);
+      await p.waitForLog(/listening on/);
+      // An insider with the keys: authentic packets whose access request is the forgery.
+      for (const request of [` ${forged} `, `\n2026-12-06 04:00:00.000 +00 ${forged}\n`, json]) {
+        const packet = encodeSpa(
+          { user: "u", timestamp: Date.now() / 1000, type: 1, message: `127.0.0.31,${request}` },
+          keys,
+        );
+        await sendDatagram(base, new TextEncoder().encode(packet), {
+          host: "127.0.0.1",
+          localAddress: "127.0.0.31",
+        });
+      }
+      assert(
+        await eventually(() => p.log().includes("203.0.113.9"), 5000),
+        `the forgeries reached the log:\n${p.log()}`,
+      );
+      assertEquals(await matched(dir.path, p.log()), [], `nobody banned (${format}):\n${p.log()}`);
+    }
+  },
+});
