@@ -23,8 +23,10 @@ export class Counters {
   udpKnocks = 0;
   /** SPA packets received. */
   spaPackets = 0;
-  /** SPA packets dropped unverified: their source sent more than its rate allows. */
-  spaLimited = 0;
+  /** SPA packets dropped unverified: more a second than the verification budget. */
+  spaOverBudget = 0;
+  /** Authentic SPA packets dropped undecrypted: their source sent more than 5 a second. */
+  spaOverSource = 0;
   /** Accept and receive calls that failed (reset probes of a connect scan, fd exhaustion). */
   acceptErrors = 0;
   /** Connections to the metrics endpoint closed unserved: over its cap, or a failed accept. */

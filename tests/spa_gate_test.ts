@@ -118,21 +118,74 @@ Deno.test("SPA gate: timestamps beyond max_age are refused; a clock stepped forw
   );
 });
 
-Deno.test("SPA gate: garbage and floods are cheap: refused before decryption, and rate-limited per source", () => {
+Deno.test("SPA gate: garbage is refused before any HMAC; a source's own allowance counts only its authentic packets", () => {
   const [ssh, other] = doors();
   const gate = new SpaGate([ssh, other]);
-  assertEquals(brief(gate.handle("192.0.2.7", 62201, "A".repeat(200), T)), "wrong -");
-  const limited = Array.from(
-    { length: 10 },
-    () => brief(gate.handle("192.0.2.66", 62201, "A".repeat(200), T + 5000)),
-  );
-  assertEquals(limited.filter((r) => r === "limited -").length, 5);
-  const real = packet(ssh, "0.0.0.0,tcp/22", T + 5000);
-  assertEquals(brief(gate.handle("192.0.2.66", 62201, real, T + 5500)), "limited -");
+  assertEquals(brief(gate.handle("192.0.2.7", 62201, "A".repeat(10), T)), "wrong -");
+  const real = (at: number) => packet(ssh, "0.0.0.0,tcp/22", at);
+  // Authentic packets beyond 5 a second from one source: dropped undecrypted.
+  const burst = Array.from({ length: 7 }, (_, i) => real(T + 5000 + i));
+  const outcomes = burst.map((p) => brief(gate.handle("192.0.2.66", 62201, p, T + 5000)));
+  assertEquals(outcomes.filter((o) => o.startsWith("open")).length, 5);
+  assertEquals(outcomes.filter((o) => o === "limited ssh").length, 2);
   assertEquals(
-    brief(gate.handle("192.0.2.66", 62201, real, T + 6100)),
-    "open ssh 192.0.2.66 60000",
+    brief(gate.handle("192.0.2.66", 62201, real(T + 6100), T + 6100)).split(" ")[0],
+    "open",
   );
+});
+
+/** A packet of a real one's length and alphabet whose HMAC is wrong: what a forger can send. */
+function forged(real: string, i: number): string {
+  const chars = [...real];
+  const at = 20 + (i % 50);
+  chars[at] = chars[at] === "A" ? "B" : "A";
+  return chars.join("");
+}
+
+Deno.test("SPA gate: forged packets at 10 a second from a victim's address do not stop the victim's packets", () => {
+  const [ssh] = doors();
+  const gate = new SpaGate([ssh]);
+  let opened = 0;
+  for (let s = 0; s < 15; s++) {
+    const at = T + s * 1000;
+    const mine = packet(ssh, "0.0.0.0,tcp/22", at);
+    for (let i = 0; i < 10; i++) gate.handle("192.0.2.7", 62201, forged(mine, i), at + i);
+    if (gate.handle("192.0.2.7", 62201, mine, at + 500).kind === "open") opened++;
+  }
+  assertEquals(opened, 15);
+});
+
+Deno.test("SPA gate: 10 doors on one port keep every legitimate packet under 5 000 forged packets a second; past the budget, floods are dropped unverified", () => {
+  const many = Array.from({ length: 10 }, (_, i) => ({
+    [`d${i}`]: {
+      spa: {
+        port: 62201,
+        key_base64: btoa(String.fromCharCode(...new Uint8Array(32).fill(i + 1))),
+        hmac_key_base64: btoa(String.fromCharCode(...new Uint8Array(64).fill(i + 20))),
+      },
+      open: { for: "60s", nft: { port: 22 } },
+    },
+  }));
+  const ten = validateConfig({ doors: Object.assign({}, ...many) }).doors as SpaDoor[];
+  const gate = new SpaGate(ten);
+  let opened = 0;
+  for (let s = 0; s < 15; s++) {
+    const at = T + s * 1000;
+    const mine = packet(ten[9], "0.0.0.0,tcp/22", at); // the last door: tried after 9 others
+    for (let i = 0; i < 5000; i++) {
+      gate.handle(`10.${s}.${i >> 8}.${i & 255}`, 62201, forged(mine, i), at + i / 10);
+    }
+    if (gate.handle("192.0.2.7", 62201, mine, at + 600).kind === "open") opened++;
+  }
+  assertEquals(opened, 15, "a packet counts once against the budget, not once per door");
+  // 20 001 in one second: the last is dropped unverified.
+  const at = T + 100_000;
+  const mine = packet(ten[0], "0.0.0.0,tcp/22", at);
+  for (let i = 0; i < 20_000; i++) {
+    gate.handle(`10.99.${i >> 8}.${i & 255}`, 62201, forged(mine, i), at);
+  }
+  const over = gate.handle("192.0.2.8", 62201, mine, at);
+  assertEquals([over.kind, over.kind === "refused" && over.limit], ["refused", "budget"]);
 });
 
 Deno.test("SPA gate: after a lost state, packets made before the start are refused", () => {

@@ -13,7 +13,7 @@ import type { UsedCodes } from "../engine/used_codes.ts";
 import type { HeardKnock, HeardPacket } from "../knock.ts";
 import { logger } from "../log.ts";
 import type { KnockSink } from "../net/listeners.ts";
-import { SpaGate } from "../spa/gate.ts";
+import { PACKETS_PER_SECOND, SpaGate } from "../spa/gate.ts";
 import type { SpaDigest, Store } from "../store/store.ts";
 import type { Opener } from "./opener.ts";
 import type { Reporter } from "./reporter.ts";
@@ -98,8 +98,10 @@ export class Intake implements KnockSink {
   readonly #linkLocalSeen = new Set<string>();
   /** Per-knock debug lines cost nothing unless enabled: checked once. */
   readonly #debug = knockLog.isEnabledFor("debug");
-  /** When SPA digests were last pruned, ms. */
+  /** When SPA digests were last pruned (and drops summed up), ms. */
   #lastPrune: number;
+  /** The SPA drop counts the last summary reached. */
+  #spaDropsLogged = { budget: 0, source: 0 };
 
   /** @param options the config, state, clock and where outcomes go. */
   constructor(options: IntakeOptions) {
@@ -156,6 +158,7 @@ export class Intake implements KnockSink {
     this.#sequences.refresh(now);
     if (now - this.#lastPrune >= 60_000 || now < this.#lastPrune) {
       this.#lastPrune = now;
+      this.#summarizeSpaDrops();
       // SPA digests older than any packet still taken: forgotten, here and in the store.
       if (this.#spa.prune() > 0) {
         this.#options.store.commit({ pruneSpaBefore: this.#spa.horizon, now }).catch(() => {});
@@ -207,8 +210,9 @@ export class Intake implements KnockSink {
       return;
     }
     if (d.reason === "limited") {
-      counters.spaLimited++;
-      return;
+      if (d.limit === "budget") counters.spaOverBudget++;
+      else counters.spaOverSource++;
+      return; // counted, and summed up in the log each minute (tick)
     }
     // A datagram's source can be forged: SPA refusals are never TCP evidence.
     reporter.report({
@@ -224,6 +228,19 @@ export class Intake implements KnockSink {
         (e) => log.error("state not written ({error}): an SPA packet's use", { error: String(e) }),
       );
     }
+  }
+
+  /** The minute's SPA packets dropped by a limit, in one line (the metrics count each). */
+  #summarizeSpaDrops(): void {
+    const { counters } = this.#options;
+    const budget = counters.spaOverBudget - this.#spaDropsLogged.budget;
+    const source = counters.spaOverSource - this.#spaDropsLogged.source;
+    this.#spaDropsLogged = { budget: counters.spaOverBudget, source: counters.spaOverSource };
+    if (budget + source === 0) return;
+    log.warning(
+      "SPA: in the last minute {budget} packets were dropped unverified (more than {perSecond} a second in all: a flood?) and {source} authentic packets undecrypted (more than 5 a second from one source)",
+      { budget, source, perSecond: PACKETS_PER_SECOND },
+    );
   }
 
   #decide(decisions: readonly Decision[], at?: number): void {

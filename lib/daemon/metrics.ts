@@ -102,6 +102,15 @@ export function renderMetrics(view: MetricsView): string {
     ...doors.map((d) => `sesame_open_doors{door=${q(d)}} ${view.openNow.get(d) ?? 0}`),
   ]);
   family(
+    "sesame_spa_dropped_total",
+    "counter",
+    "SPA packets dropped by a limit: budget (more than 20 000 a second in all, dropped unverified), source (authentic, more than 5 a second from one source).",
+    [
+      `sesame_spa_dropped_total{limit="budget"} ${c.spaOverBudget}`,
+      `sesame_spa_dropped_total{limit="source"} ${c.spaOverSource}`,
+    ],
+  );
+  family(
     "sesame_metrics_refused_total",
     "counter",
     "Connections to this endpoint closed unserved: more than 32 at once, or a failed accept.",

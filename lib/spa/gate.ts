@@ -43,19 +43,27 @@ export type SpaDecision =
     readonly door?: string;
     readonly source: string;
     readonly reason: "wrong" | "replay" | "skew" | "denied" | "limited";
+    /** For `limited`: which limit dropped it (the source's, or the global budget). */
+    readonly limit?: "source" | "budget";
     /** What was wrong, for the log (never a key or the packet's content beyond its fields). */
     readonly detail: string;
     readonly digest?: string;
     readonly seen?: number;
   };
 
-/** Packets a source may send per second before the rest are dropped unverified. */
+/**
+ * Authentic packets a source may send per second before the rest are dropped undecrypted.
+ * Only authentic packets count: forged ones (which anyone can send "from" a victim's
+ * address) cannot spend a victim's allowance.
+ */
 const PER_SOURCE_PER_SECOND = 5;
 /**
- * HMACs computed per second in all, whatever the sources: forged datagrams from ever new
- * addresses pass the per-source limit, and each costs one HMAC per door on the port.
+ * Packets verified per second in all, whatever the sources and however many doors share
+ * the port (each packet is tried on each: fwknop's packets carry no key id in the clear).
+ * Beyond it, packets are dropped unverified: a forged flood costs at most this many
+ * packets' HMACs a second.
  */
-const HMACS_PER_SECOND = 20_000;
+export const PACKETS_PER_SECOND = 20_000;
 const BASE64 = /^[A-Za-z0-9+/]+$/;
 /** The longest `max_age` a door may have: digests older than the highest time minus this go. */
 export const MAX_MAX_AGE_MS = 3_600_000;
@@ -98,9 +106,9 @@ export class SpaGate {
   /** The config's global allow and deny lists. */
   readonly #allow: readonly Cidr[];
   readonly #deny: readonly Cidr[];
-  /** HMACs computed in the current second. */
-  #hmacSecond = 0;
-  #hmacs = 0;
+  /** Packets verified in the current second. */
+  #second = 0;
+  #verified = 0;
 
   /** The highest server time seen, ms (a reload hands it on: no clock step revives a packet). */
   get maxTime(): number {
@@ -153,29 +161,36 @@ export class SpaGate {
     if (now > this.#maxTime) this.#maxTime = now;
     const doors = this.#byPort.get(port);
     if (!doors) return refused(source, "wrong", "no SPA door on this port");
-    if (!this.#admit(source, now)) {
-      return refused(source, "limited", "more than 5 packets a second");
+    // The cheap checks first, before any accounting: size and alphabet of a symmetric packet.
+    if (payload.length > MAX_PACKET) return refused(source, "wrong", "oversized packet");
+    if (payload.length < MIN_PACKET || payload.length >= MAX_SYMMETRIC || !BASE64.test(payload)) {
+      return refused(source, "wrong", "not a symmetric fwknop packet (size or characters)");
     }
     const address = parseAddress(source);
     if (!address || !isPermitted(address, this.#allow, this.#deny)) {
       return refused(source, "denied", "the source is not allowed (allow/deny)");
     }
-    // The cheap checks before any HMAC: size and alphabet of a symmetric packet.
-    if (payload.length > MAX_PACKET) return refused(source, "wrong", "oversized packet");
-    if (payload.length < MIN_PACKET || payload.length >= MAX_SYMMETRIC || !BASE64.test(payload)) {
-      return refused(source, "wrong", "not a symmetric fwknop packet (size or characters)");
-    }
     const second = Math.floor(now / 1000);
-    if (second !== this.#hmacSecond) {
-      this.#hmacSecond = second;
-      this.#hmacs = 0;
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#verified = 0;
     }
-    if (this.#hmacs + doors.length > HMACS_PER_SECOND) {
-      return refused(source, "limited", "more packets a second than the HMAC budget");
+    // One packet counts once, whichever doors it is tried on.
+    if (++this.#verified > PACKETS_PER_SECOND) {
+      return {
+        ...refused(source, "limited", "more packets a second than the verification budget"),
+        limit: "budget",
+      };
     }
-    this.#hmacs += doors.length;
     const door = doors.find((d) => verifySpaHmac(payload, d.spa.keys));
     if (!door) return refused(source, "wrong", "no door's HMAC key made this packet");
+    // Authentic: only now does the source's own allowance count (forgers cannot spend it).
+    if (!this.#admit(source, now)) {
+      return {
+        ...refused(source, "limited", "more than 5 authentic packets a second", door.name),
+        limit: "source",
+      };
+    }
     if (!isPermitted(address, door.allow, door.deny)) {
       return refused(source, "denied", "the source is not allowed on this door", door.name);
     }
