@@ -65,6 +65,10 @@ export class Counters {
    * must cover.
    */
   readonly reorderWait: Histogram = new Histogram(LATENCY_BUCKETS_S);
+  /** sesame's rules put back after another program removed or changed them. */
+  firewallRepairs = 0;
+  /** How long each repair took, from its check to the rules standing again, seconds. */
+  readonly repairTime: Histogram = new Histogram(LATENCY_BUCKETS_S);
 
   /** The counts of `door`, made on first use. */
   door(door: string): DoorCounts {

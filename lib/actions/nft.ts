@@ -39,6 +39,11 @@ function concernsTable(line: string): boolean {
     !line.startsWith("delete element");
 }
 
+/**
+ * How long the watch gathers a change's events before it calls back: a flush is many
+ * lines, read in a few ms; every ms here is a ms the protected ports may stand open.
+ */
+const COALESCE_MS = 10;
 /** How often the watch calls back without an event, in case nft monitor dropped one. */
 const BACKSTOP_MS = 5_000;
 
@@ -282,7 +287,7 @@ export class NftFirewall implements Firewall {
   /**
    * Follows `nft monitor` (one long-lived process): any change to a table, chain, set or
    * rule, or a flush, may concern sesame's table; element events (openings, expiries) do
-   * not. Calls are coalesced over 100 ms. A monitor that dies is restarted. The monitor
+   * not. Calls are coalesced over 10 ms. A monitor that dies is restarted. The monitor
    * can drop events (its netlink buffer overflows under load), so it is also called every
    * {@link BACKSTOP_MS} without one.
    */
@@ -295,7 +300,7 @@ export class NftFirewall implements Firewall {
       timer ??= clock.setTimeout(() => {
         timer = undefined;
         if (this.#watching) onChange();
-      }, 100);
+      }, COALESCE_MS);
     };
     this.#backstop = clock.setInterval(changed, BACKSTOP_MS);
     const follow = () => {

@@ -147,7 +147,13 @@ export class Daemon {
       clock,
       spa: recovery.spa,
     });
-    this.#guard = new FirewallGuard({ firewalls, clock, records: () => opener.records(), report });
+    this.#guard = new FirewallGuard({
+      firewalls,
+      clock,
+      records: () => opener.records(),
+      report,
+      counters,
+    });
     this.#admin = new Admin({
       config: () => this.#config,
       opener,

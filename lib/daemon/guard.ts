@@ -2,13 +2,16 @@
  * The firewall guard: sesame's rules in the kernel, applied at start and reload (all or
  * nothing across backends), watched while sesame runs, and put back when another tool
  * removes or changes them (`nft flush ruleset`, a firewall reload), with the doors still
- * open. Something that keeps removing them is answered with growing pauses, logged.
+ * open. Every repair runs at once: nothing ever waits while a protected port is open.
+ * Repairs coalesce (one running, one queued), so two tools fighting over the ruleset
+ * cannot spin a core; only the log is limited (a line a repair for the first five in a
+ * minute, then one a minute).
  * @module
  */
 import type { Firewalls } from "../actions/firewall.ts";
-import type { Clock, Timer } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { Config } from "../config/types.ts";
-import { formatDuration } from "../duration.ts";
+import type { Counters } from "../counters.ts";
 import { logger } from "../log.ts";
 import type { OpenRecord } from "../store/store.ts";
 import type { DaemonEvent } from "./report.ts";
@@ -40,13 +43,18 @@ export interface GuardOptions {
   readonly records: () => OpenRecord[];
   /** Where a repair is reported. */
   readonly report: (event: DaemonEvent) => void;
+  /** Where repairs are counted and timed. @default none */
+  readonly counters?: Counters;
 }
 
-/** A backend's recent repairs (for the pauses after repeated ones). */
+/** A backend's recent repairs (what the log says of them). */
 interface Repairs {
+  /** When the repairs of the last minute ran (monotonic ms). */
   times: number[];
-  hold: number;
-  timer: Timer | undefined;
+  /** When the last summary line was written. */
+  summarized: number;
+  /** Repairs not logged one by one since the last summary. */
+  unlogged: number;
 }
 
 /**
@@ -81,8 +89,8 @@ export class FirewallGuard {
   /** Changes seen while a check or repair ran: checked again when it ends. */
   readonly #again = new Set<FirewallKind>();
   readonly #repairs: Record<FirewallKind, Repairs> = {
-    nft: { times: [], hold: 0, timer: undefined },
-    iptables: { times: [], hold: 0, timer: undefined },
+    nft: { times: [], summarized: -Infinity, unlogged: 0 },
+    iptables: { times: [], summarized: -Infinity, unlogged: 0 },
   };
   /** While true (a reload, the stop), changes are not checked. */
   #paused = false;
@@ -168,29 +176,18 @@ export class FirewallGuard {
     const { firewalls, clock, records, report } = this.#options;
     try {
       const firewall = firewalls[kind];
+      const seen = clock.monotonic();
       if (await firewall.intact()) return;
-      const now = clock.monotonic();
-      const repair = this.#repairs[kind];
-      if (now < repair.hold) return;
-      repair.times = [...repair.times.filter((t) => now - t < 60_000), now];
-      log.error(
-        "{kind}: sesame's rules were removed or changed by another program (a firewall reload?): putting them back, with {open} doors still open",
-        { kind, open: records().filter((r) => r.firewall?.kind === kind).length },
-      );
       // In repair mode what can be put back is, even when a door's own set went missing;
       // the open doors are read when the rules are written.
       await firewall.start(config.doors, records, { repair: true });
-      report({ kind: "firewall-restored", backend: kind });
-      if (repair.times.length > 5) {
-        const pause = Math.min(60_000, 1000 * 2 ** (repair.times.length - 5));
-        repair.hold = now + pause;
-        log.error(
-          "{kind}: something keeps removing sesame's rules ({count} times in a minute): the next repair waits {pause}",
-          { kind, count: repair.times.length, pause: formatDuration(pause) },
-        );
-        clock.clearTimeout(repair.timer);
-        repair.timer = clock.setTimeout(() => void this.check(kind), pause + 10);
+      const now = clock.monotonic();
+      if (this.#options.counters) {
+        this.#options.counters.firewallRepairs++;
+        this.#options.counters.repairTime.observe((now - seen) / 1000);
       }
+      report({ kind: "firewall-restored", backend: kind });
+      this.#logRepair(kind, Math.round(now - seen), records);
     } catch (e) {
       log.error("{kind}: cannot put sesame's rules back: {error}", {
         kind,
@@ -205,7 +202,35 @@ export class FirewallGuard {
   /** Stops checking (the daemon stops); the rules stay, so the ports stay protected. */
   stop(): void {
     this.#stopped = true;
-    for (const kind of FIREWALL_KINDS) this.#options.clock.clearTimeout(this.#repairs[kind].timer);
+  }
+
+  /**
+   * Says at error that the rules were put back: each of the first five in a minute, then
+   * one line a minute with how many more (a tool that keeps flushing must not flood the log).
+   */
+  #logRepair(kind: FirewallKind, tookMs: number, records: () => OpenRecord[]): void {
+    const now = this.#options.clock.monotonic();
+    const repair = this.#repairs[kind];
+    repair.times = [...repair.times.filter((t) => now - t < 60_000), now];
+    if (repair.times.length <= 5) {
+      log.error(
+        "{kind}: sesame's rules were removed or changed by another program (a firewall reload?): put back in {took} ms, with {open} doors still open",
+        {
+          kind,
+          took: tookMs,
+          open: records().filter((r) => r.firewall?.kind === kind).length,
+        },
+      );
+      return;
+    }
+    repair.unlogged++;
+    if (now - repair.summarized < 60_000) return;
+    repair.summarized = now;
+    log.error(
+      "{kind}: something keeps removing sesame's rules: put back {count} more times (each at once; the last in {took} ms); one line a minute from now on",
+      { kind, count: repair.unlogged, took: tookMs },
+    );
+    repair.unlogged = 0;
   }
 
   /** Stops checking and releases what each backend holds (processes, timers). */

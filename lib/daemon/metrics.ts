@@ -177,6 +177,17 @@ export function renderMetrics(view: MetricsView): string {
     "From a sequence's last knock to its door open (state committed, firewall and command done).",
     c.openLatency,
   );
+  family(
+    "sesame_firewall_repairs_total",
+    "counter",
+    "Times sesame's rules were put back after another program removed or changed them.",
+    [`sesame_firewall_repairs_total ${c.firewallRepairs}`],
+  );
+  histogram(
+    "sesame_firewall_repair_seconds",
+    "How long a repair took, from its check to sesame's rules standing again (the watch adds up to 10 ms of gathering before it).",
+    c.repairTime,
+  );
   histogram(
     "sesame_knock_reorder_seconds",
     "How long a knock that reached the daemon before the knocks ahead of it in its sequence waited for them (the disorder reorder_window must cover).",
