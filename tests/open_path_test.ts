@@ -493,3 +493,68 @@ Deno.test("open path: an open command not known to have run when sesame stopped 
   await again.daemon.settled();
   assertEquals(again.runner.runs, [], "an open that ran is not run again");
 });
+
+/** A runner whose open command (/sbin/allow) waits until the test lets it end. */
+class HeldOpenRunner extends RecordingRunner {
+  release!: () => void;
+  readonly held = new Promise<void>((r) => this.release = r);
+  override async run(argv: readonly string[], options: RunOptions) {
+    const result = super.run(argv, options);
+    if (argv[0] === "/sbin/allow") await this.held;
+    return result;
+  }
+}
+
+const PENDING = {
+  door: "ssh",
+  source: "192.0.2.7",
+  until: T0 + 5000 + 60_000,
+  close: ["/sbin/deny", "192.0.2.7"],
+  pending: ["/sbin/allow", "192.0.2.7"],
+};
+
+Deno.test("open path: a recovered open that ends after its door's time is closed after it, never before", async () => {
+  const store = new MemoryStore();
+  await store.commit({ opened: [PENDING] });
+  const runner = new HeldOpenRunner();
+  await using d = await start(store, new ManualClock(T0 + 5000), runner);
+  await new Promise((r) => setTimeout(r, 0));
+  d.clock.advance(61_000); // the door's time passes while its open command still runs
+  assertEquals(runner.runs.map((r) => r[0]), ["/sbin/deny", "/sbin/allow"], "no close yet");
+  runner.release();
+  await d.daemon.settled();
+  d.clock.advance(1);
+  await d.daemon.settled();
+  assertEquals(
+    runner.runs.map((r) => r[0]),
+    ["/sbin/deny", "/sbin/allow", "/sbin/deny"],
+    "closed after the late open, not before it",
+  );
+  assertEquals(store.snapshot().open, []);
+});
+
+Deno.test("open path: a revoke while a recovered open runs closes again once it ended", async () => {
+  const store = new MemoryStore();
+  await store.commit({ opened: [PENDING] });
+  const runner = new HeldOpenRunner();
+  await using d = await start(store, new ManualClock(T0 + 5000), runner);
+  await new Promise((r) => setTimeout(r, 0));
+  const revoking = d.daemon.revoke({ door: "ssh", ip: "192.0.2.7" });
+  await new Promise((r) => setTimeout(r, 0));
+  runner.release();
+  await revoking;
+  await d.daemon.settled();
+  assertEquals(runner.runs.map((r) => r[0]).at(-1), "/sbin/deny", "the last word is a close");
+  assertEquals(store.snapshot().open, []);
+});
+
+Deno.test("open path: a pending open of a door the config no longer has is never run; it is closed at its time", async () => {
+  const store = new MemoryStore();
+  await store.commit({ opened: [{ ...PENDING, door: "gone" }] });
+  await using d = await start(store);
+  await d.daemon.settled();
+  assertEquals(d.runner.runs, [], "nothing run at the start");
+  d.clock.advance(60_000);
+  await d.daemon.settled();
+  assertEquals(d.runner.runs, [["/sbin/deny", "192.0.2.7"]], "its close, at its time");
+});

@@ -223,7 +223,14 @@ export class Daemon {
     this.#admin.serveMetrics();
     this.#admin.writeMetricsFile();
     await this.#guard.start(this.#config, open);
-    await this.#opener.restore(open);
+    await this.#opener.restore(open, {
+      timeoutOf: (name) => this.#doors.get(name)?.open?.commandTimeoutMs,
+      known: (r) => {
+        const door = this.#doors.get(r.door);
+        return door !== undefined && (r.user === undefined ||
+          (door.kind === "rotating" && door.users?.some((u) => u.name === r.user) === true));
+      },
+    });
     if (open.length > 0) {
       log.info("took over {count} open doors from the state file", { count: open.length });
     }

@@ -58,6 +58,14 @@ export interface OpenRequest {
   readonly spa?: SpaDigest;
 }
 
+/** Options for {@link Opener.restore}. */
+export interface RestoreOptions {
+  /** A door's command time limit, ms. @default 10 s */
+  readonly timeoutOf?: (door: string) => number | undefined;
+  /** False for a record whose door or user the config no longer has: closed, never reopened. @default all known */
+  readonly known?: (record: OpenRecord) => boolean;
+}
+
 /** Which open doors {@link Opener.revoke} closes: a door's, for a source, a user, or all. */
 export interface RevokeMatch {
   /** The door's name. */
@@ -154,42 +162,58 @@ export class Opener {
    * used up, and close-then-open leaves one open in effect whether or not the first run
    * happened (an `iptables -I` run twice with one `-D` at the close would stay open).
    */
-  async restore(records: readonly OpenRecord[], commandTimeoutMs = DEFAULT_CLOSE_TIMEOUT_MS) {
-    const { runner, counters, report } = this.#options;
+  async restore(records: readonly OpenRecord[], options: RestoreOptions = {}): Promise<void> {
     const now = this.#now();
     const due: Promise<unknown>[] = [];
     for (const record of records) {
-      const entry = { record, timeoutMs: DEFAULT_CLOSE_TIMEOUT_MS, failures: 0 };
-      const key = openKey(record);
-      this.#entries.set(key, entry);
-      if (record.until <= now) {
-        due.push(this.#close(entry));
+      const timeoutMs = options.timeoutOf?.(record.door) ?? DEFAULT_CLOSE_TIMEOUT_MS;
+      const entry = { record, timeoutMs, failures: 0 };
+      this.#entries.set(openKey(record), entry);
+      // Too little time left to run an open and then its close: closed now, not reopened.
+      if (record.until <= now + timeoutMs || !record.pending) {
+        if (record.until <= now) due.push(this.#close(entry));
+        else this.#schedule(entry);
         continue;
       }
-      this.#schedule(entry);
-      const { close, pending } = record;
-      if (!pending) continue;
-      const reset = close
-        ? runner.run(close, { timeoutMs: commandTimeoutMs, essential: true }) // may fail: fine
-        : Promise.resolve();
-      due.push(
-        reset.then(() => runner.run(pending, { timeoutMs: commandTimeoutMs })).then((result) => {
-          if (result.code !== 0) {
-            counters.openFailures++;
-            return report({
-              ...brief(record),
-              kind: "open-failed",
-              error: describeFailure(result),
-            });
-          }
-          counters.opens++;
-          counters.door(record.door).opens++;
-          this.#ran(key);
-          report({ ...brief(record), kind: "opened", recovered: true });
-        }),
-      );
+      // A door or user no longer in the config gets its close, never a new open.
+      if (options.known && !options.known(record)) {
+        this.#schedule(entry);
+        continue;
+      }
+      // The close is armed only once the open has ended: a close that ran first would
+      // leave the late open with no record to close it. Not awaited: the start goes on.
+      const recovering = this.#recover(entry);
+      this.#acting.add(recovering);
+      recovering.finally(() => this.#acting.delete(recovering));
     }
     await Promise.all(due);
+  }
+
+  /** Close-then-open of a record whose open was not seen to run; then its close is armed. */
+  async #recover(entry: Entry): Promise<void> {
+    const { runner, counters, report } = this.#options;
+    const { record } = entry;
+    const key = openKey(record);
+    if (record.close) {
+      await runner.run(record.close, { timeoutMs: entry.timeoutMs, essential: true }); // may fail
+    }
+    const result = await runner.run(record.pending!, { timeoutMs: entry.timeoutMs });
+    if (this.#entries.get(key) !== entry) {
+      // Closed meanwhile (a revoke): what this open let in goes again.
+      if (record.close) {
+        await runner.run(record.close, { timeoutMs: entry.timeoutMs, essential: true });
+      }
+      return;
+    }
+    this.#schedule(entry);
+    if (result.code !== 0) {
+      counters.openFailures++;
+      return report({ ...brief(record), kind: "open-failed", error: describeFailure(result) });
+    }
+    counters.opens++;
+    counters.door(record.door).opens++;
+    this.#ran(key);
+    report({ ...brief(record), kind: "opened", recovered: true });
   }
 
   /**
@@ -349,6 +373,11 @@ export class Opener {
     }
     if (fresh && record.pending) {
       const result = await runner.run(record.pending, { timeoutMs });
+      if (this.#entries.get(key) !== entry) {
+        // Revoked while the open ran: its close may have come first; it runs again after.
+        if (record.close) await runner.run(record.close, { timeoutMs, essential: true });
+        return;
+      }
       if (result.code !== 0) return failed(describeFailure(result));
       this.#ran(key);
     }
