@@ -8,6 +8,7 @@ import { tempDir } from "./_cli.ts";
 import { DatabaseSync } from "node:sqlite";
 import { readStore, SqliteStore } from "../lib/store/sqlite.ts";
 import type { OpenRecord } from "../lib/store/store.ts";
+import { StateFileError } from "../lib/errors.ts";
 
 const RECORD: OpenRecord = {
   door: "ssh",
@@ -391,4 +392,37 @@ Deno.test("store: the SPA refusal horizon of a lost state is kept (the highest) 
   store.close();
   const again = await reopen(path);
   assertEquals(again.kind === "ok" && again.state.spaRefuseBefore, 5000);
+});
+
+Deno.test("store: a state file or directory another user can change is refused (sesame runs the commands it holds)", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/state.db`;
+  const first = new SqliteStore(path);
+  await first.load();
+  first.close();
+  const refused = async (why: RegExp) => {
+    const store = new SqliteStore(path);
+    try {
+      await store.load();
+      assert(false, "loaded");
+    } catch (e) {
+      assert(e instanceof StateFileError && why.test(e.message), String(e));
+    } finally {
+      store.close();
+    }
+  };
+  await Deno.chmod(path, 0o666);
+  await refused(/state\.db can be changed by other users \(mode 0666\).*chmod go-w/);
+  await Deno.chmod(path, 0o600);
+  await Deno.chmod(dir.path, 0o777);
+  await refused(/can be changed by other users \(mode 0777\).*chmod o-w/);
+  await Deno.chmod(dir.path, 0o700);
+  if (Deno.uid() === 0) {
+    await Deno.chown(path, 65534, null); // nobody
+    await refused(/belongs to uid 65534, not to the user sesame runs as \(uid 0\)/);
+    await Deno.chown(path, 0, null);
+  }
+  const store = new SqliteStore(path);
+  assertEquals((await store.load()).kind, "ok", "its own file, 0600, in its own directory: fine");
+  store.close();
 });

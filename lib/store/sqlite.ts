@@ -34,6 +34,7 @@ import {
 } from "./sqlite_schema.ts";
 import {
   currentBoot,
+  directoryOf,
   ensureDirectory,
   fileKind,
   finishImport,
@@ -41,6 +42,7 @@ import {
   markedGeneration,
   MARKER_ENCODER,
   markerOf,
+  refuseForeign,
   refuseNonRegular,
   takeStateLock,
 } from "./state_files.ts";
@@ -105,6 +107,11 @@ export class SqliteStore implements Store {
 
   async #load(): Promise<LoadResult> {
     await ensureDirectory(this.path);
+    // What the state holds runs as sesame's user (close and pending open commands): a file
+    // or directory another user can change is refused, as a secret file others can read is.
+    for (const path of [this.path, `${this.path}-wal`, directoryOf(this.path)]) {
+      refuseForeign(path);
+    }
     // The files sesame writes beside the database: never through a link, a device or a FIFO.
     for (const beside of [`${this.path}.lock`, markerOf(this.path)]) {
       refuseNonRegular(

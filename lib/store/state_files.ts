@@ -68,6 +68,44 @@ export function refuseNonRegular(path: string, hint: string): void {
 }
 
 /**
+ * Refuses a path that another user owns or that group or others may write (a directory:
+ * others may write it, unless it is sticky, as /tmp is). Missing paths pass.
+ * @throws {StateFileError} naming the fix.
+ */
+export function refuseForeign(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    return;
+  }
+  const self = Deno.uid();
+  const mode = (info.mode ?? 0) & 0o7777;
+  if (self !== null && info.uid !== null && info.uid !== self) {
+    throw new StateFileError(
+      `${path} belongs to uid ${info.uid}, not to the user sesame runs as (uid ${self}): sesame runs the commands its state holds, so the state must be sesame's alone (chown ${self} ${path})`,
+    );
+  }
+  const writable = info.isDirectory
+    ? (mode & 0o002) !== 0 && (mode & 0o1000) === 0
+    : (mode & 0o022) !== 0;
+  if (writable) {
+    throw new StateFileError(
+      `${path} can be changed by other users (mode ${
+        mode.toString(8).padStart(4, "0")
+      }): sesame runs the commands its state holds, so the state must be sesame's alone (chmod ${
+        info.isDirectory ? "o-w" : "go-w"
+      } ${path})`,
+    );
+  }
+}
+
+/** The directory a path is in. */
+export function directoryOf(path: string): string {
+  return path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+}
+
+/**
  * This boot's id (the kernel's, 48 bits of it), or undefined where it cannot be read.
  * Read by cat: Deno lets a program read /proc only with every permission granted.
  */
@@ -95,8 +133,7 @@ export function markerOf(path: string): string {
 
 /** Creates the state directory, mode 0700, when it is missing. */
 export async function ensureDirectory(path: string): Promise<void> {
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await Deno.mkdir(directoryOf(path), { recursive: true, mode: 0o700 });
 }
 
 /** A crash between an import's two renames left the database under its temporary name. */
