@@ -395,3 +395,47 @@ Deno.test("refusals: knocks the daemon received out of order open within reorder
     "a loss of the delivery's making never counts against the client",
   );
 });
+
+Deno.test("refusals: one datagram taints only the doors that take UDP: a TCP-only door's misses stay TCP evidence", async () => {
+  const { engine, doors } = await engineFor({
+    doors: {
+      ssh: { secret: ALICE, ports: "20000-20099", open: { log: true } },
+      legacy: { sequence: [7000, "7001/udp", 7002], decoys: 0, open: { log: true } },
+    },
+  });
+  const taken = new Set((await codeForCounter(doors[0], 1000)).knocks.map((k) => k.port));
+  const wrong = [...Array(100).keys()].map((i) => 20000 + i).filter((p) => !taken.has(p));
+  // A scanner sends one datagram on the UDP door's pool, then misses on the TCP door.
+  engine.handle("192.0.2.66", "udp", 7001, T0 + 1000);
+  assertEquals(engine.handle("192.0.2.66", "tcp", wrong[0], T0 + 2000).map(brief), [
+    "refused ssh 192.0.2.66 wrong tcp",
+  ]);
+  // (On the door that takes UDP, the datagram's attempt makes its failures UDP evidence:
+  // tested with forged UDP above.)
+});
+
+Deno.test("refusals: a knock that fits nothing is `wrong`, also when it ends an attempt lost to the order (a scanner cannot hide as `order`)", async () => {
+  const { engine, doors } = await engineFor({
+    doors: { ssh: { secret: ALICE, ports: "20000-20099", length: 4, open: { log: true } } },
+  });
+  const codes = await Promise.all(
+    [998, 999, 1000, 1001, 1002, 1003].map((c) => codeForCounter(doors[0], c)),
+  );
+  const used = new Set(codes.flatMap((c) => c.knocks.map((k) => k.port)));
+  const wrong = [...Array(100).keys()].map((i) => 20000 + i).find((p) => !used.has(p))!;
+  // The second knock of the current code: held, ahead of its turn.
+  const second = codes[2].knocks[1];
+  assertEquals(engine.handle("192.0.2.9", "tcp", second.port, T0 + 1000).map(brief), []);
+  // 600 ms later (past the window), a port of no code: the scan's miss, on TCP evidence.
+  assertEquals(engine.handle("192.0.2.9", "tcp", wrong, T0 + 1600).map(brief), [
+    "refused ssh 192.0.2.9 wrong tcp",
+  ]);
+});
+
+Deno.test("refusals: a line that blames no one does not keep the next blaming line of that minute out of the log", () => {
+  const limits = new RefusalLog();
+  assertEquals(limits.admit("ssh", "192.0.2.7", 0, "none", false), true); // order
+  assertEquals(limits.admit("ssh", "192.0.2.7", 1000, "tcp", true), true); // wrong
+  assertEquals(limits.admit("ssh", "192.0.2.7", 2000, "tcp", true), false, "one a minute");
+  assertEquals(limits.admit("ssh", "192.0.2.7", 2000, "udp", false), false);
+});

@@ -59,9 +59,12 @@ export class RefusalLog {
     source: string,
     now: number,
     evidence: "tcp" | "udp" | "none" = "tcp",
+    blames = evidence === "tcp",
   ): boolean {
     const budget = evidence === "tcp" ? "tcp" : "other";
-    const key = `${door}\0${source}`;
+    // Lines that blame the client (what fail2ban counts) have a minute of their own: a
+    // line that blames no one must not keep the next blaming one out of the log.
+    const key = `${door}\0${source}\0${blames ? "b" : ""}`;
     const last = this.#last.get(key);
     if (last !== undefined && now - last < this.#perSourceMs) return false;
     const second = Math.floor(now / 1000);

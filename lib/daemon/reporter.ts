@@ -9,6 +9,7 @@ import type { Counters } from "../counters.ts";
 import { logger } from "../log.ts";
 import { type DaemonEvent, isRefusal, logLine } from "./report.ts";
 import { RefusalLog } from "./refusal_log.ts";
+import { blamesClient } from "../engine/decision.ts";
 
 const log = logger("daemon");
 /** Failure lines (what fail2ban reads): limited by {@link RefusalLog}, not by LogTape. */
@@ -66,7 +67,9 @@ export class Reporter {
     if (isRefusal(event)) {
       counters.refused(event.door, event.kind === "refused" ? event.reason : event.kind);
       // Failure lines: one per source and door a minute, 100 a second in all.
-      if (this.#refusals.admit(event.door, event.source, now(), event.evidence)) {
+      const reason = event.kind === "refused" ? event.reason : event.kind;
+      const blames = blamesClient(reason, event.evidence);
+      if (this.#refusals.admit(event.door, event.source, now(), event.evidence, blames)) {
         const line = logLine(event, doorNamed)!;
         refusalLog.info(line.message, line.properties);
       }

@@ -138,7 +138,14 @@ export function refuse(
 ): Decision[] {
   for (let i = from; i < (decisions?.length ?? 0); i++) {
     const d = decisions![i];
-    if (d.kind === "refused" && d.door === door && d.source === source) return decisions!;
+    if (d.kind === "refused" && d.door === door && d.source === source) {
+      // A knock that fits nothing says more than the attempt it ended: `wrong` wins over
+      // `order`, so a scanner cannot pass its misses off as the daemon's.
+      if (d.reason === "order" && reason !== "order") {
+        decisions![i] = { kind: "refused", door, source, reason, evidence };
+      }
+      return decisions!;
+    }
   }
   const refusal: Decision = { kind: "refused", door, source, reason, evidence };
   if (!decisions) return [refusal];

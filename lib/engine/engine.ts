@@ -89,6 +89,8 @@ export class KnockEngine {
   /** Scratch of one knock and door: an attempt was lost to the order of delivery. */
   #orderLost = false;
   #droppedUdp = false;
+  /** Scratch of one knock: the source sent a datagram lately (taints the doors taking UDP). */
+  #tainted = false;
   /** Scratch of one knock: the completed attempt held a UDP knock. */
   #completedUdp = false;
   /** How long a source's UDP knock makes its failures UDP evidence, ms. */
@@ -225,10 +227,13 @@ export class KnockEngine {
     let hit = false;
     let decisions: Decision[] | undefined;
     this.#dropped = "wrong";
-    // A datagram "from" this source lately taints what follows: forged UDP can reset an
-    // attempt, and the knocks after it would otherwise look like a TCP-only failure.
+    // A datagram "from" this source lately taints what follows on the doors that take UDP:
+    // forged UDP can reset an attempt there, and the knocks after it would otherwise look
+    // like a TCP-only failure. A TCP-only door hears no datagram: its failures stay TCP
+    // evidence (else one datagram a minute would hide a scanner from fail2ban everywhere).
     if (protocol === "udp") state.lastUdp = now;
-    this.#droppedUdp = now - state.lastUdp <= this.#udpTaintMs;
+    this.#tainted = now - state.lastUdp <= this.#udpTaintMs;
+    this.#droppedUdp = false;
     for (const d of doors) {
       const door = this.doors[d];
       if (udpBanned && this.#takesUdp[d]) {
@@ -269,7 +274,7 @@ export class KnockEngine {
         const result = this.#step(state, d, c, seq, code, now, options);
         if (result !== MISS) hit = true;
         if (result !== COMPLETE) continue;
-        const decision = this.#complete(door, source, c, t, lo, hi);
+        const decision = this.#complete(d, source, c, t, lo, hi);
         (decisions ??= []).push(decision);
         if (decision.kind === "open") {
           this.#orderLost = false; // the door opened: what else was lost does not matter
@@ -289,14 +294,14 @@ export class KnockEngine {
     }
     // A knock that fits no sequence in the window: the attempt failed (wrong, or too late)
     // on every door it was heard on; too many distinct misses in a short time is a scan.
-    const evidence = this.#droppedUdp || protocol === "udp" ? "udp" : "tcp";
     for (const d of doors) {
       const door = this.doors[d];
       if (
         (udpBanned && this.#takesUdp[d]) ||
         (address && !isPermitted(address, door.allow, door.deny))
       ) continue;
-      decisions = refuse(decisions, door.name, source, this.#dropped, evidence);
+      const udp = protocol === "udp" || this.#droppedUdp || (this.#tainted && this.#takesUdp[d]);
+      decisions = refuse(decisions, door.name, source, this.#dropped, udp ? "udp" : "tcp");
     }
     if (scan) {
       const scanEvidence = scan.miss(state, code, now);
@@ -322,7 +327,7 @@ export class KnockEngine {
           this.doors[t.door].name,
           source,
           "timeout",
-          t.udp || tainted ? "udp" : "tcp",
+          t.udp || (tainted && this.#takesUdp[t.door]) ? "udp" : "tcp",
           from,
         );
       }
@@ -356,14 +361,18 @@ export class KnockEngine {
 
   /** A rotating door's code completed: open, replay or skew. */
   #complete(
-    door: RotatingDoor,
+    d: number,
     source: string,
     counter: number,
     current: number,
     lo: number,
     hi: number,
   ): Decision {
-    const evidence: Evidence = this.#completedUdp || this.#droppedUdp ? "udp" : "tcp";
+    const door = this.doors[d] as RotatingDoor;
+    const evidence: Evidence =
+      this.#completedUdp || this.#droppedUdp || (this.#tainted && this.#takesUdp[d])
+        ? "udp"
+        : "tcp";
     const user = door.user === undefined ? {} : { user: door.user };
     if (counter < lo || counter > hi) {
       this.#counters.skews++;
