@@ -1,4 +1,4 @@
-import { assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "./_assert.ts";
 import { asKnocks, knockAll, randomBase, SECRET, SECRET_B64, startDaemon } from "./_daemon.ts";
 import { ManualClock } from "../lib/testing/mod.ts";
 import { referenceSequence } from "./_reference.ts";
@@ -287,4 +287,27 @@ doors:
   await knockAll("127.0.0.1", good.slice(2), { localAddress: "127.0.0.2", gap: 30 });
   await d.waitFor((e) => e.kind === "opened" && e.source === "127.0.0.2");
   assertEquals(opened(d.events), ["ssh 127.0.0.2"]);
+});
+
+Deno.test("listen: knock ports another program held at the start are bound once it lets go, tried again 1 s, 2 s, 4 s … apart", async () => {
+  const base = randomBase(100);
+  const legacy = [base + 90, base + 91, base + 92];
+  // A squatter holds the static door's first port over TCP on every address.
+  const squatter = Deno.listen({ hostname: "0.0.0.0", port: legacy[0] });
+  const clock = new ManualClock(T0 + 5000);
+  await using d = await startDaemon(yaml(base), { clock });
+  const knocks: Knock[] = [
+    { port: legacy[0], protocol: "tcp" },
+    { port: legacy[1], protocol: "udp" },
+    { port: legacy[2], protocol: "tcp" },
+  ];
+  const ready = d.events.find((e) => e.kind === "ready");
+  assert(ready?.kind === "ready" && ready.failures.length > 0, "the squatted port failed to bind");
+  squatter.close();
+  clock.advance(999);
+  assertEquals(d.daemon.counters.knocks, 0);
+  clock.advance(1); // the first retry, a second after the start
+  await knockAll("127.0.0.1", knocks, { localAddress: "127.0.0.2" });
+  await d.heard(3);
+  assertEquals(opened(d.events), ["legacy 127.0.0.2"], "the freed port hears knocks again");
 });

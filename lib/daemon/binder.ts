@@ -1,9 +1,11 @@
 /**
  * Binding the knock listeners to what the config wants (the pure half is binding.ts):
  * preflight checks and warnings, the IPv4 fallback, one warning per door that lost
- * ports, and the start-up summary once knocks are acted on.
+ * ports, ports that could not be bound tried again (1 s, 2 s, 4 s … a minute apart) until
+ * they are, and the start-up summary once knocks are acted on.
  * @module
  */
+import type { Clock, Timer } from "../clock.ts";
 import type { Config } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { ConfigError } from "../errors.ts";
@@ -34,10 +36,11 @@ export interface Bound {
  * import { Binder } from "./binder.ts";
  * import { validateConfig } from "../config/validate.ts";
  * import { MemoryListeners } from "../testing/mod.ts";
+ * import { systemClock } from "../clock.ts";
  * import { strictEqual as assertEquals } from "node:assert/strict";
  * const config = validateConfig({ doors: { legacy: { sequence: [7000, 8000], decoys: 0, open: { for: "5s" } } } });
  * const listeners = new MemoryListeners({ knock() {}, packet() {} });
- * const bound = await new Binder(listeners, () => {}, Date.now).bind(config);
+ * const bound = await new Binder(listeners, () => {}, systemClock).bind(config);
  * assertEquals(bound.failures.length, 0);
  * assertEquals(listeners.size, 2 * config.addresses.length);
  * ```
@@ -45,16 +48,25 @@ export interface Bound {
 export class Binder {
   readonly #listeners: Listeners;
   readonly #report: (event: DaemonEvent) => void;
-  readonly #now: () => number;
+  readonly #clock: Clock;
+  /** The next try of the ports that could not be bound, and the wait after it. */
+  #retry: Timer | undefined;
+  #retryWait = 1000;
 
   /**
    * @param listeners what binds. @param report where `ready` goes.
-   * @param now the wall clock (the next rotation, in the summary).
+   * @param clock the wall clock (the next rotation, in the summary) and the retries' timer.
    */
-  constructor(listeners: Listeners, report: (event: DaemonEvent) => void, now: () => number) {
+  constructor(listeners: Listeners, report: (event: DaemonEvent) => void, clock: Clock) {
     this.#listeners = listeners;
     this.#report = report;
-    this.#now = now;
+    this.#clock = clock;
+  }
+
+  /** Stops trying the ports that could not be bound (a stop, or before a new bind). */
+  stop(): void {
+    this.#clock.clearTimeout(this.#retry);
+    this.#retry = undefined;
   }
 
   /**
@@ -85,7 +97,29 @@ export class Binder {
     if (this.#listeners.size === 0) {
       throw new ConfigError([{ path: "listen", message: "no knock port could be bound" }]);
     }
+    this.stop();
+    this.#retryWait = 1000;
+    if (failures.length > 0) this.#tryAgain(endpoints, failures.length);
     return { endpoints, failures, addresses };
+  }
+
+  /**
+   * Binds again what could not be bound (another program held the ports: a squatter, or
+   * a slow-exiting old instance), a second, then 2, 4 … at most 60 s apart, until all are.
+   */
+  #tryAgain(endpoints: readonly Endpoint[], missing: number): void {
+    this.#retry = this.#clock.setTimeout(() => {
+      const failures = this.#listeners.update(endpoints);
+      if (failures.length < missing) {
+        log.info("bound {count} knock ports that could not be bound before; {left} still cannot", {
+          count: missing - failures.length,
+          left: failures.length,
+        });
+      }
+      if (failures.length === 0) return void (this.#retry = undefined);
+      this.#retryWait = Math.min(60_000, this.#retryWait * 2);
+      this.#tryAgain(endpoints, failures.length);
+    }, this.#retryWait);
   }
 
   /** The start-up summary, once the daemon acts on knocks (after start and each reload). */
@@ -114,7 +148,7 @@ export class Binder {
           protocol: door.protocol,
           pool: door.candidates.length,
           period: formatDuration(door.periodMs),
-          left: formatDuration(door.periodMs - (this.#now() % door.periodMs)),
+          left: formatDuration(door.periodMs - (this.#clock.now() % door.periodMs)),
         },
       );
     }

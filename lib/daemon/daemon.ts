@@ -165,7 +165,7 @@ export class Daemon {
     });
     const listen = options.listeners ?? ((sink, o) => new SocketListeners(sink, o));
     this.#listeners = listen(this.#intake, { now: clock.now, counters });
-    this.#binder = new Binder(this.#listeners, report, clock.now);
+    this.#binder = new Binder(this.#listeners, report, clock);
     this.#clockWatch = new ClockWatch(TICK_MS);
   }
 
@@ -358,6 +358,7 @@ export class Daemon {
     this.#stopping ??= (async () => {
       this.#clock.clearTimeout(this.#tick);
       this.#guard.stop();
+      this.#binder.stop();
       this.#listeners.closeAll();
       await this.#opener.closeAll();
       await this.#release();
@@ -373,6 +374,7 @@ export class Daemon {
   /** Releases processes, the store and timers (after stop, or a failed start). */
   async #release(): Promise<void> {
     this.#clock.clearTimeout(this.#tick);
+    this.#binder.stop();
     await this.#admin.close();
     this.#listeners.closeAll();
     this.#opener.cancelTimers();
