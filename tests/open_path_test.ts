@@ -19,6 +19,9 @@ import { setImmediate } from "node:timers";
 import { codeAt, codeForCounter } from "../lib/code.ts";
 import { parseAddress } from "../lib/address.ts";
 import type { Knock } from "../lib/knock.ts";
+import { type Config, userDoors } from "../lib/config/types.ts";
+
+const userDoorsOf = (config: Config) => userDoors(config.doors);
 
 const PERIOD = 30_000;
 const T0 = 59_000_000 * PERIOD;
@@ -557,4 +560,46 @@ Deno.test("open path: a pending open of a door the config no longer has is never
   d.clock.advance(60_000);
   await d.daemon.settled();
   assertEquals(d.runner.runs, [["/sbin/deny", "192.0.2.7"]], "its close, at its time");
+});
+
+Deno.test("open path: revoke --user closes a door the user opened, also after another user extended it", async () => {
+  const config = parseConfig(
+    `doors:
+  team:
+    ports: "20000-20099"
+    length: 3
+    users:
+      alice: { secret: "${SECRET_B64}" }
+      bob: { secret: "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8" }
+    open: { for: 60s, nft: { port: 22 } }
+`,
+    "team.yaml",
+  );
+  const clock = new ManualClock(T0 + 5000);
+  const nft = new DryRunFirewall();
+  let listeners: MemoryListeners | undefined;
+  const daemon = await Daemon.start({
+    config,
+    clock,
+    firewalls: { nft, iptables: new DryRunFirewall() },
+    listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
+  });
+  try {
+    const [alice, bob] = config.doors[0].kind === "rotating" ? userDoorsOf(config) : [];
+    const knock = async (door: typeof alice, counter: number) => {
+      for (const k of (await codeForCounter(door, counter)).knocks) {
+        listeners!.knock("192.0.2.7", k.protocol, k.port);
+      }
+      await daemon.settled();
+    };
+    await knock(alice, 59_000_000);
+    await knock(bob, 59_000_000); // the same address: bob extends alice's door
+    assertEquals(daemon.openDoors().map((r) => r.user), ["bob"]);
+    const answer = await daemon.revoke({ door: "team", user: "alice" });
+    assertEquals(answer.ok, true, JSON.stringify(answer));
+    assertEquals(daemon.openDoors(), []);
+    assertEquals(nft.calls.at(-1), "revoke team 192.0.2.7");
+  } finally {
+    await daemon.stop();
+  }
 });

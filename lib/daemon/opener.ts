@@ -83,6 +83,11 @@ interface Entry {
   failures: number;
   /** Closing before its time (a revoke): retries revoke too. */
   revoked?: boolean;
+  /**
+   * Every user whose code opened or extended it while sesame ran (the record names the
+   * last): `revoke --user` closes a door any of them has a part in.
+   */
+  users?: Set<string>;
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -285,10 +290,10 @@ export class Opener {
    */
   async revoke(match: RevokeMatch): Promise<{ closed: OpenRecord[]; failed: OpenRecord[] }> {
     await this.settled();
-    const entries = [...this.#entries.values()].filter(({ record }) =>
+    const entries = [...this.#entries.values()].filter(({ record, users }) =>
       record.door === match.door &&
       (match.source === undefined || record.source === match.source) &&
-      (match.user === undefined || record.user === match.user)
+      (match.user === undefined || record.user === match.user || users?.has(match.user) === true)
     );
     const closed: OpenRecord[] = [], failed: OpenRecord[] = [];
     await Promise.all(entries.map(async (entry) => {
@@ -349,7 +354,12 @@ export class Opener {
   async #act({ record, fresh, timeoutMs, at }: Plan): Promise<void> {
     const { firewalls, runner, counters, report } = this.#options;
     const key = openKey(record);
-    const entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0 };
+    const entry: Entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0 };
+    const previous = entry.record.user;
+    if (previous !== undefined && record.user !== undefined && previous !== record.user) {
+      // Another user extended it: both have a part in it (revoke --user closes it for either).
+      (entry.users ??= new Set()).add(previous).add(record.user);
+    } else if (record.user !== undefined) entry.users?.add(record.user);
     entry.record = record;
     this.#entries.set(key, entry);
     // Scheduled before acting: a door left half open by a failed action is still closed in time.
