@@ -34,7 +34,7 @@ state_file: ${dir}/state.json
 doors:
   ssh:
     secret: "${SECRET_B64}"
-    ports: "40000-40099"
+    ports: "24000-24099"
     length: 3
     period: 1h
     skew: 2
@@ -43,7 +43,7 @@ doors:
 }
 
 const CLIENT =
-  `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "40000-40099", length: 3, period: 1h, skew: 2 }\n`;
+  `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "24000-24099", length: 3, period: 1h, skew: 2 }\n`;
 
 async function startListen(lab: Lab, dir: string) {
   const child = lab.spawn("server", lab.deno("cli.ts", "listen", "-c", `${dir}/server.yaml`));

@@ -28,28 +28,28 @@ interface GatewayDoor {
 const DOORS: GatewayDoor[] = [
   {
     name: "fwd4",
-    sequence: [41000, 41001, 41002],
+    sequence: [25000, 25001, 25002],
     action: `forward: { to: { host: ${ADDR.inside.v4}, port: ${SERVICE} } }`,
     knockAt: ADDR.server.toKnocker,
     target: { knocker: [ADDR.inside.v4, SERVICE], bystander: [ADDR.inside.v4, SERVICE] },
   },
   {
     name: "fwd6",
-    sequence: [41100, 41101, 41102],
+    sequence: [25100, 25101, 25102],
     action: `forward: { to: { host: "${ADDR.inside.v6}", ports: [${SERVICE}] } }`,
     knockAt: ADDR.server.v6ToKnocker,
     target: { knocker: [ADDR.inside.v6, SERVICE], bystander: [ADDR.inside.v6, SERVICE] },
   },
   {
     name: "pf4",
-    sequence: [41200, 41201, 41202],
+    sequence: [25200, 25201, 25202],
     action: `dnat: { port: 2300, to: { host: ${ADDR.inside.v4}, port: ${SERVICE} } }`,
     knockAt: ADDR.server.toKnocker,
     target: { knocker: [ADDR.server.toKnocker, 2300], bystander: [ADDR.server.toBystander, 2300] },
   },
   {
     name: "pf6",
-    sequence: [41300, 41301, 41302],
+    sequence: [25300, 25301, 25302],
     action: `dnat: { port: 2301, to: { host: "${ADDR.inside.v6}", port: ${SERVICE} } }`,
     knockAt: ADDR.server.v6ToKnocker,
     target: {
@@ -215,17 +215,17 @@ Deno.test({
       `listen: { addresses: ["::"] }
 doors:
   plain:
-    sequence: [42000, 42001, 42002]
+    sequence: [26000, 26001, 26002]
     decoys: 0
     open: { for: 30s, nft: { dnat: { port: 2400, to: { host: ${ADDR.inside.v4}, port: ${SERVICE} } } } }
   masq:
-    sequence: [42100, 42101, 42102]
+    sequence: [26100, 26101, 26102]
     decoys: 0
     open: { for: 30s, nft: { dnat: { port: 2401, to: { host: ${ADDR.inside.v4}, port: ${
         SERVICE + 1
       } }, masquerade: true } } }
   fwd:
-    sequence: [42200, 42201, 42202]
+    sequence: [26200, 26201, 26202]
     decoys: 0
     open: { for: 30s, nft: { forward: { to: { host: ${ADDR.inside.v4}, port: ${
         SERVICE + 2
@@ -234,7 +234,7 @@ doors:
     );
     await writePrivate(
       `${dir.path}/client.yaml`,
-      `doors:\n  plain: { sequence: [42000, 42001, 42002] }\n  masq: { sequence: [42100, 42101, 42102] }\n  fwd: { sequence: [42200, 42201, 42202] }\n`,
+      `doors:\n  plain: { sequence: [26000, 26001, 26002] }\n  masq: { sequence: [26100, 26101, 26102] }\n  fwd: { sequence: [26200, 26201, 26202] }\n`,
     );
     // Two services, one per door: masquerade matches the inside host and port it forwards to.
     for (const port of [SERVICE, SERVICE + 1, SERVICE + 2]) {

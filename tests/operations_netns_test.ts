@@ -16,7 +16,7 @@ const SERVICE = 2222;
 const METRICS = 9464;
 const ALICE = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const BOB = "HwECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-const POOL = `ports: "40000-40099", length: 3, period: 1h, skew: 2`;
+const POOL = `ports: "24000-24099", length: 3, period: 1h, skew: 2`;
 
 const SERVER = (dir: string) =>
   `listen: { addresses: ["::"], metrics: "127.0.0.1:${METRICS}" }
@@ -44,7 +44,7 @@ async function cli(lab: Lab, host: "server" | "knocker" | "bystander", ...args: 
 
 /** TCP knocks (completed handshakes) on pool ports that fit no code in this order. */
 async function wrongKnocks(lab: Lab, host: "knocker" | "bystander", target: string) {
-  for (const port of [40000, 40001, 40002, 40003]) await lab.canConnect(host, target, port);
+  for (const port of [24000, 24001, 24002, 24003]) await lab.canConnect(host, target, port);
 }
 
 Deno.test({

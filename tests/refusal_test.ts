@@ -351,10 +351,10 @@ Deno.test("users: a reload that removes a user and then cannot bind a port still
   const { daemon, nft, listeners } = await aliceIn();
   try {
     // Alice removed, and the new pool's ports are all held by another program.
-    for (let p = 41000; p <= 41009; p++) listeners.refuse.set(`tcp/::/${p}`, "in use");
-    for (let p = 41000; p <= 41009; p++) listeners.refuse.set(`tcp/0.0.0.0/${p}`, "in use");
+    for (let p = 25000; p <= 25009; p++) listeners.refuse.set(`tcp/::/${p}`, "in use");
+    for (let p = 25000; p <= 25009; p++) listeners.refuse.set(`tcp/0.0.0.0/${p}`, "in use");
     let error = "";
-    await daemon.reload(teamConfig({ bob: { secret: BOB } }, "41000-41009")).catch((e) =>
+    await daemon.reload(teamConfig({ bob: { secret: BOB } }, "25000-25009")).catch((e) =>
       error = (e as Error).message
     );
     assertEquals(error.includes("no knock port could be bound"), true, error);

@@ -61,6 +61,13 @@ export interface StartOptions {
    * when part of the config cannot be applied (then throw). @default false
    */
   readonly repair?: boolean;
+  /**
+   * How the protected ports refuse everyone else: `drop`, `reject` (a TCP reset, an ICMP
+   * port unreachable), or `auto`: as the host's other closed ports answer (drop when the
+   * host's input policy drops, reject otherwise). A repair keeps what the start chose.
+   * @default "drop"
+   */
+  readonly closedReply?: "auto" | "drop" | "reject";
 }
 
 /** The firewall backends by kind. */

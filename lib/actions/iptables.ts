@@ -14,7 +14,7 @@ import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
-import { type Firewall, type Records, recordsNow } from "./firewall.ts";
+import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import type { CommandRunner } from "./runner.ts";
 
 const CHAIN = "SESAME";
@@ -96,6 +96,7 @@ export function iptablesScript(
   records: readonly OpenRecord[],
   now: number,
   rules: readonly string[] = [],
+  closedReply: "drop" | "reject" = "drop",
 ): string {
   const lines = [
     "*filter",
@@ -118,7 +119,13 @@ export function iptablesScript(
     lines.push(
       `-A ${CHAIN} -p ${protocol} -m multiport --dports ${
         ports.join(",")
-      } -m comment --comment "sesame ${door.name}" -j DROP`,
+      } -m comment --comment "sesame ${door.name}" -j ${
+        closedReply === "drop"
+          ? "DROP"
+          : protocol === "tcp"
+          ? "REJECT --reject-with tcp-reset"
+          : "REJECT"
+      }`,
     );
   }
   lines.push("COMMIT");
@@ -148,6 +155,8 @@ export class IptablesFirewall implements Firewall {
   readonly #clock: Clock;
   /** The doors of the last start: a chain rebuild needs their DROP rules. */
   #doors: readonly Door[] = [];
+  /** How the protected ports refuse others, as the last start resolved it. */
+  #closedReply: "drop" | "reject" = "drop";
   readonly #batchers: Record<IptablesFamily, Batcher<Change>> = {
     v4: new Batcher((items) => this.#apply("v4", items)),
     v6: new Batcher((items) => this.#apply("v6", items)),
@@ -161,7 +170,8 @@ export class IptablesFirewall implements Firewall {
     this.#now = this.#clock.now;
   }
 
-  start(doors: readonly Door[], records: Records): Promise<void> {
+  async start(doors: readonly Door[], records: Records, options: StartOptions = {}): Promise<void> {
+    if (!options.repair) this.#closedReply = await this.#resolveReply(options.closedReply);
     // Alone on both families: no batch of openings or closings interleaves with the chain
     // being rewritten, and the records are read when it is.
     return this.#batchers.v4.exclusive(() =>
@@ -169,10 +179,22 @@ export class IptablesFirewall implements Firewall {
     );
   }
 
+  /** `auto`: DROP when the INPUT chain's policy drops (closed ports are silent), else REJECT. */
+  async #resolveReply(wanted: "auto" | "drop" | "reject" = "drop"): Promise<"drop" | "reject"> {
+    if (wanted !== "auto") return wanted;
+    const result = await this.#runner.run([this.#paths.v4, "-w", "-S", "INPUT"], {
+      timeoutMs: TIMEOUT_MS,
+      essential: true,
+      capture: true,
+    });
+    if (result.code !== 0) return "drop";
+    return /^-P INPUT DROP$/m.test(result.output ?? "") ? "drop" : "reject";
+  }
+
   async #replace(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     const now = this.#now();
     for (const family of ["v4", "v6"] as const) {
-      await this.#run(family, iptablesScript(family, doors, records, now));
+      await this.#run(family, iptablesScript(family, doors, records, now, [], this.#closedReply));
       const tool = this.#paths[family];
       const jump = await this.#runner.run([tool, "-w", "-C", "INPUT", "-j", CHAIN], {
         timeoutMs: TIMEOUT_MS,
@@ -266,7 +288,10 @@ export class IptablesFirewall implements Firewall {
     for (const [k, rule] of this.#rules) {
       if (familyOf(k.slice(k.indexOf("\u0000") + 1)) === family) rules.push(rule);
     }
-    await this.#run(family, iptablesScript(family, this.#doors, [], this.#now(), rules));
+    await this.#run(
+      family,
+      iptablesScript(family, this.#doors, [], this.#now(), rules, this.#closedReply),
+    );
   }
 
   async intact(): Promise<boolean> {

@@ -85,6 +85,8 @@ export class NftFirewall implements Firewall {
   #monitor: Session | undefined;
   #watching = false;
   #backstop: Timer | undefined;
+  /** How the protected ports refuse others, as the last start resolved it. */
+  #closedReply: "drop" | "reject" = "drop";
   readonly #clock: Clock;
   /** Every use of nft after start goes through here: one transaction at a time. */
   readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items));
@@ -131,7 +133,8 @@ export class NftFirewall implements Firewall {
     // A start or a reload changes nothing when a set is wrong; a repair puts sesame's own
     // table back first, and then reports the set.
     if (problems.size > 0 && !options.repair) throw setError(problems);
-    await this.#run(nftRuleset(doors, records, this.#now()));
+    if (!options.repair) this.#closedReply = await this.#resolveReply(options.closedReply);
+    await this.#run(nftRuleset(doors, records, this.#now(), { closedReply: this.#closedReply }));
     // The open sources of doors in the admin's sets go back in (the admin may have
     // reloaded the ruleset, which empties them).
     const now = this.#now();
@@ -159,6 +162,26 @@ export class NftFirewall implements Firewall {
     this.#expectedSets = await this.#listSets(this.#adminSets);
     if (problems.size > 0) throw setError(problems);
     return ownTable;
+  }
+
+  /**
+   * `auto`: as the host's other closed ports answer. A base chain on the input hook with a
+   * drop policy (the admin's firewall) means closed ports are silent; otherwise the kernel
+   * resets TCP and answers port unreachable, and a silent port would stand out to a scan.
+   */
+  async #resolveReply(wanted: "auto" | "drop" | "reject" = "drop"): Promise<"drop" | "reject"> {
+    if (wanted !== "auto") return wanted;
+    try {
+      const chains = (JSON.parse(await this.#list(["-j", "list", "chains"]) || "{}").nftables ??
+        []) as { chain?: { table?: string; hook?: string; policy?: string } }[];
+      return chains.some((o) =>
+          o.chain?.hook === "input" && o.chain.policy === "drop" && o.chain.table !== "sesame"
+        )
+        ? "drop"
+        : "reject";
+    } catch {
+      return "drop";
+    }
   }
 
   /**

@@ -75,7 +75,14 @@ export function nftRuleset(
   doors: readonly Door[],
   records: readonly OpenRecord[],
   now: number,
+  options: RulesetOptions = {},
 ): string {
+  const reply = (protocol: "tcp" | "udp") =>
+    options.closedReply !== "reject"
+      ? "drop"
+      : protocol === "tcp"
+      ? "reject with tcp reset"
+      : "reject";
   // Doors that name the admin's own sets have no rules here: the admin's ruleset holds them.
   const guarded = doors.filter((d) => d.open?.nft && !d.open.nft.sets);
   const lines = [
@@ -116,24 +123,87 @@ export function nftRuleset(
       `    ${match} ip saddr @${v4} accept`,
       `    ${match} ip6 saddr @${v6} accept`,
     );
-    drops.push(`    ${match} drop`);
+    drops.push(`    ${match} ${reply(protocol)}`);
   }
   for (const door of gateways) {
     const { ports, protocol, gateway } = door.open!.nft!;
     // The knocker's connections to a dnat port are forwarded before input; anyone else's
     // would reach a local program there.
-    if (gateway!.kind === "dnat") drops.push(`    ${protocol} dport { ${ports[0]} } drop`);
+    if (gateway!.kind === "dnat") {
+      drops.push(`    ${protocol} dport { ${ports[0]} } ${reply(protocol)}`);
+    }
   }
   if (drops.length > 0) {
     lines.push("    # everyone else, after every door's sources", ...new Set(drops));
   }
-  if (gateways.length > 0) lines.push("  }", ...gatewayChains(gateways));
-  lines.push(...(gateways.length > 0 ? [] : ["  }"]), "}");
+  lines.push("  }", ...(gateways.length > 0 ? gatewayChains(gateways) : []));
+  lines.push(...untrackedKnocks(doors), "}");
   const names = new Set(guarded.map((d) => d.name));
   for (const record of records) {
     if (names.has(record.door) && record.until > now) lines.push(...elementLines(record, now));
   }
   return lines.join("\n") + "\n";
+}
+
+/** Options for {@link nftRuleset}. */
+export interface RulesetOptions {
+  /**
+   * How a protected port refuses everyone else: `drop` (silence) or `reject` (a TCP reset,
+   * an ICMP port unreachable), as the host's other closed ports answer. @default "drop"
+   */
+  readonly closedReply?: "drop" | "reject";
+}
+
+/**
+ * The raw chains that keep knocks out of conntrack: every knock port (pools, decoys and SPA
+ * ports) of a local address, in and out. A knock then costs no conntrack entry, so no flood
+ * of them can fill the table (which drops every new connection of the host once full).
+ * The listeners answer without conntrack; replies from pool ports go out untracked too,
+ * which is why a pool must not overlap the host's ephemeral port range.
+ */
+function untrackedKnocks(doors: readonly Door[]): string[] {
+  const ports = { tcp: new Set<number>(), udp: new Set<number>() };
+  for (const door of doors) {
+    for (const p of door.pool.tcp) ports.tcp.add(p);
+    for (const p of door.pool.udp) ports.udp.add(p);
+    if (door.kind === "spa") ports.udp.add(door.spa.port);
+  }
+  const protocols = (["tcp", "udp"] as const).filter((p) => ports[p].size > 0);
+  if (protocols.length === 0) return [];
+  const set = (p: "tcp" | "udp") => `{ ${portRanges([...ports[p]])} }`;
+  return [
+    "  # knocks never enter conntrack: a flood of them cannot fill its table",
+    "  chain knocks_in {",
+    "    type filter hook prerouting priority raw; policy accept;",
+    ...protocols.map((p) => `    fib daddr type local ${p} dport ${set(p)} notrack`),
+    "  }",
+    "  chain knocks_out {",
+    "    type filter hook output priority raw; policy accept;",
+    ...protocols.map((p) => `    ${p} sport ${set(p)} notrack`),
+    "  }",
+  ];
+}
+
+/**
+ * Ports as nft writes a set of them: sorted, runs as ranges.
+ *
+ * @example
+ * ```ts
+ * import { portRanges } from "./nft_rules.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(portRanges([7002, 20000, 7000, 7001, 20001, 9]), "9, 7000-7002, 20000-20001");
+ * ```
+ */
+export function portRanges(ports: readonly number[]): string {
+  const sorted = [...new Set(ports)].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return out.join(", ");
 }
 
 /**

@@ -1,4 +1,5 @@
 /** `sesame check`: validate a config and summarise it, secrets left out. @module */
+import { checkEphemeral } from "../daemon/preflight.ts";
 import { loadPrivateConfig } from "./common.ts";
 import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
@@ -70,6 +71,7 @@ export async function check(args: string[]): Promise<number> {
     parsed.values["insecure-permissions"] === true,
   );
   await checkStatePath(config.stateFile);
+  await checkEphemeral(config.doors); // refused as listen refuses it (a ConfigError: exit 1)
   const host = await hostWarnings(config);
   const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
   const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({

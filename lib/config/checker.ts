@@ -104,6 +104,21 @@ export class Checker {
     return ms;
   }
 
+  /** One of `choices`, or `fallback` when absent. */
+  oneOf<T extends string>(
+    value: unknown,
+    path: KeyPath,
+    fallback: T,
+    choices: readonly T[],
+  ): T {
+    if (value === undefined) return fallback;
+    if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) {
+      return this.fail(path, `must be ${choices.join(", ")}, received ${describe(value)}`) ??
+        fallback;
+    }
+    return value as T;
+  }
+
   /** true or false, or `fallback` when absent. */
   bool(value: unknown, path: KeyPath, fallback: boolean): boolean {
     if (value === undefined) return fallback;

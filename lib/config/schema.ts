@@ -33,6 +33,7 @@ export const LISTEN_KEYS = [
   "metrics",
   "metrics_public",
   "metrics_file",
+  "closed_reply",
   "nft_mode",
   "iptables",
   "addresses",

@@ -206,6 +206,8 @@ export interface Config {
   readonly metrics?: { readonly hostname: string; readonly port: number };
   /** A file the metrics are written to every 15 s (node_exporter's textfile collector); absent: off. */
   readonly metricsFile?: string;
+  /** How protected ports refuse everyone else: as the host's closed ports (`auto`), `reject` or `drop`. */
+  readonly closedReply: "auto" | "reject" | "drop";
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

@@ -114,6 +114,16 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
       1,
       10_000_000,
     ),
+    closedReply: c.oneOf(
+      listen.closed_reply,
+      ["listen", "closed_reply"],
+      "auto",
+      [
+        "auto",
+        "reject",
+        "drop",
+      ] as const,
+    ),
     reorderWindowMs: c.duration(
       listen.reorder_window,
       ["listen", "reorder_window"],

@@ -13,7 +13,7 @@ import { logger } from "../log.ts";
 import type { BindFailure, Endpoint, Listeners } from "../net/listeners.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
 import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
-import { checkDescriptors, gatewayWarnings, warnEphemeral } from "./preflight.ts";
+import { checkDescriptors, checkEphemeral, gatewayWarnings } from "./preflight.ts";
 import type { DaemonEvent } from "./report.ts";
 
 const log = logger("daemon");
@@ -77,7 +77,7 @@ export class Binder {
     let addresses = config.addresses;
     let endpoints = wantedEndpoints(config.doors, addresses);
     await checkDescriptors(endpoints.length);
-    await warnEphemeral(config.doors);
+    await checkEphemeral(config.doors);
     for (const warning of await gatewayWarnings(config.doors)) {
       log.warning("{warning}", { warning });
     }

@@ -28,7 +28,7 @@ import { FirewallGuard, usesFirewall } from "./guard.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 import { Intake } from "./intake.ts";
 import { Opener } from "./opener.ts";
-import { checkDescriptors } from "./preflight.ts";
+import { checkDescriptors, checkEphemeral } from "./preflight.ts";
 import { recover, type Recovery } from "./recovery.ts";
 import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
@@ -303,6 +303,7 @@ export class Daemon {
       assertRunnable(config);
       // What binding the new pools would refuse is refused before anything changes.
       await checkDescriptors(wantedEndpoints(config.doors, config.addresses).length);
+      await checkEphemeral(config.doors);
       await this.#guard.apply(config, this.#config);
     } catch (e) {
       if (e instanceof ConfigError || e instanceof FirewallError) {

@@ -108,7 +108,9 @@ export class FirewallGuard {
   async start(config: Config, open: readonly OpenRecord[]): Promise<void> {
     for (const kind of FIREWALL_KINDS) {
       if (uses(config, kind) || open.some((r) => r.firewall?.kind === kind)) {
-        await this.#options.firewalls[kind].start(config.doors, open);
+        await this.#options.firewalls[kind].start(config.doors, open, {
+          closedReply: config.closedReply,
+        });
         log.info("{kind}: sesame's rules applied", { kind });
       }
     }
@@ -134,11 +136,13 @@ export class FirewallGuard {
     try {
       for (const kind of order) {
         applied.push(kind); // put back too if it fails: part of it may have gone through
-        await firewalls[kind].start(config.doors, records);
+        await firewalls[kind].start(config.doors, records, { closedReply: config.closedReply });
       }
     } catch (e) {
       for (const kind of applied) {
-        await firewalls[kind].start(running.doors, records).catch((undo) =>
+        await firewalls[kind].start(running.doors, records, {
+          closedReply: running.closedReply,
+        }).catch((undo) =>
           log.error("{kind}: cannot put the running rules back after a failed reload: {error}", {
             kind,
             error: (undo as Error).message,

@@ -31,20 +31,41 @@ export async function checkDescriptors(sockets: number): Promise<void> {
   }
 }
 
-/** Warns about pool ports inside the kernel's ephemeral port range. */
-export async function warnEphemeral(doors: readonly Door[]): Promise<void> {
+/**
+ * Pool ports inside the kernel's ephemeral port range: refused where sesame's nft table
+ * keeps knocks out of conntrack (the host's own connections from such a port would have
+ * their replies untracked, and its `ct state established` rules would drop them), warned
+ * about elsewhere (outgoing connections may take them).
+ * @throws {ConfigError} for the refused ones.
+ */
+export async function checkEphemeral(doors: readonly Door[]): Promise<void> {
   const range = await ephemeralPortRange();
   if (!range) return;
+  const untracked = doors.some((d) => d.open?.nft && !d.open.nft.sets);
+  const refused = [];
   for (const door of doors) {
     const ports = [...door.pool.tcp, ...door.pool.udp];
-    const inside = ports.filter((p) => p >= range[0] && p <= range[1]).length;
-    if (inside > 0) {
-      log.warning(
-        "door {door}: {inside} pool ports lie in the kernel's ephemeral range {lo}-{hi} (net.ipv4.ip_local_port_range): outgoing connections may take them",
-        { door: door.name, inside, lo: range[0], hi: range[1] },
-      );
+    const inside = ports.filter((p) => p >= range[0] && p <= range[1]);
+    if (inside.length === 0) continue;
+    if (untracked) {
+      refused.push({
+        path: `doors.${door.name}`,
+        message: `${inside.length} of its knock ports (${
+          inside[0]
+        }…) lie in the kernel's ephemeral range ${range[0]}-${
+          range[1]
+        } (net.ipv4.ip_local_port_range): sesame keeps knocks out of conntrack, which would break the host's own connections from those ports. Move the pool below ${
+          range[0]
+        }, or narrow the range (sysctl net.ipv4.ip_local_port_range)`,
+      });
+      continue;
     }
+    log.warning(
+      "door {door}: {inside} pool ports lie in the kernel's ephemeral range {lo}-{hi} (net.ipv4.ip_local_port_range): outgoing connections may take them",
+      { door: door.name, inside: inside.length, lo: range[0], hi: range[1] },
+    );
   }
+  if (refused.length > 0) throw new ConfigError(refused);
 }
 
 /**

@@ -1,0 +1,94 @@
+/**
+ * Under a scan or a flood, in network namespaces of the test's own with real nft: knocks
+ * never enter conntrack (so floods cannot fill its table), and the protected port answers
+ * as the host's other closed ports do (a scan does not single it out).
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
+import { SECRET_B64 } from "./_daemon.ts";
+import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
+import { spawnListen } from "./_process.ts";
+
+const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft")) ||
+  !(await Deno.stat("/usr/bin/nmap").then(() => true, () => false)) && !Deno.env.get("CI");
+const SERVICE = 2222;
+
+async function conntrackCount(lab: Lab): Promise<number> {
+  const out = await lab.exec("server", ["conntrack", "-C"]);
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
+Deno.test({
+  name:
+    "notrack and closed_reply: SYN scans of the pool leave conntrack empty; the protected port looks like its closed neighbours",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      `listen: { addresses: ["::"] }
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "20000-20099"
+    open: { for: 30s, nft: { port: ${SERVICE} } }
+`,
+    );
+    await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
+      "ip",
+      "netns",
+      "exec",
+      lab.ns.server,
+    ]);
+    await p.waitForLog(/listening on/, 10_000);
+    await lab.exec("server", ["conntrack", "-F"]);
+    const before = await conntrackCount(lab);
+    // Five SYN scans of the whole pool from the bystander: 500 raw SYNs.
+    for (let i = 0; i < 5; i++) {
+      const out = await lab.exec("bystander", [
+        "nmap",
+        "-n",
+        "-Pn",
+        "-sS",
+        "-T5",
+        "--max-retries",
+        "0",
+        "-p",
+        "20000-20099",
+        ADDR.server.toBystander,
+      ]);
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    }
+    const after = await conntrackCount(lab);
+    assert(
+      after - before < 10,
+      `the scans left ${after - before} conntrack entries (tracked: ~500)`,
+    );
+    // The protected port and its neighbours, none of which listens: alike.
+    const out = await lab.exec("bystander", [
+      "nmap",
+      "-n",
+      "-Pn",
+      "-sS",
+      "--max-retries",
+      "1",
+      "-p",
+      `${SERVICE - 1}-${SERVICE + 1}`,
+      ADDR.server.toBystander,
+    ]);
+    const report = new TextDecoder().decode(out.stdout);
+    const states = [...report.matchAll(/^(\d+)\/tcp\s+(\S+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assertEquals(
+      states.length === 3 ? states : [...report.matchAll(/Not shown: \d+ (\S+)/g)].map((m) => m[1]),
+      states.length === 3
+        ? [`${SERVICE - 1} closed`, `${SERVICE} closed`, `${SERVICE + 1} closed`]
+        : ["closed"],
+      report,
+    );
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});
