@@ -37,6 +37,12 @@ doors:
     open: { for: 30s, nft: { port: ${SERVICE} } }
 `,
     );
+    // The admin's own table accepts the pool by ct state new: untracked knocks miss it.
+    await Deno.writeTextFile(
+      `${dir.path}/admin.nft`,
+      "table inet filter {\n  chain input {\n    type filter hook input priority filter; policy accept;\n    ct state new tcp dport 20000-20099 accept\n  }\n}\n",
+    );
+    assertEquals((await lab.exec("server", ["nft", "-f", `${dir.path}/admin.nft`])).code, 0);
     await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
       "ip",
       "netns",
@@ -44,6 +50,7 @@ doors:
       lab.ns.server,
     ]);
     await p.waitForLog(/listening on/, 10_000);
+    assert(/table "?inet filter"? accepts by ct state new/.test(p.log()), p.log());
     await lab.exec("server", ["conntrack", "-F"]);
     const before = await conntrackCount(lab);
     // Five SYN scans of the whole pool from the bystander: 500 raw SYNs.

@@ -10,12 +10,15 @@ import { type Clock, systemClock, type Timer } from "../clock.ts";
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
+import { logger } from "../log.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
 import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import { adminSets, elementLines, nftRuleset } from "./nft_rules.ts";
 import { NftSession } from "./nft_session.ts";
 import type { CommandRunner, Session } from "./runner.ts";
+
+const log = logger("nft");
 
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
@@ -133,7 +136,10 @@ export class NftFirewall implements Firewall {
     // A start or a reload changes nothing when a set is wrong; a repair puts sesame's own
     // table back first, and then reports the set.
     if (problems.size > 0 && !options.repair) throw setError(problems);
-    if (!options.repair) this.#closedReply = await this.#resolveReply(options.closedReply);
+    if (!options.repair) {
+      this.#closedReply = await this.#resolveReply(options.closedReply);
+      await this.#warnTrackedAccept();
+    }
     await this.#run(nftRuleset(doors, records, this.#now(), { closedReply: this.#closedReply }));
     // The open sources of doors in the admin's sets go back in (the admin may have
     // reloaded the ruleset, which empties them).
@@ -162,6 +168,27 @@ export class NftFirewall implements Firewall {
     this.#expectedSets = await this.#listSets(this.#adminSets);
     if (problems.size > 0) throw setError(problems);
     return ownTable;
+  }
+
+  /**
+   * Knocks are untracked (sesame's raw chains): a rule of the admin's that accepts by
+   * `ct state new` does not match them. Said once per start, not refused: the rule may not
+   * concern the pools at all.
+   */
+  async #warnTrackedAccept(): Promise<void> {
+    const ruleset = await this.#list(["-t", "list", "ruleset"]);
+    let table = "";
+    for (const line of ruleset.split("\n")) {
+      const t = /^table (\S+ \S+) \{/.exec(line);
+      if (t) table = t[1];
+      else if (table !== "inet sesame" && /\bct state\b[^\n]*\bnew\b/.test(line)) {
+        log.warning(
+          "nft: table {table} accepts by ct state new ({rule}): sesame keeps knocks out of conntrack (their state is untracked), so such a rule does not let knocks in; accept the knock pools by port",
+          { table, rule: line.trim() },
+        );
+        return;
+      }
+    }
   }
 
   /**
