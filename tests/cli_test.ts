@@ -403,3 +403,14 @@ Deno.test("SPA key files may hold fwknop's KEY_BASE64 / HMAC_KEY_BASE64 lines (k
   assertEquals(code.code, 2);
   assertStringIncludes(code.stderr, "single-packet (SPA) door");
 });
+
+Deno.test("sesame version: sesame's version and the runtime's, as text and JSON", async () => {
+  const text = await runCli(["version"]);
+  assertEquals(text.code, 0, text.stderr);
+  const meta = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assertEquals(text.stdout.split("\n")[0], `sesame ${meta.version}`);
+  const json = JSON.parse((await runCli(["version", "--json"])).stdout);
+  assertEquals(Object.keys(json), ["sesame", "deno", "v8", "typescript"]);
+  assertEquals([json.sesame, json.deno], [meta.version, Deno.version.deno]);
+  assertEquals((await runCli(["version", "--yaml"])).code, 2);
+});

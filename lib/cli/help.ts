@@ -21,6 +21,7 @@ Commands:
   status   which doors are open for whom, until when; banned scanners (daemon or state)
   revoke   close a door now for an address or a user, through the running daemon
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
+  version  sesame's version, and the Deno runtime (and V8) it runs on
 
 Options:
   -h, --help     show help (also: sesame <command> --help)
@@ -174,6 +175,12 @@ Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error, or 
 address the config does not hold; 3 no daemon
 with this config answers in this network namespace.`,
 
+  version: `Usage: sesame version [--json]
+
+Prints sesame's version and the runtime it runs on: Deno, its V8 engine and
+TypeScript. sesame's security updates include the runtime's: check both after an
+update. --json prints them as one JSON object.
+`,
   "nft-ruleset": `Usage: sesame nft-ruleset --config FILE
 
 Prints the nftables script "sesame listen" applies at start and on reload for the doors

@@ -19,7 +19,21 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
   status: async () => (await import("./status.ts")).status,
   revoke: async () => (await import("./revoke.ts")).revoke,
+  version: () => Promise.resolve(version),
 };
+
+/** `sesame version [--json]`: sesame's version and the runtime's. */
+function version(args: string[]): Promise<number> {
+  const unknown = args.find((a) => a !== "--json");
+  if (unknown !== undefined) {
+    throw new UsageError(`version: unknown option ${JSON.stringify(unknown)}`);
+  }
+  const { deno, v8, typescript } = Deno.version;
+  if (args.includes("--json")) {
+    console.log(JSON.stringify({ sesame: VERSION, deno, v8, typescript }));
+  } else console.log(`sesame ${VERSION}\ndeno ${deno}\nv8 ${v8}\ntypescript ${typescript}`);
+  return Promise.resolve(EXIT.ok);
+}
 
 /**
  * Exit codes: 0 success, 1 failure (bad config, door not opened, nothing to revoke),
