@@ -1,7 +1,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
 import { encodeSecret } from "../lib/secret.ts";
 import { referenceSequence } from "./_reference.ts";
-import { runCli, tempDir } from "./_cli.ts";
+import { runCli, tempDir, writePrivate } from "./_cli.ts";
 
 function rand(n: number): number {
   return Math.floor(Math.random() * n);
@@ -138,4 +138,23 @@ Deno.test("sesame code refuses bad times, unknown doors and a bound door without
   const noFrom = await runCli(["code", "-c", `${dir.path}/b.yaml`, "--door", "b"]);
   assertEquals(noFrom.code, 2);
   assertStringIncludes(noFrom.stderr, "--from");
+});
+
+Deno.test("sesame code and knock find the client config in ~/.config/sesame/client.yaml (or $XDG_CONFIG_HOME) when none is named", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(`${dir.path}/.config/sesame`, { recursive: true });
+  await writePrivate(
+    `${dir.path}/.config/sesame/client.yaml`,
+    `doors:\n  legacy: { sequence: [7000, "8000/udp", 9000] }\n`,
+  );
+  const home = await runCli(["code", "--door", "legacy"], { env: { HOME: dir.path } });
+  assertEquals(home.code, 0, home.stderr);
+  assertStringIncludes(home.stdout, "7000/tcp 8000/udp 9000/tcp");
+  const xdg = await runCli(["code", "--door", "legacy"], {
+    env: { HOME: "/nonexistent", XDG_CONFIG_HOME: `${dir.path}/.config` },
+  });
+  assertEquals(xdg.code, 0, xdg.stderr);
+  const none = await runCli(["code", "--door", "legacy"], { env: { HOME: "/nonexistent" } });
+  assertEquals(none.code, 2, "no config anywhere: a usage error");
+  assertStringIncludes(none.stderr, "--config is required");
 });

@@ -3,7 +3,7 @@ import { codeAt } from "../code.ts";
 import { formatDuration } from "../duration.ts";
 import { UsageError } from "../errors.ts";
 import { parseFlags, stringFlag } from "./args.ts";
-import { addressFlag, findDoor, iso, loadPrivateConfig } from "./common.ts";
+import { addressFlag, defaultClientConfig, findDoor, iso, loadPrivateConfig } from "./common.ts";
 import { parseTime } from "./time.ts";
 
 /** Runs `sesame code`; returns the exit code. */
@@ -16,7 +16,10 @@ export async function code(args: string[]): Promise<number> {
     user: { type: "string" },
     json: { type: "boolean" },
   });
-  const config = await loadPrivateConfig(stringFlag(parsed, "config", "code", true), "warn", false);
+  const file = stringFlag(parsed, "config", "code") ??
+    defaultClientConfig((name) => Deno.env.get(name)) ??
+    stringFlag(parsed, "config", "code", true); // none: the usage error
+  const config = await loadPrivateConfig(file, "warn", false);
   const door = findDoor(
     config,
     stringFlag(parsed, "door", "code"),

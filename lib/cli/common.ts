@@ -93,3 +93,33 @@ export async function loadPrivateConfig(
     message: `${describeExposed([e])} (or pass --insecure-permissions where modes cannot be set)`,
   })));
 }
+
+/**
+ * The client config a user keeps for `knock` and `code` when they name none:
+ * `$XDG_CONFIG_HOME/sesame/client.yaml`, else `~/.config/sesame/client.yaml`, whichever
+ * exists first; undefined when neither does.
+ *
+ * @example
+ * ```ts
+ * import { defaultClientConfig } from "./common.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/sesame`);
+ * await Deno.writeTextFile(`${dir}/sesame/client.yaml`, "doors: {}\n");
+ * const env = (name: string) => name === "XDG_CONFIG_HOME" ? dir : undefined;
+ * assertEquals(defaultClientConfig(env), `${dir}/sesame/client.yaml`);
+ * assertEquals(defaultClientConfig(() => undefined), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function defaultClientConfig(env: (name: string) => string | undefined): string | undefined {
+  const homes = [env("XDG_CONFIG_HOME"), env("HOME") && `${env("HOME")}/.config`];
+  for (const home of homes) {
+    if (!home) continue;
+    const path = `${home}/sesame/client.yaml`;
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not there */ }
+  }
+  return undefined;
+}

@@ -52,7 +52,9 @@ Options:
 Shows the knock sequence of a door at a time (default now) and when it rotates.
 
 Options:
-  -c, --config FILE   the config file (YAML) that defines the door
+  -c, --config FILE   the config file (YAML) that defines the door (default: the
+                      client config in ~/.config/sesame/client.yaml, or
+                      $XDG_CONFIG_HOME/sesame/client.yaml)
   --door NAME         the door
   --at TIME           unix seconds or an ISO-8601 time, e.g. 2030-01-01T12:00:00Z
   --from ADDRESS      the knocking address, for a door with bind_source: true
@@ -116,7 +118,8 @@ says so.
 
 Options:
   -c, --config FILE      the config that defines the door (the same YAML as the server's;
-                         a client config may hold only the doors it knocks, without "open")
+                         a client config may hold only the doors it knocks, without "open");
+                         default: ~/.config/sesame/client.yaml ($XDG_CONFIG_HOME/sesame/)
   --door NAME            the door to knock
   -u, --udp              static ports without :tcp/:udp are UDP (default TCP)
   -d, --delay MS         gap between knocks in ms (default 50)

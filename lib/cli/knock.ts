@@ -17,7 +17,7 @@ import {
   readKnockMemory,
   rememberKnock,
 } from "../net/knock_memory.ts";
-import { findDoor, loadPrivateConfig } from "./common.ts";
+import { defaultClientConfig, findDoor, loadPrivateConfig } from "./common.ts";
 import { counterAt } from "../sequence.ts";
 
 /** The default gap between knocks, ms: keeps a client's knocks in order on the way. */
@@ -185,7 +185,8 @@ export async function knock(argv: string[]): Promise<number> {
     } else console.error(`port ${waitPort} is already open: not knocking`);
     return exec?.length ? await runExec(exec) : 0;
   }
-  const configFile = stringFlag(parsed, "config", "knock");
+  const configFile = stringFlag(parsed, "config", "knock") ??
+    (ports.length === 0 ? defaultClientConfig((name) => Deno.env.get(name)) : undefined);
   if (ports.length > 0) {
     if (configFile || parsed.values.door) {
       throw new UsageError("knock: give either ports or --config with --door, not both");
@@ -203,7 +204,7 @@ export async function knock(argv: string[]): Promise<number> {
   } else {
     if (!configFile) {
       throw new UsageError(
-        `knock: give ports, or --config FILE --door NAME\nRun "sesame knock --help" for usage.`,
+        `knock: give ports, or --config FILE --door NAME (or keep the client config in ~/.config/sesame/client.yaml)\nRun "sesame knock --help" for usage.`,
       );
     }
     const config = await loadPrivateConfig(
