@@ -13,10 +13,18 @@ import { eventually, spawnListen } from "./_process.ts";
 const ignore = !Deno.env.get("CI") &&
   !(await Deno.stat("/usr/bin/fail2ban-regex").then(() => true, () => false));
 
-/** The sources the shipped filter finds in `log`. */
+/**
+ * The sources the shipped filter finds in `log`: as sesame writes it, and as syslog or the
+ * journal hands it to fail2ban (a host and process prefix before sesame's own time) — the
+ * same in both.
+ */
 async function matched(dir: string, log: string): Promise<string[]> {
   await Deno.writeTextFile(`${dir}/sesame.log`, log);
-  return await fail2banMatches(`${dir}/sesame.log`);
+  const raw = await fail2banMatches(`${dir}/sesame.log`);
+  const prefixed = log.split("\n").map((l) => l && `Dec  6 05:17:39 myhost sesame[4242]: ${l}`);
+  await Deno.writeTextFile(`${dir}/syslog.log`, prefixed.join("\n"));
+  assertEquals(await fail2banMatches(`${dir}/syslog.log`), raw, "the same through syslog");
+  return raw;
 }
 
 for (const format of ["text", "json"] as const) {

@@ -58,3 +58,31 @@ Deno.test("metrics file: a relative path or one not ending in .prom is refused w
     );
   }
 });
+
+Deno.test("metrics file: a link or a FIFO another user planted beside it is never written through", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/sesame.prom`;
+  const victim = `${dir.path}/victim.txt`;
+  await Deno.writeTextFile(victim, "secret\n", { mode: 0o600 });
+  // The old fixed temporary name, and the file itself, as links to the victim.
+  await Deno.symlink(victim, `${file}.sesame-tmp`);
+  await Deno.symlink(victim, file);
+  const config = parseConfig(
+    `listen: { metrics_file: "${file}" }\ndoors:\n  legacy:\n    sequence: [7000]\n    decoys: 0\n    open: { for: 60s }\n`,
+    "c.yaml",
+  );
+  const daemon = await Daemon.start({
+    config,
+    clock: new ManualClock(Date.UTC(2026, 11, 6)),
+    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    listeners: (sink, options) => new MemoryListeners(sink, options),
+  });
+  try {
+    assertEquals(await Deno.readTextFile(victim), "secret\n", "the link's target is untouched");
+    assertEquals((await Deno.stat(victim)).mode! & 0o777, 0o600);
+    assertEquals((await Deno.lstat(file)).isFile, true, "the link was replaced by the metrics");
+    assert((await Deno.readTextFile(file)).includes("sesame_opens_total"));
+  } finally {
+    await daemon.stop();
+  }
+});

@@ -148,7 +148,7 @@ Options:
   demo: `Usage: sesame demo [--log-level LEVEL] [--log-format text|json]
 
 A loopback demonstration that needs no config and no root: starts a daemon on
-127.0.0.1 with a fresh secret, knocks it in the wrong order (nothing opens), with the
+127.0.0.1 with a fresh secret, knocks a wrong code (nothing opens), with the
 right code (the door opens for that address), replays the code from another address
 (refused), and waits for the door to close by itself. Exits 0 when all of that held.`,
 

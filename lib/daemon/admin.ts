@@ -150,8 +150,10 @@ export class Admin {
 
   /**
    * Writes the metrics to `listen.metrics_file` now and every 15 s, for node_exporter's
-   * textfile collector: metrics without a port. Written beside it and renamed, so a reader
-   * never sees half a file. A write that fails is logged (once a minute), never fatal.
+   * textfile collector: metrics without a port. Written to a new file of a random name
+   * beside it (created exclusively: never through a link or into a FIFO another user
+   * planted) and renamed over it (a rename replaces a link, it does not follow it), so a
+   * reader never sees half a file. A write that fails is logged (once a minute), never fatal.
    */
   writeMetricsFile(): void {
     const path = this.#options.config().metricsFile;
@@ -159,10 +161,23 @@ export class Admin {
     const { clock } = this.#options;
     let lastError = -Infinity;
     const write = () => {
+      const tmp = `${path}.sesame-${crypto.randomUUID()}`;
       try {
-        Deno.writeTextFileSync(`${path}.sesame-tmp`, this.metrics(), { mode: 0o644 });
-        Deno.renameSync(`${path}.sesame-tmp`, path);
+        const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 });
+        try {
+          const bytes = new TextEncoder().encode(this.metrics());
+          for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+          // Readable by node_exporter whatever the umask: by path, once the path is still
+          // the file written (no fd chmod in Deno).
+          if (Deno.lstatSync(tmp).ino === file.statSync().ino) Deno.chmodSync(tmp, 0o644);
+        } finally {
+          file.close();
+        }
+        Deno.renameSync(tmp, path);
       } catch (e) {
+        try {
+          Deno.removeSync(tmp); // ours (created exclusively), or nothing
+        } catch { /* not created */ }
         if (clock.monotonic() - lastError < 60_000) return;
         lastError = clock.monotonic();
         log.error("cannot write the metrics to {path}: {error}", {
