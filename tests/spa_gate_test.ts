@@ -250,3 +250,23 @@ Deno.test("SPA gate: a reload hands on the highest time seen, so a clock stepped
   const second = new SpaGate([ssh], first.usedDigests(), Math.max(first.maxTime, T + 10_000));
   assertEquals(brief(second.handle("192.0.2.8", 62201, p, T + 10_000)), "skew ssh");
 });
+
+Deno.test("SPA gate: a captured packet resent 50 times 'from' a victim's address spends none of the victim's allowance", () => {
+  const [ssh] = doors();
+  const gate = new SpaGate([ssh]);
+  const captured = packet(ssh, "0.0.0.0,tcp/22", T);
+  assertEquals(brief(gate.handle("192.0.2.99", 62201, captured, T)), "open ssh 192.0.2.99 60000");
+  let opened = 0;
+  for (let s = 1; s <= 5; s++) {
+    const at = T + s * 1000;
+    for (let i = 0; i < 50; i++) {
+      assertEquals(brief(gate.handle("192.0.2.50", 62201, captured, at + i)), "replay ssh");
+    }
+    if (
+      gate.handle("192.0.2.50", 62201, packet(ssh, "0.0.0.0,tcp/22", at), at + 100).kind === "open"
+    ) {
+      opened++;
+    }
+  }
+  assertEquals(opened, 5);
+});

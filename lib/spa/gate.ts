@@ -184,27 +184,33 @@ export class SpaGate {
     }
     const door = doors.find((d) => verifySpaHmac(payload, d.spa.keys));
     if (!door) return refused(source, "wrong", "no door's HMAC key made this packet");
-    // Authentic: only now does the source's own allowance count (forgers cannot spend it).
-    if (!this.#admit(source, now)) {
-      return {
-        ...refused(source, "limited", "more than 5 authentic packets a second", door.name),
-        limit: "source",
-      };
-    }
     if (!isPermitted(address, door.allow, door.deny)) {
       return refused(source, "denied", "the source is not allowed on this door", door.name);
+    }
+    // A used packet is refused before it is decrypted, and spends nobody's allowance: a
+    // captured packet resent "from" a victim's address must not keep the victim out.
+    const digest = createHash("sha256").update(payload).digest("base64");
+    if (this.#used.has(digest)) {
+      return refused(source, "replay", "a packet already used", door.name);
     }
     const decoded = decodeSpa(payload, door.spa.keys);
     if (!decoded.ok) return refused(source, "wrong", `undecodable (${decoded.error})`, door.name);
     const packet = decoded.packet;
-    const digest = createHash("sha256").update(payload).digest("base64");
     const seen = packet.timestamp * 1000;
-    // Authentic: used up from here on, whatever follows.
-    const first = !this.#used.has(digest);
-    this.#used.set(digest, seen);
     const used = { digest, seen };
-    if (!first) return { ...refused(source, "replay", "a packet already used", door.name) };
     const maxAge = door.spa.maxAgeMs;
+    // Within its time, never used: only such a packet counts against its source's
+    // allowance (forgers cannot make one), and it is not used up when the allowance is spent.
+    const timely = seen >= this.#refuseBefore && seen >= this.#maxTime - maxAge &&
+      Math.abs(seen - now) <= maxAge;
+    if (timely && !this.#admit(source, now)) {
+      return {
+        ...refused(source, "limited", "more than 5 new packets a second", door.name),
+        limit: "source",
+      };
+    }
+    // Authentic: used up from here on, whatever follows.
+    this.#used.set(digest, seen);
     if (seen < this.#refuseBefore) {
       return {
         ...refused(
