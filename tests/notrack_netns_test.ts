@@ -99,3 +99,54 @@ doors:
     assertEquals((await p.child.status).code, 0);
   },
 });
+
+Deno.test({
+  name:
+    "closed_reply auto: behind a firewall whose input chain ends in a reject (firewalld's layout), the protected port is filtered like its neighbours",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    await Deno.writeTextFile(
+      `${dir.path}/admin.nft`,
+      "table inet filter {\n  chain input {\n    type filter hook input priority filter; policy accept;\n    ct state established,related accept\n    tcp dport 20000-20099 accept\n    tcp dport 2222 accept\n    reject with icmpx admin-prohibited\n  }\n}\n",
+    );
+    assertEquals((await lab.exec("server", ["nft", "-f", `${dir.path}/admin.nft`])).code, 0);
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      `listen: { addresses: ["::"] }
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "20000-20099"
+    open: { for: 30s, nft: { port: ${SERVICE} } }
+`,
+    );
+    await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
+      "ip",
+      "netns",
+      "exec",
+      lab.ns.server,
+    ]);
+    await p.waitForLog(/listening on/, 10_000);
+    assert(/closed_reply auto: protected ports drop/.test(p.log()), p.log());
+    const out = await lab.exec("bystander", [
+      "nmap",
+      "-n",
+      "-Pn",
+      "-sS",
+      "--max-retries",
+      "1",
+      "-p",
+      `${SERVICE - 1}-${SERVICE + 1}`,
+      ADDR.server.toBystander,
+    ]);
+    const report = new TextDecoder().decode(out.stdout);
+    assert(!/\bclosed\b|\bopen\b/.test(report.replace(/Not shown.*/g, "")), report);
+    assert(/filtered/.test(report), report);
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

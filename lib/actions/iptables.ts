@@ -191,7 +191,13 @@ export class IptablesFirewall implements Firewall {
       capture: true,
     });
     if (result.code !== 0) return "drop";
-    return /^-P INPUT DROP$/m.test(result.output ?? "") ? "drop" : "reject";
+    // Silent when INPUT drops by policy, or ends in DROP or a REJECT other than a TCP reset.
+    const lines = (result.output ?? "").trim().split("\n");
+    const last = lines.at(-1) ?? "";
+    return lines.includes("-P INPUT DROP") ||
+        /-j (DROP|REJECT)(?! --reject-with tcp-reset)/.test(last)
+      ? "drop"
+      : "reject";
   }
 
   async #replace(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {

@@ -10,15 +10,13 @@ import { type Clock, systemClock, type Timer } from "../clock.ts";
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
-import { logger } from "../log.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
 import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import { adminSets, elementLines, nftRuleset } from "./nft_rules.ts";
+import { resolveClosedReply, warnTrackedAccept } from "./host_ruleset.ts";
 import { NftSession } from "./nft_session.ts";
 import type { CommandRunner, Session } from "./runner.ts";
-
-const log = logger("nft");
 
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
@@ -137,8 +135,9 @@ export class NftFirewall implements Firewall {
     // table back first, and then reports the set.
     if (problems.size > 0 && !options.repair) throw setError(problems);
     if (!options.repair) {
-      this.#closedReply = await this.#resolveReply(options.closedReply);
-      await this.#warnTrackedAccept();
+      const list = (args: readonly string[]) => this.#list(args);
+      this.#closedReply = await resolveClosedReply(options.closedReply, list, this.#runner);
+      await warnTrackedAccept(list);
     }
     await this.#run(nftRuleset(doors, records, this.#now(), { closedReply: this.#closedReply }));
     // The open sources of doors in the admin's sets go back in (the admin may have
@@ -168,47 +167,6 @@ export class NftFirewall implements Firewall {
     this.#expectedSets = await this.#listSets(this.#adminSets);
     if (problems.size > 0) throw setError(problems);
     return ownTable;
-  }
-
-  /**
-   * Knocks are untracked (sesame's raw chains): a rule of the admin's that accepts by
-   * `ct state new` does not match them. Said once per start, not refused: the rule may not
-   * concern the pools at all.
-   */
-  async #warnTrackedAccept(): Promise<void> {
-    const ruleset = await this.#list(["-t", "list", "ruleset"]);
-    let table = "";
-    for (const line of ruleset.split("\n")) {
-      const t = /^table (\S+ \S+) \{/.exec(line);
-      if (t) table = t[1];
-      else if (table !== "inet sesame" && /\bct state\b[^\n]*\bnew\b/.test(line)) {
-        log.warning(
-          "nft: table {table} accepts by ct state new ({rule}): sesame keeps knocks out of conntrack (their state is untracked), so such a rule does not let knocks in; accept the knock pools by port",
-          { table, rule: line.trim() },
-        );
-        return;
-      }
-    }
-  }
-
-  /**
-   * `auto`: as the host's other closed ports answer. A base chain on the input hook with a
-   * drop policy (the admin's firewall) means closed ports are silent; otherwise the kernel
-   * resets TCP and answers port unreachable, and a silent port would stand out to a scan.
-   */
-  async #resolveReply(wanted: "auto" | "drop" | "reject" = "drop"): Promise<"drop" | "reject"> {
-    if (wanted !== "auto") return wanted;
-    try {
-      const chains = (JSON.parse(await this.#list(["-j", "list", "chains"]) || "{}").nftables ??
-        []) as { chain?: { table?: string; hook?: string; policy?: string } }[];
-      return chains.some((o) =>
-          o.chain?.hook === "input" && o.chain.policy === "drop" && o.chain.table !== "sesame"
-        )
-        ? "drop"
-        : "reject";
-    } catch {
-      return "drop";
-    }
   }
 
   /**

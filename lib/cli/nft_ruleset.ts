@@ -1,5 +1,8 @@
 /** `sesame nft-ruleset`: print the nftables table listen would apply, for review. @module */
+import { resolveClosedReply } from "../actions/host_ruleset.ts";
+import { NFT_PATH } from "../actions/nft.ts";
 import { nftRuleset } from "../actions/nft_rules.ts";
+import { runCommand } from "../actions/runner.ts";
 import { loadConfig } from "../config/load.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 
@@ -7,6 +10,22 @@ import { parseFlags, stringFlag } from "./args.ts";
 export async function nftRulesetCommand(args: string[]): Promise<number> {
   const parsed = parseFlags("nft-ruleset", args, { config: { type: "string", short: "c" } });
   const config = await loadConfig(stringFlag(parsed, "config", "nft-ruleset", true));
-  console.log(nftRuleset(config.doors, [], Date.now()).trimEnd());
+  // closed_reply auto reads this host's rules, as listen does (drop when they cannot be read).
+  const runner = {
+    run: runCommand,
+    spawn: () => {
+      throw new Error("not needed");
+    },
+    close() {},
+  };
+  const closedReply = await resolveClosedReply(
+    config.closedReply,
+    async (list) => {
+      const r = await runCommand([NFT_PATH, ...list], { timeoutMs: 10_000, capture: true });
+      return r.code === 0 ? r.output ?? "" : "";
+    },
+    runner,
+  );
+  console.log(nftRuleset(config.doors, [], Date.now(), { closedReply }).trimEnd());
   return 0;
 }

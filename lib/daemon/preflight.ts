@@ -44,7 +44,11 @@ export async function checkEphemeral(doors: readonly Door[]): Promise<void> {
   const untracked = doors.some((d) => d.open?.nft && !d.open.nft.sets);
   const refused = [];
   for (const door of doors) {
-    const ports = [...door.pool.tcp, ...door.pool.udp];
+    const ports = [
+      ...door.pool.tcp,
+      ...door.pool.udp,
+      ...door.kind === "spa" ? [door.spa.port] : [],
+    ];
     const inside = ports.filter((p) => p >= range[0] && p <= range[1]);
     if (inside.length === 0) continue;
     if (untracked) {
