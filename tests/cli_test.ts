@@ -47,8 +47,12 @@ Deno.test("sesame check: exit 0 with a summary, exit 1 with located errors, no s
   const json = await runCli(["check", "-c", example, "--json"]);
   assertEquals(JSON.parse(json.stdout).doors.length, 2);
   assertEquals(json.stdout.includes("c2VzYW1l"), false);
-  // What listen refuses, check refuses: an inline secret in a file others can read.
-  const open = await runCli(["check", "-c", "examples/sesame.yaml"]);
+  // What listen refuses, check refuses: an inline secret in a file others can read (a
+  // copy: the README has the admin chmod the example itself).
+  const readable = `${dir.path}/readable.yaml`;
+  await Deno.writeTextFile(readable, await Deno.readTextFile("examples/sesame.yaml"));
+  await Deno.chmod(readable, 0o644);
+  const open = await runCli(["check", "-c", readable]);
   assertEquals(open.code, 1, open.stdout);
   assertStringIncludes(open.stderr, "run chmod 600");
   // And it says what the host would do to listen: a knock port already taken.

@@ -175,8 +175,7 @@ a door with "users" opened it for. Connections already established continue, as 
 "for"; --established also drops them (conntrack).
 
 Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error, or a door, user or
-address the config does not hold; 3 no daemon
-with this config answers in this network namespace.`,
+address the config does not hold; 3 no daemon with this config answers in this network namespace.`,
 
   version: `Usage: sesame version [--json]
 

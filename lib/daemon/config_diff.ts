@@ -8,7 +8,10 @@ import { logger } from "../log.ts";
 
 const log = logger("daemon");
 
-/** Says which doors' secrets changed and which users came: the admin sees what a reload did. */
+/**
+ * Says what a reload changed that the admin must know: secrets rotated, users added, and
+ * settings that take effect only at the next start.
+ */
 export function logConfigChanges(running: Config, config: Config): void {
   const before = userDoors(running.doors);
   for (const door of userDoors(config.doors)) {
@@ -30,6 +33,15 @@ export function logConfigChanges(running: Config, config: Config): void {
   }
   for (const { door, user } of removedUsers(config, running)) {
     log.info("door {door}: user {user} added: their codes open from now on", { door, user });
+  }
+  if (JSON.stringify(config.metrics) !== JSON.stringify(running.metrics)) {
+    log.warning("listen.metrics changed: the new address takes effect at the next start");
+  }
+  if (config.metricsFile !== running.metricsFile) {
+    log.warning("listen.metrics_file changed: it takes effect at the next start");
+  }
+  if (config.closedReply !== running.closedReply) {
+    log.info("listen.closed_reply changed: in force with the rules just applied");
   }
 }
 

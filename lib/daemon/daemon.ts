@@ -319,9 +319,6 @@ export class Daemon {
     }
     const running = this.#config;
     logConfigChanges(running, config);
-    if (JSON.stringify(config.metrics) !== JSON.stringify(running.metrics)) {
-      log.warning("listen.metrics changed: the new address takes effect at the next start");
-    }
     this.#config = config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
     this.#intake.replace(config);
