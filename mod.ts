@@ -122,7 +122,7 @@ export type {
 export { SocketListeners } from "./lib/net/listeners.ts";
 export type { Firewall, Firewalls, Records, StartOptions } from "./lib/actions/firewall.ts";
 export type { CommandResult, CommandRunner, RunOptions, Session } from "./lib/actions/runner.ts";
-export { nftRuleset } from "./lib/actions/nft_rules.ts";
+export { nftRuleset, type RulesetOptions } from "./lib/actions/nft_rules.ts";
 
 // Errors a caller catches.
 export {
