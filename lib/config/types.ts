@@ -246,3 +246,19 @@ export function userDoors(doors: readonly Door[]): Door[] {
       : [door]
   );
 }
+
+/**
+ * The single-packet (SPA) doors among `doors`.
+ *
+ * @example
+ * ```ts
+ * import { spaDoors } from "./types.ts";
+ * import { validateConfig } from "./validate.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const { doors } = validateConfig({ doors: { legacy: { sequence: [7000] } } });
+ * assertEquals(spaDoors(doors), []);
+ * ```
+ */
+export function spaDoors(doors: readonly Door[]): SpaDoor[] {
+  return doors.filter((d): d is SpaDoor => d.kind === "spa");
+}

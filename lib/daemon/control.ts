@@ -8,6 +8,7 @@
 import { ConfigError } from "../errors.ts";
 import { netNamespaceId } from "../system.ts";
 import { LOCK_DIR } from "./instance_lock.ts";
+import { writeAll } from "../net/write_all.ts";
 
 /** What a client may ask. */
 export type ControlRequest =
@@ -244,9 +245,4 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
     at += c.length;
   }
   return out;
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < data.length) at += await conn.write(data.subarray(at));
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
-import { type Config, type Door, type SpaDoor, userDoors } from "../config/types.ts";
+import { type Config, type Door, spaDoors, userDoors } from "../config/types.ts";
 import type { Counters } from "../counters.ts";
 import { type Decision, KnockEngine } from "../engine/engine.ts";
 import type { UsedCodes } from "../engine/used_codes.ts";
@@ -107,11 +107,26 @@ export class Intake implements KnockSink {
   constructor(options: IntakeOptions) {
     this.#options = options;
     const { config, spa } = options;
-    this.#doors = new Map(config.doors.map((d) => [d.name, d]));
-    this.#engine = this.#newEngine(config);
-    this.#sequences = new Sequences(this.#engine);
-    this.#spa = new SpaGate(spaDoors(config), spa.used, spa.maxTime, spa.refuseBefore, config);
+    [this.#doors, this.#engine, this.#sequences, this.#spa] = this.#build(
+      config,
+      spa.used,
+      spa.maxTime,
+    );
     this.#lastPrune = options.clock.now();
+  }
+
+  /** The parts that follow a config: the doors by name, the engine, its derivations, the gate. */
+  #build(config: Config, spaUsed: readonly SpaDigest[], maxTime: number) {
+    const engine = this.#newEngine(config);
+    const gate = new SpaGate(
+      spaDoors(config.doors),
+      spaUsed,
+      maxTime,
+      this.#options.spa.refuseBefore,
+      config,
+    );
+    const doors = new Map(config.doors.map((d) => [d.name, d]));
+    return [doors, engine, new Sequences(engine), gate] as const;
   }
 
   /** From now on, what is heard is acted on (the firewall is in place). */
@@ -135,15 +150,10 @@ export class Intake implements KnockSink {
    */
   replace(config: Config): void {
     const now = this.#options.clock.now();
-    this.#doors = new Map(config.doors.map((d) => [d.name, d]));
-    this.#engine = this.#newEngine(config);
-    this.#sequences = new Sequences(this.#engine);
-    this.#spa = new SpaGate(
-      spaDoors(config),
+    [this.#doors, this.#engine, this.#sequences, this.#spa] = this.#build(
+      config,
       this.#spa.usedDigests(),
       Math.max(this.#spa.maxTime, now),
-      this.#options.spa.refuseBefore,
-      config,
     );
     this.#sequences.refresh(now);
   }
@@ -286,8 +296,4 @@ export class Intake implements KnockSink {
 /** True for an IPv6 link-local address (fe80::/10), as sockets report it (no scope). */
 function isLinkLocal(source: string): boolean {
   return /^fe[89ab][0-9a-f]:/i.test(source);
-}
-
-function spaDoors(config: Config): SpaDoor[] {
-  return config.doors.filter((d): d is SpaDoor => d.kind === "spa");
 }

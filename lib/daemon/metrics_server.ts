@@ -4,6 +4,7 @@
  * itself is rendered by metrics.ts).
  * @module
  */
+import { writeAll } from "../net/write_all.ts";
 
 /** A metrics endpoint being served. */
 export interface MetricsServer {
@@ -134,8 +135,4 @@ async function answer(conn: Deno.Conn, render: () => string, deadlineMs: number)
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }

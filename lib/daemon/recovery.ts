@@ -5,7 +5,7 @@
  * SPA packets to refuse. Logs how the store loaded. Pure but for the log.
  * @module
  */
-import { type Config, type SpaDoor, userDoors } from "../config/types.ts";
+import { type Config, spaDoors, userDoors } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { UsedCodes } from "../engine/used_codes.ts";
 import { logger } from "../log.ts";
@@ -55,7 +55,7 @@ export function recover(loaded: LoadResult, config: Config, now: number): Recove
       }
     }
   }
-  const maxAge = Math.max(0, ...spaDoors(config).map((d) => d.spa.maxAgeMs));
+  const maxAge = Math.max(0, ...spaDoors(config.doors).map((d) => d.spa.maxAgeMs));
   // A clock that restarted behind the latest time committed (stepped back while sesame
   // was down) would lengthen every open door by the step: their ends move back by it.
   const behind = latest - now;
@@ -138,8 +138,4 @@ function adoptCodes(config: Config, state: StoredState) {
     const secret = c.secret ?? secrets.get(c.door);
     return secret === undefined ? [] : [{ ...c, secret }];
   });
-}
-
-function spaDoors(config: Config): SpaDoor[] {
-  return config.doors.filter((d): d is SpaDoor => d.kind === "spa");
 }
