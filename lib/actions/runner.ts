@@ -154,7 +154,7 @@ export class WorkerRunner implements CommandRunner {
   #next = 0;
 
   #start(): Worker {
-    const worker = new Worker(new URL("./runner_worker.ts", import.meta.url), { type: "module" });
+    const worker = new Worker(workerUrl(import.meta.url), { type: "module" });
     worker.onmessage = (event: MessageEvent<{ id: number; result: CommandResult }>) => {
       const pending = this.#pending.get(event.data.id);
       this.#pending.delete(event.data.id);
@@ -214,4 +214,13 @@ export class WorkerRunner implements CommandRunner {
     }
     this.#pending.clear();
   }
+}
+
+/**
+ * The worker's module beside this one: `runner_worker.ts` from source, `runner_worker.js`
+ * when this module runs from a bundle (the package bundles the worker as a second entry,
+ * and a bundle's `import.meta.url` is the bundle's own file).
+ */
+export function workerUrl(self: string): URL {
+  return new URL(self.endsWith(".js") ? "./runner_worker.js" : "./runner_worker.ts", self);
 }

@@ -3,7 +3,7 @@ import { checkEphemeral } from "../daemon/preflight.ts";
 import { loadPrivateConfig } from "./common.ts";
 import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import { openFileLimit } from "../system.ts";
@@ -11,6 +11,13 @@ import { SocketListeners } from "../net/listeners.ts";
 import { wantedEndpoints } from "../daemon/binding.ts";
 import { gatewayWarnings } from "../daemon/preflight.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
+
+/** The flags of `sesame check`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  config: { type: "string", short: "c" },
+  json: { type: "boolean" },
+  "insecure-permissions": { type: "boolean" },
+} satisfies FlagSpec;
 
 /** A door's summary: everything but its secret. */
 function summary(door: Door): Record<string, unknown> {
@@ -58,11 +65,7 @@ function summary(door: Door): Record<string, unknown> {
 
 /** Runs `sesame check`; returns the exit code (a ConfigError is reported by the caller, exit 1). */
 export async function check(args: string[]): Promise<number> {
-  const parsed = parseFlags("check", args, {
-    config: { type: "string", short: "c" },
-    json: { type: "boolean" },
-    "insecure-permissions": { type: "boolean" },
-  });
+  const parsed = parseFlags("check", args, FLAGS);
   const file = stringFlag(parsed, "config", "check", true);
   // What listen would refuse from the config alone, check refuses too (exit 1).
   const config = await loadPrivateConfig(

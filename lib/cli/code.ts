@@ -2,20 +2,23 @@
 import { codeAt } from "../code.ts";
 import { formatDuration } from "../duration.ts";
 import { UsageError } from "../errors.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import { addressFlag, defaultClientConfig, findDoor, iso, loadPrivateConfig } from "./common.ts";
 import { parseTime } from "./time.ts";
 
+/** The flags of `sesame code`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  config: { type: "string", short: "c" },
+  door: { type: "string" },
+  at: { type: "string" },
+  from: { type: "string" },
+  user: { type: "string" },
+  json: { type: "boolean" },
+} satisfies FlagSpec;
+
 /** Runs `sesame code`; returns the exit code. */
 export async function code(args: string[]): Promise<number> {
-  const parsed = parseFlags("code", args, {
-    config: { type: "string", short: "c" },
-    door: { type: "string" },
-    at: { type: "string" },
-    from: { type: "string" },
-    user: { type: "string" },
-    json: { type: "boolean" },
-  });
+  const parsed = parseFlags("code", args, FLAGS);
   const file = stringFlag(parsed, "config", "code") ??
     defaultClientConfig((name) => Deno.env.get(name)) ??
     stringFlag(parsed, "config", "code", true); // none: the usage error

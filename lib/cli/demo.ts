@@ -11,8 +11,14 @@ import { Daemon, type DaemonEvent } from "../daemon/daemon.ts";
 import { sendKnock } from "../net/sender.ts";
 import { generateSecret } from "../secret.ts";
 import type { Knock } from "../knock.ts";
-import { parseFlags } from "./args.ts";
+import { type FlagSpec, parseFlags } from "./args.ts";
 import { loggingFromFlags } from "./listen.ts";
+
+/** The flags of `sesame demo`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+} satisfies FlagSpec;
 
 const say = (text: string) => console.log(text);
 
@@ -25,10 +31,7 @@ async function knockFrom(source: string, knocks: readonly Knock[]): Promise<void
 
 /** Runs `sesame demo`; exit 0 when everything behaved as it should. */
 export async function demo(args: string[]): Promise<number> {
-  const parsed = parseFlags("demo", args, {
-    "log-level": { type: "string" },
-    "log-format": { type: "string" },
-  });
+  const parsed = parseFlags("demo", args, FLAGS);
   await loggingFromFlags(parsed, "demo");
   const base = 20_000 + Math.floor(Math.random() * 9_000);
   const yaml = demoTemplate.replace("@SECRET@", generateSecret()).replace(

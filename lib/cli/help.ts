@@ -22,6 +22,7 @@ Commands:
   revoke   close a door now for an address or a user, through the running daemon
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
   version  sesame's version, and the Deno runtime (and V8) it runs on
+  completions  print the shell completion script for bash, zsh or fish
 
 Options:
   -h, --help     show help (also: sesame <command> --help)
@@ -124,8 +125,9 @@ Options:
   -u, --udp              static ports without :tcp/:udp are UDP (default TCP)
   -d, --delay MS         gap between knocks in ms (default 50)
   --tcp-timeout MS       a TCP knock counts as sent after this long without an answer (default 200)
-  -4, -6                 resolve HOST to IPv4 / IPv6 only (by default the first address in
-                         the system's order, the one ssh and the --exec program will use)
+  -4, --ipv4             resolve HOST to IPv4 only (by default the first address in the
+                         system's order, the one ssh and the --exec program will use)
+  -6, --ipv6             resolve HOST to IPv6 only
   --from ADDRESS         for a bind_source door: your address as the server sees it;
                          for an SPA door: the IPv4 address to ask for (default 0.0.0.0,
                          "the packet's source", which works behind NAT and over IPv6)
@@ -143,14 +145,18 @@ Options:
   --json                 print a result object on stdout
   -v, --verbose          one line per knock on stderr (the default on a terminal)
   --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code
-  --insecure-permissions accept a config or secret_file that other users can read`,
+  --insecure-permissions  accept a config or secret_file that other users can read`,
 
   demo: `Usage: sesame demo [--log-level LEVEL] [--log-format text|json]
 
 A loopback demonstration that needs no config and no root: starts a daemon on
 127.0.0.1 with a fresh secret, knocks a wrong code (nothing opens), with the
 right code (the door opens for that address), replays the code from another address
-(refused), and waits for the door to close by itself. Exits 0 when all of that held.`,
+(refused), and waits for the door to close by itself. Exits 0 when all of that held.
+
+Options:
+  --log-level LEVEL     the daemon's log level (default info)
+  --log-format FORMAT   text (default) or json`,
 
   status: `Usage: sesame status --config FILE [--json]
 
@@ -163,7 +169,12 @@ state_file (a consistent read-only snapshot). --json prints one stable object:
  "state_file", "doors": [{"door", "users", "open": [{"source", "user", "until",
  "closes_in_s", "action": {"kind", "ports", "protocol"}, "close_command"}],
  "used": [{"user", "prefix", "counter", "in_window", "current_secret"}]}],
- "bans": [{"source", "evidence", "until"}] | null}`,
+ "bans": [{"source", "evidence", "until"}] | null}
+
+Options:
+  -c, --config FILE     the config file
+  --json                print the object above
+  --insecure-permissions  accept a config or secret_file that other users can read`,
 
   revoke: `Usage: sesame revoke --config FILE --door NAME (--ip ADDRESS | --user NAME)
                      [--established]
@@ -175,20 +186,40 @@ a door with "users" opened it for. Connections already established continue, as 
 "for"; --established also drops them (conntrack).
 
 Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error, or a door, user or
-address the config does not hold; 3 no daemon with this config answers in this network namespace.`,
+address the config does not hold; 3 no daemon with this config answers in this network namespace.
+
+Options:
+  -c, --config FILE     the config file of the running daemon
+  --door NAME           the door to close
+  --ip ADDRESS          close it for this address
+  --user NAME           close it for every address this user opened it from
+  --established         also drop established connections (conntrack)
+  --insecure-permissions  accept a config or secret_file that other users can read`,
 
   version: `Usage: sesame version [--json]
 
 Prints sesame's version and the runtime it runs on: Deno, its V8 engine and
 TypeScript. sesame's security updates include the runtime's: check both after an
 update. --json prints them as one JSON object.
-`,
+
+Options:
+  --json   print {"sesame", "deno", "v8", "typescript"}`,
+  completions: `Usage: sesame completions bash|zsh|fish
+
+Prints the completion script for a shell (the Debian package installs all three):
+  bash: sesame completions bash > /etc/bash_completion.d/sesame
+  zsh:  sesame completions zsh > "\${fpath[1]}/_sesame"
+  fish: sesame completions fish > ~/.config/fish/completions/sesame.fish`,
+
   "nft-ruleset": `Usage: sesame nft-ruleset --config FILE
 
 Prints the nftables script "sesame listen" applies at start and on reload for the doors
 with an "nft" action: table inet sesame, replaced as a whole in one transaction, with a
 set of allowed sources per door and family and a chain that drops each door's protected
-ports for everyone else. Review it, or apply it yourself with: nft -f FILE.`,
+ports for everyone else. Review it, or apply it yourself with: nft -f FILE.
+
+Options:
+  -c, --config FILE   the config file`,
 
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
                    [--backend nft|iptables|command] [--host HOST] [--force]
@@ -214,5 +245,18 @@ comments, and writes that user's client config (default DOOR-NAME-client.yaml be
 A door with one secret (as plain init writes it) becomes a door with users: give
 --first-user NAME for whoever holds that secret now (it moves under "users:" unchanged).
 The new config is loaded and checked first; when it would not load nothing changes.
-Reload the daemon (SIGHUP) to let the user in.`,
+Reload the daemon (SIGHUP) to let the user in.
+
+Options:
+  --out FILE         the server config (default sesame.yaml)
+  --client FILE      the client config (default sesame-client.yaml)
+  --door NAME        the door's name (default ssh)
+  --protect PORT     the TCP port the door protects (default 22)
+  --backend KIND     nft (default), iptables or command
+  --host HOST        the server's name or address, written into the client config
+  --spa              a single-packet (fwknop SPA) door
+  --fwknoprc FILE    with --spa: where the fwknop client stanza goes
+  --user NAME        add a user to the door of the existing config --out
+  --first-user NAME  with --user: the name for the holder of the door's one secret
+  --force            overwrite existing files`,
 };

@@ -9,7 +9,22 @@ import { DOOR_NAME, ROTATING_KEYS } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { spaKeys } from "./keygen.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
+
+/** The flags of `sesame init`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  out: { type: "string" },
+  client: { type: "string" },
+  door: { type: "string" },
+  protect: { type: "string" },
+  backend: { type: "string" },
+  host: { type: "string" },
+  user: { type: "string" },
+  "first-user": { type: "string" },
+  spa: { type: "boolean" },
+  fwknoprc: { type: "string" },
+  force: { type: "boolean" },
+} satisfies FlagSpec;
 
 /** The starter server config; its secret is in `key` (`<door>.key` beside it). */
 export function serverTemplate(
@@ -87,19 +102,7 @@ function initFlags(parsed: Parameters<typeof stringFlag>[0]) {
 
 /** Runs `sesame init`; returns the exit code. */
 export async function init(args: string[]): Promise<number> {
-  const parsed = parseFlags("init", args, {
-    out: { type: "string" },
-    client: { type: "string" },
-    door: { type: "string" },
-    protect: { type: "string" },
-    backend: { type: "string" },
-    host: { type: "string" },
-    user: { type: "string" },
-    "first-user": { type: "string" },
-    spa: { type: "boolean" },
-    fwknoprc: { type: "string" },
-    force: { type: "boolean" },
-  });
+  const parsed = parseFlags("init", args, FLAGS);
   const user = stringFlag(parsed, "user", "init");
   if (user !== undefined) return await addUser(parsed, user);
   if (parsed.values.spa) return await initSpa(parsed);

@@ -1,7 +1,14 @@
 /** `sesame keygen`: a fresh secret, printed or written 0600. @module */
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
+
+/** The flags of `sesame keygen`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  out: { type: "string" },
+  force: { type: "boolean" },
+  spa: { type: "boolean" },
+} satisfies FlagSpec;
 
 /** A fresh pair of SPA keys as fwknop prints them: 32 bytes for AES, 64 for the HMAC, base64. */
 export function spaKeys(): { key: string; hmac: string } {
@@ -18,11 +25,7 @@ function spaKeyText(): string {
 
 /** Runs `sesame keygen`; returns the exit code. */
 export async function keygen(args: string[]): Promise<number> {
-  const parsed = parseFlags("keygen", args, {
-    out: { type: "string" },
-    force: { type: "boolean" },
-    spa: { type: "boolean" },
-  });
+  const parsed = parseFlags("keygen", args, FLAGS);
   // fwknop --key-gen's format: what fwknop's rc files and its phone app take, and what an SPA
   // door's key_file and hmac_key_file read (one file may be both).
   const secret = parsed.values.spa ? spaKeyText() : generateSecret();

@@ -9,7 +9,7 @@ import type { Knock, Protocol } from "../knock.ts";
 import { type KnockResult, sendDatagram, sendKnock, waitForOpen } from "../net/sender.ts";
 import type { SpaDoor } from "../config/types.ts";
 import { encodeSpa } from "../spa/fko.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import {
   knockMemoryPath,
   memoryKey,
@@ -19,6 +19,26 @@ import {
 } from "../net/knock_memory.ts";
 import { defaultClientConfig, findDoor, loadPrivateConfig } from "./common.ts";
 import { counterAt } from "../sequence.ts";
+
+/** The flags of `sesame knock`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  config: { type: "string", short: "c" },
+  door: { type: "string" },
+  udp: { type: "boolean", short: "u" },
+  delay: { type: "string", short: "d" },
+  "tcp-timeout": { type: "string" },
+  ipv4: { type: "boolean", short: "4" },
+  ipv6: { type: "boolean", short: "6" },
+  from: { type: "string" },
+  access: { type: "string" },
+  source: { type: "string" },
+  "wait-open": { type: "string" },
+  "wait-timeout": { type: "string" },
+  json: { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+  exec: { type: "boolean" },
+  "insecure-permissions": { type: "boolean" },
+} satisfies FlagSpec;
 
 /** The default gap between knocks, ms: keeps a client's knocks in order on the way. */
 export const DEFAULT_DELAY_MS = 50;
@@ -101,24 +121,7 @@ export async function knock(argv: string[]): Promise<number> {
   const dashes = argv.indexOf("--");
   const args = dashes < 0 ? argv : argv.slice(0, dashes);
   const exec = dashes < 0 ? undefined : argv.slice(dashes + 1);
-  const parsed = parseFlags("knock", args, {
-    config: { type: "string", short: "c" },
-    door: { type: "string" },
-    udp: { type: "boolean", short: "u" },
-    delay: { type: "string", short: "d" },
-    "tcp-timeout": { type: "string" },
-    ipv4: { type: "boolean", short: "4" },
-    ipv6: { type: "boolean", short: "6" },
-    from: { type: "string" },
-    access: { type: "string" },
-    source: { type: "string" },
-    "wait-open": { type: "string" },
-    "wait-timeout": { type: "string" },
-    json: { type: "boolean" },
-    verbose: { type: "boolean", short: "v" },
-    exec: { type: "boolean" },
-    "insecure-permissions": { type: "boolean" },
-  }, true);
+  const parsed = parseFlags("knock", args, FLAGS, true);
   const [host, ...ports] = parsed.positionals;
   if (!host) throw new UsageError(`knock: give a HOST\nRun "sesame knock --help" for usage.`);
   if (parsed.values.exec && !exec?.length) {

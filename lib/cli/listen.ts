@@ -3,8 +3,16 @@ import { Daemon } from "../daemon/daemon.ts";
 import { controlPath } from "../daemon/control.ts";
 import { UsageError } from "../errors.ts";
 import { flushLogging, isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
-import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
+
+/** The flags of `sesame listen`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  config: { type: "string", short: "c" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  "insecure-permissions": { type: "boolean" },
+} satisfies FlagSpec;
 
 const log = logger("listen");
 
@@ -23,12 +31,7 @@ export async function loggingFromFlags(parsed: ParsedArgs, command: string): Pro
 
 /** Runs `sesame listen`; returns the exit code when the daemon stops. */
 export async function listen(args: string[]): Promise<number> {
-  const parsed = parseFlags("listen", args, {
-    config: { type: "string", short: "c" },
-    "log-level": { type: "string" },
-    "log-format": { type: "string" },
-    "insecure-permissions": { type: "boolean" },
-  });
+  const parsed = parseFlags("listen", args, FLAGS);
   const file = stringFlag(parsed, "config", "listen", true);
   await loggingFromFlags(parsed, "listen");
   const insecure = parsed.values["insecure-permissions"] === true;

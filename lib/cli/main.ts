@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
   status: async () => (await import("./status.ts")).status,
   revoke: async () => (await import("./revoke.ts")).revoke,
+  completions: async () => (await import("./completions.ts")).completions,
   version: () => Promise.resolve(version),
 };
 

@@ -4,11 +4,14 @@ import { NFT_PATH } from "../actions/nft.ts";
 import { nftRuleset } from "../actions/nft_rules.ts";
 import { runCommand } from "../actions/runner.ts";
 import { loadConfig } from "../config/load.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
+
+/** The flags of `sesame nft-ruleset`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = { config: { type: "string", short: "c" } } satisfies FlagSpec;
 
 /** Runs `sesame nft-ruleset`; returns the exit code. */
 export async function nftRulesetCommand(args: string[]): Promise<number> {
-  const parsed = parseFlags("nft-ruleset", args, { config: { type: "string", short: "c" } });
+  const parsed = parseFlags("nft-ruleset", args, FLAGS);
   const config = await loadConfig(stringFlag(parsed, "config", "nft-ruleset", true));
   // closed_reply auto reads this host's rules, as listen does (drop when they cannot be read).
   const runner = {

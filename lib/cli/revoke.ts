@@ -9,20 +9,23 @@
 import { askDaemon, controlPath } from "../daemon/control.ts";
 import { parseAddress } from "../address.ts";
 import { UsageError } from "../errors.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
 import { EXIT } from "./main.ts";
 
+/** The flags of `sesame revoke`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  config: { type: "string", short: "c" },
+  door: { type: "string" },
+  ip: { type: "string" },
+  user: { type: "string" },
+  established: { type: "boolean" },
+  "insecure-permissions": { type: "boolean" },
+} satisfies FlagSpec;
+
 /** Runs `sesame revoke`; returns the exit code. */
 export async function revoke(args: string[]): Promise<number> {
-  const parsed = parseFlags("revoke", args, {
-    config: { type: "string", short: "c" },
-    door: { type: "string" },
-    ip: { type: "string" },
-    user: { type: "string" },
-    established: { type: "boolean" },
-    "insecure-permissions": { type: "boolean" },
-  });
+  const parsed = parseFlags("revoke", args, FLAGS);
   const file = stringFlag(parsed, "config", "revoke", true);
   const door = stringFlag(parsed, "door", "revoke", true);
   const ip = stringFlag(parsed, "ip", "revoke");

@@ -13,8 +13,15 @@ import { ConfigError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { readStore, type StoreSnapshot } from "../store/sqlite.ts";
 import { counterAt } from "../sequence.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
+
+/** The flags of `sesame status`, as its --help lists them (tests/help_test.ts checks). */
+export const FLAGS = {
+  config: { type: "string", short: "c" },
+  json: { type: "boolean" },
+  "insecure-permissions": { type: "boolean" },
+} satisfies FlagSpec;
 
 /**
  * The daemon serving this config in this network namespace, or `undefined`. A daemon that
@@ -34,11 +41,7 @@ export async function liveDaemon(file: string): Promise<DaemonStatus | undefined
 
 /** Runs `sesame status`; returns the exit code. */
 export async function status(args: string[]): Promise<number> {
-  const parsed = parseFlags("status", args, {
-    config: { type: "string", short: "c" },
-    json: { type: "boolean" },
-    "insecure-permissions": { type: "boolean" },
-  });
+  const parsed = parseFlags("status", args, FLAGS);
   const file = stringFlag(parsed, "config", "status", true);
   const config = await loadPrivateConfig(
     file,
