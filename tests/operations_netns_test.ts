@@ -233,6 +233,45 @@ Deno.test({
       assert(rss > heap && heap > 1_000_000, `memory: rss ${rss}, heap ${heap}`);
     });
 
+    await t.step(
+      "sesame reload through the socket says what changed; a broken config is refused (exit 1, the old one runs on); a scanner's ban survives both and sesame unban lifts it",
+      async () => {
+        const file = `${dir.path}/server.yaml`;
+        // The bystander scans: more distinct pool ports than scan_threshold, at once.
+        for (let port = 24010; port < 24020; port++) {
+          await lab.canConnect("bystander", forBob, port);
+        }
+        const bans = async () =>
+          ((await status()).bans as { source: string }[]).map((b) => b.source);
+        assert(await eventually(async () => (await bans()).includes(ADDR.bystander.v4), 3000));
+
+        const same = await cli(lab, "server", "reload", "-c", file);
+        assertEquals(
+          [same.code, same.stdout.trim()],
+          [0, "reloaded: nothing changed"],
+          same.stderr,
+        );
+        await writePrivate(file, SERVER(dir.path).replace("open: { for: 60s", "open: { for: 90s"));
+        const changed = await cli(lab, "server", "reload", "-c", file);
+        assertEquals(changed.code, 0, changed.stderr);
+        assertStringIncludes(changed.stdout, "door team changed");
+        await writePrivate(file, SERVER(dir.path).replace("length: 3", "length: 99"));
+        const refused = await cli(lab, "server", "reload", "-c", file);
+        assertEquals(refused.code, 1, refused.stdout);
+        assertStringIncludes(refused.stderr, "server.yaml:");
+        assertStringIncludes(refused.stderr, "doors.team.length");
+        await writePrivate(file, SERVER(dir.path)); // status reads the file too
+        assertEquals((await status()).daemon.pid, child.pid, "the daemon runs on");
+        assertEquals(await bans(), [ADDR.bystander.v4], "bans survive reloads");
+
+        const wrongIp = await cli(lab, "server", "unban", "-c", file, "--ip", "203.0.113.9");
+        assertEquals(wrongIp.code, 1);
+        const lifted = await cli(lab, "server", "unban", "-c", file, "--ip", ADDR.bystander.v4);
+        assertEquals([lifted.code, lifted.stdout.trim()], [0, `unbanned ${ADDR.bystander.v4}`]);
+        assertEquals(await bans(), []);
+      },
+    );
+
     child.kill("SIGTERM");
     await child.status;
   },

@@ -20,6 +20,8 @@ Commands:
   nft-ruleset  print the nftables table listen applies for the config's nft doors
   status   which doors are open for whom, until when; banned scanners (daemon or state)
   revoke   close a door now for an address or a user, through the running daemon
+  reload   make the running daemon read its config again, and say what changed
+  unban    lift a scanner ban in the running daemon
   demo     a loopback demonstration: start a daemon, knock, watch a door open and close
   version  sesame's version, and the Deno runtime (and V8) it runs on
   completions  print the shell completion script for bash, zsh or fish
@@ -195,6 +197,32 @@ Options:
   --user NAME           close it for every address this user opened it from
   --established         also drop established connections (conntrack)
   --insecure-permissions  accept a config or secret_file that other users can read`,
+
+  reload: `Usage: sesame reload --config FILE [--json]
+
+Makes the running "sesame listen" (its control socket under /run/sesame, root only)
+read its config file again, check it and apply it, the way SIGHUP does, and prints what
+changed: doors added, removed or changed, secrets rotated, users added or removed. A
+config that cannot run is refused with the reason and the running one stays. Used codes,
+open doors and scanner bans carry over. The unit's ExecReload runs this.
+
+Exit codes: 0 reloaded; 1 refused (the old config runs on); 2 usage error; 3 no daemon
+with this config answers in this network namespace.
+
+Options:
+  -c, --config FILE     the config file of the running daemon
+  --json                print the daemon's answer as JSON`,
+
+  unban: `Usage: sesame unban --config FILE --ip ADDRESS
+
+Lifts the bans the running daemon holds on a source it took for a scanner (the
+banned sources and until when are in "sesame status"). Its knocks count again at once.
+
+Exit codes: 0 lifted; 1 the address was not banned; 2 usage error; 3 no daemon.
+
+Options:
+  -c, --config FILE     the config file of the running daemon
+  --ip ADDRESS          the banned address`,
 
   version: `Usage: sesame version [--json]
 

@@ -44,34 +44,16 @@ export async function listen(args: string[]): Promise<number> {
     stopRequested = true;
     void daemon?.stop();
   };
-  // One reload at a time; a SIGHUP during a reload queues exactly one more.
-  let reloading: Promise<void> | undefined;
-  let reloadAgain = false;
+  // The daemon runs one reload at a time (SIGHUP and "sesame reload" alike) and logs
+  // what it refused; a SIGHUP while it starts reloads once it has.
   let reloadAfterStart = false;
+  let reloading: Promise<unknown> | undefined;
   const reload = () => {
-    if (reloading) {
-      reloadAgain = true;
+    if (!daemon) {
+      reloadAfterStart = true; // still starting, maybe with the config before the edit
       return;
     }
-    reloading = (async () => {
-      do {
-        reloadAgain = false;
-        if (!daemon) {
-          reloadAfterStart = true; // still starting, maybe with the config before the edit
-          continue;
-        }
-        let config;
-        try {
-          config = await loadPrivateConfig(file, "refuse", insecure);
-        } catch (e) {
-          log.error("reload refused, the running config stays:\n{error}", {
-            error: (e as Error).message,
-          });
-          continue;
-        }
-        await daemon.reload(config).catch(() => {}); // the daemon logs what it refused
-      } while (reloadAgain);
-    })().finally(() => reloading = undefined);
+    reloading = daemon.reloadFile();
   };
   // Fail closed on a bug: close every door a command opened, then exit non-zero.
   const crash = (event: ErrorEvent | PromiseRejectionEvent) => {
@@ -94,6 +76,7 @@ export async function listen(args: string[]): Promise<number> {
       config,
       control: await controlPath(),
       configFile: await Deno.realPath(file),
+      loadConfig: () => loadPrivateConfig(file, "refuse", insecure),
     });
     log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });
     if (stopRequested) void daemon.stop();

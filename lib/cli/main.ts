@@ -19,6 +19,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
   status: async () => (await import("./status.ts")).status,
   revoke: async () => (await import("./revoke.ts")).revoke,
+  reload: async () => (await import("./reload.ts")).reload,
+  unban: async () => (await import("./unban.ts")).unban,
   completions: async () => (await import("./completions.ts")).completions,
   version: () => Promise.resolve(version),
 };

@@ -6,7 +6,8 @@
  * config runs here.
  * @module
  */
-import { askDaemon, controlPath } from "../daemon/control.ts";
+import { askDaemon } from "../daemon/control.ts";
+import { reachDaemon } from "./daemon_client.ts";
 import { parseAddress } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
@@ -55,21 +56,8 @@ export async function revoke(args: string[]): Promise<number> {
   ) {
     throw new UsageError(`revoke: door ${door} has no user ${JSON.stringify(user)}`);
   }
-  const path = await controlPath();
-  const status = await askDaemon(path, { op: "status" });
-  if (!status?.ok) {
-    console.error(
-      `sesame revoke: no sesame listen answers at ${path} in this network namespace: nothing to revoke (doors opened by a firewall close by themselves at their time)`,
-    );
-    return EXIT.noDaemon;
-  }
-  const mine = await Deno.realPath(file);
-  if (status.config !== null && status.config !== mine) {
-    console.error(
-      `sesame revoke: the daemon here runs with ${status.config}, not ${mine}: give its config`,
-    );
-    return EXIT.noDaemon;
-  }
+  const path = await reachDaemon("revoke", file);
+  if (typeof path === "number") return path; // doors a firewall opened close at their time
   const answer = await askDaemon(path, {
     op: "revoke",
     door,

@@ -3,6 +3,7 @@
  * control socket) and the Prometheus metrics (over HTTP). Serving them, and what they say.
  * @module
  */
+import type { ReloadOutcome } from "./reloads.ts";
 import { dropConnections } from "../actions/conntrack.ts";
 import type { CommandRunner } from "../actions/runner.ts";
 import { parseAddress } from "../address.ts";
@@ -69,6 +70,8 @@ export interface AdminOptions {
   readonly clock: Clock;
   /** The config file's absolute path, for status. */
   readonly configFile?: string;
+  /** Reads the config file again and reloads (`sesame reload`). */
+  readonly reload?: () => Promise<ReloadOutcome>;
 }
 
 /**
@@ -217,9 +220,34 @@ export class Admin {
   }
 
   /** Answers one control request. */
-  answer(request: ControlRequest): Promise<ControlAnswer> {
-    if (request.op === "status") return Promise.resolve({ ok: true, ...this.status() });
-    return this.revoke(request);
+  async answer(request: ControlRequest): Promise<ControlAnswer> {
+    switch (request.op) {
+      case "status":
+        return { ok: true, ...this.status() };
+      case "reload": {
+        const outcome: ReloadOutcome = await (this.#options.reload?.() ??
+          { ok: false, error: "this daemon cannot reload" });
+        return outcome.ok
+          ? { ok: true, changes: outcome.changes }
+          : { ok: false, error: outcome.error };
+      }
+      case "unban":
+        return this.unban(request.ip);
+      default:
+        return this.revoke(request);
+    }
+  }
+
+  /** Lifts a scanner's bans (`sesame unban --ip`). */
+  unban(ip: string): ControlAnswer {
+    const address = parseAddress(ip);
+    if (!address) return { ok: false, error: `not an IP address: ${JSON.stringify(ip)}` };
+    const lifted = this.#options.intake().unban(address.text);
+    if (lifted === 0) {
+      return { ok: false, error: `${address.text} is not banned`, nothing: true };
+    }
+    log.info("unbanned {source} by request", { source: address.text });
+    return { ok: true, source: address.text, lifted };
   }
 
   /** The Prometheus exposition of the daemon's counters now. */

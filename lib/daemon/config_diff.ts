@@ -77,3 +77,63 @@ export function removedUsers(before: Config, after: Config): { door: string; use
     }));
   });
 }
+
+/**
+ * What a reload changes, one line each, for `sesame reload` to print: doors added,
+ * removed or changed, secrets rotated, users added and removed. Never a secret.
+ *
+ * @example
+ * ```ts
+ * import { describeChanges } from "./config_diff.ts";
+ * import { validateConfig } from "../config/validate.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const door = { ports: "20000-20099", secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" };
+ * const before = validateConfig({ doors: { ssh: door } });
+ * const after = validateConfig({
+ *   doors: { ssh: { ...door, length: 5 }, web: { ...door, ports: "21000-21099" } },
+ * });
+ * assertEquals(describeChanges(before, after), ["door web added", "door ssh changed"]);
+ * assertEquals(describeChanges(before, before), []);
+ * ```
+ */
+export function describeChanges(running: Config, config: Config): string[] {
+  const changes: string[] = [];
+  const old = new Map(running.doors.map((d) => [d.name, d]));
+  const now = new Map(config.doors.map((d) => [d.name, d]));
+  for (const name of now.keys()) if (!old.has(name)) changes.push(`door ${name} added`);
+  for (const name of old.keys()) if (!now.has(name)) changes.push(`door ${name} removed`);
+  const before = userDoors(running.doors);
+  const rotated = new Set<string>();
+  for (const door of userDoors(config.doors)) {
+    if (door.kind !== "rotating") continue;
+    const was = before.find((d) =>
+      d.name === door.name && d.kind === "rotating" && d.user === door.user
+    );
+    if (was?.kind === "rotating" && was.fingerprint !== door.fingerprint) {
+      rotated.add(door.name);
+      changes.push(
+        `door ${door.name}: ${
+          door.user === undefined ? "its" : `user ${door.user}'s`
+        } secret changed`,
+      );
+    }
+  }
+  for (const { door, user } of removedUsers(config, running)) {
+    if (old.has(door)) changes.push(`door ${door}: user ${user} added`);
+  }
+  for (const { door, user } of removedUsers(running, config)) {
+    changes.push(`door ${door}: user ${user} removed (their open doors closed)`);
+  }
+  for (const [name, door] of now) {
+    const was = old.get(name);
+    if (was && !rotated.has(name) && !changes.some((c) => c.startsWith(`door ${name}: user`))) {
+      if (JSON.stringify(was) !== JSON.stringify(door)) changes.push(`door ${name} changed`);
+    }
+  }
+  const { doors: _a, ...restBefore } = running;
+  const { doors: _b, ...restAfter } = config;
+  if (JSON.stringify(restBefore) !== JSON.stringify(restAfter)) {
+    changes.push("listen settings changed");
+  }
+  return changes;
+}

@@ -13,6 +13,10 @@ import { writeAll } from "../net/write_all.ts";
 /** What a client may ask. */
 export type ControlRequest =
   | { readonly op: "status" }
+  /** Read the config file again and apply it; the answer lists the changes or the refusal. */
+  | { readonly op: "reload" }
+  /** Lift a scanner's bans. */
+  | { readonly op: "unban"; readonly ip: string }
   | {
     readonly op: "revoke";
     /** The door's name. */
@@ -149,6 +153,10 @@ function parseRequest(line: string): ControlRequest | string {
   }
   const r = value as Record<string, unknown>;
   if (r?.op === "status") return { op: "status" };
+  if (r?.op === "reload") return { op: "reload" };
+  if (r?.op === "unban") {
+    return typeof r.ip === "string" ? { op: "unban", ip: r.ip } : "unban needs an ip";
+  }
   if (r?.op !== "revoke") return `unknown operation ${JSON.stringify(r?.op)}`;
   if (typeof r.door !== "string") return "revoke needs a door";
   for (const key of ["ip", "user"] as const) {

@@ -33,7 +33,8 @@ import { recover, type Recovery } from "./recovery.ts";
 import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
 import { ClockWatch } from "./clock_watch.ts";
-import { logConfigChanges, removedUsers } from "./config_diff.ts";
+import { describeChanges, logConfigChanges, removedUsers } from "./config_diff.ts";
+import { type ReloadOutcome, ReloadQueue } from "./reloads.ts";
 
 export type { DaemonEvent, DaemonStatus };
 
@@ -59,6 +60,8 @@ export interface DaemonOptions {
   readonly control?: string;
   /** The config file's absolute path: the control socket names it, so clients know whose daemon it is. */
   readonly configFile?: string;
+  /** Reads the config file again, for {@link Daemon.reloadFile} (SIGHUP, `sesame reload`). */
+  readonly loadConfig?: () => Promise<Config>;
 }
 
 const log = logger("daemon");
@@ -106,6 +109,7 @@ export class Daemon {
   readonly #binder: Binder;
   readonly #clockWatch: ClockWatch;
   readonly #controlPath: string | undefined;
+  readonly #reloads: ReloadQueue;
   #tick: Timer | undefined;
   #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
@@ -162,6 +166,28 @@ export class Daemon {
       counters,
       clock,
       configFile: options.configFile,
+      reload: () => this.reloadFile(),
+    });
+    const load = options.loadConfig;
+    this.#reloads = new ReloadQueue(async () => {
+      if (!load) return { ok: false, error: "this daemon has no config file to read again" };
+      let config: Config;
+      try {
+        config = await load();
+      } catch (e) {
+        log.error("reload refused, the running config stays:\n{error}", {
+          error: (e as Error).message,
+        });
+        return { ok: false, error: (e as Error).message };
+      }
+      try {
+        return { ok: true, changes: await this.reload(config) };
+      } catch (e) {
+        const error = e instanceof ConfigError
+          ? e.issues.map((i) => i.message).join("; ")
+          : (e as Error).message;
+        return { ok: false, error };
+      }
     });
     const listen = options.listeners ?? ((sink, o) => new SocketListeners(sink, o));
     this.#listeners = listen(this.#intake, { now: clock.now, counters });
@@ -285,12 +311,21 @@ export class Daemon {
   // --- reload and stop ---
 
   /**
-   * Replaces the config (SIGHUP). Listeners that stay are kept; used codes carry over.
-   * A config that cannot run is refused and the old one keeps running.
+   * Reads the config file again and reloads with it (SIGHUP, `sesame reload`), one
+   * reload at a time; resolves with what changed, or why the running config stays.
    */
-  async reload(config: Config): Promise<void> {
+  reloadFile(): Promise<ReloadOutcome> {
+    return this.#reloads.request();
+  }
+
+  /**
+   * Replaces the config. Listeners that stay are kept; used codes and scanner bans carry
+   * over. A config that cannot run is refused and the old one keeps running.
+   * @returns what changed ({@link describeChanges}).
+   */
+  async reload(config: Config): Promise<string[]> {
     try {
-      await this.#reload(config);
+      return await this.#reload(config);
     } finally {
       // Checks held while reloading (another tool may have flushed the rules meanwhile)
       // happen now, against whatever config is in force.
@@ -298,7 +333,7 @@ export class Daemon {
     }
   }
 
-  async #reload(config: Config): Promise<void> {
+  async #reload(config: Config): Promise<string[]> {
     try {
       assertRunnable(config);
       // What binding the new pools would refuse is refused before anything changes.
@@ -319,6 +354,7 @@ export class Daemon {
     }
     const running = this.#config;
     logConfigChanges(running, config);
+    const changes = describeChanges(running, config);
     this.#config = config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
     this.#intake.replace(config);
@@ -349,6 +385,7 @@ export class Daemon {
     this.#binder.announce(config, bound);
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
     this.#reporter.report({ kind: "reloaded" });
+    return changes;
   }
 
   /** Stops listening, closes every door a command opened, keeps the rest in the store. Safe to call twice. */

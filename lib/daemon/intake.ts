@@ -144,17 +144,25 @@ export class Intake implements KnockSink {
     return this.#engine.bans(now);
   }
 
+  /** Lifts a scanner's bans (`sesame unban`); returns how many it had. */
+  unban(source: string): number {
+    return this.#engine.unban(source);
+  }
+
   /**
    * A new config (a reload): a new engine and new derivations; used codes and used SPA
    * packets carry over, so a reload never revives one. Progress in flight starts afresh.
    */
   replace(config: Config): void {
     const now = this.#options.clock.now();
+    // Scanners stay banned across a reload (a reload must not be a way out of a ban).
+    const bans = this.#engine.bans(now);
     [this.#doors, this.#engine, this.#sequences, this.#spa] = this.#build(
       config,
       this.#spa.usedDigests(),
       Math.max(this.#spa.maxTime, now),
     );
+    this.#engine.restoreBans(bans);
     this.#sequences.refresh(now);
   }
 

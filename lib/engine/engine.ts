@@ -132,6 +132,16 @@ export class KnockEngine {
     return this.#table.size;
   }
 
+  /** Lifts the bans of `source`; returns how many it had (0 when none). */
+  unban(source: string): number {
+    return this.#scan?.unban(source) ?? 0;
+  }
+
+  /** Takes over the bans of the engine this one replaces (see {@link ScanDetector.restore}). */
+  restoreBans(bans: readonly { source: string; evidence: Evidence; until: number }[]): void {
+    this.#scan?.restore(bans);
+  }
+
   /** The scanners banned at `now`: source, evidence, until when (ms). */
   bans(now: number): { source: string; evidence: Evidence; until: number }[] {
     return this.#scan?.list(now) ?? [];

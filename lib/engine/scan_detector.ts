@@ -108,6 +108,27 @@ export class ScanDetector {
     return until;
   }
 
+  /**
+   * Lifts `source`'s bans (`sesame unban`); returns how many it had (0–2: TCP and UDP).
+   */
+  unban(source: string): number {
+    let lifted = 0;
+    for (const bans of [this.#bans.tcp, this.#bans.udp]) if (bans.delete(source)) lifted++;
+    return lifted;
+  }
+
+  /**
+   * Takes over bans another detector held (a reload builds a new engine): each keeps its
+   * end. `bans` must be in {@link list}'s order, which keeps each evidence's expiry order.
+   */
+  restore(bans: readonly { source: string; evidence: Evidence; until: number }[]): void {
+    for (const { source, evidence, until } of bans) {
+      const held = this.#bans[evidence];
+      if (held.size >= this.#maxBans) break;
+      held.set(source, until);
+    }
+  }
+
   /** Drops bans that have ended. */
   sweep(now: number): void {
     for (const bans of [this.#bans.tcp, this.#bans.udp]) {
