@@ -1,7 +1,8 @@
 /**
- * Logging through LogTape: one line per event, text or JSON lines, all on stderr (stdout
- * stays for command output). Warnings and debug lines are rate-limited per message so a
- * flood cannot fill a disk; door opens and closes at info are never dropped.
+ * Logging through LogTape: one line per event, text or JSON lines, on stderr (stdout stays
+ * for command output) or, for `listen`, a file or syslog ({@link LogTarget}). Warnings and
+ * debug lines are rate-limited per message so a flood cannot fill a disk; door opens and
+ * closes at info are never dropped.
  * @module
  */
 import {
@@ -15,7 +16,11 @@ import {
   type Logger,
   type LogLevel,
   type LogRecord,
+  type Sink,
 } from "@logtape/logtape";
+import { fileSink, type LogTarget, syslogSink, type TargetSink } from "./log_sinks.ts";
+
+export type { LogTarget };
 
 /** Log output formats. */
 export type LogFormat = "text" | "json";
@@ -28,6 +33,15 @@ export interface LoggingOptions {
   format?: LogFormat;
   /** Lines of one message (template) allowed per 10 s before suppression. @default 20 */
   limitPer10s?: number;
+  /** Where lines go. @default stderr */
+  target?: LogTarget;
+}
+
+let target: TargetSink | undefined;
+
+/** Reopens the log file (SIGUSR1 after logrotate moved it); a no-op for other targets. */
+export function reopenLogs(): void {
+  target?.reopen();
 }
 
 let throttle: (((record: LogRecord) => boolean) & Disposable) | undefined;
@@ -54,14 +68,29 @@ export function isLogLevel(level: string): level is LogLevel {
  */
 export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
   const toStderr = Object.fromEntries(LEVELS.map((l) => [l, "error"])) as Record<LogLevel, "error">;
+  const toSyslog = options.target?.target === "syslog";
+  const json = getJsonLinesFormatter({
+    categorySeparator: ".",
+    message: "rendered",
+    properties: "flatten",
+  });
   const formatter = options.format === "json"
-    ? getJsonLinesFormatter({ categorySeparator: ".", message: "rendered", properties: "flatten" })
+    ? (record: LogRecord) => json({ ...record, message: [jsonMessage(record.message)] })
     : getTextFormatter({
-      timestamp: "date-time-tz",
+      // syslog stamps each line itself.
+      timestamp: toSyslog ? "none" : "date-time-tz",
       level: "ABBR",
       category: ".",
       value: renderValue,
     });
+  await target?.close();
+  const wanted = options.target;
+  target = wanted?.target === "file"
+    ? fileSink(wanted.path, formatter)
+    : wanted?.target === "syslog"
+    ? syslogSink(formatter, wanted.socket)
+    : undefined;
+  const out: Sink = target?.sink ?? getConsoleSink({ formatter, levelMap: toStderr });
   throttle = getThrottlingFilter({
     limit: options.limitPer10s ?? 20,
     windowMs: 10_000,
@@ -76,7 +105,7 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
   });
   await configure({
     reset: true,
-    sinks: { stderr: getConsoleSink({ formatter, levelMap: toStderr }) },
+    sinks: { stderr: out },
     filters: {
       // Opens, closes and start-up lines are info: never dropped. So are the per-knock
       // debug lines (--log-level debug promises every knock). Everything else is limited.
@@ -100,6 +129,21 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
 export async function flushLogging(): Promise<void> {
   throttle?.[Symbol.dispose]();
   await dispose();
+  await target?.close();
+  target = undefined;
+}
+
+/**
+ * A JSON line's message: values as they are, text unquoted (the line is JSON-escaped as
+ * a whole; quoting text inside it only adds backslashes: `"at http://\"::1\":9464"`).
+ */
+function jsonMessage(message: readonly unknown[]): string {
+  let out = "";
+  for (let i = 0; i < message.length; i++) {
+    const part = message[i];
+    out += i % 2 === 0 || typeof part === "string" ? String(part) : renderValue(part);
+  }
+  return out;
 }
 
 /**

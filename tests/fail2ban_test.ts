@@ -175,3 +175,33 @@ doors:
     }
   },
 });
+
+Deno.test({
+  name:
+    "the shipped jail, once enabled, is valid to the real fail2ban and bans on the knock pool only, never every port",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    const conf = `${dir.path}/fail2ban`;
+    const copy = await new Deno.Command("cp", { args: ["-r", "/etc/fail2ban", conf] }).output();
+    assert(copy.success);
+    const root = new URL("../deploy/fail2ban/", import.meta.url).pathname;
+    await Deno.copyFile(`${root}filter.d/sesame.conf`, `${conf}/filter.d/sesame.conf`);
+    const jail = await Deno.readTextFile(`${root}jail.d/sesame.conf`);
+    assert(/^enabled\s*=\s*false$/m.test(jail), "shipped disabled until the admin edits it");
+    await Deno.writeTextFile(
+      `${conf}/jail.d/sesame.conf`,
+      jail.replace(/^enabled\s*=\s*false$/m, "enabled = true"),
+    );
+    const out = await new Deno.Command("fail2ban-client", {
+      args: ["-c", conf, "-d"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert(out.success, new TextDecoder().decode(out.stderr));
+    assert(text.includes("['add', 'sesame',"), text);
+    assert(text.includes("['port', '28000:28999']"), "the jail bans the pool's ports");
+    assert(!text.includes("0:65535"), "a ban must not cut every port");
+  },
+});

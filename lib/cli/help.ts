@@ -95,7 +95,11 @@ themselves when another tool flushes them.
 
 Signals: SIGTERM/SIGINT stop (every door a command opened is closed first; firewall doors
 keep their time in the kernel); SIGHUP reloads the config (a broken config is refused and
-the old one keeps running; a SIGHUP during a reload is queued).
+the old one keeps running; a SIGHUP during a reload is queued; "sesame reload" does the
+same and reports the outcome); SIGUSR1 reopens the log file (listen.log target file).
+
+Logs go to stderr (the journal under systemd), or where listen.log says: a file or
+syslog (see sesame.yaml(5)).
 
 Options:
   -c, --config FILE     the config file (YAML); every door needs "open"

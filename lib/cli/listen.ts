@@ -2,7 +2,16 @@
 import { Daemon } from "../daemon/daemon.ts";
 import { controlPath } from "../daemon/control.ts";
 import { UsageError } from "../errors.ts";
-import { flushLogging, isLogLevel, type LogFormat, logger, setupLogging } from "../log.ts";
+import type { LogLevel } from "@logtape/logtape";
+import type { Config } from "../config/types.ts";
+import {
+  flushLogging,
+  isLogLevel,
+  type LogFormat,
+  logger,
+  reopenLogs,
+  setupLogging,
+} from "../log.ts";
 import { type FlagSpec, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
 
@@ -16,24 +25,45 @@ export const FLAGS = {
 
 const log = logger("listen");
 
-/** Reads --log-level and --log-format, shared by listen and demo. */
-export async function loggingFromFlags(parsed: ParsedArgs, command: string): Promise<void> {
+/**
+ * Reads --log-level and --log-format, shared by listen and demo, and logs to stderr with
+ * them; returns them for {@link loggingFromConfig}.
+ */
+export async function loggingFromFlags(
+  parsed: ParsedArgs,
+  command: string,
+): Promise<{ level: LogLevel; format?: LogFormat }> {
   const level = stringFlag(parsed, "log-level", command) ?? "info";
-  const format = stringFlag(parsed, "log-format", command) ?? "text";
+  const format = stringFlag(parsed, "log-format", command);
   if (!isLogLevel(level)) {
     throw new UsageError(`${command}: --log-level must be trace, debug, info, warning or error`);
   }
-  if (format !== "text" && format !== "json") {
+  if (format !== undefined && format !== "text" && format !== "json") {
     throw new UsageError(`${command}: --log-format must be text or json`);
   }
-  await setupLogging({ level, format: format as LogFormat });
+  await setupLogging({ level, format: format ?? "text" });
+  return { level, ...(format === undefined ? {} : { format }) };
+}
+
+/** Logs where the config's `listen.log` says (the flag's format wins over the config's). */
+async function loggingFromConfig(
+  flags: { level: LogLevel; format?: LogFormat },
+  config: Config,
+): Promise<void> {
+  const format = flags.format ?? config.log.format ?? "text";
+  if (config.log.to.target === "stderr" && format === (flags.format ?? "text")) return;
+  await setupLogging({ level: flags.level, format, target: config.log.to });
+  const to = config.log.to;
+  log.info("logging to {target}", {
+    target: to.target === "file" ? to.path : to.target === "syslog" ? "syslog" : "stderr",
+  });
 }
 
 /** Runs `sesame listen`; returns the exit code when the daemon stops. */
 export async function listen(args: string[]): Promise<number> {
   const parsed = parseFlags("listen", args, FLAGS);
   const file = stringFlag(parsed, "config", "listen", true);
-  await loggingFromFlags(parsed, "listen");
+  const logFlags = await loggingFromFlags(parsed, "listen");
   const insecure = parsed.values["insecure-permissions"] === true;
   // Signals are taken before the daemon starts: a SIGHUP or SIGTERM that arrives while it
   // starts must not kill the process with the default action (the firewall half set up).
@@ -70,8 +100,10 @@ export async function listen(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGHUP", reload);
+  Deno.addSignalListener("SIGUSR1", reopenLogs); // logrotate moved the log file
   try {
     const config = await loadPrivateConfig(file, "refuse", insecure);
+    await loggingFromConfig(logFlags, config);
     daemon = await Daemon.start({
       config,
       control: await controlPath(),
@@ -87,6 +119,7 @@ export async function listen(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
     Deno.removeSignalListener("SIGHUP", reload);
+    Deno.removeSignalListener("SIGUSR1", reopenLogs);
     globalThis.removeEventListener("error", crash);
     globalThis.removeEventListener("unhandledrejection", crash);
   }

@@ -30,6 +30,7 @@ export const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 /** Keys of `listen`. */
 export const LISTEN_KEYS = [
+  "log",
   "metrics",
   "metrics_public",
   "metrics_file",

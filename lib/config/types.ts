@@ -3,6 +3,7 @@
  * Produced only by {@link validateConfig}; every field is already checked.
  * @module
  */
+import type { LogSettings } from "./log_target.ts";
 import type { Cidr } from "../address.ts";
 import type { Knock, Protocol, ProtocolMode } from "../knock.ts";
 import type { DoorPool } from "../pool.ts";
@@ -208,6 +209,8 @@ export interface Config {
   readonly metricsFile?: string;
   /** How protected ports refuse everyone else: as the host's closed ports (`auto`), `reject` or `drop`. */
   readonly closedReply: "auto" | "reject" | "drop";
+  /** Where `listen` logs (`listen.log`). */
+  readonly log: LogSettings;
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

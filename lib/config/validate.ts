@@ -12,6 +12,7 @@ import { nftSetBase } from "../actions/nft_names.ts";
 import { Checker, type CheckerOptions, isMapping } from "./checker.ts";
 import { validateDoor } from "./door.ts";
 import { DEFAULTS, LISTEN_KEYS, TOP_KEYS } from "./schema.ts";
+import { checkLog } from "./log_target.ts";
 import type { Config, Door } from "./types.ts";
 
 /** Options for {@link validateConfig}. */
@@ -174,6 +175,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
       ),
     },
     ...checkMetrics(c, listen),
+    log: checkLog(c, listen.log),
     allow: c.cidrs(top.allow, ["allow"]),
     deny: c.cidrs(top.deny, ["deny"]),
     doors,

@@ -37,6 +37,9 @@ export function logConfigChanges(running: Config, config: Config): void {
   if (JSON.stringify(config.metrics) !== JSON.stringify(running.metrics)) {
     log.warning("listen.metrics changed: the new address takes effect at the next start");
   }
+  if (JSON.stringify(config.log) !== JSON.stringify(running.log)) {
+    log.warning("listen.log changed: it takes effect at the next start");
+  }
   if (config.metricsFile !== running.metricsFile) {
     log.warning("listen.metrics_file changed: it takes effect at the next start");
   }

@@ -1,0 +1,110 @@
+/**
+ * `listen.log`: a real `sesame listen` logging to a file (reopened on SIGUSR1, as after
+ * logrotate) and to syslog (through `logger`, to a socket this test serves), in text and
+ * JSON, with the shipped fail2ban filter run by the real fail2ban-regex on what arrived.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
+import { knockAll, randomBase } from "./_daemon.ts";
+import { fail2banMatches } from "./_fail2ban.ts";
+import { eventually, spawnListen } from "./_process.ts";
+
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+const config = (base: number, log: string) =>
+  `listen: { addresses: ["127.0.0.1"], log: ${log} }
+doors:
+  ssh:
+    secret: "${SECRET}"
+    ports: "${base}-${base + 39}"
+    length: 4
+    open: { for: 5s, command: ["/bin/true"] }
+`;
+
+/** Four TCP knocks from `source` that are not the door's code (nothing opens). */
+async function wrongKnocks(base: number, source: string) {
+  const ports = [base + 39, base + 38, base + 37, base + 36];
+  await knockAll("127.0.0.1", ports.map((port) => ({ port, protocol: "tcp" })), {
+    localAddress: source,
+  });
+}
+
+const failed = (source: string) => `knock failed from ${source} on door ssh: reason=wrong`;
+
+async function read(path: string): Promise<string> {
+  return await Deno.readTextFile(path).catch(() => "");
+}
+
+Deno.test("listen.log target file: lines go to the file, SIGUSR1 reopens it after a rotation, fail2ban's filter matches both files", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(40);
+  const file = `${dir.path}/sesame.log`;
+  await writePrivate(
+    `${dir.path}/c.yaml`,
+    config(base, `{ target: file, path: "${file}" }`),
+  );
+  await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+  assert(await eventually(async () => /listening on \d+ sockets/.test(await read(file)), 10_000));
+  assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);
+
+  await wrongKnocks(base, "127.0.0.2");
+  assert(await eventually(async () => (await read(file)).includes(failed("127.0.0.2"))));
+  await Deno.rename(file, `${file}.1`); // what logrotate does
+  p.kill("SIGUSR1");
+  assert(
+    await eventually(async () => {
+      await wrongKnocks(base, "127.0.0.3");
+      return (await read(file)).includes(failed("127.0.0.3"));
+    }, 5000),
+    "after SIGUSR1 the new file gets the lines",
+  );
+  assert(!(await read(`${file}.1`)).includes(failed("127.0.0.3")));
+  assertEquals(await fail2banMatches(`${file}.1`), ["127.0.0.2"]);
+  assertEquals(await fail2banMatches(file), ["127.0.0.3"]);
+  assert(!p.log().includes(failed("127.0.0.2")), "nothing went to stderr");
+  p.kill("SIGTERM");
+  assertEquals((await p.child.status).code, 0);
+});
+
+Deno.test("listen.log target syslog, text and JSON: priority daemon.info, tag and PID; the filter matches the syslog file; JSON messages hold no quoted values", async () => {
+  for (const format of ["text", "json"] as const) {
+    await using dir = await tempDir();
+    const base = randomBase(40);
+    const socket = `${dir.path}/log.sock`;
+    const syslog = Deno.listenDatagram({ transport: "unixpacket", path: socket });
+    const received: string[] = [];
+    const reading = (async () => {
+      try {
+        for await (const [data] of syslog) received.push(new TextDecoder().decode(data));
+      } catch { /* closed */ }
+    })();
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      config(base, `{ target: syslog, socket: "${socket}", format: ${format} }`),
+    );
+    await using p = spawnListen(["-c", `${dir.path}/c.yaml`]);
+    assert(
+      await eventually(() => received.some((m) => /listening on \d+ sockets/.test(m)), 10_000),
+      `${format}: nothing arrived at the syslog socket; stderr: ${p.log()}`,
+    );
+    await wrongKnocks(base, "127.0.0.2");
+    assert(await eventually(() => received.some((m) => m.includes("127.0.0.2"))));
+    const line = received.find((m) => m.includes("127.0.0.2"))!;
+    // <30> = facility daemon (3) × 8 + severity info (6); logger's local format.
+    assert(/^<30>\w{3} [ \d]\d \d\d:\d\d:\d\d sesame\[\d+\]: /.test(line), line);
+    if (format === "json") {
+      const body = JSON.parse(line.slice(line.indexOf("]: ") + 3));
+      assertEquals(body.source, "127.0.0.2");
+      const metrics = received.find((m) => m.includes("listening on"))!;
+      assert(!metrics.includes('\\"'), `a value was quoted inside the message: ${metrics}`);
+    }
+    // As rsyslog writes it to /var/log/syslog: the host name after the time stamp.
+    const asFile = received.map((m) => m.replace(/^<\d+>(.{15}) /, "$1 gateway ")).join("\n");
+    await Deno.writeTextFile(`${dir.path}/syslog`, asFile + "\n");
+    assertEquals(await fail2banMatches(`${dir.path}/syslog`), ["127.0.0.2"], format);
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+    syslog.close();
+    await reading;
+  }
+});
