@@ -265,7 +265,8 @@ Writes a starter server config (default sesame.yaml), its secret in DOOR.key bes
 it), and the matching client config (default sesame-client.yaml), all mode 0600, creating
 the directories, and prints the commands to run on each side. The door (default "ssh")
 protects TCP port --protect (default 22) with nftables (default), iptables, or a logging
-command. Existing files are never overwritten without --force.
+command; on a router --forward or --dnat makes a gateway door instead. Existing files are
+never overwritten without --force: when one exists, nothing at all is written.
 
 With --spa: the door is a single-packet (fwknop SPA) door on UDP 62201; its keys go to
 DOOR.key and DOOR.hmac beside the config, and a fwknop client stanza to --fwknoprc
@@ -285,6 +286,11 @@ Options:
   --door NAME        the door's name (default ssh)
   --protect PORT     the TCP port the door protects (default 22)
   --backend KIND     nft (default), iptables or command
+  --forward ADDR:PORT  on a router: let the knocker through to this inside host and port
+                     (nft forward door; IPv6 in brackets: [fd00::10]:22) instead of --protect
+  --dnat PORT:ADDR:PORT  on a router: this host's PORT leads the knocker to the inside host
+                     (nft dnat door), e.g. 2222:192.168.1.10:22
+  --state-file FILE  the state database (default /var/lib/sesame/state.db)
   --host HOST        the server's name or address, written into the client config
   --spa              a single-packet (fwknop SPA) door
   --fwknoprc FILE    with --spa: where the fwknop client stanza goes

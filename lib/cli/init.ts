@@ -3,13 +3,15 @@
  * config, and the command to knock with.
  * @module
  */
-import { isMap, parseDocument, YAMLMap } from "yaml";
-import { loadConfig, parseConfig, resolveSecretPath } from "../config/load.ts";
-import { DOOR_NAME, ROTATING_KEYS } from "../config/schema.ts";
+import { parseConfig } from "../config/load.ts";
+import { DOOR_NAME } from "../config/schema.ts";
+import { parseAddress } from "../address.ts";
+import { addUser } from "./init_user.ts";
+import { writeAllOrNothing } from "./init_files.ts";
 import { UsageError } from "../errors.ts";
 import { generateSecret } from "../secret.ts";
 import { spaKeys } from "./keygen.ts";
-import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
+import { type FlagSpec, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 
 /** The flags of `sesame init`, as its --help lists them (tests/help_test.ts checks). */
 export const FLAGS = {
@@ -23,16 +25,77 @@ export const FLAGS = {
   "first-user": { type: "string" },
   spa: { type: "boolean" },
   fwknoprc: { type: "string" },
+  "state-file": { type: "string" },
+  forward: { type: "string" },
+  dnat: { type: "string" },
   force: { type: "boolean" },
 } satisfies FlagSpec;
 
+/** What the door opens: a port of this host, or (on a router) an inside host's port. */
+export type InitAction =
+  | { readonly kind: "port"; readonly backend: string; readonly port: number }
+  | { readonly kind: "forward"; readonly host: string; readonly port: number }
+  | { readonly kind: "dnat"; readonly port: number; readonly host: string; readonly to: number };
+
+/** The YAML of a door's `open` action line. */
+function actionLine(door: string, action: InitAction): string {
+  const host = (h: string) => JSON.stringify(h);
+  switch (action.kind) {
+    case "forward":
+      return `nft: { forward: { to: { host: ${host(action.host)}, port: ${action.port} } } }`;
+    case "dnat":
+      return `nft: { dnat: { port: ${action.port}, to: { host: ${
+        host(action.host)
+      }, port: ${action.to} } } }`;
+    default:
+      return action.backend === "command"
+        ? `command: ["/usr/bin/logger", "sesame: open ${door} for {ip}"]`
+        : `${action.backend}: { port: ${action.port}, protocol: tcp }`;
+  }
+}
+
+/** What the door lets through, in words. */
+function describeAction(action: InitAction): string {
+  switch (action.kind) {
+    case "forward":
+      return `forwards to ${action.host} port ${action.port} (nft, on this router)`;
+    case "dnat":
+      return `forwards this host's port ${action.port} to ${action.host} port ${action.to} (nft dnat)`;
+    default:
+      return `protects TCP port ${action.port} with ${action.backend}`;
+  }
+}
+
+/** The client's --wait-open for an action. */
+function waitOpen(action: InitAction): string {
+  if (action.kind === "forward") {
+    return action.host.includes(":")
+      ? `[${action.host}]:${action.port}`
+      : `${action.host}:${action.port}`;
+  }
+  return String(action.port);
+}
+
+/** HOST:PORT, [IPV6]:PORT: an inside host's address and a port. */
+function hostPort(text: string, flag: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || !parseAddress(host!) || !(port >= 1 && port <= 65535)) {
+    throw new UsageError(
+      `init: ${flag} must be ADDRESS:PORT of the inside host (IPv6 in brackets), e.g. 192.168.1.10:22 or [fd00::10]:22, received ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return { host: parseAddress(host!)!.text, port };
+}
+
 /** The starter server config; its secret is in `key` (`<door>.key` beside it). */
 export function serverTemplate(
-  o: { door: string; port: number; backend: string; base: number; key?: string },
+  o: { door: string; action: InitAction; base: number; key?: string; stateFile: string },
 ): string {
-  const action = o.backend === "command"
-    ? `command: ["/usr/bin/logger", "sesame: open ${o.door} for {ip}"]`
-    : `${o.backend}: { port: ${o.port}, protocol: tcp }`;
+  const action = actionLine(o.door, o.action);
   return `# sesame server config, written by "sesame init". Its secret is in ${o.door}.key beside it
 # (mode 0600): rotate it with "sesame keygen --out ${
     o.key ?? `${o.door}.key`
@@ -40,7 +103,7 @@ export function serverTemplate(
 # Check it with: sesame check -c THIS_FILE      Review the firewall: sesame nft-ruleset -c THIS_FILE
 listen:
   addresses: ["::"]                # IPv4 and IPv6
-state_file: /var/lib/sesame/state.db
+state_file: ${o.stateFile}
 doors:
   ${o.door}:
     secret_file: ${o.door}.key           # relative to this file
@@ -68,26 +131,17 @@ doors:
 `;
 }
 
-async function writeSecretFile(path: string, text: string, force: boolean): Promise<void> {
-  try {
-    await Deno.writeTextFile(path, text, { mode: 0o600, createNew: !force });
-    await Deno.chmod(path, 0o600);
-  } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) {
-      throw new UsageError(`init: ${path} exists; refusing to overwrite it (use --force)`);
-    }
-    throw new UsageError(`init: cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
 /** The flags plain init and init --spa share, checked. */
-function initFlags(parsed: Parameters<typeof stringFlag>[0]) {
+function initFlags(parsed: ParsedArgs) {
   const out = stringFlag(parsed, "out", "init") ?? "sesame.yaml";
   const client = stringFlag(parsed, "client", "init") ?? out.replace(/(\.ya?ml)?$/, "-client.yaml");
   const door = stringFlag(parsed, "door", "init") ?? "ssh";
   const port = Number(stringFlag(parsed, "protect", "init") ?? "22");
   const backend = stringFlag(parsed, "backend", "init") ?? "nft";
   const host = stringFlag(parsed, "host", "init") ?? "SERVER";
+  const stateFile = stringFlag(parsed, "state-file", "init") ?? "/var/lib/sesame/state.db";
+  const forward = stringFlag(parsed, "forward", "init");
+  const dnat = stringFlag(parsed, "dnat", "init");
   if (!DOOR_NAME.test(door)) {
     throw new UsageError(`init: --door must be letters, digits, "_" or "-"`);
   }
@@ -97,7 +151,32 @@ function initFlags(parsed: Parameters<typeof stringFlag>[0]) {
   if (!["nft", "iptables", "command"].includes(backend)) {
     throw new UsageError(`init: --backend must be nft, iptables or command`);
   }
-  return { out, client, door, port, backend, host };
+  if (!stateFile.startsWith("/")) {
+    throw new UsageError(`init: --state-file must be an absolute path`);
+  }
+  const given = [forward, dnat, parsed.values.protect].filter((v) => v !== undefined).length;
+  if (given > 1) throw new UsageError(`init: give one of --protect, --forward and --dnat`);
+  if ((forward ?? dnat) !== undefined && backend !== "nft") {
+    throw new UsageError(
+      `init: --forward and --dnat are nft doors (a router's); not --backend ${backend}`,
+    );
+  }
+  let action: InitAction = { kind: "port", backend, port };
+  if (forward !== undefined) action = { kind: "forward", ...hostPort(forward, "--forward") };
+  if (dnat !== undefined) {
+    const m = /^(\d{1,5}):(.+)$/.exec(dnat);
+    const outside = Number(m?.[1]);
+    if (!m || !(outside >= 1 && outside <= 65535)) {
+      throw new UsageError(
+        `init: --dnat must be PORT:ADDRESS:PORT (this router's port, then the inside host's address and port), e.g. 2222:192.168.1.10:22, received ${
+          JSON.stringify(dnat)
+        }`,
+      );
+    }
+    const inside = hostPort(m[2], "--dnat");
+    action = { kind: "dnat", port: outside, host: inside.host, to: inside.port };
+  }
+  return { out, client, door, port, backend, host, stateFile, action };
 }
 
 /** Runs `sesame init`; returns the exit code. */
@@ -106,17 +185,17 @@ export async function init(args: string[]): Promise<number> {
   const user = stringFlag(parsed, "user", "init");
   if (user !== undefined) return await addUser(parsed, user);
   if (parsed.values.spa) return await initSpa(parsed);
-  const { out, client, door, port, backend, host } = initFlags(parsed);
+  const { out, client, door, host, stateFile, action } = initFlags(parsed);
   const secret = generateSecret();
   const base = 20_000 + 1000 * Math.floor(Math.random() * 12); // 20000–31999: below the usual ephemeral range
   const values: {
     door: string;
     secret: string;
-    port: number;
-    backend: string;
+    action: InitAction;
     base: number;
     key?: string;
-  } = { door, secret, port, backend, base };
+    stateFile: string;
+  } = { door, secret, action, base, stateFile };
   const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
   const key = `${dir}/${door}.key`;
   // The rotation hint names the key wherever the admin runs it from.
@@ -124,25 +203,20 @@ export async function init(args: string[]): Promise<number> {
   // Validate before writing anything: init never leaves a config that check would refuse.
   parseConfig(serverTemplate(values), out, { readSecretFile: () => secret });
   parseConfig(clientTemplate(values), client);
-  for (const file of [out, client]) {
-    const parent = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
-    await Deno.mkdir(parent, { recursive: true, mode: 0o700 }).catch((e) => {
-      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`, { cause: e });
-    });
-  }
-  const force = parsed.values.force === true;
-  await writeSecretFile(key, secret + "\n", force);
-  await writeSecretFile(out, serverTemplate(values), force);
-  await writeSecretFile(client, clientTemplate(values), force);
+  await writeAllOrNothing([
+    [key, secret + "\n"],
+    [out, serverTemplate(values)],
+    [client, clientTemplate(values)],
+  ], parsed.values.force === true);
   console.log(
     `wrote ${out} (server), ${key} (its secret) and ${client} (client), all mode 0600`,
   );
-  console.log(
-    `door "${door}" protects TCP port ${port} with ${backend}; knock ports ${base}-${base + 999}`,
-  );
+  console.log(`door "${door}" ${describeAction(action)}; knock ports ${base}-${base + 999}`);
   console.log(`\non the server:  sesame listen -c ${out}`);
   console.log(
-    `on the client:  sesame knock ${host} -c ${client} --door ${door} --wait-open ${port}`,
+    `on the client:  sesame knock ${host} -c ${client} --door ${door} --wait-open ${
+      waitOpen(action)
+    }`,
   );
   return 0;
 }
@@ -152,20 +226,20 @@ export async function init(args: string[]): Promise<number> {
  * DOOR.hmac beside it), the sesame client config, and, mode 0600, the `.fwknoprc` stanza
  * fwknop's own client reads. Keys never go on a command line (ps, shell history).
  */
-async function initSpa(parsed: Parameters<typeof stringFlag>[0]): Promise<number> {
-  const { out, client, door, port, backend, host } = initFlags(parsed);
+async function initSpa(parsed: ParsedArgs): Promise<number> {
+  const { out, client, door, port, host, stateFile, action } = initFlags(parsed);
+  if (action.kind !== "port") {
+    throw new UsageError(`init --spa: --forward and --dnat are for knock doors; edit open: after`);
+  }
   const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
   const rc = stringFlag(parsed, "fwknoprc", "init") ?? `${dir}/fwknoprc`;
   const { key, hmac } = spaKeys();
-  const action = backend === "command"
-    ? `command: ["/usr/bin/logger", "sesame: open ${door} for {ip}"]`
-    : `${backend}: { port: ${port}, protocol: tcp }`;
   const serverText =
     `# sesame server config with a single-packet (fwknop SPA) door, written by "sesame init --spa".
 # Its keys are in ${door}.key and ${door}.hmac beside it (mode 0600).
 listen:
   addresses: ["::"]
-state_file: /var/lib/sesame/state.db
+state_file: ${stateFile}
 doors:
   ${door}:
     spa:
@@ -177,7 +251,7 @@ doors:
       access: ["tcp/${port}"]
     open:
       for: 30s
-      ${action}
+      ${actionLine(door, action)}
 `;
   const clientText =
     `# sesame client config for the SPA door "${door}", written by "sesame init --spa". Keep it mode 0600.
@@ -203,18 +277,13 @@ HMAC_DIGEST_TYPE    sha256
   // Validate before writing anything: init never leaves a config that check would refuse.
   parseConfig(serverText, out, { readSecretFile: (f) => f.endsWith(".hmac") ? hmac : key });
   parseConfig(clientText, client);
-  for (const file of [out, client, rc]) {
-    const parent = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
-    await Deno.mkdir(parent, { recursive: true, mode: 0o700 }).catch((e) => {
-      throw new UsageError(`init: cannot create ${parent}: ${(e as Error).message}`, { cause: e });
-    });
-  }
-  const force = parsed.values.force === true;
-  await writeSecretFile(`${dir}/${door}.key`, key + "\n", force);
-  await writeSecretFile(`${dir}/${door}.hmac`, hmac + "\n", force);
-  await writeSecretFile(out, serverText, force);
-  await writeSecretFile(client, clientText, force);
-  await writeSecretFile(rc, rcText, force);
+  await writeAllOrNothing([
+    [`${dir}/${door}.key`, key + "\n"],
+    [`${dir}/${door}.hmac`, hmac + "\n"],
+    [out, serverText],
+    [client, clientText],
+    [rc, rcText],
+  ], parsed.values.force === true);
   console.log(
     `wrote ${out} (server), ${dir}/${door}.key and ${dir}/${door}.hmac (its keys), ${client} (sesame client) and ${rc} (fwknop client stanza), all mode 0600`,
   );
@@ -227,147 +296,4 @@ HMAC_DIGEST_TYPE    sha256
     `in a phone app (Fwknop2): server ${host}, port 62201, access tcp/${port}, "allow IP: source", Rijndael key (base64) and HMAC key (base64) from ${rc}, HMAC SHA256`,
   );
   return 0;
-}
-
-/** The pool keys a user's client config copies from the server's door: all but the secrets. */
-const CLIENT_KEYS = ROTATING_KEYS.filter((k) => !["secret", "secret_file", "users"].includes(k));
-
-/**
- * `sesame init --user NAME [--door DOOR] [--out SERVER.yaml] [--client FILE]`: adds a user
- * with a fresh secret (`DOOR-NAME.key`, 0600) to a door with `users` in an existing server
- * config (comments kept), and writes that user's client config. The new config is loaded
- * and checked before it replaces the old one; nothing changes when it would not load.
- */
-async function addUser(parsed: Parameters<typeof stringFlag>[0], user: string): Promise<number> {
-  const out = stringFlag(parsed, "out", "init") ?? "sesame.yaml";
-  const door = stringFlag(parsed, "door", "init") ?? "ssh";
-  const host = stringFlag(parsed, "host", "init") ?? "SERVER";
-  if (!DOOR_NAME.test(user)) {
-    throw new UsageError(`init: --user must be 1–32 letters, digits, "_" or "-"`);
-  }
-  const client = stringFlag(parsed, "client", "init") ??
-    out.replace(/[^/]*$/, `${door}-${user}-client.yaml`);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(out);
-  } catch (e) {
-    throw new UsageError(
-      `init --user: cannot read the server config ${out}: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-  const doc = parseDocument(text);
-  const node = doc.getIn(["doors", door]);
-  if (!isMap(node)) throw new UsageError(`init --user: ${out} has no door "${door}"`);
-  if (node.has("sequence")) {
-    throw new UsageError(
-      `init --user: door "${door}" is a static door: users need a rotating door`,
-    );
-  }
-  const first = stringFlag(parsed, "first-user", "init");
-  if (!node.has("users")) {
-    // A door with one secret becomes a door with users: that secret is its first user's.
-    if (first === undefined) {
-      throw new UsageError(
-        `init --user: door "${door}" has one secret, not users: give --first-user NAME, the name of whoever holds that secret now (it moves under "users:" unchanged, and their client config keeps working)`,
-      );
-    }
-    if (!DOOR_NAME.test(first) || first === user) {
-      throw new UsageError(`init --user: --first-user must be a user name other than --user`);
-    }
-    const moved = new YAMLMap();
-    moved.flow = true;
-    for (const key of ["secret", "secret_file"]) {
-      if (node.has(key)) {
-        moved.set(key, node.get(key));
-        node.delete(key);
-      }
-    }
-    const firstUsers = new YAMLMap();
-    firstUsers.set(first, moved);
-    node.set("users", firstUsers);
-  } else if (first !== undefined) {
-    throw new UsageError(
-      `init --user: door "${door}" has users already: --first-user is not needed`,
-    );
-  }
-  const users = node.get("users");
-  if (!isMap(users)) throw new UsageError(`init --user: doors.${door}.users is not a mapping`);
-  if (users.has(user)) {
-    throw new UsageError(`init --user: door "${door}" has a user "${user}" already`);
-  }
-  const keyName = `${door}-${user}.key`;
-  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
-  const key = `${dir}/${keyName}`;
-  // Never a file another door or user reads its secret from, --force or not.
-  const taken = secretFiles(doc.toJS()).map((f) => resolveSecretPath(f, out));
-  if (taken.includes(resolveSecretPath(keyName, out))) {
-    throw new UsageError(
-      `init --user: ${key} is the secret_file of another door or user in ${out}: choose another user name`,
-    );
-  }
-  const entry = new YAMLMap();
-  entry.flow = true;
-  entry.set("secret_file", keyName);
-  users.set(user, entry);
-  const secret = generateSecret();
-  const force = parsed.values.force === true;
-  await writeSecretFile(key, secret + "\n", force);
-  const pending = `${out}.new-${Deno.pid}`;
-  try {
-    await writeSecretFile(pending, doc.toString(), true);
-    const config = await loadConfig(pending); // the whole config, secrets and all, as listen reads it
-    if (!config.doors.some((d) => d.name === door)) throw new Error(`door ${door} vanished`);
-    const pool = Object.fromEntries(
-      CLIENT_KEYS.flatMap((k) => node.has(k) ? [[k, doc.getIn(["doors", door, k])]] : []),
-    );
-    const clientText =
-      `# sesame client config for user "${user}" of door "${door}", written by "sesame init --user". Keep it mode 0600.
-doors:
-  ${door}:
-    secret: "${secret}"
-${Object.entries(pool).map(([k, v]) => `    ${k}: ${JSON.stringify(toPlain(v))}`).join("\n")}
-`;
-    parseConfig(clientText, client);
-    await writeSecretFile(client, clientText, force);
-    await Deno.rename(pending, out);
-  } catch (e) {
-    await Deno.remove(pending).catch(() => {});
-    await Deno.remove(key).catch(() => {});
-    if (e instanceof UsageError) throw e;
-    throw new UsageError(
-      `init --user: the config would not load, nothing changed: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-  console.log(`added user "${user}" to door "${door}" in ${out}; their secret is in ${key} (0600)`);
-  console.log(`wrote ${client} (${user}'s client config, mode 0600): give it to ${user} securely`);
-  console.log(
-    `\nreload the daemon to let ${user} in:  systemctl reload sesame   (or: kill -HUP <pid>)`,
-  );
-  const protect = node.getIn(["open", "nft", "port"]) ?? node.getIn(["open", "iptables", "port"]);
-  console.log(
-    `on ${user}'s machine, with that file:  sesame knock ${host} -c ${
-      client.replace(/.*\//, "")
-    } --door ${door}${typeof protect === "number" ? ` --wait-open ${protect}` : ""}`,
-  );
-  return 0;
-}
-
-/** Every `secret_file` of a config document (doors and users). */
-function secretFiles(raw: unknown): string[] {
-  const doors = (raw as { doors?: Record<string, unknown> })?.doors ?? {};
-  return Object.values(doors).flatMap((d) => {
-    const door = (d ?? {}) as { secret_file?: unknown; users?: Record<string, unknown> };
-    const users = Object.values(door.users ?? {}) as { secret_file?: unknown }[];
-    return [door.secret_file, ...users.map((u) => u?.secret_file)].filter((f): f is string =>
-      typeof f === "string"
-    );
-  });
-}
-
-function toPlain(value: unknown): unknown {
-  return value && typeof value === "object" && "toJSON" in value
-    ? (value as { toJSON(): unknown }).toJSON()
-    : value;
 }
