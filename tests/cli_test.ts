@@ -6,7 +6,7 @@ import {
   assertStringIncludes,
 } from "./_assert.ts";
 import { decodeSecret } from "../lib/secret.ts";
-import { runCli, tempDir } from "./_cli.ts";
+import { DENO_RUN, ROOT, runCli, tempDir } from "./_cli.ts";
 
 Deno.test("sesame --help, --version and per-command help", async () => {
   const help = await runCli(["--help"]);
@@ -417,4 +417,27 @@ Deno.test("sesame version: sesame's version and the runtime's, as text and JSON"
   assertEquals(Object.keys(json), ["sesame", "deno", "v8", "typescript"]);
   assertEquals([json.sesame, json.deno], [meta.version, Deno.version.deno]);
   assertEquals((await runCli(["version", "--yaml"])).code, 2);
+});
+
+Deno.test("sesame check exits 1 when the open-file limit would make listen refuse to start", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/big.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `doors:\n  big:\n    sequence: [7000, 7001]\n    open: { for: 5s }\n  pool:\n    secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"\n    ports: "40000-40499"\n    open: { for: 5s }\n`,
+  );
+  await Deno.chmod(file, 0o600);
+  const deno = [Deno.execPath(), ...DENO_RUN, `${ROOT}cli.ts`, "check", "-c", file];
+  const run = async (limit: number) => {
+    const out = await new Deno.Command("prlimit", {
+      args: [`--nofile=${limit}`, ...deno],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  };
+  const low = await run(256);
+  assertEquals(low.code, 1, low.stderr);
+  assertStringIncludes(low.stderr, "sockets (+64 spare) but the open file limit is 256");
+  assertEquals((await run(4096)).code, 0);
 });

@@ -245,6 +245,12 @@ Deno.test({
           ((await status()).bans as { source: string }[]).map((b) => b.source);
         assert(await eventually(async () => (await bans()).includes(ADDR.bystander.v4), 3000));
 
+        // check knows the running daemon holds the knock ports: no "in use" warning.
+        const checked = await cli(lab, "server", "check", "-c", file);
+        assertEquals(checked.code, 0, checked.stderr);
+        assertStringIncludes(checked.stdout, `sesame listen (pid ${child.pid}) runs`);
+        assert(!checked.stdout.includes("in use"), checked.stdout);
+
         const same = await cli(lab, "server", "reload", "-c", file);
         assertEquals(
           [same.code, same.stdout.trim()],

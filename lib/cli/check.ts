@@ -1,12 +1,12 @@
 /** `sesame check`: validate a config and summarise it, secrets left out. @module */
-import { checkEphemeral } from "../daemon/preflight.ts";
+import { checkDescriptors, checkEphemeral } from "../daemon/preflight.ts";
+import { askDaemon, controlPath } from "../daemon/control.ts";
 import { loadPrivateConfig } from "./common.ts";
 import type { Door } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import type { Config } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
-import { openFileLimit } from "../system.ts";
 import { SocketListeners } from "../net/listeners.ts";
 import { wantedEndpoints } from "../daemon/binding.ts";
 import { gatewayWarnings } from "../daemon/preflight.ts";
@@ -75,6 +75,9 @@ export async function check(args: string[]): Promise<number> {
   );
   await checkStatePath(config.stateFile);
   await checkEphemeral(config.doors); // refused as listen refuses it (a ConfigError: exit 1)
+  // The open-file limit listen checks at start, from this process's limit (the unit's
+  // LimitNOFILE applies to ExecStartPre too): a ConfigError, exit 1.
+  await checkDescriptors(wantedEndpoints(config.doors, config.addresses).length);
   const host = await hostWarnings(config);
   const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
   const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({
@@ -140,21 +143,31 @@ async function checkStatePath(path: string | undefined): Promise<void> {
   }
 }
 
+/** The daemon answering on this namespace's control socket, if one does and we may ask. */
+async function runningDaemon(): Promise<{ pid: number; config: string } | undefined> {
+  try {
+    const status = await askDaemon(await controlPath(), { op: "status" }, 2000);
+    if (status?.ok && typeof status.pid === "number") {
+      return { pid: status.pid, config: String(status.config ?? "its config") };
+    }
+  } catch { /* not ours to ask (not root), or not answering: probe the ports */ }
+  return undefined;
+}
+
 /**
- * What the host says about this config, as warnings: the open-file limit listen would
- * refuse, and knock ports a local program already uses (listen would lose them).
+ * What the host says about this config, as warnings: knock ports a local program already
+ * uses (listen would lose them), unless a sesame holds them, and gateway doors' gaps.
  */
 async function hostWarnings(config: Config): Promise<string[]> {
   const warnings: string[] = [];
-  const sockets = config.doors.reduce((n, d) => n + d.pool.tcp.length + d.pool.udp.length, 0) *
-    config.addresses.length;
-  const limit = await openFileLimit();
-  if (limit && sockets + 64 > limit.soft) {
+  // A running sesame holds its own knock ports: probing them would only find it.
+  const running = await runningDaemon();
+  if (running) {
     warnings.push(
-      `the pools need ${sockets} sockets but the open file limit here is ${limit.soft}: listen would refuse to start (systemd LimitNOFILE=${
-        sockets + 1024
-      }, or ulimit -n)`,
+      `sesame listen (pid ${running.pid}) runs in this network namespace with ${running.config}: knock ports not probed; "sesame reload -c ${running.config}" applies this file and reports ports it cannot bind`,
     );
+    warnings.push(...await gatewayWarnings(config.doors));
+    return warnings;
   }
   // Probe the knock ports the way listen binds them, and let go at once.
   const probe = new SocketListeners({ knock() {}, packet() {} });

@@ -68,10 +68,11 @@ Options:
 
 Validates a config file the way "sesame listen" reads it. Prints a summary and exits 0
 when it is valid; prints each problem as FILE:LINE:COLUMN: key: message and exits 1 when
-it is not, or when listen would refuse it (a secret other users can read). Never prints
-secrets. Warns (exit 0) about weak doors (the chance that one sweep of a door's ports
-opens it, above one in a million), an open-file limit too small for the pools, and knock
-ports a local program already uses.
+it is not, or when listen would refuse it here (a secret other users can read, an
+open-file limit too small for the pools, pools in the ephemeral port range). Never
+prints secrets. Warns (exit 0) about weak doors (the chance that one sweep of a door's
+ports opens it, above one in a million) and knock ports a local program already uses;
+when sesame listen runs in this network namespace, its own ports are not probed.
 
 Options:
   -c, --config FILE         the config file
