@@ -268,8 +268,7 @@ Deno.test("parseConfig(): forward and dnat doors, checked (nft only, an address 
     protocol: "tcp",
     gateway: {
       kind: "forward",
-      host: "2001:db8::10",
-      family: 6,
+      hosts: [{ host: "2001:db8::10", family: 6 }],
       toPorts: [22, 2222],
       masquerade: false,
     },
@@ -299,8 +298,15 @@ Deno.test("parseConfig(): forward and dnat doors, checked (nft only, an address 
   g:
     sequence: [7600]
     open: { nft: { dnat: { port: 7100, to: { host: 192.168.1.12, port: 22 } } } }
+  h:
+    sequence: [7700]
+    open: { nft: { forward: { to: { host: [192.168.1.10, 192.168.1.11], port: 22 } } } }
 `,
   ).join("\n");
+  assertStringIncludes(
+    bad,
+    "doors.h.open.nft.forward.to.host.1: names a second IPv4 address: one inside host per door",
+  );
   assertStringIncludes(
     bad,
     'doors.a.open.iptables.forward: only "nft" takes forward and dnat doors',

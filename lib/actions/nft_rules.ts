@@ -224,30 +224,28 @@ function gatewayChains(doors: readonly Door[]): string[] {
   for (const door of doors) {
     const { ports, protocol, gateway } = door.open!.nft!;
     const g = gateway!;
-    const set = `${g.family === 4 ? "ip" : "ip6"} saddr @${
-      sets(door.name)[g.family === 4 ? "v4" : "v6"]
-    }`;
-    const inside = `${g.family === 4 ? "ip" : "ip6"} daddr ${g.host} ${protocol} dport { ${
-      g.toPorts.join(", ")
-    } }`;
-    if (g.kind === "forward") {
-      forward.push(`    # door ${door.name}: forward to ${g.host}`, `    ${inside} ${set} accept`);
-      drops.push(`    ${inside} drop`);
-    } else {
-      const to = g.family === 4 ? `${g.host}:${g.toPorts[0]}` : `[${g.host}]:${g.toPorts[0]}`;
-      forward.push(
-        `    # door ${door.name}: dnat to ${to}`,
-        `    ct status dnat ${inside} ${set} accept`,
-      );
-      prerouting.push(
-        `    # door ${door.name}`,
-        `    fib daddr type local ${protocol} dport ${ports[0]} ${set} dnat ${
-          g.family === 4 ? "ip" : "ip6"
-        } to ${to}`,
-      );
-    }
-    if (g.masquerade) {
-      postrouting.push(`    # door ${door.name}`, `    ${inside} ${set} masquerade`);
+    // Each of the inside host's addresses is gated for the knockers of its own family.
+    for (const { host, family } of g.hosts) {
+      const ip = family === 4 ? "ip" : "ip6";
+      const set = `${ip} saddr @${sets(door.name)[family === 4 ? "v4" : "v6"]}`;
+      const inside = `${ip} daddr ${host} ${protocol} dport { ${g.toPorts.join(", ")} }`;
+      if (g.kind === "forward") {
+        forward.push(`    # door ${door.name}: forward to ${host}`, `    ${inside} ${set} accept`);
+        drops.push(`    ${inside} drop`);
+      } else {
+        const to = family === 4 ? `${host}:${g.toPorts[0]}` : `[${host}]:${g.toPorts[0]}`;
+        forward.push(
+          `    # door ${door.name}: dnat to ${to}`,
+          `    ct status dnat ${inside} ${set} accept`,
+        );
+        prerouting.push(
+          `    # door ${door.name}`,
+          `    fib daddr type local ${protocol} dport ${ports[0]} ${set} dnat ${ip} to ${to}`,
+        );
+      }
+      if (g.masquerade) {
+        postrouting.push(`    # door ${door.name}`, `    ${inside} ${set} masquerade`);
+      }
     }
   }
   if (drops.length > 0) {

@@ -173,7 +173,8 @@ network namespace, status asks it through its control socket (/run/sesame, root 
 and also prints its PID, uptime and the scanners it has banned; otherwise it reads the
 state_file (a consistent read-only snapshot). --json prints one stable object:
 {"version": 1, "daemon": {"pid", "started_at", "uptime_s", "config"} | null,
- "state_file", "doors": [{"door", "users", "open": [{"source", "user", "until",
+ "state_file", "doors": [{"door", "users", "gateway": {"kind", "hosts", "ports",
+ "protocol", "dnat_port"} | null, "open": [{"source", "user", "until",
  "closes_in_s", "action": {"kind", "ports", "protocol"}, "close_command"}],
  "used": [{"user", "prefix", "counter", "in_window", "current_secret"}]}],
  "bans": [{"source", "evidence", "until"}] | null}

@@ -93,6 +93,14 @@ export interface StatusReport {
   readonly doors: readonly {
     readonly door: string;
     readonly users: readonly string[] | null;
+    /** On a router: the inside host a forward or dnat door opens (and the dnat port). */
+    readonly gateway: {
+      readonly kind: "forward" | "dnat";
+      readonly hosts: readonly string[];
+      readonly ports: readonly number[];
+      readonly protocol: string;
+      readonly dnat_port: number | null;
+    } | null;
     readonly open: readonly StatusOpen[];
     /** Used codes (the highest counter per user and prefix), and whether still in the window. */
     readonly used: readonly {
@@ -131,9 +139,20 @@ export function statusReport(
         ? new Set(door.users?.map((u) => u.fingerprint) ?? [door.fingerprint])
         : new Set<string>();
       const current = door.kind === "rotating" ? counterAt(now, door.periodMs) : 0;
+      const spec = door.open?.nft;
+      const g = spec?.gateway;
       return {
         door: door.name,
         users: door.kind === "rotating" && door.users ? door.users.map((u) => u.name) : null,
+        gateway: g && spec
+          ? {
+            kind: g.kind,
+            hosts: g.hosts.map((h) => h.host),
+            ports: g.toPorts,
+            protocol: spec.protocol,
+            dnat_port: g.kind === "dnat" ? spec.ports[0] : null,
+          }
+          : null,
         open: open.filter((r) => r.door === door.name).map((r): StatusOpen => ({
           source: r.source,
           user: r.user ?? null,
@@ -175,7 +194,13 @@ function render(report: StatusReport): string {
   );
   const rows = [["DOOR", "SOURCE", "USER", "CLOSES IN", "UNTIL", "THROUGH"]];
   for (const door of report.doors) {
-    if (door.open.length === 0) rows.push([door.door, "-", "", "", "", ""]);
+    const g = door.gateway;
+    const leads = g
+      ? `${g.dnat_port === null ? "forward" : "dnat"} ${inside(g, g.hosts[0])}${
+        g.hosts.length > 1 ? ` (and ${g.hosts.slice(1).join(", ")})` : ""
+      }`
+      : "";
+    if (door.open.length === 0) rows.push([door.door, "-", "", "", "", leads]);
     for (const o of door.open) {
       const a = o.action;
       rows.push([
@@ -186,6 +211,8 @@ function render(report: StatusReport): string {
         o.until,
         a.kind === "command"
           ? "command"
+          : door.gateway
+          ? `${a.kind} ${inside(door.gateway, o.source)}`
           : a.sets
           ? `${a.kind} sets`
           : `${a.kind} ${a.ports?.join(",")}/${a.protocol}`,
@@ -203,6 +230,17 @@ function render(report: StatusReport): string {
     );
   }
   return lines.join("\n");
+}
+
+/** Where a gateway door leads a source: `→ 192.168.1.10:22/tcp`, `2222 → [fd00::10]:22/tcp`. */
+function inside(
+  g: NonNullable<StatusReport["doors"][number]["gateway"]>,
+  source: string,
+): string {
+  const v6 = source.includes(":");
+  const host = g.hosts.find((h) => h.includes(":") === v6) ?? g.hosts[0];
+  const to = `${host.includes(":") ? `[${host}]` : host}:${g.ports.join(",")}/${g.protocol}`;
+  return g.dnat_port === null ? `→ ${to}` : `${g.dnat_port} → ${to}`;
 }
 
 function table(rows: string[][]): string[] {

@@ -104,13 +104,8 @@ function checkGateway(
       ? c.fail(at, `needs "to": { host: 192.168.1.10, port: 22 }, the inside host and port`, true)
       : undefined;
   }
-  const address = typeof to.host === "string" ? parseAddress(to.host) : undefined;
-  if (!address) {
-    return c.fail(
-      [...at, "to", "host"],
-      `must be the inside host's IPv4 or IPv6 address, received ${describe(to.host)}`,
-    );
-  }
+  const hosts = insideHosts(c, to.host, [...at, "to", "host"]);
+  if (!hosts) return undefined;
   if ((to.port === undefined) === (to.ports === undefined)) {
     return c.fail([...at, "to"], `needs "port" (or "ports"): the inside host's service`, true);
   }
@@ -149,12 +144,50 @@ function checkGateway(
     protocol,
     gateway: {
       kind,
-      host: address.text,
-      family: address.family,
+      hosts,
       toPorts: toPorts.ports,
       masquerade: c.bool(g.masquerade, [...at, "masquerade"], false),
     },
   };
+}
+
+/**
+ * `to.host`: the inside host's address, or a list of its IPv4 and IPv6 addresses (one of
+ * each at most) for a dual-stack host.
+ */
+function insideHosts(
+  c: Checker,
+  value: unknown,
+  at: KeyPath,
+): { host: string; family: 4 | 6 }[] | undefined {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0 || list.length > 2) {
+    return c.fail(
+      at,
+      `must be the inside host's address, or a list of its IPv4 and IPv6 addresses, received ${
+        describe(value)
+      }`,
+    );
+  }
+  const hosts: { host: string; family: 4 | 6 }[] = [];
+  for (const [i, item] of list.entries()) {
+    const address = typeof item === "string" ? parseAddress(item) : undefined;
+    const where = Array.isArray(value) ? [...at, i] : at;
+    if (!address) {
+      return c.fail(
+        where,
+        `must be the inside host's IPv4 or IPv6 address, received ${describe(item)}`,
+      );
+    }
+    if (hosts.some((h) => h.family === address.family)) {
+      return c.fail(
+        where,
+        `names a second IPv${address.family} address: one inside host per door, one address per family`,
+      );
+    }
+    hosts.push({ host: address.text, family: address.family });
+  }
+  return hosts;
 }
 
 /** An nft set of the admin's own table: `family table set`. */

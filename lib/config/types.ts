@@ -37,10 +37,11 @@ export interface OpenAction {
 export interface GatewaySpec {
   /** Discriminant. */
   readonly kind: "forward" | "dnat";
-  /** The inside host (canonical address text). */
-  readonly host: string;
-  /** Its address family. */
-  readonly family: 4 | 6;
+  /**
+   * The inside host's addresses (canonical text), at most one per family: a dual-stack
+   * host is named by both, or its other family's address would pass ungated.
+   */
+  readonly hosts: readonly { readonly host: string; readonly family: 4 | 6 }[];
   /** The inside host's ports (dnat: exactly one). */
   readonly toPorts: readonly number[];
   /** Source NAT to the router's address, for inside hosts whose replies would not come back through it. */

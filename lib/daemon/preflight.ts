@@ -80,18 +80,39 @@ export async function checkEphemeral(doors: readonly Door[]): Promise<void> {
 export async function gatewayWarnings(doors: readonly Door[]): Promise<string[]> {
   const warnings: string[] = [];
   const families = new Map<4 | 6, string[]>();
+  const oneFamily: { door: string; host: string; other: 4 | 6 }[] = [];
   for (const door of doors) {
     const spec = door.open?.nft;
     const g = spec?.gateway;
     if (!spec || !g) continue;
-    families.set(g.family, [...families.get(g.family) ?? [], door.name]);
+    for (const { family } of g.hosts) {
+      families.set(family, [...families.get(family) ?? [], door.name]);
+    }
+    if (g.hosts.length === 1) {
+      oneFamily.push({
+        door: door.name,
+        host: g.hosts[0].host,
+        other: g.hosts[0].family === 4 ? 6 : 4,
+      });
+    }
     if (g.kind === "dnat" && spec.protocol === "tcp" && portTaken(spec.ports[0])) {
       warnings.push(
         `door ${door.name}: a local program listens on TCP port ${
           spec.ports[0]
-        }, the door's dnat port: knockers are sent on to ${g.host}, everyone else is dropped there, so that program is cut off`,
+        }, the door's dnat port: knockers are sent on to ${
+          g.hosts.map((h) => h.host).join(" and ")
+        }, everyone else is dropped there, so that program is cut off`,
       );
     }
+  }
+  // The inside host's other family passes this router ungated: say so where it can.
+  for (const { door, host, other } of oneFamily) {
+    if (await forwarding(other) === false) continue;
+    warnings.push(
+      `door ${door} gates only ${host}: if that host has an IPv${other} address too, it is reachable over IPv${other} through this router without a knock; name both, e.g. to: { host: [${host}, ${
+        other === 6 ? '"fd00::10"' : "192.168.1.10"
+      }] }`,
+    );
   }
   for (const [family, names] of families) {
     if (await forwarding(family) === false) {
