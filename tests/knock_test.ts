@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { runCli, tempDir, writePrivate } from "./_cli.ts";
+import { DENO_RUN, freshClientState, ROOT, runCli, tempDir, writePrivate } from "./_cli.ts";
 import { randomBase, SECRET_B64 } from "./_daemon.ts";
 import { eventually, exists, spawnListen } from "./_process.ts";
 
@@ -321,4 +321,36 @@ Deno.test("sesame knock: a damaged or hostile counter memory is forgotten, never
     env: { XDG_STATE_HOME: dir.path },
   });
   assertEquals(out.code, 0, out.stderr);
+});
+
+Deno.test("sesame knock says what it did in one line; -q says nothing; on a terminal --wait-open shows it is waiting", async () => {
+  const base = randomBase(2);
+  const plain = await runCli(["knock", "127.0.0.1", String(base), `${base + 1}:udp`, "-d", "0"]);
+  assertEquals(plain.code, 0, plain.stderr);
+  assertEquals(plain.stdout, "");
+  const lines = plain.stderr.trim().split("\n");
+  assertEquals(lines.length, 1, plain.stderr);
+  assert(
+    /^knocked a static sequence on 127\.0\.0\.1: 2 TCP\+UDP knocks \((refused|accepted|sent)(, (refused|accepted|sent))*\)$/
+      .test(lines[0]),
+    lines[0],
+  );
+  const quiet = await runCli(["knock", "127.0.0.1", String(base), "-d", "0", "-q"]);
+  assertEquals([quiet.code, quiet.stdout, quiet.stderr], [0, "", ""]);
+
+  // A terminal (util-linux script gives the command a pseudo-terminal).
+  const command = [Deno.execPath(), ...DENO_RUN, `${ROOT}cli.ts`, "knock", "127.0.0.1"]
+    .concat([String(base), "-d", "0", "--wait-open", "9", "--wait-timeout", "2"])
+    .map((a) => `'${a}'`).join(" ");
+  const tty = await new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_STATE_HOME: freshClientState() },
+  }).output();
+  const screen = new TextDecoder().decode(tty.stdout);
+  assertEquals(tty.code, 1, screen);
+  assertStringIncludes(screen, "waiting for 127.0.0.1:9 to open… 0 s");
+  assertStringIncludes(screen, "\r\x1b[K");
+  assertStringIncludes(screen, "knock: port 9 did not open within 2 s");
 });

@@ -150,7 +150,9 @@ Options:
                          accepted; exit 1 if none is within --wait-timeout
   --wait-timeout S       how long --wait-open tries, seconds (default 10)
   --json                 print a result object on stdout
-  -v, --verbose          one line per knock on stderr (the default on a terminal)
+  -v, --verbose          one line per knock on stderr
+  -q, --quiet            print nothing unless it fails (by default one line says what was
+                         sent, and on a terminal --wait-open counts the seconds it waits)
   --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code
   --insecure-permissions  accept a config or secret_file that other users can read`,
 

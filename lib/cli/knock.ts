@@ -36,6 +36,7 @@ export const FLAGS = {
   "wait-timeout": { type: "string" },
   json: { type: "boolean" },
   verbose: { type: "boolean", short: "v" },
+  quiet: { type: "boolean", short: "q" },
   exec: { type: "boolean" },
   "insecure-permissions": { type: "boolean" },
 } satisfies FlagSpec;
@@ -159,7 +160,12 @@ export async function knock(argv: string[]): Promise<number> {
 
   let knocks: readonly Knock[];
   let spaSent: KnockResult | undefined;
-  const progress = parsed.values.verbose || (!parsed.values.json && Deno.stderr.isTerminal());
+  const quiet = parsed.values.quiet === true || parsed.values.json === true;
+  if (parsed.values.quiet && parsed.values.verbose) {
+    throw new UsageError("knock: give -q (quiet) or -v (verbose), not both");
+  }
+  const progress = parsed.values.verbose === true;
+  const terminal = !quiet && Deno.stderr.isTerminal();
   let memoryKeyUsed: string | undefined;
   const memoryPath = knockMemoryPath((name) => Deno.env.get(name));
   let doorName: string | null = null;
@@ -185,7 +191,7 @@ export async function knock(argv: string[]): Promise<number> {
         opened: true,
         already_open: true,
       }));
-    } else console.error(`port ${waitPort} is already open: not knocking`);
+    } else if (!quiet) console.error(`port ${waitPort} is already open: not knocking`);
     return exec?.length ? await runExec(exec) : 0;
   }
   const configFile = stringFlag(parsed, "config", "knock") ??
@@ -287,9 +293,15 @@ export async function knock(argv: string[]): Promise<number> {
       console.error(`knock: cannot remember the counter used (${(e as Error).message})`)
     );
   }
+  // What it did, in one line (-q: nothing; failures always say why).
+  if (!quiet) console.error(summaryLine(address, doorName, counter, knocks, results, spaSent));
   let opened: boolean | null = null;
   if (waitPort !== undefined) {
-    opened = await waitForOpen(waitHost, waitPort, waitTimeout, localAddress);
+    const where = waitHost.includes(":") ? `[${waitHost}]:${waitPort}` : `${waitHost}:${waitPort}`;
+    const waiting = terminal ? showWaiting(`waiting for ${where} to open`) : undefined;
+    opened = await waitForOpen(waitHost, waitPort, waitTimeout, localAddress).finally(() =>
+      waiting?.stop()
+    );
     // A failure always says why (scripts and --exec wrappers see no terminal).
     if (!opened) {
       console.error(
@@ -297,7 +309,7 @@ export async function knock(argv: string[]): Promise<number> {
           waitTimeout / 1000
         } s (a wrong secret or clock, a used code, or the knocks did not arrive)`,
       );
-    } else if (progress) console.error(`port ${waitPort} is open`);
+    } else if (!quiet) console.error(`${where} is open`);
   }
   if (parsed.values.json) {
     console.log(JSON.stringify({
@@ -347,6 +359,42 @@ async function sendSpaPacket(
     host: address,
     localAddress: o.localAddress,
   });
+}
+
+/** The one line a knock prints: what went where, and what each knock met. */
+function summaryLine(
+  address: string,
+  door: string | null,
+  counter: number | null,
+  knocks: readonly Knock[],
+  results: readonly KnockResult[],
+  spa: KnockResult | undefined,
+): string {
+  if (spa) return `sent door ${door}'s SPA packet to ${address} (${spa})`;
+  const protocols = [...new Set(knocks.map((k) => k.protocol.toUpperCase()))].join("+");
+  const met = [...new Set(results)].join(", ");
+  const code = counter === null ? "" : `, code ${counter}`;
+  const what = door ? `door ${door}` : "a static sequence";
+  return `knocked ${what} on ${address}: ${knocks.length} ${protocols} knocks${code} (${met})`;
+}
+
+/** A line on the terminal counting the seconds of a wait, erased when it ends. */
+function showWaiting(what: string): { stop(): void } {
+  const started = Date.now();
+  const write = (text: string) => {
+    try {
+      Deno.stderr.writeSync(new TextEncoder().encode(text));
+    } catch { /* the terminal went away */ }
+  };
+  const draw = () => write(`\r${what}… ${Math.round((Date.now() - started) / 1000)} s`);
+  draw();
+  const timer = setInterval(draw, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      write("\r\x1b[K");
+    },
+  };
 }
 
 /** Runs the --exec program with the terminal; its exit code is the knock's. */
