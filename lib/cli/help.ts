@@ -31,7 +31,7 @@ Options:
   -V, --version  show the version
 
 A door is a set of knock ports and an action. A rotating door's sequence is derived
-from a shared secret and changes every period; each code opens once. See README.md.`,
+from a shared secret and changes every period; each code opens once. See man sesame.yaml and the README.`,
 
   keygen: `Usage: sesame keygen [--out FILE] [--force]
        sesame keygen --spa
