@@ -82,6 +82,9 @@ export {
 } from "./lib/daemon/daemon.ts";
 export { type Clock, systemClock, type Timer } from "./lib/clock.ts";
 export type { RevokeRequest } from "./lib/daemon/admin.ts";
+export type { ReloadOutcome } from "./lib/daemon/reloads.ts";
+export type { LogSettings } from "./lib/config/log_target.ts";
+export type { LogTarget } from "./lib/log_sinks.ts";
 export type { DoorEvent } from "./lib/daemon/report.ts";
 export {
   blamesClient,
