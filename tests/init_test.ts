@@ -43,7 +43,7 @@ Deno.test("init: --state-file, --forward (IPv6 too) and --dnat write configs tha
   const forward = await read("fwd.yaml");
   assertEquals(forward.stateFile, "/var/lib/sesame/router.db");
   const gateway = JSON.stringify(forward.doors[0].open?.nft);
-  assertStringIncludes(gateway, `"kind":"forward","host":"fd00::10"`);
+  assertStringIncludes(gateway, `"kind":"forward","hosts":[{"host":"fd00::10","family":6}]`);
   assertStringIncludes(gateway, `"toPorts":[22]`);
 
   const dnat = await runCli([
@@ -58,7 +58,7 @@ Deno.test("init: --state-file, --forward (IPv6 too) and --dnat write configs tha
   assertEquals(dnat.code, 0, dnat.stderr);
   const d = (await read("dnat.yaml")).doors[0];
   assertEquals(d.name, "nas");
-  assertStringIncludes(JSON.stringify(d.open?.nft), `"kind":"dnat","host":"192.168.1.10"`);
+  assertStringIncludes(JSON.stringify(d.open?.nft), `"kind":"dnat","hosts":[{"host":"192.168.1.10","family":4}]`);
 
   const refusals: [string[], string][] = [
     [["--forward", "192.168.1.10"], "--forward must be ADDRESS:PORT"],
