@@ -62,9 +62,10 @@ export function formatKnock(knock: Knock): string {
 /**
  * How a knock was heard, which says what it proves about its source: a completed TCP
  * `handshake` proves the source can receive at its address; a `datagram` proves nothing
- * (UDP sources are forgeable). Later intakes add their own (a kernel-captured packet).
+ * (UDP sources are forgeable); a `capture`d packet (the kernel's NFLOG: a SYN or a
+ * datagram, answered as a closed port) proves nothing either.
  */
-export type Proof = "handshake" | "datagram";
+export type Proof = "handshake" | "datagram" | "capture";
 
 /** One knock as an intake heard it: the record every intake hands to the daemon. */
 export interface HeardKnock {

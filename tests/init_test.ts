@@ -58,7 +58,10 @@ Deno.test("init: --state-file, --forward (IPv6 too) and --dnat write configs tha
   assertEquals(dnat.code, 0, dnat.stderr);
   const d = (await read("dnat.yaml")).doors[0];
   assertEquals(d.name, "nas");
-  assertStringIncludes(JSON.stringify(d.open?.nft), `"kind":"dnat","hosts":[{"host":"192.168.1.10","family":4}]`);
+  assertStringIncludes(
+    JSON.stringify(d.open?.nft),
+    `"kind":"dnat","hosts":[{"host":"192.168.1.10","family":4}]`,
+  );
 
   const refusals: [string[], string][] = [
     [["--forward", "192.168.1.10"], "--forward must be ADDRESS:PORT"],

@@ -68,6 +68,11 @@ export interface StartOptions {
    * @default "drop"
    */
   readonly closedReply?: "auto" | "drop" | "reject";
+  /**
+   * The capture intake's NFLOG group (nft only): its rules go into sesame's table. A
+   * repair keeps what the start chose. @default none
+   */
+  readonly capture?: { readonly group: number };
 }
 
 /** The firewall backends by kind. */

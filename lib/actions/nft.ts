@@ -88,6 +88,7 @@ export class NftFirewall implements Firewall {
   #backstop: Timer | undefined;
   /** How the protected ports refuse others, as the last start resolved it. */
   #closedReply: "drop" | "reject" = "drop";
+  #capture: { readonly group: number } | undefined;
   readonly #clock: Clock;
   /** Every use of nft after start goes through here: one transaction at a time. */
   readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items));
@@ -137,9 +138,15 @@ export class NftFirewall implements Firewall {
     if (!options.repair) {
       const list = (args: readonly string[]) => this.#list(args);
       this.#closedReply = await resolveClosedReply(options.closedReply, list, this.#runner);
+      this.#capture = options.capture;
       await warnTrackedAccept(list);
     }
-    await this.#run(nftRuleset(doors, records, this.#now(), { closedReply: this.#closedReply }));
+    await this.#run(
+      nftRuleset(doors, records, this.#now(), {
+        closedReply: this.#closedReply,
+        ...(this.#capture ? { capture: this.#capture } : {}),
+      }),
+    );
     // The open sources of doors in the admin's sets go back in (the admin may have
     // reloaded the ruleset, which empties them).
     const now = this.#now();

@@ -90,7 +90,7 @@ export function nftRuleset(
     "table inet sesame {}",
     "delete table inet sesame",
   ];
-  if (guarded.length === 0) return lines.join("\n") + "\n";
+  if (guarded.length === 0 && !options.capture) return lines.join("\n") + "\n";
   lines.push(
     "table inet sesame {",
     "  # sesame checks its long-lived nft session with this set; it allows nothing",
@@ -137,7 +137,9 @@ export function nftRuleset(
     lines.push("    # everyone else, after every door's sources", ...new Set(drops));
   }
   lines.push("  }", ...(gateways.length > 0 ? gatewayChains(gateways) : []));
-  lines.push(...untrackedKnocks(doors), "}");
+  lines.push(...untrackedKnocks(doors));
+  if (options.capture) lines.push(...captureChain(doors, options.capture.group, reply));
+  lines.push("}");
   const names = new Set(guarded.map((d) => d.name));
   for (const record of records) {
     if (names.has(record.door) && record.until > now) lines.push(...elementLines(record, now));
@@ -152,6 +154,11 @@ export interface RulesetOptions {
    * an ICMP port unreachable), as the host's other closed ports answer. @default "drop"
    */
   readonly closedReply?: "drop" | "reject";
+  /**
+   * The capture intake (`listen.capture: nflog`): the first packet of each knock goes to
+   * this NFLOG group, and every pool port answers as a closed port does. @default none
+   */
+  readonly capture?: { readonly group: number };
 }
 
 /**
@@ -182,6 +189,48 @@ function untrackedKnocks(doors: readonly Door[]): string[] {
     ...protocols.map((p) => `    ${p} sport ${set(p)} notrack`),
     "  }",
   ];
+}
+
+/**
+ * The capture intake's chain: the first packet of each knock (a SYN without ACK, a
+ * datagram) to a local address goes to the NFLOG group, each at once (`queue-threshold
+ * 1`: batched, a knock reached the reader a second late), and then every pool packet is
+ * answered as the host's closed ports answer, so a scan tells pool ports from unused ones
+ * by nothing. Before sesame's input chain, and before the admin's (priority filter - 20).
+ */
+function captureChain(
+  doors: readonly Door[],
+  group: number,
+  reply: (protocol: "tcp" | "udp") => string,
+): string[] {
+  const ports = { tcp: new Set<number>(), udp: new Set<number>() };
+  for (const door of doors) {
+    for (const p of door.pool.tcp) ports.tcp.add(p);
+    for (const p of door.pool.udp) ports.udp.add(p);
+    if (door.kind === "spa") ports.udp.add(door.spa.port);
+  }
+  const log = `log group ${group} queue-threshold 1`;
+  const lines = [
+    "  # knocks go to the capture intake (NFLOG), then pool ports answer as closed ports do",
+    "  chain capture {",
+    "    type filter hook input priority filter - 20; policy accept;",
+  ];
+  if (ports.tcp.size > 0) {
+    const set = `{ ${portRanges([...ports.tcp])} }`;
+    lines.push(
+      `    fib daddr type local tcp dport ${set} tcp flags & (syn | ack) == syn ${log}`,
+      `    tcp dport ${set} ${reply("tcp")}`,
+    );
+  }
+  if (ports.udp.size > 0) {
+    const set = `{ ${portRanges([...ports.udp])} }`;
+    lines.push(
+      `    fib daddr type local udp dport ${set} ${log}`,
+      `    udp dport ${set} ${reply("udp")}`,
+    );
+  }
+  lines.push("  }");
+  return lines;
 }
 
 /**

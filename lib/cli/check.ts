@@ -1,5 +1,5 @@
 /** `sesame check`: validate a config and summarise it, secrets left out. @module */
-import { checkDescriptors, checkEphemeral } from "../daemon/preflight.ts";
+import { checkDescriptors, checkEphemeral, socketsNeeded } from "../daemon/preflight.ts";
 import { askDaemon, controlPath } from "../daemon/control.ts";
 import { loadPrivateConfig } from "./common.ts";
 import type { Door } from "../config/types.ts";
@@ -77,7 +77,7 @@ export async function check(args: string[]): Promise<number> {
   await checkEphemeral(config.doors); // refused as listen refuses it (a ConfigError: exit 1)
   // The open-file limit listen checks at start, from this process's limit (the unit's
   // LimitNOFILE applies to ExecStartPre too): a ConfigError, exit 1.
-  await checkDescriptors(wantedEndpoints(config.doors, config.addresses).length);
+  await checkDescriptors(socketsNeeded(config));
   const host = await hostWarnings(config);
   const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
   const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({

@@ -29,6 +29,9 @@ export async function nftRulesetCommand(args: string[]): Promise<number> {
     },
     runner,
   );
-  console.log(nftRuleset(config.doors, [], Date.now(), { closedReply }).trimEnd());
+  const capture = config.capture.kind === "nflog"
+    ? { capture: { group: config.capture.group } }
+    : {};
+  console.log(nftRuleset(config.doors, [], Date.now(), { closedReply, ...capture }).trimEnd());
   return 0;
 }

@@ -22,6 +22,8 @@ export const DEFAULTS = {
   /** Most ports in a rotating door's pool: every one of them listens (see the README). */
   maxPool: 16384,
   sourcePrefix: { ipv4: 32, ipv6: 64 },
+  /** The NFLOG group of `listen.capture: nflog`. */
+  nflogGroup: 5173,
 } as const;
 
 /** What a door name may be: safe as an argv value, a log field and (with "-" as "_") an nft name. */
@@ -30,6 +32,8 @@ export const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
 /** Keys of `listen`. */
 export const LISTEN_KEYS = [
+  "capture",
+  "nflog_group",
   "log",
   "metrics",
   "metrics_public",

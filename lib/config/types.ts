@@ -212,6 +212,16 @@ export interface Config {
   readonly closedReply: "auto" | "reject" | "drop";
   /** Where `listen` logs (`listen.log`). */
   readonly log: LogSettings;
+  /**
+   * How knocks are heard (`listen.capture`): dummy listeners on every pool port
+   * (`sockets`, a TCP knock proves its source by its handshake), or the kernel's NFLOG
+   * group `group`, read through tcpdump (`nflog`: nothing binds, pool ports look closed,
+   * a knock proves nothing about its source).
+   */
+  readonly capture: { readonly kind: "sockets" } | {
+    readonly kind: "nflog";
+    readonly group: number;
+  };
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

@@ -176,6 +176,16 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
     },
     ...checkMetrics(c, listen),
     log: checkLog(c, listen.log),
+    capture: c.oneOf(listen.capture, ["listen", "capture"], "sockets", ["sockets", "nflog"]) ===
+        "nflog"
+      ? {
+        kind: "nflog",
+        group: c.int(listen.nflog_group, ["listen", "nflog_group"], DEFAULTS.nflogGroup, 1, 65535),
+      }
+      : listen.nflog_group === undefined
+      ? { kind: "sockets" }
+      : c.fail(["listen", "nflog_group"], `only listen.capture: nflog takes a group`) ??
+        { kind: "sockets" },
     allow: c.cidrs(top.allow, ["allow"]),
     deny: c.cidrs(top.deny, ["deny"]),
     doors,

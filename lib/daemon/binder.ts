@@ -13,7 +13,7 @@ import { logger } from "../log.ts";
 import type { BindFailure, Endpoint, Listeners } from "../net/listeners.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
 import { doorBindFailures, shouldFallBackToIPv4, wantedEndpoints } from "./binding.ts";
-import { checkDescriptors, checkEphemeral, gatewayWarnings } from "./preflight.ts";
+import { checkDescriptors, checkEphemeral, gatewayWarnings, socketsNeeded } from "./preflight.ts";
 import type { DaemonEvent } from "./report.ts";
 
 const log = logger("daemon");
@@ -76,7 +76,7 @@ export class Binder {
   async bind(config: Config): Promise<Bound> {
     let addresses = config.addresses;
     let endpoints = wantedEndpoints(config.doors, addresses);
-    await checkDescriptors(endpoints.length);
+    await checkDescriptors(socketsNeeded(config));
     await checkEphemeral(config.doors);
     for (const warning of await gatewayWarnings(config.doors)) {
       log.warning("{warning}", { warning });
@@ -126,16 +126,29 @@ export class Binder {
   announce(config: Config, { endpoints, failures }: Bound): void {
     const bound = this.#listeners.size;
     const tcp = endpoints.filter((e) => e.protocol === "tcp").length;
-    log.info(
-      "listening on {bound} sockets ({tcp} TCP, {udp} UDP) on {addresses} for {doors} doors",
-      {
-        bound,
-        tcp,
-        udp: endpoints.length - tcp,
-        addresses: config.addresses.join(", "),
-        doors: config.doors.map((d) => d.name).join(", "),
-      },
-    );
+    if (config.capture.kind === "nflog") {
+      log.info(
+        "listening on NFLOG group {group} for knocks on {ports} ports ({tcp} TCP, {udp} UDP), nothing bound, for {doors} doors",
+        {
+          ports: bound,
+          tcp,
+          udp: endpoints.length - tcp,
+          group: config.capture.group,
+          doors: config.doors.map((d) => d.name).join(", "),
+        },
+      );
+    } else {
+      log.info(
+        "listening on {bound} sockets ({tcp} TCP, {udp} UDP) on {addresses} for {doors} doors",
+        {
+          bound,
+          tcp,
+          udp: endpoints.length - tcp,
+          addresses: config.addresses.join(", "),
+          doors: config.doors.map((d) => d.name).join(", "),
+        },
+      );
+    }
     for (const door of config.doors) {
       const weak = weaknessWarning(doorWeakness(door, config.reorderWindowMs));
       if (weak) log.warning("{warning}", { warning: weak, door: door.name });

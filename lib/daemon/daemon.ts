@@ -19,16 +19,16 @@ import { ConfigError, FirewallError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type Listeners, type ListenersFactory, SocketListeners } from "../net/listeners.ts";
 import { SqliteStore } from "../store/sqlite.ts";
+import { CaptureListeners } from "../capture/listeners.ts";
 import { MemoryStore, type OpenRecord, type Store } from "../store/store.ts";
 import { Admin, type DaemonStatus, type RevokeRequest } from "./admin.ts";
 import { Binder, type Bound } from "./binder.ts";
-import { wantedEndpoints } from "./binding.ts";
 import type { ControlAnswer } from "./control.ts";
 import { FirewallGuard, usesFirewall } from "./guard.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 import { Intake } from "./intake.ts";
 import { Opener } from "./opener.ts";
-import { checkDescriptors, checkEphemeral } from "./preflight.ts";
+import { checkDescriptors, checkEphemeral, socketsNeeded } from "./preflight.ts";
 import { recover, type Recovery } from "./recovery.ts";
 import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
@@ -189,7 +189,11 @@ export class Daemon {
         return { ok: false, error };
       }
     });
-    const listen = options.listeners ?? ((sink, o) => new SocketListeners(sink, o));
+    const capture = config.capture;
+    const listen = options.listeners ??
+      (capture.kind === "nflog"
+        ? (sink, o) => new CaptureListeners(sink, { ...o, group: capture.group })
+        : (sink, o) => new SocketListeners(sink, o));
     this.#listeners = listen(this.#intake, { now: clock.now, counters });
     this.#binder = new Binder(this.#listeners, report, clock);
     this.#clockWatch = new ClockWatch(TICK_MS);
@@ -337,7 +341,7 @@ export class Daemon {
     try {
       assertRunnable(config);
       // What binding the new pools would refuse is refused before anything changes.
-      await checkDescriptors(wantedEndpoints(config.doors, config.addresses).length);
+      await checkDescriptors(socketsNeeded(config));
       await checkEphemeral(config.doors);
       await this.#guard.apply(config, this.#config);
     } catch (e) {

@@ -8,7 +8,7 @@
  * minute, then one a minute).
  * @module
  */
-import type { Firewalls } from "../actions/firewall.ts";
+import type { Firewalls, StartOptions } from "../actions/firewall.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config/types.ts";
 import type { Counters } from "../counters.ts";
@@ -25,7 +25,17 @@ export const FIREWALL_KINDS: readonly FirewallKind[] = ["nft", "iptables"];
 
 /** True when a door of `config` opens through backend `kind`. */
 export function uses(config: Config, kind: FirewallKind): boolean {
+  // The capture intake's rules live in sesame's nft table.
+  if (kind === "nft" && config.capture.kind === "nflog") return true;
   return config.doors.some((d) => d.open?.[kind]);
+}
+
+/** What a backend's start needs of the config beyond its doors. */
+function startOptions(config: Config): StartOptions {
+  return {
+    closedReply: config.closedReply,
+    ...(config.capture.kind === "nflog" ? { capture: { group: config.capture.group } } : {}),
+  };
 }
 
 /** True when a door of `config` opens through a kernel firewall. */
@@ -108,9 +118,7 @@ export class FirewallGuard {
   async start(config: Config, open: readonly OpenRecord[]): Promise<void> {
     for (const kind of FIREWALL_KINDS) {
       if (uses(config, kind) || open.some((r) => r.firewall?.kind === kind)) {
-        await this.#options.firewalls[kind].start(config.doors, open, {
-          closedReply: config.closedReply,
-        });
+        await this.#options.firewalls[kind].start(config.doors, open, startOptions(config));
         log.info("{kind}: sesame's rules applied", { kind });
       }
     }
@@ -136,13 +144,11 @@ export class FirewallGuard {
     try {
       for (const kind of order) {
         applied.push(kind); // put back too if it fails: part of it may have gone through
-        await firewalls[kind].start(config.doors, records, { closedReply: config.closedReply });
+        await firewalls[kind].start(config.doors, records, startOptions(config));
       }
     } catch (e) {
       for (const kind of applied) {
-        await firewalls[kind].start(running.doors, records, {
-          closedReply: running.closedReply,
-        }).catch((undo) =>
+        await firewalls[kind].start(running.doors, records, startOptions(running)).catch((undo) =>
           log.error("{kind}: cannot put the running rules back after a failed reload: {error}", {
             kind,
             error: (undo as Error).message,

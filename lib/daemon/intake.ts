@@ -94,6 +94,8 @@ export class Intake implements KnockSink {
   #spa: SpaGate;
   /** False until the firewall is in place: what is heard before is dropped. */
   #armed = false;
+  /** The capture intake hears the knocks: every one is forgeable. */
+  #forgeable = false;
   /** Link-local sources already reported. */
   readonly #linkLocalSeen = new Set<string>();
   /** Per-knock debug lines cost nothing unless enabled: checked once. */
@@ -272,6 +274,9 @@ export class Intake implements KnockSink {
           user: d.user,
           at,
         });
+      } else if (this.#forgeable && "evidence" in d && d.evidence !== "none") {
+        // Captured knocks prove nothing about their source: their own token, never blamed.
+        reporter.report({ ...d, evidence: "capture" } as typeof d);
       } else reporter.report(d);
     }
   }
@@ -289,7 +294,9 @@ export class Intake implements KnockSink {
   }
 
   #newEngine(config: Config): KnockEngine {
+    this.#forgeable = config.capture.kind === "nflog";
     return new KnockEngine(userDoors(config.doors).filter((d) => d.kind !== "spa"), {
+      forgeable: this.#forgeable,
       maxSources: config.maxSources,
       reorderWindowMs: config.reorderWindowMs,
       scan: config.scan,

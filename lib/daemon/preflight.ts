@@ -4,6 +4,8 @@
  * may take them).
  * @module
  */
+import type { Config } from "../config/types.ts";
+import { wantedEndpoints } from "./binding.ts";
 import type { Door } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -18,6 +20,7 @@ const FD_MARGIN = 64;
  * @throws {ConfigError} naming the limit and how to raise it.
  */
 export async function checkDescriptors(sockets: number): Promise<void> {
+  if (sockets === 0) return;
   const limit = await openFileLimit();
   if (limit && sockets + FD_MARGIN > limit.soft) {
     throw new ConfigError([{
@@ -29,6 +32,13 @@ export async function checkDescriptors(sockets: number): Promise<void> {
         }, or ulimit -n) or shrink the pools`,
     }]);
   }
+}
+
+/** The sockets `config`'s intake binds: one per endpoint for the dummy listeners, none for the capture. */
+export function socketsNeeded(config: Config): number {
+  return config.capture.kind === "nflog"
+    ? 0
+    : wantedEndpoints(config.doors, config.addresses).length;
 }
 
 /**

@@ -7,6 +7,7 @@
  * fill a disk. Metrics count every failure; this only decides what is written.
  * @module
  */
+import type { RefusalEvidence } from "../engine/decision.ts";
 
 /** Options for {@link RefusalLog}. */
 export interface RefusalLogOptions {
@@ -58,7 +59,7 @@ export class RefusalLog {
     door: string,
     source: string,
     now: number,
-    evidence: "tcp" | "udp" | "none" = "tcp",
+    evidence: RefusalEvidence = "tcp",
     blames = evidence === "tcp",
   ): boolean {
     const budget = evidence === "tcp" ? "tcp" : "other";

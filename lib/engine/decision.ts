@@ -30,7 +30,7 @@ export type RefusalReason =
  * among them, `none` when the loss was of the daemon's or the delivery's making (nothing
  * the client did).
  */
-export type RefusalEvidence = Evidence | "none";
+export type RefusalEvidence = Evidence | "none" | "capture";
 
 /**
  * The one rule for which failures count against a client (what deploy/fail2ban matches):

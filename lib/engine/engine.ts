@@ -40,6 +40,12 @@ export interface KnockEngineOptions {
   readonly used?: UsedCodes;
   /** Scanner detection. @default off */
   readonly scan?: ScanPolicy;
+  /**
+   * Every knock is forgeable (the capture intake: a SYN proves nothing about its source):
+   * no knock is TCP evidence and nothing bans, so forged packets can get nobody ignored.
+   * @default false
+   */
+  readonly forgeable?: boolean;
   /** Where the engine counts ignored knocks, scanners and evictions. @default its own */
   readonly counters?: Counters;
 }
@@ -93,6 +99,7 @@ export class KnockEngine {
   #tainted = false;
   /** Scratch of one knock: the completed attempt held a UDP knock. */
   #completedUdp = false;
+  readonly #forgeable: boolean;
   /** How long a source's UDP knock makes its failures UDP evidence, ms. */
   readonly #udpTaintMs: number;
 
@@ -118,8 +125,12 @@ export class KnockEngine {
     this.#sequences = doors.map((door) =>
       new Map(door.kind === "static" ? [[STATIC_COUNTER, encodeSequence(door.sequence)]] : [])
     );
-    this.#scan = options.scan && new ScanDetector(options.scan, maxSources, counters);
-    this.#takesUdp = doors.map((d) => d.pool.udp.length > 0);
+    this.#scan = options.scan && !options.forgeable
+      ? new ScanDetector(options.scan, maxSources, counters)
+      : undefined;
+    this.#forgeable = options.forgeable === true;
+    // Forgeable knocks taint every door as datagrams taint the doors that take UDP.
+    this.#takesUdp = doors.map((d) => this.#forgeable || d.pool.udp.length > 0);
     const reorderWindowMs = options.reorderWindowMs ?? 500;
     this.#advanceOptions = doors.map((d) => ({ timeoutMs: d.sequenceTimeoutMs, reorderWindowMs }));
     this.#maxTimeoutMs = Math.max(0, ...doors.map((d) => d.sequenceTimeoutMs));
@@ -241,7 +252,7 @@ export class KnockEngine {
     // forged UDP can reset an attempt there, and the knocks after it would otherwise look
     // like a TCP-only failure. A TCP-only door hears no datagram: its failures stay TCP
     // evidence (else one datagram a minute would hide a scanner from fail2ban everywhere).
-    if (protocol === "udp") state.lastUdp = now;
+    if (protocol === "udp" || this.#forgeable) state.lastUdp = now;
     this.#tainted = now - state.lastUdp <= this.#udpTaintMs;
     this.#droppedUdp = false;
     for (const d of doors) {

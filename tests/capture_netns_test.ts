@@ -1,0 +1,158 @@
+/**
+ * The capture intake (`listen.capture: nflog`) in network namespaces this test creates,
+ * with real nft and the real tcpdump: nothing binds on the pools; a SYN scan sees pool
+ * ports as it sees unused ones; knocks open a door for the knocker only; refusals carry
+ * evidence=capture, which fail2ban's filter never matches; a killed reader is logged and
+ * back within seconds; another tool's flush brings the capture rules back.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { tempDir, writePrivate } from "./_cli.ts";
+import { fail2banMatches } from "./_fail2ban.ts";
+import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
+import { eventually } from "./_process.ts";
+
+const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/bin/tcpdump"));
+const SERVICE = 2222;
+const GROUP = 4242;
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const POOL = `ports: "24000-24099", length: 3, period: 1h, skew: 2, bind_source: true`;
+
+const server = (dir: string) =>
+  `listen: { addresses: ["::"], capture: nflog, nflog_group: ${GROUP}, closed_reply: reject }
+state_file: ${dir}/state.db
+doors:
+  ssh:
+    secret: "${SECRET}"
+    ${POOL.replaceAll(", ", "\n    ")}
+    open: { for: 60s, nft: { port: ${SERVICE} } }
+`;
+
+Deno.test({
+  name:
+    "capture intake: nothing bound, pool ports look like unused ones to a SYN scan, knocks open for the knocker only, evidence=capture, the reader and the rules come back",
+  ignore,
+  async fn(t) {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const file = `${dir.path}/server.yaml`;
+    await writePrivate(file, server(dir.path));
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET}", ${POOL} }\n`,
+    );
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const { child, log } = await lab.listen(file);
+    const target = ADDR.server.toKnocker;
+    const text = (out: Deno.CommandOutput) => new TextDecoder().decode(out.stdout);
+
+    await t.step(
+      "nothing listens on the pool; a SYN scan sees pool and unused ports alike",
+      async () => {
+        const listening = text(await lab.exec("server", ["ss", "-Hlntu"]));
+        assert(!/:24\d\d\d\b/.test(listening), listening);
+        const scan = text(
+          await lab.exec("bystander", [
+            "nmap",
+            "-sS",
+            "-Pn",
+            "-n",
+            "--max-retries",
+            "0",
+            "-p",
+            "24050,23999,25000",
+            ADDR.server.toBystander,
+          ]),
+        );
+        for (const port of [24050, 23999, 25000]) {
+          assert(new RegExp(`^${port}/tcp\\s+closed\\s`, "m").test(scan), `${port}: ${scan}`);
+        }
+      },
+    );
+
+    await t.step("a knock opens the service for the knocker, not the bystander", async () => {
+      assertEquals(await lab.canConnect("knocker", target, SERVICE), false);
+      const out = await lab.exec(
+        "knocker",
+        lab.deno("cli.ts", "knock", target, "-c", `${dir.path}/client.yaml`, "--door", "ssh"),
+      );
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert(await eventually(() => lab.canConnect("knocker", target, SERVICE), 3000), log.text);
+      assertEquals(await lab.canConnect("bystander", ADDR.server.toBystander, SERVICE), false);
+    });
+
+    await t.step(
+      "a wrong sequence is a refusal with evidence=capture, which fail2ban never matches",
+      async () => {
+        for (const port of [24099, 24098, 24097]) {
+          await lab.canConnect("bystander", ADDR.server.toBystander, port);
+        }
+        assert(
+          await eventually(() => log.text.includes(`knock failed from ${ADDR.bystander.v4}`), 3000),
+          log.text,
+        );
+        assertStringIncludes(log.text, "evidence=capture");
+        await Deno.writeTextFile(`${dir.path}/sesame.log`, log.text);
+        assertEquals(await fail2banMatches(`${dir.path}/sesame.log`), []);
+      },
+    );
+
+    await t.step(
+      "the reader killed: logged at error, running again within seconds, knocks heard",
+      async () => {
+        const pid = async () =>
+          text(await lab.exec("server", ["pgrep", "-f", `nflog:${GROUP}`])).trim().split("\n")[0];
+        const first = await pid();
+        assert(first !== "", "tcpdump runs");
+        await lab.exec("server", ["kill", "-9", first]);
+        assert(
+          await eventually(() => log.text.includes("the knock reader (tcpdump) stopped"), 3000),
+        );
+        assert(
+          await eventually(async () => {
+            const now = await pid();
+            return now !== "" && now !== first;
+          }, 5000),
+          "tcpdump runs again",
+        );
+        assert(await eventually(() => log.text.includes("the knock reader runs again"), 5000));
+        // Heard again: the bystander's own correct knock now opens for it.
+        const out = await lab.exec(
+          "bystander",
+          lab.deno(
+            "cli.ts",
+            "knock",
+            ADDR.server.toBystander,
+            "-c",
+            `${dir.path}/client.yaml`,
+            "--door",
+            "ssh",
+          ),
+        );
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        assert(
+          await eventually(
+            () => lab.canConnect("bystander", ADDR.server.toBystander, SERVICE),
+            3000,
+          ),
+          log.text,
+        );
+      },
+    );
+
+    await t.step("another tool flushes the ruleset: the capture rules come back", async () => {
+      await lab.nft("flush", "ruleset");
+      assert(
+        await eventually(
+          async () =>
+            (await lab.nft("list", "table", "inet", "sesame")).includes(`log group ${GROUP}`),
+          5000,
+        ),
+        log.text,
+      );
+    });
+
+    child.kill("SIGTERM");
+    await child.status;
+  },
+});
