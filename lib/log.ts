@@ -19,6 +19,7 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { fileSink, type LogTarget, syslogSink, type TargetSink } from "./log_sinks.ts";
+import { ConfigError } from "./errors.ts";
 
 export type { LogTarget };
 
@@ -38,6 +39,20 @@ export interface LoggingOptions {
 }
 
 let target: TargetSink | undefined;
+
+/** The log file's sink, or a ConfigError that names the key and says why it cannot be opened. */
+function openLogFile(path: string, format: (record: LogRecord) => string): TargetSink {
+  try {
+    return fileSink(path, format);
+  } catch (e) {
+    throw new ConfigError([{
+      path: "listen.log.path",
+      message: `cannot open ${path} to append the log: ${
+        (e as Error).message
+      } (under the unit, a path in /var/log/sesame/ is writable: LogsDirectory=sesame)`,
+    }]);
+  }
+}
 
 /** Reopens the log file (SIGUSR1 after logrotate moved it); a no-op for other targets. */
 export function reopenLogs(): void {
@@ -86,7 +101,7 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
   await target?.close();
   const wanted = options.target;
   target = wanted?.target === "file"
-    ? fileSink(wanted.path, formatter)
+    ? openLogFile(wanted.path, formatter)
     : wanted?.target === "syslog"
     ? syslogSink(formatter, wanted.socket)
     : undefined;

@@ -225,7 +225,7 @@ Architecture: ${arch}
 Maintainer: sesame developers <sesame-developers@example.org>
 Installed-Size: ${installedKiB}
 Depends: libc6 (>= 2.27), libgcc-s1
-Recommends: nftables
+Recommends: nftables, tcpdump
 Suggests: iptables, conntrack, fail2ban
 Section: net
 Priority: optional

@@ -3,8 +3,8 @@
  * logrotate) and to syslog (through `logger`, to a socket this test serves), in text and
  * JSON, with the shipped fail2ban filter run by the real fail2ban-regex on what arrived.
  */
-import { assert, assertEquals } from "./_assert.ts";
-import { tempDir, writePrivate } from "./_cli.ts";
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { runCli, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase } from "./_daemon.ts";
 import { fail2banMatches } from "./_fail2ban.ts";
 import { eventually, spawnListen } from "./_process.ts";
@@ -107,4 +107,22 @@ Deno.test("listen.log target syslog, text and JSON: priority daemon.info, tag an
     syslog.close();
     await reading;
   }
+});
+
+Deno.test("listen.log: a log file that cannot be opened is a clean refusal (exit 1, the key named), and check says so first", async () => {
+  await using dir = await tempDir();
+  const base = randomBase(40);
+  const file = `${dir.path}/c.yaml`;
+  await writePrivate(
+    file,
+    config(base, `{ target: file, path: "${dir.path}/missing/sesame.log" }`),
+  );
+  const check = await runCli(["check", "-c", file]);
+  assertEquals(check.code, 1, check.stdout);
+  assertStringIncludes(check.stderr, "listen.log.path:");
+  await using p = spawnListen(["-c", file]);
+  const status = await p.child.status;
+  assertEquals(status.code, 1, p.log());
+  assertStringIncludes(p.log(), "listen.log.path: cannot open");
+  assert(!p.log().includes("internal error"), p.log());
 });

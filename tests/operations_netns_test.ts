@@ -266,6 +266,11 @@ Deno.test({
         assertEquals(refused.code, 1, refused.stdout);
         assertStringIncludes(refused.stderr, "server.yaml:");
         assertStringIncludes(refused.stderr, "doors.team.length");
+        // The file is broken, the daemon runs on the last good config: status still answers.
+        const broken = await cli(lab, "server", "status", "-c", file);
+        assertEquals(broken.code, 0, broken.stderr);
+        assertStringIncludes(broken.stderr, "showing what the running daemon says");
+        assertStringIncludes(broken.stdout, `daemon: pid ${child.pid}`);
         await writePrivate(file, SERVER(dir.path)); // status reads the file too
         assertEquals((await status()).daemon.pid, child.pid, "the daemon runs on");
         assertEquals(await bans(), [ADDR.bystander.v4], "bans survive reloads");

@@ -74,6 +74,7 @@ export async function check(args: string[]): Promise<number> {
     parsed.values["insecure-permissions"] === true,
   );
   await checkStatePath(config.stateFile);
+  await checkLogPath(config);
   await checkEphemeral(config.doors); // refused as listen refuses it (a ConfigError: exit 1)
   // The open-file limit listen checks at start, from this process's limit (the unit's
   // LimitNOFILE applies to ExecStartPre too): a ConfigError, exit 1.
@@ -111,6 +112,20 @@ export async function check(args: string[]): Promise<number> {
   }
   for (const warning of host) console.log(`warning: ${warning}`);
   return 0;
+}
+
+/** A log file's directory must exist: listen refuses to start without it. */
+async function checkLogPath(config: Config): Promise<void> {
+  const to = config.log.to;
+  if (to.target !== "file") return;
+  const dir = to.path.slice(0, to.path.lastIndexOf("/")) || "/";
+  const info = await Deno.stat(dir).catch(() => undefined);
+  if (!info?.isDirectory) {
+    throw new ConfigError([{
+      path: "listen.log.path",
+      message: `${dir} is not a directory: listen could not open ${to.path}`,
+    }]);
+  }
 }
 
 /**

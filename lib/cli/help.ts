@@ -258,7 +258,8 @@ Options:
   -c, --config FILE   the config file`,
 
   init: `Usage: sesame init [--out FILE] [--client FILE] [--door NAME] [--protect PORT]
-                   [--backend nft|iptables|command] [--host HOST] [--force]
+                   [--backend nft|iptables|command] [--host HOST] [--state-file FILE] [--force]
+       sesame init [--forward ADDR:PORT | --dnat PORT:ADDR:PORT] [options as above]
        sesame init --spa [--out FILE] [--client FILE] [--fwknoprc FILE] [--door NAME]
                    [--protect PORT] [--backend nft|iptables|command] [--host HOST] [--force]
        sesame init --user NAME [--first-user NAME] [--door NAME] [--out FILE]
@@ -295,7 +296,7 @@ Options:
   --dnat PORT:ADDR:PORT  on a router: this host's PORT leads the knocker to the inside host
                      (nft dnat door), e.g. 2222:192.168.1.10:22
   --state-file FILE  the state database (default /var/lib/sesame/state.db)
-  --host HOST        the server's name or address, written into the client config
+  --host HOST        the server's name or address, for the knock command init prints
   --spa              a single-packet (fwknop SPA) door
   --fwknoprc FILE    with --spa: where the fwknop client stanza goes
   --user NAME        add a user to the door of the existing config --out

@@ -294,7 +294,9 @@ export async function knock(argv: string[]): Promise<number> {
     );
   }
   // What it did, in one line (-q: nothing; failures always say why).
-  if (!quiet) console.error(summaryLine(address, doorName, counter, knocks, results, spaSent));
+  if (!quiet) {
+    console.error(summaryLine(address, doorName, counter, knocks, spaSent, waitPort !== undefined));
+  }
   let opened: boolean | null = null;
   if (waitPort !== undefined) {
     const where = waitHost.includes(":") ? `[${waitHost}]:${waitPort}` : `${waitHost}:${waitPort}`;
@@ -361,21 +363,25 @@ async function sendSpaPacket(
   });
 }
 
-/** The one line a knock prints: what went where, and what each knock met. */
+/**
+ * The one line a knock prints: what was sent where. Whether a door opened is the server's
+ * to decide (a wrong code is accepted by the pool's ports like a right one): --wait-open
+ * tells.
+ */
 function summaryLine(
   address: string,
   door: string | null,
   counter: number | null,
   knocks: readonly Knock[],
-  results: readonly KnockResult[],
   spa: KnockResult | undefined,
+  waiting: boolean,
 ): string {
-  if (spa) return `sent door ${door}'s SPA packet to ${address} (${spa})`;
+  const hint = waiting ? "" : "; --wait-open PORT shows whether the door opened";
+  if (spa) return `sent door ${door}'s SPA packet to ${address}${hint}`;
   const protocols = [...new Set(knocks.map((k) => k.protocol.toUpperCase()))].join("+");
-  const met = [...new Set(results)].join(", ");
-  const code = counter === null ? "" : `, code ${counter}`;
+  const code = counter === null ? "" : ` (code ${counter})`;
   const what = door ? `door ${door}` : "a static sequence";
-  return `knocked ${what} on ${address}: ${knocks.length} ${protocols} knocks${code} (${met})`;
+  return `knocked ${what} on ${address}: ${knocks.length} ${protocols} knocks sent${code}${hint}`;
 }
 
 /** A line on the terminal counting the seconds of a wait, erased when it ends. */

@@ -6,10 +6,11 @@
  * config runs here.
  * @module
  */
+import type { Config } from "../config/types.ts";
 import { askDaemon } from "../daemon/control.ts";
 import { reachDaemon } from "./daemon_client.ts";
 import { parseAddress } from "../address.ts";
-import { UsageError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
 import { EXIT } from "./main.ts";
@@ -34,25 +35,36 @@ export async function revoke(args: string[]): Promise<number> {
   if ((ip === undefined) === (user === undefined)) {
     throw new UsageError("revoke: give --ip ADDRESS or --user NAME (one of them)");
   }
+  if (ip !== undefined && !parseAddress(ip)) {
+    throw new UsageError(`revoke: --ip must be one IP address, received ${JSON.stringify(ip)}`);
+  }
   // The config names the door and its users: a request it cannot hold is a usage error.
-  const config = await loadPrivateConfig(
-    file,
-    "refuse",
-    parsed.values["insecure-permissions"] === true,
-  );
-  const named = config.doors.find((d) => d.name === door);
-  if (!named) {
+  // A config edited into a broken one while the daemon runs on the last good one must not
+  // keep the admin from closing a door: the running daemon checks the request then.
+  let config: Config | undefined;
+  try {
+    config = await loadPrivateConfig(
+      file,
+      "refuse",
+      parsed.values["insecure-permissions"] === true,
+    );
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(
+      `${e.message}\nsesame revoke: ${file} does not load; asking the running daemon, which runs the last config it accepted`,
+    );
+  }
+  const named = config?.doors.find((d) => d.name === door);
+  if (config && !named) {
     throw new UsageError(
       `revoke: no door ${JSON.stringify(door)} in ${file}; doors: ${
         config.doors.map((d) => d.name).join(", ")
       }`,
     );
   }
-  if (ip !== undefined && !parseAddress(ip)) {
-    throw new UsageError(`revoke: --ip must be one IP address, received ${JSON.stringify(ip)}`);
-  }
   if (
-    user !== undefined && !(named.kind === "rotating" && named.users?.some((u) => u.name === user))
+    named && user !== undefined &&
+    !(named.kind === "rotating" && named.users?.some((u) => u.name === user))
   ) {
     throw new UsageError(`revoke: door ${door} has no user ${JSON.stringify(user)}`);
   }

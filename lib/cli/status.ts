@@ -43,11 +43,28 @@ export async function liveDaemon(file: string): Promise<DaemonStatus | undefined
 export async function status(args: string[]): Promise<number> {
   const parsed = parseFlags("status", args, FLAGS);
   const file = stringFlag(parsed, "config", "status", true);
-  const config = await loadPrivateConfig(
-    file,
-    "refuse",
-    parsed.values["insecure-permissions"] === true,
-  );
+  let config: Config;
+  try {
+    config = await loadPrivateConfig(
+      file,
+      "refuse",
+      parsed.values["insecure-permissions"] === true,
+    );
+  } catch (e) {
+    // A config edited into a broken one while the daemon runs on the last good one: the
+    // daemon still says what is open.
+    const daemon = e instanceof ConfigError ? await liveDaemon(file) : undefined;
+    if (!daemon) throw e;
+    console.error(
+      `${
+        (e as Error).message
+      }\nsesame status: ${file} does not load (a reload would refuse it); showing what the running daemon says`,
+    );
+    const report = daemonOnlyReport(daemon, Date.now());
+    if (parsed.values.json) console.log(JSON.stringify(report));
+    else console.log(render(report));
+    return 0;
+  }
   const daemon = await liveDaemon(file);
   if (!daemon && !config.stateFile) {
     throw new ConfigError([{
@@ -178,6 +195,31 @@ export function statusReport(
       };
     }),
     bans: daemon ? daemon.bans : null,
+  };
+}
+
+/** The report from the daemon alone, when the config file does not load. */
+function daemonOnlyReport(daemon: DaemonStatus, now: number): StatusReport {
+  const names = [...new Set(daemon.open.map((r) => r.door))];
+  return {
+    ...statusReport(
+      { doors: [], stateFile: undefined } as unknown as Config,
+      daemon,
+      undefined,
+      now,
+    ),
+    doors: names.map((door) => ({
+      door,
+      users: null,
+      gateway: null,
+      open: statusReport(
+        { doors: [{ name: door, kind: "static" }] } as unknown as Config,
+        daemon,
+        undefined,
+        now,
+      ).doors[0].open,
+      used: [],
+    })),
   };
 }
 

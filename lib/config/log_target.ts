@@ -27,10 +27,10 @@ export interface LogSettings {
  * import { validateConfig } from "./validate.ts";
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const config = validateConfig({
- *   listen: { log: { target: "file", path: "/var/log/sesame.log", format: "json" } },
+ *   listen: { log: { target: "file", path: "/var/log/sesame/sesame.log", format: "json" } },
  *   doors: { legacy: { sequence: [7000, 8000] } },
  * });
- * assertEquals(config.log, { to: { target: "file", path: "/var/log/sesame.log" }, format: "json" });
+ * assertEquals(config.log, { to: { target: "file", path: "/var/log/sesame/sesame.log" }, format: "json" });
  * ```
  */
 export function checkLog(c: Checker, value: unknown): LogSettings {
@@ -61,7 +61,7 @@ export function checkLog(c: Checker, value: unknown): LogSettings {
     return undefined;
   };
   if (target === "file") {
-    const path = absolute("path", "/var/log/sesame.log");
+    const path = absolute("path", "/var/log/sesame/sesame.log");
     return { to: path ? { target, path } : { target: "stderr" }, ...withFormat };
   }
   if (log.path !== undefined) c.fail(["listen", "log", "path"], `only target: file takes a path`);

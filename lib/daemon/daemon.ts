@@ -340,6 +340,13 @@ export class Daemon {
   async #reload(config: Config): Promise<string[]> {
     try {
       assertRunnable(config);
+      if (JSON.stringify(config.capture) !== JSON.stringify(this.#config.capture)) {
+        // The intake is chosen at start: its rules and its listeners change together.
+        throw new ConfigError([{
+          path: "listen.capture",
+          message: "the intake changes only at a restart (systemctl restart sesame)",
+        }]);
+      }
       // What binding the new pools would refuse is refused before anything changes.
       await checkDescriptors(socketsNeeded(config));
       await checkEphemeral(config.doors);
