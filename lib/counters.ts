@@ -33,6 +33,8 @@ export class Counters {
   metricsRefused = 0;
   /** Knocks ignored: allow/deny lists, a scanner's cool-down. */
   ignored = 0;
+  /** Knocks heard twice (a retransmitted SYN, a browser's second connection): ignored. */
+  duplicates = 0;
   /** Sources found scanning. */
   scanners = 0;
   /** Sources evicted from the full source table. */

@@ -130,6 +130,12 @@ export function renderMetrics(view: MetricsView): string {
       `sesame_tracked_sources ${view.trackedSources}`,
     ],
   );
+  family(
+    "sesame_duplicate_knocks_total",
+    "counter",
+    "Knocks heard twice within 10 s (a retransmitted SYN, a browser's second connection): ignored.",
+    [`sesame_duplicate_knocks_total ${c.duplicates}`],
+  );
   family("sesame_accept_errors_total", "counter", "Accept and receive calls that failed.", [
     `sesame_accept_errors_total ${c.acceptErrors}`,
   ]);

@@ -12,6 +12,7 @@ import type { Knock, Protocol } from "../knock.ts";
 import { SKEW_PROBE } from "../window.ts";
 import { PortIndex } from "./port_index.ts";
 import { type Evidence, ScanDetector, TCP_BAN, UDP_BAN } from "./scan_detector.ts";
+import { recentlyMatched, rememberMatch } from "./duplicates.ts";
 import { SourceTable } from "./source_table.ts";
 import {
   advance,
@@ -245,6 +246,12 @@ export class KnockEngine {
     }
     const state = this.#table.touch(source, now, newSource);
     const code = knockCode(port, protocol);
+    // A retransmitted SYN or a browser's second connection, while an attempt goes on: not
+    // a new knock. (With no attempt under way it may begin one: knocking a code again.)
+    if (state.tracked && recentlyMatched(state, code, now) && !this.#expects(state, code)) {
+      this.#counters.duplicates++;
+      return NO_DECISIONS;
+    }
     let hit = false;
     let decisions: Decision[] | undefined;
     this.#dropped = "wrong";
@@ -306,6 +313,7 @@ export class KnockEngine {
       if (this.#orderLost) decisions = refuse(decisions, door.name, source, "order", "none");
     }
     if (hit) {
+      rememberMatch(state, code, now);
       // An open ends the attempt: what its knocks started in the door's other sequences
       // (other counters, other users) is no failure of that source.
       if (decisions && state.tracked) {
@@ -440,6 +448,19 @@ export class KnockEngine {
       }
     }
     return [{ kind: "scan", source, reason, evidence, until }];
+  }
+
+  /** True when one of the source's attempts expects `code` as its next knock. */
+  #expects(state: SourceState, code: number): boolean {
+    for (const t of state.tracked ?? []) {
+      const seq = t.counter === STATIC_COUNTER
+        ? this.#sequences[t.door].get(STATIC_COUNTER)
+        : (this.doors[t.door] as RotatingDoor).bindSource
+        ? state.bound?.get(t.counter * this.doors.length + t.door)
+        : this.#sequences[t.door].get(t.counter);
+      if (seq && seq[t.position] === code) return true;
+    }
+    return false;
   }
 
   /** Advances one tracked sequence. */

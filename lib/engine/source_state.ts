@@ -5,6 +5,7 @@
  * @module
  */
 import type { MissLog } from "./scan_detector.ts";
+import type { RecentKnocks } from "./duplicates.ts";
 
 /** One source's progress in one (door, counter), updated in place: one object per entry. */
 export interface Tracked {
@@ -19,7 +20,7 @@ export interface Tracked {
 }
 
 /** One source as the engine keeps it. */
-export interface SourceState extends MissLog {
+export interface SourceState extends MissLog, RecentKnocks {
   /** Last knock, ms (the table's LRU order). */
   lastSeen: number;
   /** Progress per (door, counter); made on the first progress, dropped when empty (floods are mostly misses). */

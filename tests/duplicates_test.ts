@@ -1,0 +1,59 @@
+/**
+ * Knocks heard twice (a SYN the client's kernel retransmits after about 1 s, a browser's
+ * second connection) do not break an attempt under way; a static sequence that repeats a
+ * port still opens; knocking a whole code again after an open is a new attempt.
+ */
+import { assertEquals } from "./_assert.ts";
+import { KnockEngine } from "../lib/engine/engine.ts";
+import { Counters } from "../lib/counters.ts";
+import { validateConfig } from "../lib/config/validate.ts";
+import { userDoors } from "../lib/config/types.ts";
+import { codeForCounter } from "../lib/code.ts";
+
+const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+const PERIOD = 3_600_000;
+const T0 = 500_000 * PERIOD + 1000;
+
+async function setup(raw: Record<string, unknown>) {
+  const doors = userDoors(validateConfig(raw).doors);
+  const counters = new Counters();
+  const engine = new KnockEngine(doors, { counters });
+  for (const [i, door] of doors.entries()) {
+    if (door.kind !== "rotating") continue;
+    for (let c = 499_998; c <= 500_002; c++) {
+      engine.setSequence(i, c, (await codeForCounter(door, c)).knocks, T0);
+    }
+  }
+  return { engine, doors, counters };
+}
+
+Deno.test("duplicates: a retransmitted first knock, 1 s later and mid-attempt, does not reset it", async () => {
+  const { engine, doors, counters } = await setup({
+    doors: { ssh: { secret: SECRET, ports: "20000-20099", length: 3, period: "1h", open: {} } },
+  });
+  const [k1, k2, k3] = (await codeForCounter(doors[0], 500_000)).knocks;
+  const src = "192.0.2.7";
+  const kinds = [
+    engine.handle(src, "tcp", k1.port, T0),
+    engine.handle(src, "tcp", k2.port, T0 + 50),
+    engine.handle(src, "tcp", k1.port, T0 + 1050), // the kernel's retransmission of knock 1
+    engine.handle(src, "tcp", k3.port, T0 + 1100),
+  ].map((ds) => ds.map((d) => d.kind).join(","));
+  assertEquals(kinds, ["", "", "", "open"]);
+  assertEquals(counters.duplicates, 1);
+});
+
+Deno.test("duplicates: a static sequence that repeats a port opens; knocking it again after the open opens again", async () => {
+  const { engine } = await setup({
+    doors: { legacy: { sequence: [7000, 7000, 8000], decoys: 0, open: {} } },
+  });
+  const src = "192.0.2.8";
+  const knock = (port: number, at: number) =>
+    engine.handle(src, "tcp", port, at).map((d) => d.kind).join(",");
+  assertEquals([knock(7000, T0), knock(7000, T0 + 50), knock(8000, T0 + 100)], ["", "", "open"]);
+  assertEquals([knock(7000, T0 + 200), knock(7000, T0 + 250), knock(8000, T0 + 300)], [
+    "",
+    "",
+    "open",
+  ]);
+});
