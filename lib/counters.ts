@@ -35,6 +35,12 @@ export class Counters {
   ignored = 0;
   /** Knocks heard twice (a retransmitted SYN, a browser's second connection): ignored. */
   duplicates = 0;
+  /** Capture intake: packets the reader parsed from the NFLOG group. */
+  captured = 0;
+  /** Capture intake: records the reader could not read as a knock (skipped). */
+  captureSkipped = 0;
+  /** Capture intake: times the reader was started again after it stopped. */
+  captureRestarts = 0;
   /** Sources found scanning. */
   scanners = 0;
   /** Sources evicted from the full source table. */

@@ -17,6 +17,12 @@ const GROUP = 4242;
 const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const POOL = `ports: "24000-24099", length: 3, period: 1h, skew: 2, bind_source: true`;
 
+const KEY = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+const HMAC = btoa(String.fromCharCode(...new Uint8Array(64).fill(9)));
+const SPA = `{ port: 62201, key_base64: "${KEY}", hmac_key_base64: "${HMAC}", access: ["tcp/${
+  SERVICE + 1
+}"] }`;
+
 const server = (dir: string) =>
   `listen: { addresses: ["::"], capture: nflog, nflog_group: ${GROUP}, closed_reply: reject }
 state_file: ${dir}/state.db
@@ -25,6 +31,9 @@ doors:
     secret: "${SECRET}"
     ${POOL.replaceAll(", ", "\n    ")}
     open: { for: 60s, nft: { port: ${SERVICE} } }
+  spa:
+    spa: ${SPA}
+    open: { for: 60s, nft: { port: ${SERVICE + 1} } }
 `;
 
 Deno.test({
@@ -38,10 +47,12 @@ Deno.test({
     await writePrivate(file, server(dir.path));
     await writePrivate(
       `${dir.path}/client.yaml`,
-      `doors:\n  ssh: { secret: "${SECRET}", ${POOL} }\n`,
+      `doors:\n  ssh: { secret: "${SECRET}", ${POOL} }\n  spa: { spa: ${SPA} }\n`,
     );
-    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
-    assertEquals(await lines(service).next(), "ready");
+    for (const port of [SERVICE, SERVICE + 1]) {
+      const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(port)));
+      assertEquals(await lines(service).next(), "ready");
+    }
     const { child, log } = await lab.listen(file);
     const target = ADDR.server.toKnocker;
     const text = (out: Deno.CommandOutput) => new TextDecoder().decode(out.stdout);
@@ -137,6 +148,30 @@ Deno.test({
           ),
           log.text,
         );
+      },
+    );
+
+    await t.step(
+      "an SPA packet, read from the capture (no socket on 62201), opens its door for the knocker",
+      async () => {
+        assertEquals(await lab.canConnect("knocker", target, SERVICE + 1), false);
+        const out = await lab.exec(
+          "knocker",
+          lab.deno("cli.ts", "knock", target, "-c", `${dir.path}/client.yaml`, "--door", "spa"),
+        );
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        assert(
+          await eventually(() => lab.canConnect("knocker", target, SERVICE + 1), 3000),
+          log.text,
+        );
+        assertEquals(
+          await lab.canConnect("bystander", ADDR.server.toBystander, SERVICE + 1),
+          false,
+        );
+        const status = await lab.exec("server", lab.deno("cli.ts", "status", "-c", file, "--json"));
+        const daemon = JSON.parse(text(status)).daemon;
+        assertEquals([daemon.intake.kind, daemon.intake.group], ["nflog", GROUP]);
+        assert(daemon.intake.captured >= 4, JSON.stringify(daemon.intake));
       },
     );
 

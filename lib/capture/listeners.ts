@@ -43,6 +43,7 @@ export class CaptureListeners implements Listeners {
     this.#reader = new CaptureReader({
       group: options.group,
       program: options.program,
+      counters: this.#counters,
       onPacket: (p) => this.#deliver(p),
     });
   }

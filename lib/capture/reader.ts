@@ -7,6 +7,7 @@
  * it fails closed.
  * @module
  */
+import type { Counters } from "../counters.ts";
 import { logger } from "../log.ts";
 import { type CapturedPacket, PcapFormatError, PcapParser } from "./pcap.ts";
 
@@ -20,6 +21,8 @@ export interface CaptureReaderOptions {
   readonly onPacket: (packet: CapturedPacket) => void;
   /** The program. @default "tcpdump" */
   readonly program?: string;
+  /** Where packets, skipped records and restarts are counted too. @default none */
+  readonly counters?: Counters;
 }
 
 /** What the reader counted. */
@@ -112,10 +115,13 @@ export class CaptureReader {
     const parser = new PcapParser();
     const stdout = (async () => {
       for await (const chunk of child.stdout) {
+        const counters = this.#options.counters;
         for (const packet of parser.push(chunk)) {
           this.stats.packets++;
+          if (counters) counters.captured++;
           this.#options.onPacket(packet);
         }
+        if (counters) counters.captureSkipped += parser.skipped - this.stats.skipped;
         this.stats.skipped = parser.skipped;
       }
     })().catch((e) => {
@@ -151,6 +157,7 @@ export class CaptureReader {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.stats.restarts++;
+      if (this.#options.counters) this.#options.counters.captureRestarts++;
       this.#spawn(() => log.info("the knock reader runs again"));
     }, wait);
   }

@@ -174,7 +174,7 @@ what (nft, iptables or a command). When "sesame listen" runs with this config in
 network namespace, status asks it through its control socket (/run/sesame, root only)
 and also prints its PID, uptime and the scanners it has banned; otherwise it reads the
 state_file (a consistent read-only snapshot). --json prints one stable object:
-{"version": 1, "daemon": {"pid", "started_at", "uptime_s", "config"} | null,
+{"version": 1, "daemon": {"pid", "started_at", "uptime_s", "config", "intake"} | null,
  "state_file", "doors": [{"door", "users", "gateway": {"kind", "hosts", "ports",
  "protocol", "dnat_port"} | null, "open": [{"source", "user", "until",
  "closes_in_s", "action": {"kind", "ports", "protocol"}, "close_command"}],

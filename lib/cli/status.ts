@@ -104,7 +104,13 @@ export interface StatusReport {
   readonly version: 1;
   /** The running daemon, or `null` when none answers (then the rest is from the state file). */
   readonly daemon:
-    | { pid: number; started_at: string; uptime_s: number; config: string | null }
+    | {
+      pid: number;
+      started_at: string;
+      uptime_s: number;
+      config: string | null;
+      intake: DaemonStatus["intake"] | null;
+    }
     | null;
   readonly state_file: string | null;
   readonly doors: readonly {
@@ -148,6 +154,7 @@ export function statusReport(
         started_at: daemon.started_at,
         uptime_s: daemon.uptime_s,
         config: daemon.config,
+        intake: daemon.intake ?? null,
       }
       : null,
     state_file: config.stateFile ?? null,
@@ -231,6 +238,10 @@ function render(report: StatusReport): string {
     d
       ? `daemon: pid ${d.pid}, up ${formatDuration(d.uptime_s * 1000)}${
         d.config ? `, config ${d.config}` : ""
+      }${
+        d.intake?.kind === "nflog"
+          ? `, knocks from NFLOG group ${d.intake.group} (${d.intake.captured} read, reader restarted ${d.intake.restarts} times)`
+          : ""
       }`
       : `daemon: none with this config here (read from ${report.state_file})`,
   );

@@ -40,6 +40,13 @@ export interface DaemonStatus {
   readonly open: readonly OpenRecord[];
   /** Scanners banned now: source, evidence, until (ISO 8601). */
   readonly bans: readonly { source: string; evidence: string; until: string }[];
+  /** How knocks are heard: `sockets`, or `nflog` with its group and the reader's counts. */
+  readonly intake?: {
+    readonly kind: "sockets" | "nflog";
+    readonly group?: number;
+    readonly captured?: number;
+    readonly restarts?: number;
+  };
 }
 
 /** What `sesame revoke` asks: a door's doors for an address or a user. */
@@ -266,6 +273,18 @@ export class Admin {
     });
   }
 
+  #intakeStatus(): NonNullable<DaemonStatus["intake"]> {
+    const capture = this.#options.config().capture;
+    if (capture.kind === "sockets") return { kind: "sockets" };
+    const { counters } = this.#options;
+    return {
+      kind: "nflog",
+      group: capture.group,
+      captured: counters.captured,
+      restarts: counters.captureRestarts,
+    };
+  }
+
   /** What the daemon tells `sesame status`. */
   status(): DaemonStatus {
     const { clock, opener } = this.#options;
@@ -280,6 +299,7 @@ export class Admin {
         ...b,
         until: new Date(b.until).toISOString(),
       })),
+      intake: this.#intakeStatus(),
     };
   }
 

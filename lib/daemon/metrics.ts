@@ -131,6 +131,24 @@ export function renderMetrics(view: MetricsView): string {
     ],
   );
   family(
+    "sesame_capture_packets_total",
+    "counter",
+    "Capture intake (listen.capture: nflog): knocks the reader parsed from the NFLOG group.",
+    [`sesame_capture_packets_total ${c.captured}`],
+  );
+  family(
+    "sesame_capture_skipped_total",
+    "counter",
+    "Capture intake: records the reader could not read as a knock.",
+    [`sesame_capture_skipped_total ${c.captureSkipped}`],
+  );
+  family(
+    "sesame_capture_restarts_total",
+    "counter",
+    "Capture intake: times the reader (tcpdump) was started again after it stopped.",
+    [`sesame_capture_restarts_total ${c.captureRestarts}`],
+  );
+  family(
     "sesame_duplicate_knocks_total",
     "counter",
     "Knocks heard twice within 10 s (a retransmitted SYN, a browser's second connection): ignored.",
