@@ -347,3 +347,16 @@ Deno.test("parseConfig(): SPA doors: one HMAC key per port, the SPA port protect
     "doors.c.open.nft: protected port 62201/udp is the SPA port of door",
   );
 });
+
+Deno.test("parseConfig(): listen.capture: nflog takes pools larger than the sockets intake can bind; nflog_group only with it", () => {
+  const door =
+    `doors:\n  big: { secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", ports: "20000-49999" }\n`;
+  const config = parseConfig(`listen: { capture: nflog, nflog_group: 7 }\n${door}`, "a.yaml");
+  assertEquals(config.capture, { kind: "nflog", group: 7 });
+  assertEquals(config.doors[0].pool.tcp.length, 30000);
+  assertStringIncludes(errors(door).join("\n"), "doors.big.ports: must be at most 16384 ports");
+  assertStringIncludes(
+    errors(`listen: { nflog_group: 7 }\n${door.replace("20000-49999", "20000-20099")}`).join("\n"),
+    "listen.nflog_group: only listen.capture: nflog takes a group",
+  );
+});

@@ -19,7 +19,12 @@ import { checkSpaDoor } from "./spa_door.ts";
  * Validates one door: a rotating door (secret and pool) or a static one (sequence).
  * Returns `undefined` when it is too broken to use; its issues are in `c`.
  */
-export function validateDoor(c: Checker, name: string, raw: unknown): Door | undefined {
+export function validateDoor(
+  c: Checker,
+  name: string,
+  raw: unknown,
+  maxPool: number = DEFAULTS.maxPool,
+): Door | undefined {
   const path = ["doors", name];
   if (!DOOR_NAME.test(name)) {
     c.fail(
@@ -67,7 +72,7 @@ export function validateDoor(c: Checker, name: string, raw: unknown): Door | und
 
   const users = d.users === undefined ? undefined : checkUsers(c, d, path);
   const secret = d.users === undefined ? checkSecret(c, d, path) : users?.[0]?.secret;
-  const candidates = checkCandidates(c, d, path);
+  const candidates = checkCandidates(c, d, path, maxPool);
   const protocol = checkProtocolMode(c, d.protocol, at("protocol"));
   const length = c.int(d.length, at("length"), DEFAULTS.length, 1, 16);
   if (candidates && length > candidates.length) {
@@ -237,6 +242,7 @@ function checkCandidates(
   c: Checker,
   d: Record<string, unknown>,
   path: KeyPath,
+  maxPool: number,
 ): number[] | undefined {
   if (d.ports === undefined) {
     return c.fail(
@@ -255,11 +261,11 @@ function checkCandidates(
   }
   const skip = new Set(excluded);
   const candidates = ports.ports.filter((p) => !skip.has(p));
-  if (candidates.length > DEFAULTS.maxPool) {
+  if (candidates.length > maxPool) {
     // Every pool port listens, so that a scan never narrows the code down: the pool must bind.
     return c.fail(
       [...path, "ports"],
-      `must be at most ${DEFAULTS.maxPool} ports (every pool port listens, and ${DEFAULTS.maxPool} TCP and ${DEFAULTS.maxPool} UDP sockets bind in under a second on 2 cores), received ${candidates.length}`,
+      `must be at most ${maxPool} ports (every pool port listens, and ${maxPool} TCP and ${maxPool} UDP sockets bind in under a second on 2 cores; listen.capture: nflog binds none and takes larger pools), received ${candidates.length}`,
     );
   }
   if (candidates.length < 2) {

@@ -41,6 +41,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
   const top = c.map(raw ?? undefined, [], TOP_KEYS);
   if (!top) return undefined;
   const listen = top.listen === undefined ? {} : c.map(top.listen, ["listen"], LISTEN_KEYS) ?? {};
+  const nflog = listen.capture === "nflog";
   let addresses = ["::"];
   if (listen.addresses !== undefined) {
     const list = listen.addresses;
@@ -81,7 +82,8 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
     if (names.length === 0) c.fail(["doors"], "must name at least one door");
     const nftNames = new Map<string, string>();
     for (const name of names) {
-      const door = validateDoor(c, name, rawDoors[name]);
+      // The capture intake binds nothing: a pool is one set lookup for the kernel.
+      const door = validateDoor(c, name, rawDoors[name], nflog ? 65_535 : DEFAULTS.maxPool);
       if (!door) continue;
       doors.push(door);
       if (door.open?.nft && door.open.iptables) {
