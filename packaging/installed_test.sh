@@ -125,8 +125,39 @@ grep -q '10.231.0.2' status.log || fail "status does not show the open door"
 kill -TERM "$daemon"
 wait "$daemon" || { cat listen.log; fail "listen did not stop cleanly"; }
 daemon=
-kill "$web" 2>/dev/null || true
 [ -s /var/lib/sesame/state.db ] || fail "no state in /var/lib/sesame"
+
+step "the capture intake (listen.capture: nflog) run by /usr/bin/sesame: nothing bound, a knock opens"
+secret=$(sed -nE 's/.*secret: "([^"]+)".*/\1/p' "$work/client.yaml" | head -n 1)
+cat >/etc/sesame/capture.yaml <<EOF
+listen: { addresses: ["::"], capture: nflog, closed_reply: reject }
+state_file: /var/lib/sesame/capture.db
+doors:
+  cap:
+    secret: "$secret"
+    ports: "26000-26099"
+    length: 3
+    open: { for: 30s, nft: { port: 8080 } }
+EOF
+chmod 600 /etc/sesame/capture.yaml
+printf 'doors:\n  cap: { secret: "%s", ports: "26000-26099", length: 3 }\n' "$secret" >"$work/cap.yaml"
+chmod 600 "$work/cap.yaml"
+ip netns exec "$srv" sesame listen -c /etc/sesame/capture.yaml >capture.log 2>&1 &
+daemon=$!
+for _ in $(seq 1 100); do
+  grep -q 'listening on NFLOG group' capture.log && break
+  kill -0 "$daemon" 2>/dev/null || { cat capture.log; fail "capture listen exited"; }
+  sleep 0.1
+done
+grep -q 'listening on NFLOG group' capture.log || { cat capture.log; fail "capture listen did not start"; }
+if ip netns exec "$srv" ss -Hlnt | grep -q ':260[0-9][0-9]'; then fail "a pool port is bound"; fi
+probe && fail "port 8080 answered before the capture knock"
+ip netns exec "$cli" sesame knock 10.231.0.1 -c "$work/cap.yaml" --door cap --wait-open 8080 \
+  --wait-timeout 10 || { cat capture.log; fail "the capture knock did not open 8080"; }
+kill -TERM "$daemon"
+wait "$daemon" || { cat capture.log; fail "capture listen did not stop cleanly"; }
+daemon=
+kill "$web" 2>/dev/null || true
 
 step "removing the package keeps the config and the state"
 apt-get remove -y -qq sesame >/dev/null
