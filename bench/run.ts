@@ -11,6 +11,8 @@
  *   sesame-bind-state: a rotating bind_source door with the store and nft (each source its
  *   own code, derived per new source: the costly path; the C generator knocks codes this
  *   script derives for each source),
+ * - sesame-nflog-state: sesame-nft-state with the capture intake (`listen.capture: nflog`):
+ *   nothing binds, tcpdump reads the knocks from the kernel's NFLOG group,
  * - sesame-cmd: sesame running a command per open (capped by process spawning),
  * - knockd: knockd 0.8 with the same command (its only path).
  * The command action is bench/record.sh, the same for both: it appends source and time.
@@ -47,7 +49,7 @@ const levels =
       return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
     });
 const systems = (args.values.systems ??
-  "trivial,sesame-nft-state,sesame-bind-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
+  "trivial,sesame-nft-state,sesame-nflog-state,sesame-bind-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
   .split(",");
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
 const gapMs = Number(args.values.gap ?? 10);
@@ -108,14 +110,25 @@ const deno = (
   ...rest,
 ];
 
-/** CPU seconds (self + waited children) and peak RSS (KiB) of a process. */
+/**
+ * CPU seconds of a process and of its live descendants (sesame's nft session, the capture
+ * intake's tcpdump: their work is the daemon's), with its waited children; peak RSS (KiB)
+ * of the process itself.
+ */
 async function usage(pid: number): Promise<{ cpu: number; hwmKiB: number }> {
   try {
-    const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
-    const ticks = [11, 12, 13, 14].reduce((s, i) => s + Number(stat[i]), 0);
+    const ticks = async (p: number): Promise<number> => {
+      const stat = (await Deno.readTextFile(`/proc/${p}/stat`)).split(") ")[1].split(" ");
+      let sum = [11, 12, 13, 14].reduce((s, i) => s + Number(stat[i]), 0);
+      const children = await Deno.readTextFile(`/proc/${p}/task/${p}/children`).catch(() => "");
+      for (const child of children.split(" ").filter(Boolean)) {
+        sum += await ticks(Number(child)).catch(() => 0);
+      }
+      return sum;
+    };
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
     const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    return { cpu: ticks / 100, hwmKiB: hwm };
+    return { cpu: (await ticks(pid)) / 100, hwmKiB: hwm };
   } catch {
     return { cpu: NaN, hwmKiB: NaN };
   }
@@ -235,18 +248,19 @@ async function startSystem(system: string, dir: string): Promise<{
       },
     };
   }
-  const nft = system.startsWith("sesame-nft") || system === "sesame-bind-state";
+  const capture = system === "sesame-nflog-state";
+  const nft = system.startsWith("sesame-nft") || system === "sesame-bind-state" || capture;
   const action = nft
     ? "nft: { port: 9 }"
     : `command: ["${ROOT}bench/record.sh", "${record}", "{ip}"]`;
-  const state = system === "sesame-nft-state" || system === "sesame-bind-state";
+  const state = system === "sesame-nft-state" || system === "sesame-bind-state" || capture;
   await Deno.writeTextFile(
     `${dir}/sesame.yaml`,
     `listen: { addresses: ["127.0.0.1"], metrics: "127.0.0.1:9464"${
       system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
-    }${reorderWindow ? `, reorder_window: ${reorderWindow}` : ""} }\n${
-      state ? `state_file: ${dir}/state.db\n` : ""
-    }doors:\n` +
+    }${capture ? ", capture: nflog, closed_reply: reject" : ""}${
+      reorderWindow ? `, reorder_window: ${reorderWindow}` : ""
+    } }\n${state ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
       (["tcp", "udp"] as const).map((p) =>
         `  bench-${p}:\n    sequence: [${
           staticSeq(p)
@@ -280,9 +294,16 @@ async function startSystem(system: string, dir: string): Promise<{
   const child = spawn(
     inNs(deno("cli.ts", "listen", "-c", `${dir}/sesame.yaml`, "--log-level", "warning")),
   );
-  // warning level prints nothing at start: wait for the ports instead.
+  // warning level prints nothing at start: wait for the ports instead (the capture intake
+  // binds none: wait for its rules).
   const deadline = Date.now() + 15_000;
-  for (;;) {
+  while (capture) {
+    const table = await run(inNs(["nft", "list", "table", "inet", "sesame"])).catch(() => "");
+    if (table.includes("log group")) break;
+    if (Date.now() > deadline) throw new Error("sesame's capture rules did not appear");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (; !capture;) {
     const probe = await new Deno.Command("ip", {
       args: ["netns", "exec", NS, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${PORTS.tcp[0][0]}`],
     }).output();

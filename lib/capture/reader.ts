@@ -79,6 +79,9 @@ export class CaptureReader {
       "-",
       "-s",
       "2048",
+      // An 8 MiB socket buffer: a burst the reader is slow to drain waits there, not lost.
+      "-B",
+      "8192",
     ];
     let child: Deno.ChildProcess;
     try {
