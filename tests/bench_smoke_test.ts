@@ -18,7 +18,7 @@ async function denoRun(args: string[]): Promise<Deno.CommandOutput> {
 
 Deno.test({
   name:
-    "bench --smoke measures trivial, sesame with the store (static and bind_source), sesame-nft (session and batch), sesame-cmd and knockd",
+    "bench --smoke measures trivial, sesame with the store (static and bind_source, sockets and capture intake), sesame-nft (session and batch), sesame-cmd and knockd",
   ignore,
   async fn() {
     await using dir = await tempDir();
@@ -28,6 +28,7 @@ Deno.test({
     assertEquals(results.levels.map((l: { system: string }) => l.system), [
       "trivial",
       "sesame-nft-state",
+      "sesame-nflog-state",
       "sesame-bind-state",
       "sesame-nft",
       "sesame-nft-batch",
