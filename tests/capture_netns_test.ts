@@ -78,6 +78,21 @@ Deno.test({
         for (const port of [24050, 23999, 25000]) {
           assert(new RegExp(`^${port}/tcp\\s+closed\\s`, "m").test(scan), `${port}: ${scan}`);
         }
+        // A connect scan, and a UDP scan of the SPA port beside an unused one (ICMP replies
+        // are rate-limited: not in this namespace).
+        await lab.exec("server", ["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"]);
+        const nmap = async (...args: string[]) =>
+          text(
+            await lab.exec("bystander", ["nmap", "-Pn", "-n", ...args, ADDR.server.toBystander]),
+          );
+        const connect = await nmap("-sT", "-p", "24050,23999");
+        for (const port of [24050, 23999]) {
+          assert(new RegExp(`^${port}/tcp\\s+closed\\s`, "m").test(connect), connect);
+        }
+        const udp = await nmap("-sU", "-p", "62201,62202");
+        for (const port of [62201, 62202]) {
+          assert(new RegExp(`^${port}/udp\\s+closed\\s`, "m").test(udp), udp);
+        }
       },
     );
 
