@@ -206,3 +206,56 @@ Deno.test({
     await child.status;
   },
 });
+
+Deno.test({
+  name:
+    "capture intake under the shipped unit's capabilities (its CapabilityBoundingSet, no new privileges): the reader runs as user tcpdump and a knock opens",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const file = `${dir.path}/server.yaml`;
+    await writePrivate(file, server(dir.path));
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET}", ${POOL} }\n`,
+    );
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    // The unit's own line, so that the test follows the unit.
+    const unit = await Deno.readTextFile(new URL("../deploy/sesame.service", import.meta.url));
+    const caps = /^CapabilityBoundingSet=(.+)$/m.exec(unit)![1].split(" ")
+      .map((c) => `+${c.replace(/^CAP_/, "").toLowerCase()}`);
+    assert(/^NoNewPrivileges=yes$/m.test(unit));
+    const child = lab.spawn("server", [
+      "setpriv",
+      `--bounding-set=-all,${caps.join(",")}`,
+      "--inh-caps=-all",
+      "--no-new-privs",
+      "--",
+      ...lab.deno("cli.ts", "listen", "-c", file),
+    ]);
+    let log = "";
+    (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
+    })().catch(() => {});
+    try {
+      assert(await eventually(() => log.includes("listening on NFLOG group"), 15_000), log);
+      const target = ADDR.server.toKnocker;
+      const out = await lab.exec(
+        "knocker",
+        lab.deno("cli.ts", "knock", target, "-c", `${dir.path}/client.yaml`, "--door", "ssh"),
+      );
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert(await eventually(() => lab.canConnect("knocker", target, SERVICE), 3000), log);
+      assert(!log.includes("knock reader (tcpdump) stopped"), log);
+      const ps = new TextDecoder().decode(
+        (await lab.exec("server", ["ps", "-o", "user=", "-C", "tcpdump"])).stdout,
+      );
+      assertStringIncludes(ps, "tcpdump");
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+  },
+});

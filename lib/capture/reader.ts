@@ -67,11 +67,11 @@ export class CaptureReader {
   #spawn(ready?: () => void): void {
     if (this.#stopped) return ready?.();
     const program = this.#options.program ?? "tcpdump";
-    // -Z root: Debian's tcpdump drops to user tcpdump, which needs CAP_SETUID (the unit
-    // gives sesame none). -U: each packet written at once. -s 2048: knocks and SPA packets.
+    // tcpdump opens the NFLOG socket as root, then drops to its own user (Debian's
+    // `tcpdump`; the unit grants CAP_SETUID and CAP_SETGID for that): the process that
+    // parses what the network sends runs unprivileged. -U: each packet written at once.
+    // -s 2048: knocks and SPA packets whole.
     const args = [
-      "-Z",
-      "root",
       "-i",
       `nflog:${this.#options.group}`,
       "-U",
