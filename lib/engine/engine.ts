@@ -13,14 +13,9 @@ import { SKEW_PROBE } from "../window.ts";
 import { PortIndex } from "./port_index.ts";
 import { type Evidence, ScanDetector, TCP_BAN, UDP_BAN } from "./scan_detector.ts";
 import { recentlyMatched, rememberMatch } from "./duplicates.ts";
+import { SequenceBook, STATIC_COUNTER } from "./sequence_book.ts";
 import { SourceTable } from "./source_table.ts";
-import {
-  advance,
-  type AdvanceOptions,
-  encodeSequence,
-  knockCode,
-  type Progress,
-} from "./tracker.ts";
+import { advance, type AdvanceOptions, knockCode, type Progress } from "./tracker.ts";
 import { codeOwner, UsedCodes } from "./used_codes.ts";
 import { type Decision, type MissingSequence, refuse } from "./decision.ts";
 import { dropBelow, newSource, removeAt, type SourceState, type Tracked } from "./source_state.ts";
@@ -51,7 +46,6 @@ export interface KnockEngineOptions {
   readonly counters?: Counters;
 }
 
-const STATIC_COUNTER = -1;
 const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
 /** What one knock did to one tracked sequence. */
 const MISS = 0, HIT = 1, COMPLETE = 2;
@@ -84,8 +78,7 @@ export class KnockEngine {
   readonly #allow: readonly Cidr[];
   readonly #deny: readonly Cidr[];
   readonly #checkLists: boolean;
-  /** Unbound rotating doors: counter → encoded sequence. Static doors: STATIC_COUNTER. */
-  readonly #sequences: Map<number, Int32Array>[];
+  readonly #book: SequenceBook;
   readonly #maxTimeoutMs: number;
   readonly #advanceOptions: AdvanceOptions[];
   readonly #scan: ScanDetector | undefined;
@@ -123,9 +116,7 @@ export class KnockEngine {
     this.#deny = options.deny ?? [];
     this.#checkLists = this.#allow.length + this.#deny.length > 0 ||
       doors.some((d) => d.allow.length + d.deny.length > 0);
-    this.#sequences = doors.map((door) =>
-      new Map(door.kind === "static" ? [[STATIC_COUNTER, encodeSequence(door.sequence)]] : [])
-    );
+    this.#book = new SequenceBook(this.doors);
     this.#scan = options.scan && !options.forgeable
       ? new ScanDetector(options.scan, maxSources, counters)
       : undefined;
@@ -161,16 +152,12 @@ export class KnockEngine {
 
   /** Installs the sequence of an unbound rotating door for a counter; drops counters that left the window. */
   setSequence(doorIndex: number, counter: number, knocks: readonly Knock[], now: number): void {
-    const door = this.doors[doorIndex] as RotatingDoor;
-    const map = this.#sequences[doorIndex];
-    map.set(counter, encodeSequence(knocks));
-    const lo = Math.floor(now / door.periodMs) - door.skew;
-    for (const c of map.keys()) if (c < lo - SKEW_PROBE) map.delete(c);
+    this.#book.set(doorIndex, counter, knocks, now);
   }
 
   /** Counters whose sequence is installed for an unbound door (for tests and the start-up summary). */
   installedCounters(doorIndex: number): number[] {
-    return [...this.#sequences[doorIndex].keys()].sort((a, b) => a - b);
+    return this.#book.installed(doorIndex);
   }
 
   /**
@@ -204,15 +191,7 @@ export class KnockEngine {
     knocks: readonly Knock[],
     now: number,
   ): void {
-    const state = this.#table.touch(source, now, newSource);
-    const bound = state.bound ??= new Map();
-    const door = this.doors[doorIndex] as RotatingDoor;
-    const lo = Math.floor(now / door.periodMs) - door.skew;
-    const n = this.doors.length;
-    for (const key of bound.keys()) {
-      if (key % n === doorIndex && Math.floor(key / n) < lo) bound.delete(key);
-    }
-    bound.set(counter * n + doorIndex, encodeSequence(knocks));
+    this.#book.setBound(this.#table.touch(source, now, newSource), doorIndex, counter, knocks, now);
   }
 
   /**
@@ -277,7 +256,7 @@ export class KnockEngine {
       const options = this.#advanceOptions[d];
       this.#orderLost = false;
       if (door.kind === "static") {
-        const seq = this.#sequences[d].get(STATIC_COUNTER)!;
+        const seq = this.#book.get(d, STATIC_COUNTER)!;
         const result = this.#step(state, d, STATIC_COUNTER, seq, code, now, options);
         if (result !== MISS) hit = true;
         if (result === COMPLETE) {
@@ -295,9 +274,7 @@ export class KnockEngine {
       const probe = door.bindSource ? 0 : SKEW_PROBE;
       if (state.tracked) dropBelow(state.tracked, d, lo - probe);
       for (let c = lo - probe; c <= hi + probe; c++) {
-        const seq = door.bindSource
-          ? state.bound?.get(c * this.doors.length + d)
-          : this.#sequences[d].get(c);
+        const seq = door.bindSource ? this.#book.bound(state, d, c) : this.#book.get(d, c);
         if (!seq) continue;
         const result = this.#step(state, d, c, seq, code, now, options);
         if (result !== MISS) hit = true;
@@ -453,11 +430,7 @@ export class KnockEngine {
   /** True when one of the source's attempts expects `code` as its next knock. */
   #expects(state: SourceState, code: number): boolean {
     for (const t of state.tracked ?? []) {
-      const seq = t.counter === STATIC_COUNTER
-        ? this.#sequences[t.door].get(STATIC_COUNTER)
-        : (this.doors[t.door] as RotatingDoor).bindSource
-        ? state.bound?.get(t.counter * this.doors.length + t.door)
-        : this.#sequences[t.door].get(t.counter);
+      const seq = this.#book.of(state, t);
       if (seq && seq[t.position] === code) return true;
     }
     return false;
