@@ -57,3 +57,18 @@ Deno.test("duplicates: a static sequence that repeats a port opens; knocking it 
     "open",
   ]);
 });
+
+Deno.test("duplicates: the last knock's twins after the open (a browser's extra connections) are ignored, not a new attempt", async () => {
+  const { engine, doors, counters } = await setup({
+    doors: { ssh: { secret: SECRET, ports: "20000-20099", length: 3, period: "1h", open: {} } },
+  });
+  const [k1, k2, k3] = (await codeForCounter(doors[0], 500_000)).knocks;
+  const src = "192.0.2.9";
+  const all = [k1, k2, k3].flatMap((k, i) => engine.handle(src, "tcp", k.port, T0 + i * 50));
+  assertEquals(all.map((d) => d.kind), ["open"]);
+  // Firefox retries a fetch up to ten times: the last knock again and again.
+  const after = [1, 2, 3, 4].flatMap((i) => engine.handle(src, "tcp", k3.port, T0 + 150 + i * 5));
+  assertEquals(after, []);
+  assertEquals(counters.duplicates, 4);
+  assertEquals(engine.sweep(T0 + 60_000).map((d) => d.kind), [], "no attempt left to time out");
+});

@@ -1,11 +1,11 @@
 /**
  * Knocks heard twice: the client's kernel retransmits a SYN that was dropped (after about
  * 1, 3 and 7 s, when later knocks may already have matched), and a browser opens several
- * connections per fetch. While an attempt is under way, a knock equal to one of the
- * source's recent knocks that fitted a sequence, within {@link DUPLICATE_MS}, is ignored
- * (no progress, no miss, no scan evidence) unless an attempt expects exactly it next: a
- * static sequence may repeat a port (`[7000, 7000, 8000]`); rotating sequences never do
- * (docs/SEQUENCE.md). With no attempt under way the knock may begin one (knocking again).
+ * connections per fetch. A knock equal to one of the source's recent knocks that fitted a
+ * sequence, within {@link DUPLICATE_MS}, is ignored (no progress, no miss, no scan
+ * evidence) unless an attempt expects exactly it next (a static sequence may repeat a
+ * port, `[7000, 7000, 8000]`; rotating sequences never do, docs/SEQUENCE.md), or, with no
+ * attempt under way, it is a sequence's first knock (knocking a code again).
  * @module
  */
 

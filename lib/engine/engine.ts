@@ -225,9 +225,12 @@ export class KnockEngine {
     }
     const state = this.#table.touch(source, now, newSource);
     const code = knockCode(port, protocol);
-    // A retransmitted SYN or a browser's second connection, while an attempt goes on: not
-    // a new knock. (With no attempt under way it may begin one: knocking a code again.)
-    if (state.tracked && recentlyMatched(state, code, now) && !this.#expects(state, code)) {
+    // A retransmitted SYN or a browser's second connection: not a new knock, unless an
+    // attempt expects it next, or (none under way) it begins one: knocking a code again.
+    if (
+      recentlyMatched(state, code, now) && !this.#expects(state, code) &&
+      (state.tracked !== null || !this.#begins(state, doors, code, now))
+    ) {
       this.#counters.duplicates++;
       return NO_DECISIONS;
     }
@@ -432,6 +435,23 @@ export class KnockEngine {
     for (const t of state.tracked ?? []) {
       const seq = this.#book.of(state, t);
       if (seq && seq[t.position] === code) return true;
+    }
+    return false;
+  }
+
+  /** True when `code` is the first knock of a sequence in the window of a door at its port. */
+  #begins(state: SourceState, doors: readonly number[], code: number, now: number): boolean {
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (door.kind === "static") {
+        if (this.#book.get(d, STATIC_COUNTER)?.[0] === code) return true;
+        continue;
+      }
+      const t = Math.floor(now / door.periodMs);
+      for (let c = t - door.skew; c <= t + door.skew; c++) {
+        const seq = door.bindSource ? this.#book.bound(state, d, c) : this.#book.get(d, c);
+        if (seq?.[0] === code) return true;
+      }
     }
     return false;
   }
