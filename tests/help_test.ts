@@ -20,6 +20,7 @@ const MODULES: Record<string, string> = {
   status: "status",
   unban: "unban",
   completions: "completions",
+  page: "page",
 };
 
 /** The spellings a parseArgs spec accepts: --long, and -s for shorts (keys "4" are -4). */

@@ -13,6 +13,7 @@ Usage: sesame <command> [options]
 Commands:
   listen   run the knock daemon: listen on the knock ports, open doors for good knocks
   knock    send a door's current sequence (or a static knockd-style one) to a host
+  page     write an HTML page that knocks a door from any browser
   code     show a door's current knock sequence and when it rotates
   check    validate a config file and summarise it
   keygen   print a new random secret for a door (--spa: fwknop's two SPA keys)
@@ -155,6 +156,31 @@ Options:
                          sent, and on a terminal --wait-open counts the seconds it waits)
   --exec -- CMD ARGS...  after a successful knock run CMD (e.g. ssh) and pass on its exit code
   --insecure-permissions  accept a config or secret_file that other users can read`,
+
+  page: `Usage: sesame page HOST --config FILE --door NAME [--user NAME] [-o FILE.html]
+                   [--embed-secret] [--wait-open URL] [--from ADDRESS] [--force]
+
+Writes one self-contained HTML file that knocks a door of HOST from any browser: no
+network resource, a strict Content-Security-Policy, nothing to install. The page derives
+the door's current code (the secret typed into it, never stored or sent) and connects to
+each knock port in turn with fetch(); the connections fail, and that is expected. It
+takes the next counter on a second knock in a period, like sesame knock. Static doors
+work too. A browser sends no UDP and refuses some ports (the Fetch standard's "bad
+ports", SSH's 22 among them): doors that need those are refused with the reason.
+
+Options:
+  -c, --config FILE     the client config that defines the door (default: as for knock)
+  --door NAME           the door
+  --user NAME           on a door with users: whose secret (in a server config)
+  -o, --out FILE        where to write the page (default knock-DOOR.html)
+  --embed-secret        put the secret into the page: it knocks on a button, or at once
+                        when opened with #knock at the end of its URL; the file is then a
+                        credential (written 0600)
+  --wait-open URL       after knocking, wait until this http(s) URL answers (a port
+                        browsers allow)
+  --from ADDRESS        for a bind_source door: the knocker's address as the server sees
+                        it, prefilled in the page
+  --force               overwrite FILE`,
 
   demo: `Usage: sesame demo [--log-level LEVEL] [--log-format text|json]
 

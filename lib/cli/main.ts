@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import("./check.ts")).check,
   listen: async () => (await import("./listen.ts")).listen,
   knock: async () => (await import("./knock.ts")).knock,
+  page: async () => (await import("./page.ts")).page,
   demo: async () => (await import("./demo.ts")).demo,
   init: async () => (await import("./init.ts")).init,
   "nft-ruleset": async () => (await import("./nft_ruleset.ts")).nftRulesetCommand,
