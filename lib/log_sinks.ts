@@ -57,7 +57,7 @@ function toStderr(line: string): void {
  * ```
  */
 export function fileSink(path: string, format: (record: LogRecord) => string): TargetSink {
-  const open = () => Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const open = () => openOwnFile(path);
   let file: Deno.FsFile | undefined = open();
   const write = (line: string) => {
     try {
@@ -94,6 +94,59 @@ export function fileSink(path: string, format: (record: LogRecord) => string): T
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * Opens the log file for appending, refusing what another user could use to make sesame
+ * (root) write elsewhere: a symlink or other non-regular file at the path, a file another
+ * user owns or may write, a directory others may write (not sticky). The file opened is
+ * checked to be the one at the path (no swap between the checks and the open).
+ * @throws {Error} naming what is wrong.
+ */
+export function openOwnFile(path: string): Deno.FsFile {
+  const self = Deno.uid();
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const dirInfo = Deno.statSync(dir);
+  const dirMode = (dirInfo.mode ?? 0) & 0o7777;
+  if (
+    (self !== null && dirInfo.uid !== null && dirInfo.uid !== self && dirInfo.uid !== 0) ||
+    ((dirMode & 0o002) !== 0 && (dirMode & 0o1000) === 0)
+  ) {
+    throw new Error(
+      `${dir} belongs to another user or others may write it: choose a directory of root's (such as /var/log/sesame)`,
+    );
+  }
+  const before = (() => {
+    try {
+      return Deno.lstatSync(path);
+    } catch {
+      return undefined; // created below, 0600
+    }
+  })();
+  if (before && !before.isFile) {
+    throw new Error(
+      `${path} is not a regular file (${
+        before.isSymlink ? "a symbolic link" : "not a file"
+      }): sesame never writes through one`,
+    );
+  }
+  if (
+    before &&
+    ((self !== null && before.uid !== null && before.uid !== self) ||
+      ((before.mode ?? 0) & 0o022) !== 0)
+  ) {
+    throw new Error(
+      `${path} belongs to another user or others may change it: remove it, or chown/chmod go-w it`,
+    );
+  }
+  const file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const opened = file.statSync();
+  const now = Deno.lstatSync(path);
+  if (!now.isFile || now.ino !== opened.ino) {
+    file.close();
+    throw new Error(`${path} changed while it was being opened`);
+  }
+  return file;
 }
 
 /** syslog severities (RFC 5424) of LogTape's levels. */

@@ -103,3 +103,43 @@ Deno.test("init --user edits the config in place: every other line as the admin 
   assertEquals(check.code, 0, check.stderr);
   assertStringIncludes(check.stdout, "users alice, bob, carol");
 });
+
+Deno.test("init --user refuses a door whose users are shared with another door through a YAML anchor", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/sesame.yaml`;
+  const text = `doors:
+  ssh:
+    ports: "20000-20099"
+    users: &team
+      alice: { secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" }
+    open: { command: ["/bin/true"] }
+  db:
+    ports: "21000-21099"
+    users: *team
+    open: { command: ["/bin/true"] }
+`;
+  await Deno.writeTextFile(file, text, { mode: 0o600 });
+  for (const door of ["ssh", "db"]) {
+    const out = await runCli(["init", "--out", file, "--user", "bob", "--door", door]);
+    assertEquals(out.code, 2, out.stdout);
+    assertStringIncludes(out.stderr, "shared through a YAML anchor");
+  }
+  assertEquals(await Deno.readTextFile(file), text, "nothing changed");
+  assertEquals((await files(dir.path)).filter((f) => f.endsWith(".key")), [], "no key written");
+});
+
+Deno.test("init --state-file with a space and a # in the path: the config means that path", async () => {
+  await using dir = await tempDir();
+  const out = await runCli([
+    "init",
+    "--out",
+    `${dir.path}/s.yaml`,
+    "--state-file",
+    "/var/lib/sesame/site #2.db",
+  ]);
+  assertEquals(out.code, 0, out.stderr);
+  const config = parseConfig(await Deno.readTextFile(`${dir.path}/s.yaml`), "s.yaml", {
+    readSecretFile: () => "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+  });
+  assertEquals(config.stateFile, "/var/lib/sesame/site #2.db");
+});

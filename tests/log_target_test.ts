@@ -126,3 +126,25 @@ Deno.test("listen.log: a log file that cannot be opened is a clean refusal (exit
   assertStringIncludes(p.log(), "listen.log.path: cannot open");
   assert(!p.log().includes("internal error"), p.log());
 });
+
+Deno.test("listen.log file: a symlink, or a file another user owns, is refused: sesame (root) never writes through one", async () => {
+  await using dir = await tempDir();
+  const victim = `${dir.path}/victim`;
+  await Deno.writeTextFile(victim, "someone's file\n");
+  await Deno.symlink(victim, `${dir.path}/sesame.log`);
+  const base = randomBase(40);
+  const file = `${dir.path}/c.yaml`;
+  await writePrivate(file, config(base, `{ target: file, path: "${dir.path}/sesame.log" }`));
+  await using p = spawnListen(["-c", file]);
+  assertEquals((await p.child.status).code, 1, p.log());
+  assertStringIncludes(p.log(), "is not a regular file (a symbolic link)");
+  assertEquals(await Deno.readTextFile(victim), "someone's file\n");
+  if (Deno.uid() === 0) {
+    await Deno.remove(`${dir.path}/sesame.log`);
+    await Deno.writeTextFile(`${dir.path}/sesame.log`, "");
+    await Deno.chown(`${dir.path}/sesame.log`, 65534, 65534);
+    await using q = spawnListen(["-c", file]);
+    assertEquals((await q.child.status).code, 1, q.log());
+    assertStringIncludes(q.log(), "belongs to another user");
+  }
+});

@@ -111,3 +111,63 @@ Deno.test("reload through the control socket: changes reported, a broken config 
     await daemon.stop();
   }
 });
+
+Deno.test("reload whose ports are all taken: in force, said so (applied), and its ports are bound once free; never the old config's", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/sesame.yaml`;
+  await Deno.writeTextFile(file, config());
+  const clock = new ManualClock(T0);
+  let listeners: MemoryListeners | undefined;
+  const control = `${dir.path}/control.sock`;
+  const daemon = await Daemon.start({
+    config: parseConfig(await Deno.readTextFile(file), file),
+    clock,
+    runner: new RecordingRunner(),
+    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    listeners: (sink, options) => listeners = new MemoryListeners(sink, options),
+    control,
+    loadConfig: async () => parseConfig(await Deno.readTextFile(file), file),
+  });
+  try {
+    // The new pool's ports are all held by another program.
+    await Deno.writeTextFile(file, config().replace("20000-20099", "21000-21009"));
+    for (let p = 21000; p <= 21009; p++) listeners!.refuse.set(`tcp/::/${p}`, "AddrInUse");
+    const answer = await askDaemon(control, { op: "reload" });
+    assert(answer && !answer.ok && answer.applied === true, JSON.stringify(answer));
+    assertEquals(listeners!.size, 0, "the old pool is not listened on");
+    listeners!.refuse.clear(); // the squatter left
+    clock.advance(1000);
+    await daemon.settled();
+    assertEquals(listeners!.size, 10, "the new pool is bound by the retry");
+    assert(listeners!.knock("192.0.2.9", "tcp", 21003), "a knock on the new pool is heard");
+    assert(!listeners!.knock("192.0.2.9", "tcp", 20003), "the old pool is not");
+  } finally {
+    await daemon.stop();
+  }
+});
+
+Deno.test("a stop waits for the reload under way, and a reload asked once the stop began is refused: nothing is applied after the stop", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/sesame.yaml`;
+  await Deno.writeTextFile(file, config());
+  const daemon = await Daemon.start({
+    config: parseConfig(await Deno.readTextFile(file), file),
+    clock: new ManualClock(T0),
+    runner: new RecordingRunner(),
+    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    listeners: (sink, options) => new MemoryListeners(sink, options),
+    loadConfig: async () => parseConfig(await Deno.readTextFile(file), file),
+  });
+  let reloaded = false;
+  const during = daemon.reloadFile().then((outcome) => {
+    reloaded = true;
+    return outcome;
+  });
+  const stopping = daemon.stop();
+  const late = await daemon.reloadFile();
+  await stopping;
+  assertEquals(reloaded, true, "the stop waited for the reload under way");
+  // It was still reading the file when the stop began: it applies nothing.
+  assertEquals(await during, { ok: false, error: "the daemon is stopping" });
+  assertEquals(late, { ok: false, error: "the daemon is stopping" });
+});

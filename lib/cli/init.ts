@@ -103,7 +103,7 @@ export function serverTemplate(
 # Check it with: sesame check -c THIS_FILE      Review the firewall: sesame nft-ruleset -c THIS_FILE
 listen:
   addresses: ["::"]                # IPv4 and IPv6
-state_file: ${o.stateFile}
+state_file: ${JSON.stringify(o.stateFile)}
 doors:
   ${o.door}:
     secret_file: ${o.door}.key           # relative to this file
@@ -239,7 +239,7 @@ async function initSpa(parsed: ParsedArgs): Promise<number> {
 # Its keys are in ${door}.key and ${door}.hmac beside it (mode 0600).
 listen:
   addresses: ["::"]
-state_file: ${stateFile}
+state_file: ${JSON.stringify(stateFile)}
 doors:
   ${door}:
     spa:

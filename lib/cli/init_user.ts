@@ -5,7 +5,7 @@
  * result is checked against the same edit made on the parsed document.
  * @module
  */
-import { isMap, parseDocument, YAMLMap } from "yaml";
+import { isAlias, isMap, parseDocument, YAMLMap } from "yaml";
 import type { Document, Pair, Scalar } from "yaml";
 import { loadConfig, parseConfig, resolveSecretPath } from "../config/load.ts";
 import { DOOR_NAME, ROTATING_KEYS } from "../config/schema.ts";
@@ -43,8 +43,13 @@ export async function addUser(parsed: ParsedArgs, user: string): Promise<number>
   }
   const doc = parseDocument(text);
   const original = parseDocument(text);
-  const node = doc.getIn(["doors", door]);
+  const node = doc.getIn(["doors", door], true);
+  if (isAlias(node) || (isMap(node) && node.anchor)) throw sharedNode(out, door, "the door");
   if (!isMap(node)) throw new UsageError(`init --user: ${out} has no door "${door}"`);
+  const usersNode = node.get("users", true);
+  if (isAlias(usersNode) || (isMap(usersNode) && usersNode.anchor)) {
+    throw sharedNode(out, door, "its users");
+  }
   if (node.has("sequence")) {
     throw new UsageError(
       `init --user: door "${door}" is a static door: users need a rotating door`,
@@ -160,6 +165,15 @@ function toPlain(value: unknown): unknown {
   return value && typeof value === "object" && "toJSON" in value
     ? (value as { toJSON(): unknown }).toJSON()
     : value;
+}
+
+/** A door or users block shared with another through a YAML anchor: an edit reaches both. */
+function sharedNode(out: string, door: string, what: string): UsageError {
+  return new UsageError(
+    `init --user: in ${out}, ${what} of door "${door}" ${
+      what === "the door" ? "is" : "are"
+    } shared through a YAML anchor (&name / *name): a user added here would be added to every door that shares them. Edit the file by hand`,
+  );
 }
 
 /** Line start of `offset` in `text`. */

@@ -14,6 +14,7 @@ import {
 } from "../log.ts";
 import { type FlagSpec, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
+import { absolutePath } from "./daemon_client.ts";
 
 /** The flags of `sesame listen`, as its --help lists them (tests/help_test.ts checks). */
 export const FLAGS = {
@@ -79,6 +80,7 @@ export async function listen(args: string[]): Promise<number> {
   let reloadAfterStart = false;
   let reloading: Promise<unknown> | undefined;
   const reload = () => {
+    if (stopRequested) return; // a SIGHUP during a stop: nothing more is applied
     if (!daemon) {
       reloadAfterStart = true; // still starting, maybe with the config before the edit
       return;
@@ -107,7 +109,9 @@ export async function listen(args: string[]): Promise<number> {
     daemon = await Daemon.start({
       config,
       control: await controlPath(),
-      configFile: await Deno.realPath(file),
+      // As given, made absolute: a reload reads this path again (a symlink the admin
+      // switched included), and clients name it.
+      configFile: absolutePath(file),
       loadConfig: () => loadPrivateConfig(file, "refuse", insecure),
     });
     log.info("sesame listening with {file} (pid {pid})", { file, pid: Deno.pid });

@@ -24,7 +24,11 @@ export async function reload(args: string[]): Promise<number> {
   }
   if (parsed.values.json) console.log(JSON.stringify(answer));
   if (!answer.ok) {
-    console.error(`sesame reload: refused, the running config stays:\n${answer.error}`);
+    console.error(
+      answer.applied
+        ? `sesame reload: the new config is in force, but ${answer.error}: no knock is heard until its ports are free (the daemon keeps trying)`
+        : `sesame reload: refused, the running config stays:\n${answer.error}`,
+    );
     return EXIT.failure;
   }
   if (!parsed.values.json) {

@@ -15,6 +15,7 @@ import { readStore, type StoreSnapshot } from "../store/sqlite.ts";
 import { counterAt } from "../sequence.ts";
 import { type FlagSpec, parseFlags, stringFlag } from "./args.ts";
 import { loadPrivateConfig } from "./common.ts";
+import { absolutePath, sameConfig } from "./daemon_client.ts";
 
 /** The flags of `sesame status`, as its --help lists them (tests/help_test.ts checks). */
 export const FLAGS = {
@@ -31,10 +32,11 @@ export async function liveDaemon(file: string): Promise<DaemonStatus | undefined
   const answer = await askDaemon(await controlPath(), { op: "status" });
   if (!answer?.ok) return undefined;
   const status = answer as unknown as DaemonStatus;
-  const mine = await Deno.realPath(file).catch(() => file);
-  if (status.config === null || status.config === mine) return status;
+  if (status.config === null || await sameConfig(file, status.config)) return status;
   console.error(
-    `sesame status: the daemon here (pid ${status.pid}) runs with ${status.config}, not ${mine}: showing the state file of ${file}; give ${status.config} to ask the daemon`,
+    `sesame status: the daemon here (pid ${status.pid}) runs with ${status.config}, not ${
+      absolutePath(file)
+    }: showing the state file of ${file}; give ${status.config} to ask the daemon`,
   );
   return undefined;
 }

@@ -236,7 +236,7 @@ export class Admin {
           { ok: false, error: "this daemon cannot reload" });
         return outcome.ok
           ? { ok: true, changes: outcome.changes }
-          : { ok: false, error: outcome.error };
+          : { ok: false, error: outcome.error, ...(outcome.applied ? { applied: true } : {}) };
       }
       case "unban":
         return this.unban(request.ip);

@@ -73,7 +73,8 @@ export class Binder {
    * Binds what `config` wants and releases the rest; ports that stay keep listening.
    * @throws {ConfigError} when too few file descriptors are allowed, or no port could be bound.
    */
-  async bind(config: Config): Promise<Bound> {
+  async bind(config: Config, retryWhenNone = false): Promise<Bound> {
+    this.stop(); // the ports an earlier config could not bind are no longer wanted
     let addresses = config.addresses;
     let endpoints = wantedEndpoints(config.doors, addresses);
     await checkDescriptors(socketsNeeded(config));
@@ -95,6 +96,8 @@ export class Binder {
       );
     }
     if (this.#listeners.size === 0) {
+      // A reload in force without a port keeps trying the new ports (a start fails).
+      if (retryWhenNone && failures.length > 0) this.#tryAgain(endpoints, failures.length);
       throw new ConfigError([{ path: "listen", message: "no knock port could be bound" }]);
     }
     this.stop();

@@ -37,6 +37,12 @@ export function logConfigChanges(running: Config, config: Config): void {
   if (JSON.stringify(config.metrics) !== JSON.stringify(running.metrics)) {
     log.warning("listen.metrics changed: the new address takes effect at the next start");
   }
+  if (config.stateFile !== running.stateFile) {
+    log.warning(
+      "state_file changed: the daemon keeps the state it opened ({running}) until the next start",
+      { running: running.stateFile ?? "memory" },
+    );
+  }
   if (JSON.stringify(config.log) !== JSON.stringify(running.log)) {
     log.warning("listen.log changed: it takes effect at the next start");
   }

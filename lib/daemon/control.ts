@@ -37,6 +37,8 @@ export type ControlAnswer =
     readonly error: string;
     /** Set when the request was fine but nothing matched (nothing was open). */
     readonly nothing?: true;
+    /** A reload whose config is in force although something after it failed. */
+    readonly applied?: true;
   };
 
 /** Answers one request. */

@@ -34,7 +34,7 @@ import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
 import { ClockWatch } from "./clock_watch.ts";
 import { describeChanges, logConfigChanges, removedUsers } from "./config_diff.ts";
-import { type ReloadOutcome, ReloadQueue } from "./reloads.ts";
+import { AppliedButUnheard, type ReloadOutcome, ReloadQueue } from "./reloads.ts";
 
 export type { DaemonEvent, DaemonStatus };
 
@@ -171,6 +171,7 @@ export class Daemon {
     const load = options.loadConfig;
     this.#reloads = new ReloadQueue(async () => {
       if (!load) return { ok: false, error: "this daemon has no config file to read again" };
+      if (this.#stopping) return { ok: false, error: "the daemon is stopping" };
       let config: Config;
       try {
         config = await load();
@@ -180,9 +181,12 @@ export class Daemon {
         });
         return { ok: false, error: (e as Error).message };
       }
+      // A stop that began while the file was read wins: nothing is applied after it.
+      if (this.#stopping) return { ok: false, error: "the daemon is stopping" };
       try {
         return { ok: true, changes: await this.reload(config) };
       } catch (e) {
+        if (e instanceof AppliedButUnheard) return { ok: false, error: e.message, applied: true };
         const error = e instanceof ConfigError
           ? e.issues.map((i) => i.message).join("; ")
           : (e as Error).message;
@@ -383,15 +387,16 @@ export class Daemon {
     }
     let bound: Bound;
     try {
-      bound = await this.#binder.bind(config);
+      bound = await this.#binder.bind(config, true);
     } catch (e) {
       // The new config is in force (its rules, its doors) but hears no knock: say so loudly.
+      const error = e instanceof ConfigError ? e.issues.map((i) => i.message).join("; ") : String(e);
       log.error(
-        "reloaded, but {error}: no knock is heard until a reload or a restart binds some (are the new ports in use?)",
-        { error: e instanceof ConfigError ? e.issues.map((i) => i.message).join("; ") : String(e) },
+        "reloaded, but {error}: no knock is heard until its ports are free (tried again, 1 s to 60 s apart) or a reload binds some",
+        { error },
       );
       this.#reporter.report({ kind: "reloaded" });
-      throw e;
+      throw new AppliedButUnheard(error);
     }
     this.#binder.announce(config, bound);
     log.info("reloaded: {doors} doors", { doors: config.doors.length });
@@ -402,6 +407,8 @@ export class Daemon {
   /** Stops listening, closes every door a command opened, keeps the rest in the store. Safe to call twice. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      // A reload under way finishes first: nothing is applied after the release below.
+      await this.#reloads.idle();
       this.#clock.clearTimeout(this.#tick);
       this.#guard.stop();
       this.#binder.stop();

@@ -8,7 +8,21 @@
 /** What a reload did: the changes now in force, or why the running config stays. */
 export type ReloadOutcome =
   | { readonly ok: true; readonly changes: readonly string[] }
-  | { readonly ok: false; readonly error: string };
+  | {
+    readonly ok: false;
+    readonly error: string;
+    /** The new config is in force (its rules, its doors), but something failed after. */
+    readonly applied?: true;
+  };
+
+/** A reload whose config is in force, but whose knock ports could not be bound. */
+export class AppliedButUnheard extends Error {
+  /** @param message what failed. */
+  constructor(message: string) {
+    super(message);
+    this.name = "AppliedButUnheard";
+  }
+}
 
 /**
  * Runs reloads one at a time.
@@ -44,6 +58,11 @@ export class ReloadQueue {
       return this.#start();
     });
     return this.#next;
+  }
+
+  /** Resolves when no reload runs (the next queued one included). */
+  async idle(): Promise<void> {
+    while (this.#running || this.#next) await (this.#next ?? this.#running);
   }
 
   #start(): Promise<ReloadOutcome> {
