@@ -37,6 +37,8 @@ export class Counters {
   duplicates = 0;
   /** Capture intake: packets the reader parsed from the NFLOG group. */
   captured = 0;
+  /** Capture intake: packets the kernel's capture rules logged (read every 15 s). */
+  captureLogged = 0;
   /** Capture intake: records the reader could not read as a knock (skipped). */
   captureSkipped = 0;
   /** Capture intake: times the reader was started again after it stopped. */

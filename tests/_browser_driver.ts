@@ -30,7 +30,9 @@ function rpc(ws: WebSocket) {
     new Promise<Record<string, unknown>>((resolve) => {
       const n = ++id;
       waiting.set(n, resolve);
-      ws.send(JSON.stringify({ id: n, method, params, ...(session ? { sessionId: session } : {}) }));
+      ws.send(
+        JSON.stringify({ id: n, method, params, ...(session ? { sessionId: session } : {}) }),
+      );
     });
 }
 

@@ -228,7 +228,12 @@ export class Lab implements AsyncDisposable {
         child.stderr.cancel().catch(() => {}),
       ]);
     }
-    for (const ns of Object.values(this.ns)) await sh(["ip", "netns", "delete", ns], true);
+    for (const ns of Object.values(this.ns)) {
+      // Processes the children left behind in the namespace (a killed daemon's reader).
+      const pids = new TextDecoder().decode((await sh(["ip", "netns", "pids", ns], true)).stdout);
+      for (const pid of pids.split("\n").filter(Boolean)) await sh(["kill", "-9", pid], true);
+      await sh(["ip", "netns", "delete", ns], true);
+    }
   }
 }
 

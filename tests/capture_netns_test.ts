@@ -126,8 +126,10 @@ Deno.test({
     await t.step(
       "the reader killed: logged at error, running again within seconds, knocks heard",
       async () => {
+        // The daemon's own reader: its child (pids are not the namespace's own).
         const pid = async () =>
-          text(await lab.exec("server", ["pgrep", "-f", `nflog:${GROUP}`])).trim().split("\n")[0];
+          text(await lab.exec("server", ["pgrep", "-P", String(child.pid), "tcpdump"])).trim()
+            .split("\n")[0];
         const first = await pid();
         assert(first !== "", "tcpdump runs");
         await lab.exec("server", ["kill", "-9", first]);
@@ -202,8 +204,36 @@ Deno.test({
       );
     });
 
-    child.kill("SIGTERM");
-    await child.status;
+    await t.step(
+      "SIGKILL leaves the reader behind; the next start ends it and hears knocks",
+      async () => {
+        const reader = text(await lab.exec("server", ["pgrep", "-P", String(child.pid), "tcpdump"]))
+          .trim();
+        assert(reader !== "", "the daemon has a reader");
+        child.kill("SIGKILL");
+        await child.status;
+        const again = await lab.listen(file);
+        try {
+          assert(
+            await eventually(() => again.log.text.includes("ended a knock reader"), 5000),
+            again.log.text,
+          );
+          for (const port of [24099, 24098, 24097]) {
+            await lab.canConnect("knocker", target, port);
+          }
+          assert(
+            await eventually(
+              () => again.log.text.includes(`knock failed from ${ADDR.knocker.v4}`),
+              5000,
+            ),
+            again.log.text,
+          );
+        } finally {
+          again.child.kill("SIGTERM");
+          await again.child.status;
+        }
+      },
+    );
   },
 });
 
@@ -253,6 +283,67 @@ Deno.test({
         (await lab.exec("server", ["ps", "-o", "user=", "-C", "tcpdump"])).stdout,
       );
       assertStringIncludes(ps, "tcpdump");
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "capture intake on a drop pool: the client kernel's retransmitted SYN of the first knock, arriving mid-sequence, does not break it",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const file = `${dir.path}/server.yaml`;
+    await writePrivate(
+      file,
+      server(dir.path).replace("closed_reply: reject", "closed_reply: drop"),
+    );
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const { child, log } = await lab.listen(file);
+    try {
+      const code = await lab.exec(
+        "server",
+        lab.deno(
+          "cli.ts",
+          "code",
+          "-c",
+          file,
+          "--door",
+          "ssh",
+          "--from",
+          ADDR.knocker.v4,
+          "--json",
+        ),
+      );
+      const ports = (JSON.parse(new TextDecoder().decode(code.stdout)).knocks as { port: number }[])
+        .map((k) => k.port);
+      // Knock 1 waits 3 s for an answer that never comes: its kernel sends the SYN again
+      // after about 1 s, between knocks 2 and 3.
+      const script = `
+import socket, threading, time
+def knock(port, wait):
+    s = socket.socket(); s.settimeout(wait)
+    try: s.connect(("${ADDR.server.toKnocker}", port))
+    except Exception: pass
+    s.close()
+t = threading.Thread(target=knock, args=(${ports[0]}, 3)); t.start()
+time.sleep(0.3); knock(${ports[1]}, 0.2)
+time.sleep(1.2); knock(${ports[2]}, 0.2)
+t.join()`;
+      const out = await lab.exec("knocker", ["python3", "-c", script]);
+      assert(out.success, new TextDecoder().decode(out.stderr));
+      assert(
+        await eventually(() => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE), 3000),
+        log.text,
+      );
+      const metrics = await lab.exec("server", lab.deno("cli.ts", "status", "-c", file, "--json"));
+      const captured = JSON.parse(new TextDecoder().decode(metrics.stdout)).daemon.intake.captured;
+      assert(captured >= 4, `the retransmission was captured too: ${captured}`);
     } finally {
       child.kill("SIGTERM");
       await child.status;

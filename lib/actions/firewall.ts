@@ -34,6 +34,8 @@ export interface Firewall {
    * structure: elements and their expiries are not changes.
    */
   intact(): Promise<boolean>;
+  /** nft only: packets the capture intake's rules logged so far (see NftFirewall). */
+  captureLogged?(): Promise<number | undefined>;
   /**
    * Calls `onChange` soon after anything may have changed sesame's rules (another tool
    * reloading the firewall); the caller then asks {@link intact}. Until {@link shutdown}.

@@ -376,9 +376,30 @@ export class NftFirewall implements Firewall {
     return this.#list(["-a", "-t", "list", "set", ...set.split(" ")]);
   }
 
-  /** sesame's table without its elements, or "" when it is gone. */
+  /** sesame's table without its elements and counter values, or "" when it is gone. */
   #listTable(): Promise<string> {
-    return this.#list(["-t", "list", "table", "inet", "sesame"]);
+    return this.#list(["-t", "-s", "list", "table", "inet", "sesame"]);
+  }
+
+  /**
+   * Packets the capture rules handed to the NFLOG group so far (their counters), or
+   * undefined when there are none to read: set against what the reader parsed, the
+   * difference is what the reader lost.
+   */
+  async captureLogged(): Promise<number | undefined> {
+    const output = await this.#list(["-j", "list", "chain", "inet", "sesame", "capture"]);
+    if (!output) return undefined;
+    try {
+      let total = 0;
+      for (const item of JSON.parse(output).nftables ?? []) {
+        const expr = item.rule?.expr as Record<string, { packets?: number }>[] | undefined;
+        if (!expr?.some((e) => "log" in e)) continue;
+        for (const e of expr) if (e.counter) total += e.counter.packets ?? 0;
+      }
+      return total;
+    } catch {
+      return undefined;
+    }
   }
 
   /** What `nft ARGS` prints, or "" when it fails (what it lists is not there). */

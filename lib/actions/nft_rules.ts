@@ -209,7 +209,8 @@ function captureChain(
     for (const p of door.pool.udp) ports.udp.add(p);
     if (door.kind === "spa") ports.udp.add(door.spa.port);
   }
-  const log = `log group ${group} queue-threshold 1`;
+  // The counter says how many the kernel handed over: set against what the reader parsed.
+  const log = `counter log group ${group} queue-threshold 1`;
   const lines = [
     "  # knocks go to the capture intake (NFLOG), then pool ports answer as closed ports do",
     "  chain capture {",

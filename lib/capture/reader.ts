@@ -35,6 +35,28 @@ export interface CaptureStats {
   restarts: number;
 }
 
+/**
+ * Ends readers of `group` left in this network namespace by a daemon that was killed
+ * (outside systemd, which ends them with the unit): one would hold the group, and the new
+ * reader could not bind it. Readers in other namespaces are theirs.
+ */
+async function killStaleReaders(group: number): Promise<void> {
+  // pgrep, not /proc: Deno reads /proc only with every permission granted.
+  const found = await new Deno.Command("pgrep", {
+    args: ["--ns", String(Deno.pid), "--nslist", "net", "-f", `tcpdump -i nflog:${group} `],
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => undefined);
+  const pids = new TextDecoder().decode(found?.stdout ?? new Uint8Array()).split("\n")
+    .map(Number).filter((pid) => pid > 0 && pid !== Deno.pid);
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+      log.warning("ended a knock reader (pid {pid}) left by an earlier sesame", { pid });
+    } catch { /* gone, or not ours */ }
+  }
+}
+
 /** Longest pause between restarts, ms. */
 const MAX_BACKOFF_MS = 30_000;
 
@@ -60,7 +82,8 @@ export class CaptureReader {
   }
 
   /** Starts reading; resolves once tcpdump listens on the group (or failed to). */
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    await killStaleReaders(this.#options.group);
     return new Promise((ready) => this.#spawn(ready));
   }
 
@@ -165,13 +188,18 @@ export class CaptureReader {
     }, wait);
   }
 
-  /** Stops the reader for good. */
+  /**
+   * Stops the reader for good. tcpdump runs as its own user once started: where sesame
+   * may not signal it (no CAP_KILL), closing the pipe ends it at its next packet, and
+   * systemd ends it with the unit.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     try {
       this.#child?.kill("SIGTERM");
-    } catch { /* gone */ }
+    } catch { /* gone, or not ours to signal */ }
+    await this.#child?.stdout.cancel().catch(() => {});
     await this.#running;
   }
 }

@@ -242,7 +242,7 @@ function render(report: StatusReport): string {
         d.config ? `, config ${d.config}` : ""
       }${
         d.intake?.kind === "nflog"
-          ? `, knocks from NFLOG group ${d.intake.group} (${d.intake.captured} read, reader restarted ${d.intake.restarts} times)`
+          ? `, knocks from NFLOG group ${d.intake.group} (${d.intake.captured} read of ${d.intake.logged} logged by the kernel, reader restarted ${d.intake.restarts} times)`
           : ""
       }`
       : `daemon: none with this config here (read from ${report.state_file})`,

@@ -45,6 +45,7 @@ export interface DaemonStatus {
     readonly kind: "sockets" | "nflog";
     readonly group?: number;
     readonly captured?: number;
+    readonly logged?: number;
     readonly restarts?: number;
   };
 }
@@ -281,6 +282,7 @@ export class Admin {
       kind: "nflog",
       group: capture.group,
       captured: counters.captured,
+      logged: counters.captureLogged,
       restarts: counters.captureRestarts,
     };
   }

@@ -111,6 +111,8 @@ export class Daemon {
   readonly #controlPath: string | undefined;
   readonly #reloads: ReloadQueue;
   #tick: Timer | undefined;
+  #captureCount: Timer | undefined;
+  readonly #firewalls: Firewalls;
   #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
   /** Resolves when {@link stop} has finished. */
@@ -132,7 +134,7 @@ export class Daemon {
     const runner = this.#runner = options.runner ?? new WorkerRunner();
     this.#ownsRunner = !options.runner;
     if (runner instanceof WorkerRunner) runner.warm();
-    const firewalls = options.firewalls ?? systemFirewalls(config, runner, clock);
+    const firewalls = this.#firewalls = options.firewalls ?? systemFirewalls(config, runner, clock);
     this.#reporter = new Reporter({
       counters,
       now: clock.now,
@@ -272,6 +274,16 @@ export class Daemon {
     if (this.#controlPath) await this.#admin.serveControl(this.#controlPath);
     this.#binder.announce(this.#config, bound);
     this.#tick = this.#clock.setInterval(() => this.#onTick(), TICK_MS);
+    if (this.#config.capture.kind === "nflog") {
+      // What the kernel handed the reader, for the metrics and status (vs what it parsed).
+      const nft = this.#firewalls.nft;
+      const read = async () => {
+        const logged = await nft.captureLogged?.().catch(() => undefined);
+        if (logged !== undefined) this.counters.captureLogged = logged;
+      };
+      void read();
+      this.#captureCount = this.#clock.setInterval(() => void read(), 15_000);
+    }
   }
 
   // --- what tests, the CLI and the control socket read ---
@@ -390,7 +402,9 @@ export class Daemon {
       bound = await this.#binder.bind(config, true);
     } catch (e) {
       // The new config is in force (its rules, its doors) but hears no knock: say so loudly.
-      const error = e instanceof ConfigError ? e.issues.map((i) => i.message).join("; ") : String(e);
+      const error = e instanceof ConfigError
+        ? e.issues.map((i) => i.message).join("; ")
+        : String(e);
       log.error(
         "reloaded, but {error}: no knock is heard until its ports are free (tried again, 1 s to 60 s apart) or a reload binds some",
         { error },
@@ -427,6 +441,7 @@ export class Daemon {
   /** Releases processes, the store and timers (after stop, or a failed start). */
   async #release(): Promise<void> {
     this.#clock.clearTimeout(this.#tick);
+    this.#clock.clearTimeout(this.#captureCount);
     this.#binder.stop();
     await this.#admin.close();
     this.#listeners.closeAll();

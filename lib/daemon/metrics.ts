@@ -137,6 +137,12 @@ export function renderMetrics(view: MetricsView): string {
     [`sesame_capture_packets_total ${c.captured}`],
   );
   family(
+    "sesame_capture_logged_total",
+    "counter",
+    "Capture intake: packets the kernel's capture rules handed to the NFLOG group (read every 15 s); minus sesame_capture_packets_total, what the reader lost.",
+    [`sesame_capture_logged_total ${c.captureLogged}`],
+  );
+  family(
     "sesame_capture_skipped_total",
     "counter",
     "Capture intake: records the reader could not read as a knock.",
