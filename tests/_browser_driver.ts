@@ -11,7 +11,7 @@ const [kind, url, expression, timeoutText = "15000", screenshot] = Deno.args;
 const timeoutMs = Number(timeoutText);
 const profile = await Deno.makeTempDir({ prefix: "sesame-browser-" });
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -53,7 +53,7 @@ async function open(address: string): Promise<WebSocket> {
   }
 }
 
-const port = await freePort();
+const port = freePort();
 let child: Deno.ChildProcess;
 let evaluate: () => Promise<unknown>;
 let shoot: (() => Promise<string>) | undefined;
