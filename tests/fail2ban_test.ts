@@ -41,7 +41,7 @@ for (const format of ["text", "json"] as const) {
         `listen: { addresses: ["127.0.0.1"] }
 doors:
   mixed:
-    sequence: [${base}, "${base + 1}/udp", ${base + 2}]
+    sequence: [${base}, "${base + 1}/udp", ${base + 2}, ${base + 3}, ${base + 4}]
     decoys: 0
     sequence_timeout: 1s
     open: { for: 5s, log: true }
@@ -53,9 +53,9 @@ doors:
         sendKnock({ port, protocol: "tcp" }, { host: "127.0.0.1", localAddress: from });
       const udp = (port: number, from: string) =>
         sendKnock({ port, protocol: "udp" }, { host: "127.0.0.1", localAddress: from });
-      // A real failure: the same early TCP knock twice, which fits no code (reason=wrong).
-      await tcp(base + 2, "127.0.0.8");
-      await tcp(base + 2, "127.0.0.8");
+      // A real failure: a TCP knock four places early, which fits no code (reason=wrong).
+      // (The same knock twice is a duplicate now, as a retransmitted SYN: not a failure.)
+      await tcp(base + 4, "127.0.0.8");
       // Started and never finished: a timeout, which knocks lost on the way also give.
       await tcp(base, "127.0.0.11");
       // Forged: a datagram "from" a victim that never knocked.
