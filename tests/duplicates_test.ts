@@ -72,3 +72,40 @@ Deno.test("duplicates: the last knock's twins after the open (a browser's extra 
   assertEquals(counters.duplicates, 4);
   assertEquals(engine.sweep(T0 + 60_000).map((d) => d.kind), [], "no attempt left to time out");
 });
+
+Deno.test("duplicates: the next code sharing a port with the one just used, delivered out of order, still opens (not taken for a twin)", async () => {
+  const doors = userDoors(
+    validateConfig({
+      doors: {
+        ssh: { secret: SECRET, ports: "20000-20099", length: 4, period: "1h", skew: 2, open: {} },
+      },
+    }).doors,
+  );
+  const knocksAt = async (c: number) => (await codeForCounter(doors[0], c)).knocks;
+  // Two consecutive codes where a later knock of the second is a knock of the first.
+  let c = 500_000;
+  let shared = -1;
+  for (; c < 500_500 && shared < 0; c++) {
+    const [a, b] = [await knocksAt(c), await knocksAt(c + 1)];
+    shared = b.findIndex((k, i) => i > 0 && a.some((f) => f.port === k.port));
+  }
+  c--;
+  assertEquals(shared > 0, true, "a pair of codes sharing a port exists");
+  const t0 = c * 3_600_000 + 1000;
+  const engine = new KnockEngine(doors, { counters: new Counters() });
+  for (let k = c - 2; k <= c + 2; k++) engine.setSequence(0, k, await knocksAt(k), t0);
+  const [first, second] = [await knocksAt(c), await knocksAt(c + 1)];
+  const src = "192.0.2.10";
+  const opened = (ds: readonly { kind: string }[]) => ds.filter((d) => d.kind === "open").length;
+  let opens = 0;
+  for (const [i, k] of first.entries()) {
+    opens += opened(engine.handle(src, "tcp", k.port, t0 + i * 20));
+  }
+  assertEquals(opens, 1);
+  // The next code at once, its shared knock overtaking the first knock.
+  const order = [second[shared], ...second.filter((_, i) => i !== shared)];
+  for (const [i, k] of order.entries()) {
+    opens += opened(engine.handle(src, "tcp", k.port, t0 + 200 + i * 20));
+  }
+  assertEquals(opens, 2);
+});

@@ -2,10 +2,12 @@
  * Knocks heard twice: the client's kernel retransmits a SYN that was dropped (after about
  * 1, 3 and 7 s, when later knocks may already have matched), and a browser opens several
  * connections per fetch. A knock equal to one of the source's recent knocks that fitted a
- * sequence, within {@link DUPLICATE_MS}, is ignored (no progress, no miss, no scan
- * evidence) unless an attempt expects exactly it next (a static sequence may repeat a
- * port, `[7000, 7000, 8000]`; rotating sequences never do, docs/SEQUENCE.md), or, with no
- * attempt under way, it is a sequence's first knock (knocking a code again).
+ * sequence, within {@link DUPLICATE_MS}, is a twin: an attempt that already took it skips it
+ * (no progress, no miss, no scan evidence) unless it is exactly the knock that attempt
+ * expects next (a static sequence may repeat a port, `[7000, 7000, 8000]`; rotating
+ * sequences never do, docs/SEQUENCE.md). With no attempt under way (one just completed), a
+ * twin is ignored unless it may begin a new attempt or belongs to a code not used yet (the
+ * next code may share a port with the last, and its knocks may arrive out of order).
  * @module
  */
 

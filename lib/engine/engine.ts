@@ -94,6 +94,10 @@ export class KnockEngine {
   /** Scratch of one knock: the completed attempt held a UDP knock. */
   #completedUdp = false;
   readonly #forgeable: boolean;
+  /** Scratch of one knock: it equals a knock this source made lately that fitted. */
+  #recent = false;
+  /** Scratch of one knock: some attempt skipped it as a twin. */
+  #twin = false;
   /** How long a source's UDP knock makes its failures UDP evidence, ms. */
   readonly #udpTaintMs: number;
 
@@ -225,11 +229,14 @@ export class KnockEngine {
     }
     const state = this.#table.touch(source, now, newSource);
     const code = knockCode(port, protocol);
-    // A retransmitted SYN or a browser's second connection: not a new knock, unless an
-    // attempt expects it next, or (none under way) it begins one: knocking a code again.
+    // A retransmitted SYN or a browser's second connection. Within an attempt, #step skips
+    // a twin of a knock the attempt already took; with none under way (the attempt just
+    // completed), a twin is ignored unless it may begin or belong to a fresh attempt.
+    this.#recent = recentlyMatched(state, code, now);
+    this.#twin = false;
     if (
-      recentlyMatched(state, code, now) && !this.#expects(state, code) &&
-      (state.tracked !== null || !this.#begins(state, doors, code, now))
+      this.#recent && state.tracked === null && !this.#begins(state, doors, code, now) &&
+      !this.#inFreshSequence(state, doors, source, code, now)
     ) {
       this.#counters.duplicates++;
       return NO_DECISIONS;
@@ -292,6 +299,7 @@ export class KnockEngine {
       // An attempt lost to the delivery's order: said at once, and never the client's fault.
       if (this.#orderLost) decisions = refuse(decisions, door.name, source, "order", "none");
     }
+    if (this.#twin) this.#counters.duplicates++;
     if (hit) {
       rememberMatch(state, code, now);
       // An open ends the attempt: what its knocks started in the door's other sequences
@@ -430,11 +438,26 @@ export class KnockEngine {
     return [{ kind: "scan", source, reason, evidence, until }];
   }
 
-  /** True when one of the source's attempts expects `code` as its next knock. */
-  #expects(state: SourceState, code: number): boolean {
-    for (const t of state.tracked ?? []) {
-      const seq = this.#book.of(state, t);
-      if (seq && seq[t.position] === code) return true;
+  /**
+   * True when `code` is in a sequence of the window not used yet (a rotating door's code
+   * still to come): a knock of a new attempt that overtook its first knock.
+   */
+  #inFreshSequence(
+    state: SourceState,
+    doors: readonly number[],
+    source: string,
+    code: number,
+    now: number,
+  ): boolean {
+    for (const d of doors) {
+      const door = this.doors[d];
+      if (door.kind !== "rotating") continue;
+      const owner = codeOwner(door, source);
+      const t = Math.floor(now / door.periodMs);
+      for (let c = t - door.skew; c <= t + door.skew; c++) {
+        const seq = door.bindSource ? this.#book.bound(state, d, c) : this.#book.get(d, c);
+        if (seq?.includes(code) && !this.used.isUsed(owner, c)) return true;
+      }
     }
     return false;
   }
@@ -477,6 +500,16 @@ export class KnockEngine {
       found && found.held !== 0 && now - found.heldAt > options.reorderWindowMs &&
       now - found.firstAt <= options.timeoutMs
     ) this.#orderLost = true;
+    // A twin of a knock this attempt already took (matched, or held early): skipped, the
+    // attempt goes on; unless it is exactly the knock the attempt expects next.
+    if (found && this.#recent && seq[found.position] !== code) {
+      for (let j = 0; j < seq.length; j++) {
+        if (seq[j] === code && (j < found.position || (found.held & (1 << j)) !== 0)) {
+          this.#twin = true;
+          return HIT;
+        }
+      }
+    }
     const step = advance(found, seq, code, now, options);
     if (step.kind === "none") return MISS;
     const udp = (code & 1) === 1;
