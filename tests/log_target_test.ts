@@ -8,6 +8,9 @@ import { runCli, tempDir, writePrivate } from "./_cli.ts";
 import { knockAll, randomBase } from "./_daemon.ts";
 import { fail2banMatches } from "./_fail2ban.ts";
 import { eventually, spawnListen } from "./_process.ts";
+import { parseConfig } from "../lib/config/load.ts";
+import { userDoors } from "../lib/config/types.ts";
+import { codeForCounter } from "../lib/code.ts";
 
 const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
@@ -21,9 +24,18 @@ doors:
     open: { for: 5s, command: ["/bin/true"] }
 `;
 
-/** Four TCP knocks from `source` that are not the door's code (nothing opens). */
+/**
+ * TCP knocks from `source` on pool ports that belong to no code of the window (nor one
+ * period either side): a refusal with reason=wrong, whatever the time.
+ */
 async function wrongKnocks(base: number, source: string) {
-  const ports = [base + 39, base + 38, base + 37, base + 36];
+  const door = userDoors(parseConfig(config(base, "{ target: stderr }"), "c.yaml").doors)[0];
+  const now = Math.floor(Date.now() / 30_000);
+  const taken = new Set<number>();
+  for (let c = now - 3; c <= now + 3; c++) {
+    for (const k of (await codeForCounter(door, c)).knocks) taken.add(k.port);
+  }
+  const ports = [...Array(40).keys()].map((i) => base + i).filter((p) => !taken.has(p)).slice(0, 4);
   await knockAll("127.0.0.1", ports.map((port) => ({ port, protocol: "tcp" })), {
     localAddress: source,
   });
@@ -51,11 +63,12 @@ Deno.test("listen.log target file: lines go to the file, SIGUSR1 reopens it afte
   assert(await eventually(async () => (await read(file)).includes(failed("127.0.0.2"))));
   await Deno.rename(file, `${file}.1`); // what logrotate does
   p.kill("SIGUSR1");
+  // The reopen creates the file: knock once it is there (a source's failure line is
+  // written once a minute, so a knock before the reopen would not show again).
+  assert(await eventually(() => Deno.stat(file).then(() => true, () => false), 5000));
+  await wrongKnocks(base, "127.0.0.3");
   assert(
-    await eventually(async () => {
-      await wrongKnocks(base, "127.0.0.3");
-      return (await read(file)).includes(failed("127.0.0.3"));
-    }, 5000),
+    await eventually(async () => (await read(file)).includes(failed("127.0.0.3")), 5000),
     "after SIGUSR1 the new file gets the lines",
   );
   assert(!(await read(`${file}.1`)).includes(failed("127.0.0.3")));
