@@ -10,6 +10,10 @@ import { tempDir, writePrivate } from "./_cli.ts";
 import { fail2banMatches } from "./_fail2ban.ts";
 import { ADDR, canRunLab, Lab, lines } from "./_netns.ts";
 import { eventually } from "./_process.ts";
+import { parseConfig } from "../lib/config/load.ts";
+import { userDoors } from "../lib/config/types.ts";
+import { codeForCounter } from "../lib/code.ts";
+import { parseAddress } from "../lib/address.ts";
 
 const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/bin/tcpdump"));
 const SERVICE = 2222;
@@ -22,6 +26,23 @@ const HMAC = btoa(String.fromCharCode(...new Uint8Array(64).fill(9)));
 const SPA = `{ port: 62201, key_base64: "${KEY}", hmac_key_base64: "${HMAC}", access: ["tcp/${
   SERVICE + 1
 }"] }`;
+
+/**
+ * Three pool ports in no code of `source` near now (the door is bind_source: its codes
+ * are the source's own): knocking them is a failure, whatever the hour.
+ */
+async function wrongPorts(source: string): Promise<number[]> {
+  const door = userDoors(
+    parseConfig(`doors:\n  ssh: { secret: "${SECRET}", ${POOL} }\n`, "c.yaml").doors,
+  )[0];
+  const from = parseAddress(source)!;
+  const now = Math.floor(Date.now() / 3_600_000);
+  const taken = new Set<number>();
+  for (let c = now - 3; c <= now + 3; c++) {
+    for (const k of (await codeForCounter(door, c, from)).knocks) taken.add(k.port);
+  }
+  return [...Array(100).keys()].map((i) => 24099 - i).filter((p) => !taken.has(p)).slice(0, 3);
+}
 
 const server = (dir: string) =>
   `listen: { addresses: ["::"], capture: nflog, nflog_group: ${GROUP}, closed_reply: reject }
@@ -110,7 +131,7 @@ Deno.test({
     await t.step(
       "a wrong sequence is a refusal with evidence=capture, which fail2ban never matches",
       async () => {
-        for (const port of [24099, 24098, 24097]) {
+        for (const port of await wrongPorts(ADDR.bystander.v4)) {
           await lab.canConnect("bystander", ADDR.server.toBystander, port);
         }
         assert(
@@ -218,7 +239,7 @@ Deno.test({
             await eventually(() => again.log.text.includes("ended a knock reader"), 5000),
             again.log.text,
           );
-          for (const port of [24099, 24098, 24097]) {
+          for (const port of await wrongPorts(ADDR.knocker.v4)) {
             await lab.canConnect("knocker", target, port);
           }
           assert(
