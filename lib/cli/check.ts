@@ -193,7 +193,11 @@ async function hostWarnings(config: Config): Promise<string[]> {
     warnings.push(
       `${inUse.length} knock ports are in use here (${
         inUse.slice(0, 8).map((f) => `${f.endpoint.port}/${f.endpoint.protocol}`).join(" ")
-      }): listen could not hear knocks there (is sesame already running?)`,
+      }): ${
+        config.capture.kind === "nflog"
+          ? "the capture rules answer the pool for them, so the program there is cut off from the network"
+          : "listen could not hear knocks there (is sesame already running?)"
+      }`,
     );
   }
   warnings.push(...await gatewayWarnings(config.doors));
