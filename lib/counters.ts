@@ -37,7 +37,7 @@ export class Counters {
   duplicates = 0;
   /** Capture intake: packets the reader parsed from the NFLOG group. */
   captured = 0;
-  /** Capture intake: packets the kernel's capture rules logged (read every 15 s). */
+  /** Capture intake: packets the kernel's capture rules logged (read every 5 s). */
   captureLogged = 0;
   /** Capture intake: records the reader could not read as a knock (skipped). */
   captureSkipped = 0;

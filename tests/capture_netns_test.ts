@@ -210,6 +210,19 @@ Deno.test({
         const daemon = JSON.parse(text(status)).daemon;
         assertEquals([daemon.intake.kind, daemon.intake.group], ["nflog", GROUP]);
         assert(daemon.intake.captured >= 4, JSON.stringify(daemon.intake));
+        // What the kernel's capture rules counted (read every 5 s) against what was parsed:
+        // nothing lost at this rate.
+        const intake = async () =>
+          JSON.parse(
+            text(await lab.exec("server", lab.deno("cli.ts", "status", "-c", file, "--json"))),
+          ).daemon.intake;
+        assert(
+          await eventually(async () => {
+            const now = await intake();
+            return now.logged > 0 && now.logged === now.captured;
+          }, 8000),
+          JSON.stringify(await intake()),
+        );
       },
     );
 

@@ -282,7 +282,7 @@ export class Daemon {
         if (logged !== undefined) this.counters.captureLogged = logged;
       };
       void read();
-      this.#captureCount = this.#clock.setInterval(() => void read(), 15_000);
+      this.#captureCount = this.#clock.setInterval(() => void read(), 5_000);
     }
   }
 

@@ -139,7 +139,7 @@ export function renderMetrics(view: MetricsView): string {
   family(
     "sesame_capture_logged_total",
     "counter",
-    "Capture intake: packets the kernel's capture rules handed to the NFLOG group (read every 15 s); minus sesame_capture_packets_total, what the reader lost.",
+    "Capture intake: packets the kernel's capture rules handed to the NFLOG group (read every 5 s); minus sesame_capture_packets_total, what the reader lost.",
     [`sesame_capture_logged_total ${c.captureLogged}`],
   );
   family(
