@@ -384,3 +384,91 @@ t.join()`;
     }
   },
 });
+
+Deno.test({
+  name:
+    "capture intake: only knocks to listen.addresses count; a pool port's reset is the kernel's own, like an unused port's (its TOS echoed)",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const file = `${dir.path}/server.yaml`;
+    await writePrivate(
+      file,
+      server(dir.path).replace(`addresses: ["::"]`, `addresses: ["${ADDR.server.toKnocker}"]`),
+    );
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET}", ${POOL} }\n`,
+    );
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    const { child, log } = await lab.listen(file);
+    try {
+      const knock = (host: "knocker" | "bystander", to: string) =>
+        lab.exec(
+          host,
+          lab.deno("cli.ts", "knock", to, "-c", `${dir.path}/client.yaml`, "--door", "ssh"),
+        );
+      // The bystander knocks its own correct code, at an address listen does not name.
+      assertEquals((await knock("bystander", ADDR.server.toBystander)).code, 0);
+      await knock("knocker", ADDR.server.toKnocker);
+      assert(
+        await eventually(() => lab.canConnect("knocker", ADDR.server.toKnocker, SERVICE), 3000),
+        log.text,
+      );
+      assertEquals(await lab.canConnect("bystander", ADDR.server.toBystander, SERVICE), false);
+      assert(!log.text.includes(`opened for ${ADDR.bystander.v4}`), log.text);
+
+      // A SYN with TOS 0x28 to a pool port and to an unused port: both resets echo it.
+      const sniff = lab.spawn("bystander", [
+        "tcpdump",
+        "-n",
+        "-v",
+        "-l",
+        "-c",
+        "2",
+        "-i",
+        "any",
+        "tcp[tcpflags] & tcp-rst != 0",
+      ], "null");
+      await new Promise((r) => setTimeout(r, 500));
+      const probe = `
+import socket
+for port in (24050, 23999):
+    s = socket.socket(); s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28); s.settimeout(1)
+    s.connect_ex(("${ADDR.server.toBystander}", port)); s.close()`;
+      await lab.exec("bystander", ["python3", "-c", probe]);
+      const seen = new TextDecoder().decode((await sniff.output()).stdout);
+      const tos = [...seen.matchAll(/tos (0x[0-9a-f]+)/g)].map((m) => m[1]);
+      assertEquals(tos, ["0x28", "0x28"], seen);
+
+      // A sweep from one source: beyond a burst of 100, 20 knocks a second are heard.
+      const status = async () =>
+        JSON.parse(new TextDecoder().decode(
+          (await lab.exec("server", lab.deno("cli.ts", "status", "-c", file, "--json"))).stdout,
+        )).daemon.intake.captured as number;
+      const before = await status();
+      const sweep = `
+import socket, time
+start = time.time()
+for i in range(600):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(("${ADDR.server.toKnocker}", 24000 + i % 100))
+    except Exception: pass
+    s.close()
+print(time.time() - start)`;
+      const swept = await lab.exec("knocker", ["python3", "-c", sweep]);
+      const seconds = Number(new TextDecoder().decode(swept.stdout));
+      await new Promise((r) => setTimeout(r, 500));
+      const heard = (await status()) - before;
+      assert(
+        heard >= 100 && heard <= 100 + 20 * (seconds + 1) + 10,
+        `${heard} of 600 heard in ${seconds} s`,
+      );
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+  },
+});

@@ -109,3 +109,14 @@ Deno.test("duplicates: the next code sharing a port with the one just used, deli
   }
   assertEquals(opens, 2);
 });
+
+Deno.test("duplicates: a static sequence repeating a port, its second use arriving early, still opens", async () => {
+  const { engine } = await setup({
+    doors: { legacy: { sequence: [7000, 8000, 7000, 9000], decoys: 0, open: {} } },
+  });
+  const src = "192.0.2.11";
+  const kinds = [[7000, 0], [7000, 50], [8000, 100], [9000, 300]].flatMap(([port, at]) =>
+    engine.handle(src, "tcp", port, T0 + at)
+  ).map((d) => d.kind);
+  assertEquals(kinds, ["open"]);
+});

@@ -339,3 +339,36 @@ Deno.test("page: doors a browser cannot knock are refused with the reason; a low
   assertEquals(ssh.code, 2);
   assertStringIncludes(ssh.stderr, "browsers refuse port 22");
 });
+
+Deno.test("page: HOST must be a host name or an IPv4 address (it goes into the CSP); an IPv6 literal is refused with the reason", async () => {
+  await using dir = await tempDir();
+  await writePrivate(
+    `${dir.path}/c.yaml`,
+    `doors:\n  ssh: { secret: "${SECRET}", ports: "30000-30099" }\n`,
+  );
+  for (
+    const [host, message] of [
+      [
+        `h.example"><meta http-equiv="refresh" content="0;url=https://evil.example/`,
+        "is not a host name",
+      ],
+      ["*", "is not a host name"],
+      ["::1", "cannot name an IPv6 address"],
+      ["[2001:db8::1]", "cannot name an IPv6 address"],
+    ]
+  ) {
+    const out = await runCli([
+      "page",
+      host,
+      "-c",
+      `${dir.path}/c.yaml`,
+      "--door",
+      "ssh",
+      "-o",
+      `${dir.path}/p.html`,
+    ]);
+    assertEquals(out.code, 2, host);
+    assertStringIncludes(out.stderr, message);
+  }
+  assertEquals(await Deno.stat(`${dir.path}/p.html`).then(() => true, () => false), false);
+});

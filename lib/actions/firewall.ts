@@ -74,7 +74,7 @@ export interface StartOptions {
    * The capture intake's NFLOG group (nft only): its rules go into sesame's table. A
    * repair keeps what the start chose. @default none
    */
-  readonly capture?: { readonly group: number };
+  readonly capture?: { readonly group: number; readonly addresses?: readonly string[] };
 }
 
 /** The firewall backends by kind. */

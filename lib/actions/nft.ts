@@ -88,7 +88,7 @@ export class NftFirewall implements Firewall {
   #backstop: Timer | undefined;
   /** How the protected ports refuse others, as the last start resolved it. */
   #closedReply: "drop" | "reject" = "drop";
-  #capture: { readonly group: number } | undefined;
+  #capture: { readonly group: number; readonly addresses?: readonly string[] } | undefined;
   readonly #clock: Clock;
   /** Every use of nft after start goes through here: one transaction at a time. */
   readonly #batcher = new Batcher<readonly string[]>((items) => this.#commit(items));

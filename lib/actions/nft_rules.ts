@@ -138,7 +138,9 @@ export function nftRuleset(
   }
   lines.push("  }", ...(gateways.length > 0 ? gatewayChains(gateways) : []));
   lines.push(...untrackedKnocks(doors));
-  if (options.capture) lines.push(...captureChain(doors, options.capture.group, reply));
+  if (options.capture) {
+    lines.push(...captureChain(doors, options.capture, options.closedReply ?? "drop"));
+  }
   lines.push("}");
   const names = new Set(guarded.map((d) => d.name));
   for (const record of records) {
@@ -158,7 +160,7 @@ export interface RulesetOptions {
    * The capture intake (`listen.capture: nflog`): the first packet of each knock goes to
    * this NFLOG group, and every pool port answers as a closed port does. @default none
    */
-  readonly capture?: { readonly group: number };
+  readonly capture?: { readonly group: number; readonly addresses?: readonly string[] };
 }
 
 /**
@@ -200,8 +202,8 @@ function untrackedKnocks(doors: readonly Door[]): string[] {
  */
 function captureChain(
   doors: readonly Door[],
-  group: number,
-  reply: (protocol: "tcp" | "udp") => string,
+  capture: { readonly group: number; readonly addresses?: readonly string[] },
+  closedReply: "drop" | "reject",
 ): string[] {
   const ports = { tcp: new Set<number>(), udp: new Set<number>() };
   for (const door of doors) {
@@ -209,26 +211,40 @@ function captureChain(
     for (const p of door.pool.udp) ports.udp.add(p);
     if (door.kind === "spa") ports.udp.add(door.spa.port);
   }
+  // Only knocks to the addresses listen names count, as with the sockets intake.
+  const addresses = capture.addresses ?? ["::"];
+  const v4 = addresses.filter((a) => !a.includes(":") && a !== "0.0.0.0");
+  const v6 = addresses.filter((a) => a.includes(":") && a !== "::");
+  const to = addresses.includes("::") ? ["fib daddr type local"] : [
+    ...(addresses.includes("0.0.0.0") ? ["meta nfproto ipv4 fib daddr type local"] : []),
+    ...(v4.length > 0 ? [`ip daddr { ${v4.join(", ")} }`] : []),
+    ...(v6.length > 0 ? [`ip6 daddr { ${v6.join(", ")} }`] : []),
+  ];
   // The counter says how many the kernel handed over: set against what the reader parsed.
-  const log = `counter log group ${group} queue-threshold 1`;
+  const log = `counter log group ${capture.group} queue-threshold 1`;
   const lines = [
-    "  # knocks go to the capture intake (NFLOG), then pool ports answer as closed ports do",
+    "  # per source (an IPv6 /64): knocks beyond 20 a second (after a burst of 100) are",
+    "  # dropped unheard: with nothing to ban on (a SYN proves no source), this keeps a",
+    "  # scanner to one sweep of a 1 000-port pool every 50 s",
+    `  set capture_rate_v4 { type ipv4_addr; size 65535; flags dynamic, timeout; timeout 60s; }`,
+    `  set capture_rate_v6 { type ipv6_addr; size 65535; flags dynamic, timeout; timeout 60s; }`,
+    "  # knocks go to the capture intake (NFLOG); pool ports then answer as unused ports do",
     "  chain capture {",
     "    type filter hook input priority filter - 20; policy accept;",
   ];
-  if (ports.tcp.size > 0) {
-    const set = `{ ${portRanges([...ports.tcp])} }`;
+  const limit = "limit rate over 20/second burst 100 packets";
+  for (const protocol of ["tcp", "udp"] as const) {
+    if (ports[protocol].size === 0) continue;
+    const set = `{ ${portRanges([...ports[protocol]])} }`;
+    const first = protocol === "tcp" ? " tcp flags & (syn | ack) == syn" : "";
     lines.push(
-      `    fib daddr type local tcp dport ${set} tcp flags & (syn | ack) == syn ${log}`,
-      `    tcp dport ${set} ${reply("tcp")}`,
+      `    ${protocol} dport ${set}${first} add @capture_rate_v4 { ip saddr ${limit} } drop`,
+      `    ${protocol} dport ${set}${first} add @capture_rate_v6 { ip6 saddr & ffff:ffff:ffff:ffff:: ${limit} } drop`,
     );
-  }
-  if (ports.udp.size > 0) {
-    const set = `{ ${portRanges([...ports.udp])} }`;
-    lines.push(
-      `    fib daddr type local udp dport ${set} ${log}`,
-      `    udp dport ${set} ${reply("udp")}`,
-    );
+    for (const match of to) lines.push(`    ${match} ${protocol} dport ${set}${first} ${log}`);
+    // reject: nothing is bound there, so the kernel's own reset or ICMP answers, exactly
+    // as for an unused port (nft's reject differs: TOS, IPv6 flow label). drop: dropped.
+    if (closedReply === "drop") lines.push(`    ${protocol} dport ${set} drop`);
   }
   lines.push("  }");
   return lines;

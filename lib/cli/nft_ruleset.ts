@@ -30,7 +30,7 @@ export async function nftRulesetCommand(args: string[]): Promise<number> {
     runner,
   );
   const capture = config.capture.kind === "nflog"
-    ? { capture: { group: config.capture.group } }
+    ? { capture: { group: config.capture.group, addresses: config.addresses } }
     : {};
   console.log(nftRuleset(config.doors, [], Date.now(), { closedReply, ...capture }).trimEnd());
   return 0;

@@ -34,7 +34,9 @@ export function uses(config: Config, kind: FirewallKind): boolean {
 function startOptions(config: Config): StartOptions {
   return {
     closedReply: config.closedReply,
-    ...(config.capture.kind === "nflog" ? { capture: { group: config.capture.group } } : {}),
+    ...(config.capture.kind === "nflog"
+      ? { capture: { group: config.capture.group, addresses: config.addresses } }
+      : {}),
   };
 }
 

@@ -503,11 +503,18 @@ export class KnockEngine {
     // A twin of a knock this attempt already took (matched, or held early): skipped, the
     // attempt goes on; unless it is exactly the knock the attempt expects next.
     if (found && this.#recent && seq[found.position] !== code) {
+      // A twin only when no place still open in the sequence could take it (a static
+      // sequence may repeat a port: [7000, 8000, 7000, 9000]).
+      let taken = false;
+      let open = false;
       for (let j = 0; j < seq.length; j++) {
-        if (seq[j] === code && (j < found.position || (found.held & (1 << j)) !== 0)) {
-          this.#twin = true;
-          return HIT;
-        }
+        if (seq[j] !== code) continue;
+        if (j < found.position || (found.held & (1 << j)) !== 0) taken = true;
+        else open = true;
+      }
+      if (taken && !open) {
+        this.#twin = true;
+        return HIT;
       }
     }
     const step = advance(found, seq, code, now, options);

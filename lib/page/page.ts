@@ -8,6 +8,7 @@
 import type { Door } from "../config/types.ts";
 import { portRanges } from "../actions/nft_rules.ts";
 import { encodeSecret } from "../secret.ts";
+import { parseAddress } from "../address.ts";
 import { BAD_PORTS, BAD_PORTS_DATE, BAD_PORTS_MAX } from "./bad_ports.ts";
 import { BROWSER_SCRIPT } from "./browser_script.ts";
 
@@ -128,6 +129,18 @@ async function sha256Base64(text: string): Promise<string> {
  */
 export async function knockPage(options: PageOptions): Promise<string> {
   const { door, host } = options;
+  // The host goes into the CSP and the page: a host name or an IPv4 address, nothing else.
+  if (parseAddress(host.replace(/^\[(.*)\]$/, "$1"))?.family === 6) {
+    throw new TypeError(
+      `${host}: browsers' Content-Security-Policy cannot name an IPv6 address, so the page could not connect to it; give a host name (one with only an AAAA record knocks over IPv6)`,
+    );
+  }
+  if (
+    !/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+      .test(host)
+  ) {
+    throw new TypeError(`${JSON.stringify(host)} is not a host name or an IPv4 address`);
+  }
   const fit = browserFit(door);
   if (fit.refusal) throw new TypeError(fit.refusal);
   if (door.kind === "spa") throw new TypeError("unreachable");
@@ -142,6 +155,11 @@ export async function knockPage(options: PageOptions): Promise<string> {
     if (BAD_PORTS.has(port)) {
       throw new TypeError(
         `--wait-open: browsers refuse port ${port} (a bad port; SSH's 22 is one): give a URL of a service on a port they allow`,
+      );
+    }
+    if (url.hostname.includes(":") || url.hostname.includes("[")) {
+      throw new TypeError(
+        `--wait-open: browsers' Content-Security-Policy cannot name an IPv6 address: use a host name`,
       );
     }
     waitOrigin = ` ${url.origin}`;
