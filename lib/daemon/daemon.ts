@@ -34,7 +34,7 @@ import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
 import { ClockWatch } from "./clock_watch.ts";
 import { describeChanges, logConfigChanges, removedUsers } from "./config_diff.ts";
-import { AppliedButUnheard, type ReloadOutcome, ReloadQueue } from "./reloads.ts";
+import { AppliedButUnheard, reloadFromFile, type ReloadOutcome, ReloadQueue } from "./reloads.ts";
 
 export type { DaemonEvent, DaemonStatus };
 
@@ -170,31 +170,11 @@ export class Daemon {
       configFile: options.configFile,
       reload: () => this.reloadFile(),
     });
-    const load = options.loadConfig;
-    this.#reloads = new ReloadQueue(async () => {
-      if (!load) return { ok: false, error: "this daemon has no config file to read again" };
-      if (this.#stopping) return { ok: false, error: "the daemon is stopping" };
-      let config: Config;
-      try {
-        config = await load();
-      } catch (e) {
-        log.error("reload refused, the running config stays:\n{error}", {
-          error: (e as Error).message,
-        });
-        return { ok: false, error: (e as Error).message };
-      }
-      // A stop that began while the file was read wins: nothing is applied after it.
-      if (this.#stopping) return { ok: false, error: "the daemon is stopping" };
-      try {
-        return { ok: true, changes: await this.reload(config) };
-      } catch (e) {
-        if (e instanceof AppliedButUnheard) return { ok: false, error: e.message, applied: true };
-        const error = e instanceof ConfigError
-          ? e.issues.map((i) => i.message).join("; ")
-          : (e as Error).message;
-        return { ok: false, error };
-      }
-    });
+    this.#reloads = new ReloadQueue(reloadFromFile({
+      load: options.loadConfig,
+      stopping: () => this.#stopping !== undefined,
+      reload: (config) => this.reload(config),
+    }));
     const capture = config.capture;
     const listen = options.listeners ??
       (capture.kind === "nflog"

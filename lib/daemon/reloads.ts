@@ -4,6 +4,11 @@
  * reads the config after their edit. Each asker learns that run's outcome.
  * @module
  */
+import type { Config } from "../config/types.ts";
+import { ConfigError } from "../errors.ts";
+import { logger } from "../log.ts";
+
+const log = logger("daemon");
 
 /** What a reload did: the changes now in force, or why the running config stays. */
 export type ReloadOutcome =
@@ -75,4 +80,44 @@ export class ReloadQueue {
     this.#running = run;
     return run;
   }
+}
+
+/**
+ * One reload from the config file, as the queue runs it: read (a file that does not load
+ * is refused and said), then applied, unless a stop began meanwhile (nothing is applied
+ * after a stop); every failure becomes an outcome.
+ */
+export function reloadFromFile(parts: {
+  /** Reads the config file again; absent: the daemon has none. */
+  readonly load?: () => Promise<Config>;
+  /** True once the daemon is stopping. */
+  readonly stopping: () => boolean;
+  /** Applies a config; resolves with what changed. */
+  readonly reload: (config: Config) => Promise<string[]>;
+}): () => Promise<ReloadOutcome> {
+  return async () => {
+    const { load, stopping, reload } = parts;
+    if (!load) return { ok: false, error: "this daemon has no config file to read again" };
+    if (stopping()) return { ok: false, error: "the daemon is stopping" };
+    let config: Config;
+    try {
+      config = await load();
+    } catch (e) {
+      log.error("reload refused, the running config stays:\n{error}", {
+        error: (e as Error).message,
+      });
+      return { ok: false, error: (e as Error).message };
+    }
+    // A stop that began while the file was read wins: nothing is applied after it.
+    if (stopping()) return { ok: false, error: "the daemon is stopping" };
+    try {
+      return { ok: true, changes: await reload(config) };
+    } catch (e) {
+      if (e instanceof AppliedButUnheard) return { ok: false, error: e.message, applied: true };
+      const error = e instanceof ConfigError
+        ? e.issues.map((i) => i.message).join("; ")
+        : (e as Error).message;
+      return { ok: false, error };
+    }
+  };
 }

@@ -235,8 +235,14 @@ export class KnockEngine {
     this.#recent = recentlyMatched(state, code, now);
     this.#twin = false;
     if (
-      this.#recent && state.tracked === null && !this.#begins(state, doors, code, now) &&
-      !this.#inFreshSequence(state, doors, source, code, now)
+      this.#recent && state.tracked === null && !this.#book.begins(state, doors, code, now) &&
+      !this.#book.inFresh(
+        state,
+        doors,
+        code,
+        now,
+        (d, c) => this.used.isUsed(codeOwner(this.doors[d] as RotatingDoor, source), c),
+      )
     ) {
       this.#counters.duplicates++;
       return NO_DECISIONS;
@@ -436,47 +442,6 @@ export class KnockEngine {
       }
     }
     return [{ kind: "scan", source, reason, evidence, until }];
-  }
-
-  /**
-   * True when `code` is in a sequence of the window not used yet (a rotating door's code
-   * still to come): a knock of a new attempt that overtook its first knock.
-   */
-  #inFreshSequence(
-    state: SourceState,
-    doors: readonly number[],
-    source: string,
-    code: number,
-    now: number,
-  ): boolean {
-    for (const d of doors) {
-      const door = this.doors[d];
-      if (door.kind !== "rotating") continue;
-      const owner = codeOwner(door, source);
-      const t = Math.floor(now / door.periodMs);
-      for (let c = t - door.skew; c <= t + door.skew; c++) {
-        const seq = door.bindSource ? this.#book.bound(state, d, c) : this.#book.get(d, c);
-        if (seq?.includes(code) && !this.used.isUsed(owner, c)) return true;
-      }
-    }
-    return false;
-  }
-
-  /** True when `code` is the first knock of a sequence in the window of a door at its port. */
-  #begins(state: SourceState, doors: readonly number[], code: number, now: number): boolean {
-    for (const d of doors) {
-      const door = this.doors[d];
-      if (door.kind === "static") {
-        if (this.#book.get(d, STATIC_COUNTER)?.[0] === code) return true;
-        continue;
-      }
-      const t = Math.floor(now / door.periodMs);
-      for (let c = t - door.skew; c <= t + door.skew; c++) {
-        const seq = door.bindSource ? this.#book.bound(state, d, c) : this.#book.get(d, c);
-        if (seq?.[0] === code) return true;
-      }
-    }
-    return false;
   }
 
   /** Advances one tracked sequence. */

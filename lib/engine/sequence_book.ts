@@ -80,4 +80,53 @@ export class SequenceBook {
     }
     bound.set(counter * n + door, encodeSequence(knocks));
   }
+
+  /** True when `code` is the first knock of a sequence in the window of one of `doors`. */
+  begins(state: SourceState, doors: readonly number[], code: number, now: number): boolean {
+    return this.#some(state, doors, now, (seq) => seq[0] === code, true);
+  }
+
+  /**
+   * True when `code` is in a rotating sequence of the window whose counter `used` says is
+   * not used yet (a code still to come, whose knocks may arrive out of order).
+   */
+  inFresh(
+    state: SourceState,
+    doors: readonly number[],
+    code: number,
+    now: number,
+    used: (door: number, counter: number) => boolean,
+  ): boolean {
+    return this.#some(
+      state,
+      doors,
+      now,
+      (seq, d, c) => seq.includes(code) && !used(d, c),
+      false,
+    );
+  }
+
+  /** Whether `test` holds for a sequence of the window of one of `doors`. */
+  #some(
+    state: SourceState,
+    doors: readonly number[],
+    now: number,
+    test: (seq: Int32Array, door: number, counter: number) => boolean,
+    withStatic: boolean,
+  ): boolean {
+    for (const d of doors) {
+      const door = this.#doors[d];
+      if (door.kind === "static") {
+        const seq = this.get(d, STATIC_COUNTER);
+        if (withStatic && seq && test(seq, d, STATIC_COUNTER)) return true;
+        continue;
+      }
+      const t = Math.floor(now / door.periodMs);
+      for (let c = t - door.skew; c <= t + door.skew; c++) {
+        const seq = door.bindSource ? this.bound(state, d, c) : this.get(d, c);
+        if (seq && test(seq, d, c)) return true;
+      }
+    }
+    return false;
+  }
 }
