@@ -73,9 +73,10 @@ ip -n "$cli" link set sesame-pkg-b up
 # command door that records who it opened for.
 sesame init --out /etc/sesame/sesame.yaml --client "$work/client.yaml" --host 10.231.0.1 \
   --protect 8080 >init.log
+# (its pool below init's, which picks one of 20000-31999)
 cat >>/etc/sesame/sesame.yaml <<EOF
   log:
-    ports: "27000-27099"
+    ports: "19000-19099"
     length: 2
     secret_file: ssh.key
     open:
@@ -87,7 +88,7 @@ sed -n '/secret:/p' "$work/client.yaml" | head -n 1 >secret.line
 cat >>"$work/client.yaml" <<EOF
   log:
 $(cat secret.line)
-    ports: "27000-27099"
+    ports: "19000-19099"
     length: 2
 EOF
 chmod 600 "$work/client.yaml"
