@@ -16,7 +16,9 @@ import type {
   ListenersOptions,
 } from "../net/listeners.ts";
 import type { CapturedPacket } from "./pcap.ts";
-import { CaptureReader, type CaptureStats } from "./reader.ts";
+import { CaptureReader } from "./reader.ts";
+
+const decoder = new TextDecoder();
 
 /** Options for {@link CaptureListeners}. */
 export interface CaptureListenersOptions extends ListenersOptions {
@@ -48,16 +50,6 @@ export class CaptureListeners implements Listeners {
     });
   }
 
-  /** The reader's counts. */
-  get stats(): CaptureStats {
-    return this.#reader.stats;
-  }
-
-  /** The reader's PID while it runs. */
-  get readerPid(): number | undefined {
-    return this.#reader.pid;
-  }
-
   /** Endpoints "bound": the ports knocks are taken on. */
   get size(): number {
     return this.#wanted.size;
@@ -80,12 +72,6 @@ export class CaptureListeners implements Listeners {
     return [];
   }
 
-  /** Resolves once the reader listens (tests, and the daemon's start). */
-  ready(): Promise<void> {
-    this.#started = true;
-    return this.#reader.start();
-  }
-
   /** Stops the reader. */
   closeAll(): void {
     this.#wanted = new Set();
@@ -101,7 +87,7 @@ export class CaptureListeners implements Listeners {
       this.#sink.packet({
         source,
         port: p.port,
-        payload: new TextDecoder().decode(p.payload),
+        payload: decoder.decode(p.payload),
         at: p.at,
       });
       return;

@@ -76,11 +76,6 @@ export class CaptureReader {
     this.#options = options;
   }
 
-  /** The reader's PID while one runs (tests kill it to see it come back). */
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
   /** Starts reading; resolves once tcpdump listens on the group (or failed to). */
   async start(): Promise<void> {
     await killStaleReaders(this.#options.group);

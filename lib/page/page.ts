@@ -6,7 +6,6 @@
  * @module
  */
 import type { Door } from "../config/types.ts";
-import { portRanges } from "../actions/nft_rules.ts";
 import { encodeSecret } from "../secret.ts";
 import { parseAddress } from "../address.ts";
 import { BAD_PORTS, BAD_PORTS_DATE, BAD_PORTS_MAX } from "./bad_ports.ts";
@@ -99,6 +98,17 @@ button:disabled { background: #8a9bc2; }
 #log { color: #5b6473; font: 14px/1.4 ui-monospace, monospace; }
 `;
 
+/** Ascending ports as runs `[first, last]` (the page expands them). */
+function ranges(ports: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const p of [...ports].sort((a, b) => a - b)) {
+    const last = out[out.length - 1];
+    if (last && p === last[1] + 1) last[1] = p;
+    else if (!last || p > last[1]) out.push([p, p]);
+  }
+  return out;
+}
+
 /** HTML text, escaped. */
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -178,10 +188,7 @@ export async function knockPage(options: PageOptions): Promise<string> {
       : {
         kind: "rotating",
         name: door.name,
-        pool: portRanges(door.candidates).split(", ").map((r) => {
-          const [a, b = a] = r.split("-").map(Number);
-          return [a, b];
-        }),
+        pool: ranges(door.candidates),
         length: door.length,
         periodMs: door.periodMs,
         skew: door.skew,
