@@ -195,7 +195,7 @@ async function hostWarnings(config: Config): Promise<string[]> {
         inUse.slice(0, 8).map((f) => `${f.endpoint.port}/${f.endpoint.protocol}`).join(" ")
       }): ${
         config.capture.kind === "nflog"
-          ? "the capture intake still hears knocks there, but the program answers them, so a scan sees those pool ports open (move the program or the pool)"
+          ? "the capture intake still hears knocks there, but the program answers them (a scan sees those pool ports open), or with closed_reply drop is cut off: move the program or the pool"
           : "listen could not hear knocks there (is sesame already running?)"
       }`,
     );
