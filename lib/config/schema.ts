@@ -29,7 +29,11 @@ export const DEFAULTS = {
 /** What a door name may be: safe as an argv value, a log field and (with "-" as "_") an nft name. */
 export const DOOR_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 /** Keys of the top level. */
-export const TOP_KEYS = ["listen", "state_file", "allow", "deny", "doors"];
+export const TOP_KEYS = ["listen", "state_file", "cluster", "allow", "deny", "doors"];
+/** Keys of `cluster`. */
+export const CLUSTER_KEYS = ["node", "groups", "etcd"];
+/** Keys of `cluster.etcd`. */
+export const ETCD_KEYS = ["endpoints", "prefix", "ca_file", "cert_file", "key_file", "timeout"];
 /** Keys of `listen`. */
 export const LISTEN_KEYS = [
   "capture",
@@ -85,6 +89,8 @@ export const DOOR_KEYS = [
   "open",
   "allow",
   "deny",
+  "share",
+  "fleet",
 ];
 /** Keys of a door's `open`. */
 export const OPEN_KEYS = ["for", "command", "close_command", "timeout", "log", "nft", "iptables"];

@@ -88,6 +88,13 @@ export interface DoorBase {
   readonly deny: readonly Cidr[];
   /** Ports the daemon binds for this door. */
   readonly pool: DoorPool;
+  /** With `cluster`: the group whose nodes all open this door when one decides it. */
+  readonly share?: string;
+  /**
+   * With `cluster`: `required`, no open without an etcd quorum; `local`, this node's own
+   * store when etcd cannot be reached (a break-glass door). Absent without `cluster`.
+   */
+  readonly fleet?: "required" | "local";
 }
 
 /** A door whose sequence is derived from a secret and rotates every period. */
@@ -187,6 +194,27 @@ export interface ScanPolicy {
   readonly cooldownMs: number;
 }
 
+/** `cluster`: this node in a fleet of gateways sharing used codes and doors through etcd. */
+export interface ClusterSettings {
+  /** This node's name, unique in the fleet. */
+  readonly node: string;
+  /** The groups whose shared doors this node opens. */
+  readonly groups: readonly string[];
+  /** How to reach etcd. */
+  readonly etcd: {
+    /** Client URLs (origins). */
+    readonly endpoints: readonly string[];
+    /** Where sesame's keys live, e.g. `/sesame/`. */
+    readonly prefix: string;
+    /** CA, client certificate and key (PEM files), as written in the config. */
+    readonly caFile?: string;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+    /** Time limit of one call, ms. */
+    readonly timeoutMs: number;
+  };
+}
+
 /** A whole validated config. */
 export interface Config {
   /** Addresses the daemon listens on. */
@@ -222,6 +250,8 @@ export interface Config {
     readonly kind: "nflog";
     readonly group: number;
   };
+  /** This node's fleet, when it is one of several gateways sharing codes and doors. */
+  readonly cluster?: ClusterSettings;
   /** Sources allowed to knock any door (empty: all). */
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */

@@ -11,6 +11,7 @@ import { describe } from "../ports.ts";
 import { nftSetBase } from "../actions/nft_names.ts";
 import { Checker, type CheckerOptions, isMapping } from "./checker.ts";
 import { validateDoor } from "./door.ts";
+import { checkCluster, withFleet } from "./cluster.ts";
 import { DEFAULTS, LISTEN_KEYS, TOP_KEYS } from "./schema.ts";
 import { checkLog } from "./log_target.ts";
 import type { Config, Door } from "./types.ts";
@@ -42,6 +43,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
   if (!top) return undefined;
   const listen = top.listen === undefined ? {} : c.map(top.listen, ["listen"], LISTEN_KEYS) ?? {};
   const nflog = listen.capture === "nflog";
+  const clustered = top.cluster !== undefined;
   let addresses = ["::"];
   if (listen.addresses !== undefined) {
     const list = listen.addresses;
@@ -83,8 +85,9 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
     const nftNames = new Map<string, string>();
     for (const name of names) {
       // The capture intake binds nothing: a pool is one set lookup for the kernel.
-      const door = validateDoor(c, name, rawDoors[name], nflog ? 65_535 : DEFAULTS.maxPool);
-      if (!door) continue;
+      const valid = validateDoor(c, name, rawDoors[name], nflog ? 65_535 : DEFAULTS.maxPool);
+      if (!valid) continue;
+      const door = withFleet(c, valid, rawDoors[name] as Record<string, unknown>, clustered);
       doors.push(door);
       if (door.open?.nft && door.open.iptables) {
         c.fail(
@@ -107,6 +110,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
     }
   }
   crossDoorChecks(c, doors);
+  const cluster = checkCluster(c, top.cluster);
   return {
     addresses,
     stateFile,
@@ -188,6 +192,7 @@ function checkConfig(c: Checker, raw: unknown): Config | undefined {
       ? { kind: "sockets" }
       : c.fail(["listen", "nflog_group"], `only listen.capture: nflog takes a group`) ??
         { kind: "sockets" },
+    ...(cluster ? { cluster } : {}),
     allow: c.cidrs(top.allow, ["allow"]),
     deny: c.cidrs(top.deny, ["deny"]),
     doors,

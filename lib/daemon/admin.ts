@@ -23,6 +23,7 @@ import type { Intake } from "./intake.ts";
 import { renderMetrics } from "./metrics.ts";
 import { type MetricsServer, serveMetrics } from "./metrics_server.ts";
 import type { Opener } from "./opener.ts";
+import type { Fleet, FleetStatus } from "../cluster/fleet.ts";
 
 const log = logger("daemon");
 
@@ -80,6 +81,8 @@ export interface AdminOptions {
   readonly configFile?: string;
   /** Reads the config file again and reloads (`sesame reload`). */
   readonly reload?: () => Promise<ReloadOutcome>;
+  /** This node's fleet: status shows its grants, revoke reaches every node. */
+  readonly fleet?: Fleet;
 }
 
 /**
@@ -302,6 +305,7 @@ export class Admin {
         until: new Date(b.until).toISOString(),
       })),
       intake: this.#intakeStatus(),
+      ...(this.#options.fleet ? { fleet: this.#options.fleet.status() } : {}),
     };
   }
 
@@ -340,6 +344,18 @@ export class Admin {
       source,
       user: request.user,
     });
+    // A shared door closes on every node that reads the revoke; one etcd cannot reach
+    // keeps it until its time (the kernel's timeout).
+    let fleet: { revoked?: number; error?: string } | undefined;
+    if (door.share && this.#options.fleet) {
+      fleet = await this.#options.fleet.revoke(door.name, source, request.user).then(
+        (revoked) => ({ revoked }),
+        (e) => ({ error: `the fleet could not be told: ${(e as Error).message}` }),
+      );
+      if (closed.length + failed.length === 0 && fleet.revoked) {
+        return { ok: true, closed: [], fleet_revoked: fleet.revoked };
+      }
+    }
     if (closed.length + failed.length === 0 && request.established && source !== undefined) {
       // The door closed at its time already; its connections may live on: drop them.
       const dropped = await this.#drop([closedRecord(door, source)]);
@@ -365,6 +381,8 @@ export class Admin {
       ok: true,
       closed: closed.map((r) => ({ source: r.source, user: r.user ?? null })),
       ...(dropped === undefined ? {} : { established_dropped: dropped }),
+      ...(fleet?.revoked ? { fleet_revoked: fleet.revoked } : {}),
+      ...(fleet?.error ? { fleet_error: fleet.error } : {}),
     };
   }
 

@@ -34,6 +34,7 @@ import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
 import { ClockWatch } from "./clock_watch.ts";
 import { describeChanges, logConfigChanges, removedUsers } from "./config_diff.ts";
+import { Fleet } from "../cluster/fleet.ts";
 import { AppliedButUnheard, reloadFromFile, type ReloadOutcome, ReloadQueue } from "./reloads.ts";
 
 export type { DaemonEvent, DaemonStatus };
@@ -110,6 +111,7 @@ export class Daemon {
   readonly #clockWatch: ClockWatch;
   readonly #controlPath: string | undefined;
   readonly #reloads: ReloadQueue;
+  readonly #fleet: Fleet | undefined;
   #tick: Timer | undefined;
   #captureCount: Timer | undefined;
   readonly #firewalls: Firewalls;
@@ -123,6 +125,7 @@ export class Daemon {
     store: Store,
     lock: InstanceLock | undefined,
     recovery: Recovery,
+    fleet: Fleet | undefined,
   ) {
     const config = this.#config = options.config;
     this.#doors = new Map(config.doors.map((d) => [d.name, d]));
@@ -142,7 +145,16 @@ export class Daemon {
       onEvent: options.onEvent,
     });
     const report = (e: DaemonEvent) => this.#reporter.report(e);
-    const opener = this.#opener = new Opener({ store, firewalls, runner, clock, counters, report });
+    this.#fleet = fleet;
+    const opener = this.#opener = new Opener({
+      store,
+      firewalls,
+      runner,
+      clock,
+      counters,
+      report,
+      ...(fleet ? { fleet } : {}),
+    });
     this.#intake = new Intake({
       config,
       used: recovery.used,
@@ -169,6 +181,7 @@ export class Daemon {
       clock,
       configFile: options.configFile,
       reload: () => this.reloadFile(),
+      fleet,
     });
     this.#reloads = new ReloadQueue(reloadFromFile({
       load: options.loadConfig,
@@ -208,7 +221,22 @@ export class Daemon {
       throw e;
     }
     const recovery = recover(loaded, config, now());
-    const daemon = new Daemon(options, store, lock, recovery);
+    let fleet: Fleet | undefined;
+    try {
+      fleet = config.cluster
+        ? await Fleet.create(config.cluster, {
+          clock: options.clock ?? systemClock,
+          door: (name) => daemon.#doors.get(name),
+          opener: () => daemon.#opener,
+          configFile: options.configFile,
+        })
+        : undefined;
+    } catch (e) {
+      store.close();
+      lock?.release();
+      throw e;
+    }
+    const daemon: Daemon = new Daemon(options, store, lock, recovery, fleet);
     try {
       await daemon.#start(recovery);
     } catch (e) {
@@ -251,6 +279,7 @@ export class Daemon {
       log.info("took over {count} open doors from the state file", { count: open.length });
     }
     this.#intake.arm();
+    this.#fleet?.start();
     if (this.#controlPath) await this.#admin.serveControl(this.#controlPath);
     this.#binder.announce(this.#config, bound);
     this.#tick = this.#clock.setInterval(() => this.#onTick(), TICK_MS);
@@ -336,6 +365,12 @@ export class Daemon {
   async #reload(config: Config): Promise<string[]> {
     try {
       assertRunnable(config);
+      if (JSON.stringify(config.cluster) !== JSON.stringify(this.#config.cluster)) {
+        throw new ConfigError([{
+          path: "cluster",
+          message: "the cluster settings change only at a restart (systemctl restart sesame)",
+        }]);
+      }
       if (JSON.stringify(config.capture) !== JSON.stringify(this.#config.capture)) {
         // The intake is chosen at start: its rules and its listeners change together.
         throw new ConfigError([{
@@ -424,6 +459,7 @@ export class Daemon {
     this.#clock.clearTimeout(this.#captureCount);
     this.#binder.stop();
     await this.#admin.close();
+    await this.#fleet?.stop();
     this.#listeners.closeAll();
     this.#opener.cancelTimers();
     await this.#guard.shutdown();

@@ -11,6 +11,7 @@ import type { Counters } from "../counters.ts";
 import type { UsedCode } from "../engine/used_codes.ts";
 import type { OpenRecord, SpaDigest, Store } from "../store/store.ts";
 import type { DoorEvent } from "./report.ts";
+import type { Verdict } from "../cluster/claims.ts";
 
 /** Options for {@link Opener}. */
 export interface OpenerOptions {
@@ -26,6 +27,11 @@ export interface OpenerOptions {
   readonly counters: Counters;
   /** Called for every {@link DoorEvent}. */
   readonly report: (event: DoorEvent) => void;
+  /**
+   * With a cluster: commits each request's code, SPA packet and shared grant in etcd
+   * first; a request it refuses opens nothing.
+   */
+  readonly fleet?: { claim(request: OpenRequest): Promise<Verdict> };
 }
 
 /** One door to open for one source: what {@link Opener.request} takes. */
@@ -44,6 +50,8 @@ export interface OpenRequest {
   readonly forMs?: number;
   /** The SPA packet used up by this open: committed with it. */
   readonly spa?: SpaDigest;
+  /** A shared door another node decided (mirrored here): nothing to claim or publish. */
+  readonly mirror?: true;
 }
 
 /** Options for {@link Opener.restore}. */

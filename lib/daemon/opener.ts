@@ -262,9 +262,11 @@ export class Opener {
     }
   }
 
-  /** One batch: plan, commit, act. */
-  async #open(requests: readonly OpenRequest[]): Promise<void> {
-    const { store, counters, report } = this.#options;
+  /** One batch: the fleet's claims, plan, commit, act. */
+  async #open(batch: readonly OpenRequest[]): Promise<void> {
+    const { store, counters, report, fleet } = this.#options;
+    const requests = fleet ? await admitted(batch, fleet, report) : batch;
+    if (requests.length === 0) return;
     const plans = planOpens(requests, (key) => this.#entries.get(key)?.record, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
     const spa = requests.flatMap((r) => r.spa ? [r.spa] : []);
@@ -440,6 +442,28 @@ export class Opener {
     });
     return true;
   }
+}
+
+/** The requests the fleet lets open; the others are reported and dropped. */
+async function admitted(
+  batch: readonly OpenRequest[],
+  fleet: NonNullable<OpenerOptions["fleet"]>,
+  report: OpenerOptions["report"],
+): Promise<OpenRequest[]> {
+  const verdicts = await Promise.all(batch.map((r) => fleet.claim(r)));
+  return batch.filter((request, i) => {
+    const verdict = verdicts[i];
+    if (verdict.ok) return true;
+    report({
+      kind: "fleet-refused",
+      door: request.door.name,
+      source: request.source,
+      ...(request.user === undefined ? {} : { user: request.user }),
+      reason: verdict.reason,
+      detail: verdict.detail,
+    });
+    return false;
+  });
 }
 
 function describeFailure(result: CommandResult): string {

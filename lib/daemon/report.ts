@@ -36,6 +36,19 @@ export type DoorEvent =
     readonly error: string;
   }
   | {
+    /**
+     * The fleet refused an open (etcd: the code was used on a node, or no quorum answered).
+     * Not a failure line: fail2ban never reads it (an outage, or a race of two gateways,
+     * is not the knocker's doing).
+     */
+    readonly kind: "fleet-refused";
+    readonly door: string;
+    readonly source: string;
+    readonly user?: string;
+    readonly reason: "used-elsewhere" | "unavailable";
+    readonly detail: string;
+  }
+  | {
     /** The store refused a batch: none of its doors opened. */
     readonly kind: "commit-failed";
     /** The doors and sources refused, as `door source`. */
@@ -135,6 +148,20 @@ export function logLine(
       return error("door {door}: opening for {source} failed: {error}", event);
     case "close-failed":
       return error("door {door}: closing for {source} failed ({error}); retrying", event);
+    case "fleet-refused":
+      return {
+        level: event.reason === "unavailable" ? "error" : "warning",
+        message: (event.reason === "unavailable"
+          ? "fleet: not opening door {door} for {source}{by}: no etcd quorum answered ({detail}); doors already open stay until their time"
+          : "fleet: not opening door {door} for {source}{by}: its code was used already in the fleet ({detail})")
+          .replace("{by}", event.user === undefined ? "" : " (user {user})"),
+        properties: {
+          door: event.door,
+          source: event.source,
+          ...(event.user === undefined ? {} : { user: event.user }),
+          detail: event.detail,
+        },
+      };
     case "commit-failed":
       return {
         level: "error",

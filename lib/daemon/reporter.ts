@@ -75,6 +75,7 @@ export class Reporter {
       }
       return this.#emit(event);
     }
+    if (event.kind === "fleet-refused") counters.refused(event.door, `fleet-${event.reason}`);
     const line = logLine(event, doorNamed);
     // `open.log: false` silences a door's routine lines (opened, extended, closed), not its failures.
     const quiet = line?.level === "info" && "door" in event &&

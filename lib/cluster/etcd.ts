@@ -1,0 +1,359 @@
+/**
+ * A small client of etcd's v3 JSON gateway (`/v3/kv/txn`, `/v3/kv/range`,
+ * `/v3/lease/grant`, `/v3/watch`), over `fetch`: no gRPC stack to bundle, and TLS with
+ * client certificates through `Deno.createHttpClient`. Keys and values are base64 on the
+ * wire; revisions and lease IDs are int64 and stay strings here (above 2^53 a number
+ * would round). Only what sesame uses is here; consensus is etcd's.
+ * @module
+ */
+
+/** Where etcd is and how to reach it. */
+export interface EtcdSettings {
+  /** Client URLs of the members, e.g. `https://10.0.0.1:2379`. */
+  readonly endpoints: readonly string[];
+  /** PEM of the CA that signed the members' certificates. */
+  readonly ca?: string;
+  /** PEM of this node's client certificate, and its key. */
+  readonly cert?: string;
+  readonly key?: string;
+  /** How long one call may take, over every endpoint tried, ms. */
+  readonly timeoutMs: number;
+}
+
+/** No member answered in time, or none could serve the request (no quorum, no leader). */
+export class EtcdUnavailable extends Error {
+  /** @param message what went wrong, with the last endpoint's error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "EtcdUnavailable";
+  }
+}
+
+/** A key and its value as etcd holds them (decoded). */
+export interface KeyValue {
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: string;
+  readonly modRevision: string;
+  readonly lease?: string;
+}
+
+/** One compare of a transaction (the key's value, or its create revision). */
+export type Compare =
+  | { readonly key: string; readonly target: "CREATE"; readonly createRevision: string }
+  | {
+    readonly key: string;
+    readonly target: "VALUE";
+    readonly result: "EQUAL" | "LESS" | "GREATER";
+    readonly value: string;
+  };
+
+/** One operation of a transaction. */
+export type Op =
+  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: string } }
+  | { readonly range: { readonly key: string } }
+  | { readonly txn: Txn };
+
+/** A transaction: if every compare holds, `success` runs, else `failure`. */
+export interface Txn {
+  readonly compare: readonly Compare[];
+  readonly success: readonly Op[];
+  readonly failure: readonly Op[];
+}
+
+/** What a transaction did: which branch ran, and each op's answer. */
+export interface TxnResult {
+  readonly succeeded: boolean;
+  readonly revision: string;
+  /** Per op: a range's key-values, a nested transaction's result, nothing for a put. */
+  readonly responses: readonly (KeyValue[] | TxnResult | undefined)[];
+}
+
+/** One watch event. */
+export interface WatchEvent {
+  readonly type: "PUT" | "DELETE";
+  readonly kv: KeyValue;
+}
+
+/** Thrown by a watch whose start revision was compacted away: read again, then watch. */
+export class WatchCompacted extends Error {
+  constructor() {
+    super("the watch's history was compacted");
+    this.name = "WatchCompacted";
+  }
+}
+
+const encoder = new TextEncoder(), decoder = new TextDecoder();
+
+/** Base64 of a string's UTF-8 bytes. */
+export function b64(text: string): string {
+  let binary = "";
+  for (const byte of encoder.encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function unb64(text: string | undefined): string {
+  if (!text) return "";
+  return decoder.decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
+}
+
+/**
+ * The end of the range holding every key that starts with `prefix` (its last byte plus
+ * one), as etcd's clients compute it.
+ *
+ * @example
+ * ```ts
+ * import { prefixEnd } from "./etcd.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(prefixEnd("/sesame/"), "/sesame0");
+ * ```
+ */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+interface RawKv {
+  key?: string;
+  value?: string;
+  create_revision?: string;
+  mod_revision?: string;
+  lease?: string;
+}
+
+function kv(raw: RawKv): KeyValue {
+  return {
+    key: unb64(raw.key),
+    value: unb64(raw.value),
+    createRevision: raw.create_revision ?? "0",
+    modRevision: raw.mod_revision ?? "0",
+    ...(raw.lease && raw.lease !== "0" ? { lease: raw.lease } : {}),
+  };
+}
+
+function wireOp(op: Op): unknown {
+  if ("put" in op) {
+    return {
+      request_put: {
+        key: b64(op.put.key),
+        value: b64(op.put.value),
+        ...(op.put.lease ? { lease: op.put.lease } : {}),
+      },
+    };
+  }
+  if ("range" in op) return { request_range: { key: b64(op.range.key) } };
+  return { request_txn: wireTxn(op.txn) };
+}
+
+function wireTxn(txn: Txn): unknown {
+  return {
+    compare: txn.compare.map((c) =>
+      c.target === "CREATE"
+        ? { key: b64(c.key), target: "CREATE", result: "EQUAL", create_revision: c.createRevision }
+        : { key: b64(c.key), target: "VALUE", result: c.result, value: b64(c.value) }
+    ),
+    success: txn.success.map(wireOp),
+    failure: txn.failure.map(wireOp),
+  };
+}
+
+// deno-lint-ignore no-explicit-any
+function txnResult(raw: any, revision: string): TxnResult {
+  return {
+    succeeded: raw.succeeded === true,
+    revision,
+    // deno-lint-ignore no-explicit-any
+    responses: (raw.responses ?? []).map((r: any) =>
+      r.response_range
+        ? (r.response_range.kvs ?? []).map(kv)
+        : r.response_txn
+        ? txnResult(r.response_txn, revision)
+        : undefined
+    ),
+  };
+}
+
+/**
+ * A client of one etcd cluster. Calls go to the endpoint that last answered, and on to
+ * the next when it fails; a call that no endpoint answers within `timeoutMs` throws
+ * {@link EtcdUnavailable}.
+ */
+export class EtcdClient {
+  readonly #settings: EtcdSettings;
+  readonly #http: Deno.HttpClient | undefined;
+  #good = 0;
+
+  /** @param settings the endpoints, the TLS material and the call time limit. */
+  constructor(settings: EtcdSettings) {
+    if (settings.endpoints.length === 0) throw new RangeError("etcd needs an endpoint");
+    this.#settings = settings;
+    this.#http = settings.ca || settings.cert
+      ? Deno.createHttpClient({
+        ...(settings.ca ? { caCerts: [settings.ca] } : {}),
+        ...(settings.cert && settings.key ? { cert: settings.cert, key: settings.key } : {}),
+      })
+      : undefined;
+  }
+
+  /** Runs a transaction. */
+  async txn(txn: Txn): Promise<TxnResult> {
+    const raw = await this.#call("/v3/kv/txn", wireTxn(txn));
+    return txnResult(raw, raw.header?.revision ?? "0");
+  }
+
+  /** Every key under `prefix` (linearizable: a member without quorum cannot answer). */
+  async range(prefix: string): Promise<{ kvs: KeyValue[]; revision: string }> {
+    const raw = await this.#call("/v3/kv/range", {
+      key: b64(prefix),
+      range_end: b64(prefixEnd(prefix)),
+    });
+    return { kvs: (raw.kvs ?? []).map(kv), revision: raw.header?.revision ?? "0" };
+  }
+
+  /** A lease of at least `ttlSeconds`; its ID (int64, as text). */
+  async grantLease(ttlSeconds: number): Promise<string> {
+    const raw = await this.#call("/v3/lease/grant", { TTL: String(ttlSeconds) });
+    if (typeof raw.ID !== "string") throw new EtcdUnavailable(`lease grant answered ${raw.error}`);
+    return raw.ID;
+  }
+
+  /** The answering member's status (version, leader, raft term): `sesame check --connect`. */
+  async memberStatus(
+    endpoint: string,
+  ): Promise<{ version: string; leader: string; member: string }> {
+    const raw = await this.#post(endpoint, "/v3/maintenance/status", {}, this.#signal());
+    return { version: raw.version, leader: raw.leader, member: raw.header?.member_id };
+  }
+
+  /**
+   * Watches every key under `prefix` from `startRevision` on; yields each response's
+   * events until the stream ends or `signal` aborts. Throws {@link WatchCompacted} when
+   * the revision is gone, {@link EtcdUnavailable} when no member takes the watch.
+   */
+  async *watch(
+    prefix: string,
+    startRevision: string,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent[]> {
+    const body = JSON.stringify({
+      create_request: {
+        key: b64(prefix),
+        range_end: b64(prefixEnd(prefix)),
+        start_revision: startRevision,
+      },
+    });
+    const endpoint = this.#settings.endpoints[this.#good];
+    let response: Response;
+    try {
+      response = await fetch(`${endpoint}/v3/watch`, {
+        method: "POST",
+        body,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#settings.timeoutMs)]),
+        ...(this.#http ? { client: this.#http } : {}),
+      });
+    } catch (e) {
+      this.#next();
+      throw new EtcdUnavailable(`watch on ${endpoint}: ${(e as Error).message}`, { cause: e });
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      this.#next();
+      throw new EtcdUnavailable(`watch on ${endpoint}: HTTP ${response.status}`);
+    }
+    // After the headers the stream may be quiet for long: only `signal` ends it.
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const onAbort = () => reader.cancel().catch(() => {});
+    signal.addEventListener("abort", onAbort, { once: true });
+    let buffer = "";
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, end).trim();
+          buffer = buffer.slice(end + 1);
+          if (line === "") continue;
+          const message = JSON.parse(line);
+          if (message.error) throw new EtcdUnavailable(`watch: ${message.error.message}`);
+          const result = message.result ?? {};
+          if (result.compact_revision && result.compact_revision !== "0") {
+            throw new WatchCompacted();
+          }
+          if (result.canceled) throw new EtcdUnavailable(`watch canceled: ${result.cancel_reason}`);
+          const events = (result.events ?? []).map((e: { type?: string; kv: RawKv }) => ({
+            type: e.type === "DELETE" ? "DELETE" : "PUT",
+            kv: kv(e.kv),
+          }));
+          if (events.length > 0) yield events;
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      if (e instanceof WatchCompacted || e instanceof EtcdUnavailable) throw e;
+      this.#next();
+      throw new EtcdUnavailable(`watch on ${endpoint}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  /** Releases the HTTP client. */
+  close(): void {
+    this.#http?.close();
+  }
+
+  #next(): void {
+    this.#good = (this.#good + 1) % this.#settings.endpoints.length;
+  }
+
+  #signal(): AbortSignal {
+    return AbortSignal.timeout(this.#settings.timeoutMs);
+  }
+
+  // deno-lint-ignore no-explicit-any
+  async #call(path: string, body: unknown): Promise<any> {
+    const signal = this.#signal();
+    const { endpoints } = this.#settings;
+    let last: unknown;
+    // Each endpoint once, starting from the one that answered last; all within the limit.
+    for (let tried = 0; tried < endpoints.length && !signal.aborted; tried++) {
+      const endpoint = endpoints[this.#good];
+      try {
+        return await this.#post(endpoint, path, body, signal);
+      } catch (e) {
+        last = e;
+        this.#next();
+      }
+    }
+    const reason = signal.aborted ? `no answer within ${this.#settings.timeoutMs} ms` : "";
+    throw new EtcdUnavailable(
+      `etcd did not answer${reason ? ` (${reason})` : ""}: ${(last as Error)?.message ?? ""}`,
+      { cause: last },
+    );
+  }
+
+  // deno-lint-ignore no-explicit-any
+  async #post(endpoint: string, path: string, body: unknown, signal: AbortSignal): Promise<any> {
+    const response = await fetch(`${endpoint}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      signal,
+      ...(this.#http ? { client: this.#http } : {}),
+    });
+    const text = await response.text();
+    // deno-lint-ignore no-explicit-any
+    let raw: any;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      throw new Error(`${endpoint}: HTTP ${response.status}, not JSON`);
+    }
+    // An error (no leader, timed out, permission denied) is this member's: try the next.
+    if (!response.ok || raw.error) {
+      throw new Error(`${endpoint}: ${raw.error ?? raw.message ?? `HTTP ${response.status}`}`);
+    }
+    return raw;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * This node in a fleet of gateways: the etcd client, the leases, the claims (one-time use
+ * across the fleet) and the shared doors (grants mirrored by every node of a group),
+ * built in one place from `cluster`. The daemon hands the claims to its opener, and the
+ * shared doors open and close through that same opener.
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { ClusterSettings, Door } from "../config/types.ts";
+import { resolveSecretPath } from "../config/load.ts";
+import { ConfigError } from "../errors.ts";
+import type { OpenRequest } from "../daemon/open_request.ts";
+import type { Opener } from "../daemon/opener.ts";
+import { FleetClaims, type Verdict } from "./claims.ts";
+import { EtcdClient } from "./etcd.ts";
+import type { Grant } from "./fleet_keys.ts";
+import { LeasePool } from "./leases.ts";
+import { type FleetGrant, SharedDoors } from "./shared_doors.ts";
+
+export type { FleetGrant, Verdict };
+
+/** What `sesame status` shows of the fleet. */
+export interface FleetStatus {
+  readonly node: string;
+  readonly groups: readonly string[];
+  readonly endpoints: readonly string[];
+  /** Whether this node's watch of etcd is up. */
+  readonly connected: boolean;
+  /** The fleet's live grants: which node decided each, which confirmed it. */
+  readonly grants: readonly FleetGrant[];
+}
+
+/** What the fleet needs of the daemon. */
+export interface FleetDeps {
+  readonly clock: Clock;
+  /** The door of this name in the running config. */
+  readonly door: (name: string) => Door | undefined;
+  /** The daemon's opener (mirrored grants open and close through it). */
+  readonly opener: () => Opener;
+  /** The config file, for files named relative to it. */
+  readonly configFile?: string;
+}
+
+/** Reads the TLS files `cluster.etcd` names. @throws {ConfigError} naming the key and the file. */
+export async function readTls(
+  cluster: ClusterSettings,
+  configFile?: string,
+): Promise<{ ca?: string; cert?: string; key?: string }> {
+  const out: { ca?: string; cert?: string; key?: string } = {};
+  const { caFile, certFile, keyFile } = cluster.etcd;
+  const files = [["ca", "ca_file", caFile], ["cert", "cert_file", certFile], [
+    "key",
+    "key_file",
+    keyFile,
+  ]] as const;
+  for (const [field, key, path] of files) {
+    if (path === undefined) continue;
+    const resolved = configFile ? resolveSecretPath(path, configFile) : path;
+    try {
+      out[field] = await Deno.readTextFile(resolved);
+    } catch (e) {
+      throw new ConfigError([{
+        path: `cluster.etcd.${key}`,
+        message: `cannot read ${resolved}: ${(e as Error).message}`,
+      }]);
+    }
+  }
+  return out;
+}
+
+/** This node's part in the fleet. */
+export class Fleet {
+  readonly #cluster: ClusterSettings;
+  readonly #client: EtcdClient;
+  readonly #claims: FleetClaims;
+  readonly #shared: SharedDoors;
+
+  private constructor(cluster: ClusterSettings, client: EtcdClient, deps: FleetDeps) {
+    this.#cluster = cluster;
+    this.#client = client;
+    const { clock } = deps;
+    const leases = new LeasePool(client, clock);
+    const common = { client, leases, clock, prefix: cluster.etcd.prefix, node: cluster.node };
+    this.#claims = new FleetClaims(common);
+    this.#shared = new SharedDoors({
+      ...common,
+      groups: cluster.groups,
+      door: deps.door,
+      open: async (door: Door, grant: Grant, forMs: number) => {
+        const opener = deps.opener();
+        opener.request({
+          door,
+          source: grant.source,
+          ...(grant.user === undefined ? {} : { user: grant.user }),
+          forMs,
+          mirror: true,
+        });
+        await opener.settled();
+        return opener.records().some((r) => r.door === door.name && r.source === grant.source);
+      },
+      close: async (grant: Grant) => {
+        await deps.opener().revoke({ door: grant.door, source: grant.source });
+      },
+    });
+  }
+
+  /** Builds this node's fleet (reads its TLS files); nothing is contacted yet. */
+  static async create(cluster: ClusterSettings, deps: FleetDeps): Promise<Fleet> {
+    const tls = await readTls(cluster, deps.configFile);
+    const client = new EtcdClient({
+      endpoints: cluster.etcd.endpoints,
+      timeoutMs: cluster.etcd.timeoutMs,
+      ...tls,
+    });
+    return new Fleet(cluster, client, deps);
+  }
+
+  /** The settings it was built from (a reload may not change them). */
+  get cluster(): ClusterSettings {
+    return this.#cluster;
+  }
+
+  /** Commits a request's use (and grant) in etcd: see {@link FleetClaims.claim}. */
+  claim(request: OpenRequest): Promise<Verdict> {
+    return this.#claims.claim(request);
+  }
+
+  /** Starts watching the fleet's doors. */
+  start(): void {
+    this.#shared.start();
+  }
+
+  /** Revokes a shared door's grants on every node: see {@link SharedDoors.revoke}. */
+  revoke(door: string, source?: string, user?: string): Promise<number> {
+    return this.#shared.revoke(door, source, user);
+  }
+
+  /** What status shows. */
+  status(): FleetStatus {
+    return {
+      node: this.#cluster.node,
+      groups: this.#cluster.groups,
+      endpoints: this.#cluster.etcd.endpoints,
+      connected: this.#shared.connected,
+      grants: this.#shared.grants(),
+    };
+  }
+
+  /** Stops watching and releases the client. */
+  async stop(): Promise<void> {
+    await this.#shared.stop();
+    this.#client.close();
+  }
+}
