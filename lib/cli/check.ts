@@ -11,12 +11,15 @@ import { SocketListeners } from "../net/listeners.ts";
 import { wantedEndpoints } from "../daemon/binding.ts";
 import { gatewayWarnings } from "../daemon/preflight.ts";
 import { doorWeakness, weaknessWarning } from "../weakness.ts";
+import { checkConnection } from "../cluster/check_connection.ts";
+import { readTls } from "../cluster/fleet.ts";
 
 /** The flags of `sesame check`, as its --help lists them (tests/help_test.ts checks). */
 export const FLAGS = {
   config: { type: "string", short: "c" },
   json: { type: "boolean" },
   "insecure-permissions": { type: "boolean" },
+  connect: { type: "boolean" },
 } satisfies FlagSpec;
 
 /** A door's summary: everything but its secret. */
@@ -79,6 +82,12 @@ export async function check(args: string[]): Promise<number> {
   // The open-file limit listen checks at start, from this process's limit (the unit's
   // LimitNOFILE applies to ExecStartPre too): a ConfigError, exit 1.
   await checkDescriptors(socketsNeeded(config));
+  // The cluster's files are read as listen reads them (a ConfigError names the key).
+  const fleet = config.cluster
+    ? parsed.values.connect
+      ? await checkConnection(config.cluster, file)
+      : (await readTls(config.cluster, file), undefined)
+    : undefined;
   const host = await hostWarnings(config);
   const weakness = config.doors.map((d) => doorWeakness(d, config.reorderWindowMs));
   const doors: Record<string, unknown>[] = config.doors.map((d, i) => ({
@@ -86,8 +95,14 @@ export async function check(args: string[]): Promise<number> {
     weakness: { chance: weakness[i].chance, weak: weakness[i].weak },
   }));
   if (parsed.values.json) {
-    console.log(JSON.stringify({ valid: true, file, doors, warnings: host }));
-    return 0;
+    console.log(JSON.stringify({
+      valid: true,
+      file,
+      doors,
+      warnings: host,
+      ...(fleet ? { fleet } : {}),
+    }));
+    return fleet && !fleet.ok ? 1 : 0;
   }
   console.log(`${file}: valid, ${doors.length} door${doors.length === 1 ? "" : "s"}`);
   for (const d of doors) {
@@ -111,7 +126,16 @@ export async function check(args: string[]): Promise<number> {
     if (warning) console.log(`warning: ${warning}`);
   }
   for (const warning of host) console.log(`warning: ${warning}`);
-  return 0;
+  if (config.cluster) {
+    const c = config.cluster;
+    console.log(
+      `cluster: node ${c.node}, groups ${c.groups.join(", ") || "none"}, etcd ${
+        c.etcd.endpoints.join(", ")
+      } under ${c.etcd.prefix}${fleet ? "" : " (not contacted: add --connect)"}`,
+    );
+    for (const line of fleet?.lines ?? []) console.log(`  ${line}`);
+  }
+  return fleet && !fleet.ok ? 1 : 0;
 }
 
 /** A log file's directory must exist: listen refuses to start without it. */

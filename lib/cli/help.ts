@@ -65,7 +65,7 @@ Options:
   --user NAME         whose code, on a door with users (each user has their own codes)
   --json              print {"door","counter","valid_from","valid_until","knocks"}`,
 
-  check: `Usage: sesame check --config FILE [--json] [--insecure-permissions]
+  check: `Usage: sesame check --config FILE [--json] [--insecure-permissions] [--connect]
 
 Validates a config file the way "sesame listen" reads it. Prints a summary and exits 0
 when it is valid; prints each problem as FILE:LINE:COLUMN: key: message and exits 1 when
@@ -74,10 +74,13 @@ open-file limit too small for the pools, pools in the ephemeral port range). Nev
 prints secrets. Warns (exit 0) about weak doors (the chance that one sweep of a door's
 ports opens it, above one in a million) and knock ports a local program already uses;
 when sesame listen runs in this network namespace, its own ports are not probed.
+With a cluster section, --connect also asks each etcd member for its status and reads
+and writes under the prefix with this node's credentials; exit 1 when that fails.
 
 Options:
   -c, --config FILE         the config file
   --json                    print the summary as JSON (with "weakness" per door and "warnings")
+  --connect                 with a cluster: test the connection to etcd (exit 1 without a quorum)
   --insecure-permissions    accept secrets readable by others (containers)`,
 
   listen: `Usage: sesame listen --config FILE [--log-level LEVEL] [--log-format text|json]

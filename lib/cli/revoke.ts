@@ -92,6 +92,16 @@ export async function revoke(args: string[]): Promise<number> {
   if (typeof answer.established_dropped === "number") {
     console.log(`dropped ${answer.established_dropped} established connections`);
   }
-  if (closed.length === 0) console.log(`nothing was open on door ${door} for ${ip}`);
+  if (typeof answer.fleet_revoked === "number") {
+    console.log(
+      `revoked ${answer.fleet_revoked} shared grant(s) in the fleet: every node that reads it closes them`,
+    );
+  } else if (closed.length === 0) console.log(`nothing was open on door ${door} for ${ip}`);
+  if (typeof answer.fleet_error === "string") {
+    console.error(
+      `sesame revoke: closed here, but ${answer.fleet_error}: other nodes keep the door until its time`,
+    );
+    return EXIT.failure;
+  }
   return EXIT.ok;
 }

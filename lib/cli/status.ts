@@ -138,6 +138,24 @@ export interface StatusReport {
   }[];
   /** Scanners banned now (from the daemon; `null` without one). */
   readonly bans: readonly { source: string; evidence: string; until: string }[] | null;
+  /**
+   * With `cluster`, from the daemon: this node, whether it watches etcd now, and the
+   * fleet's shared doors (who decided each, who confirmed it); `null` otherwise.
+   */
+  readonly fleet?: {
+    readonly node: string;
+    readonly groups: readonly string[];
+    readonly connected: boolean;
+    readonly grants: readonly {
+      group: string;
+      door: string;
+      source: string;
+      user: string | null;
+      until: string;
+      decided_by: string;
+      confirmed_by: readonly string[];
+    }[];
+  } | null;
 }
 
 /** Builds the report from what a daemon said and what the store holds. */
@@ -160,6 +178,22 @@ export function statusReport(
       }
       : null,
     state_file: config.stateFile ?? null,
+    fleet: daemon?.fleet
+      ? {
+        node: daemon.fleet.node,
+        groups: daemon.fleet.groups,
+        connected: daemon.fleet.connected,
+        grants: daemon.fleet.grants.map((g) => ({
+          group: g.group,
+          door: g.door,
+          source: g.source,
+          user: g.user ?? null,
+          until: new Date(g.until).toISOString(),
+          decided_by: g.node,
+          confirmed_by: g.confirmed,
+        })),
+      }
+      : null,
     doors: config.doors.map((door) => {
       const fingerprints = door.kind === "rotating"
         ? new Set(door.users?.map((u) => u.fingerprint) ?? [door.fingerprint])
@@ -275,6 +309,28 @@ function render(report: StatusReport): string {
     }
   }
   lines.push(...table(rows));
+  const f = report.fleet;
+  if (f) {
+    lines.push(
+      "",
+      `fleet: node ${f.node}, groups ${f.groups.join(", ") || "none"}, etcd ${
+        f.connected ? "watched" : "NOT reachable (shared doors are not mirrored here meanwhile)"
+      }`,
+    );
+    if (f.grants.length > 0) {
+      lines.push(...table([
+        ["SHARED", "GROUP", "SOURCE", "UNTIL", "DECIDED BY", "CONFIRMED BY"],
+        ...f.grants.map((g) => [
+          g.door,
+          g.group,
+          g.source,
+          g.until,
+          g.decided_by,
+          g.confirmed_by.join(",") || "-",
+        ]),
+      ]));
+    }
+  }
   if (report.bans && report.bans.length > 0) {
     lines.push(
       "",

@@ -51,6 +51,9 @@ export async function exposedSecretFiles(
     if (door.kind !== "rotating") continue;
     paths.add(door.secretFile ? resolveSecretPath(door.secretFile, file) : file);
   }
+  // The etcd client key is a door secret too: with it, anyone opens every shared door.
+  const clientKey = config.cluster?.etcd.keyFile;
+  if (clientKey !== undefined) paths.add(resolveSecretPath(clientKey, file));
   const exposed: ExposedSecretFile[] = [];
   const self = Deno.uid();
   for (const path of paths) {

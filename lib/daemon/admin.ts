@@ -49,6 +49,8 @@ export interface DaemonStatus {
     readonly logged?: number;
     readonly restarts?: number;
   };
+  /** With a cluster: this node, its connection, the fleet's shared doors. */
+  readonly fleet?: FleetStatus;
 }
 
 /** What `sesame revoke` asks: a door's doors for an address or a user. */
