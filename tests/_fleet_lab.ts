@@ -158,7 +158,9 @@ export class FleetLab implements AsyncDisposable {
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-subj",
-        `/CN=${name}`,
+        // Gateways' certificates carry no common name: etcd's JSON gateway refuses one
+        // with a CN once auth is on (the user comes from the password instead).
+        name === "server" || name === "root" ? `/CN=${name}` : `/O=sesame/OU=gateway-${name}`,
         "-keyout",
         `${d}/${name}.key`,
         "-out",
@@ -190,7 +192,7 @@ export class FleetLab implements AsyncDisposable {
         FLEET.members.map((m) => `IP:${m}`).join(",")
       }\nextendedKeyUsage=serverAuth,clientAuth\n`,
     );
-    for (const node of ["a", "b"]) await leaf(node, "extendedKeyUsage=clientAuth\n");
+    for (const node of ["a", "b", "root"]) await leaf(node, "extendedKeyUsage=clientAuth\n");
   }
 
   /** The members' client URLs. */
@@ -251,11 +253,42 @@ export class FleetLab implements AsyncDisposable {
     this.#procs.delete(proc.child);
   }
 
+  /**
+   * The documented setup: a role that reaches only `/sesame/`, one user per gateway named
+   * by its certificate's common name, and auth on (root acts through its own certificate).
+   */
+  async enableAuth(): Promise<void> {
+    const steps = [
+      ["role", "add", "sesame"],
+      ["role", "grant-permission", "sesame", "--prefix=true", "readwrite", "/sesame/"],
+      ["user", "add", "a", "--new-user-password", await this.#password("a")],
+      ["user", "add", "b", "--new-user-password", await this.#password("b")],
+      ["user", "grant-role", "a", "sesame"],
+      ["user", "grant-role", "b", "sesame"],
+      ["user", "add", "root", "--no-password"],
+      ["user", "grant-role", "root", "root"],
+      ["auth", "enable"],
+    ];
+    for (const step of steps) {
+      const out = await this.etcdctl("root", ...step);
+      if (!out.success) {
+        throw new Error(`etcdctl ${step.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+      }
+    }
+  }
+
+  /** A fresh password for gateway `node`'s etcd user, in a 0600 file beside its config. */
+  async #password(node: string): Promise<string> {
+    const password = crypto.randomUUID();
+    await Deno.writeTextFile(`${this.dir}/${node}.password`, password + "\n", { mode: 0o600 });
+    return password;
+  }
+
   /** Waits until the cluster answers a linearizable read through `etcdctl`. */
   async etcdReady(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const out = await this.etcdctl("get", "--prefix", "/sesame-ready-probe");
+      const out = await this.etcdctl("root", "get", "--prefix", "/sesame/ready-probe");
       if (out.success) return;
       if (Date.now() > deadline) {
         throw new Error(`etcd not ready: ${new TextDecoder().decode(out.stderr)}`);
@@ -264,8 +297,12 @@ export class FleetLab implements AsyncDisposable {
     }
   }
 
-  /** Runs etcdctl (v3) against the cluster, as node a. */
-  etcdctl(...args: string[]): Promise<Deno.CommandOutput> {
+  /**
+   * Runs etcdctl (v3) against the cluster with `user`'s certificate (a, b or root); as a or
+   * b, with that gateway's password too (etcdctl speaks gRPC, where the certificate alone
+   * would do).
+   */
+  etcdctl(user: string, ...args: string[]): Promise<Deno.CommandOutput> {
     const d = this.dir;
     return this.exec("etcd", [
       "env",
@@ -273,9 +310,12 @@ export class FleetLab implements AsyncDisposable {
       "etcdctl",
       `--endpoints=${this.endpoints.join(",")}`,
       `--cacert=${d}/ca.pem`,
-      `--cert=${d}/a.pem`,
-      `--key=${d}/a.key`,
+      `--cert=${d}/${user}.pem`,
+      `--key=${d}/${user}.key`,
       "--command-timeout=3s",
+      ...(user === "root"
+        ? []
+        : [`--user=${user}:${Deno.readTextFileSync(`${d}/${user}.password`).trim()}`]),
       ...args,
     ]);
   }
@@ -293,6 +333,8 @@ cluster:
     ca_file: ${d}/ca.pem
     cert_file: ${d}/${node}.pem
     key_file: ${d}/${node}.key
+    user: ${node}
+    password_file: ${d}/${node}.password
     timeout: 1s
 ${extra}doors:
 ${doors}`;

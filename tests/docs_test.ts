@@ -5,7 +5,9 @@
  */
 import { assert } from "./_assert.ts";
 import {
+  CLUSTER_KEYS,
   DOOR_KEYS,
+  ETCD_KEYS,
   LISTEN_KEYS,
   OPEN_KEYS,
   ROTATING_KEYS,
@@ -23,8 +25,10 @@ const headings = config.split("\n").filter((l) => l.startsWith("### "));
 /** The dotted paths of every key the validator knows, as the docs name them. */
 function keyPaths(): string[] {
   const paths = [
-    ...TOP_KEYS.filter((k) => k !== "listen" && k !== "doors"),
+    ...TOP_KEYS.filter((k) => k !== "listen" && k !== "doors" && k !== "cluster"),
     ...LISTEN_KEYS.map((k) => `listen.${k}`),
+    ...CLUSTER_KEYS.filter((k) => k !== "etcd").map((k) => `cluster.${k}`),
+    ...ETCD_KEYS.map((k) => `cluster.etcd.${k}`),
   ];
   const door = [...new Set([...ROTATING_KEYS, ...DOOR_KEYS])].filter((k) => k !== "open");
   paths.push(...door.map((k) => `doors.N.${k}`));

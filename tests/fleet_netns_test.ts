@@ -16,6 +16,9 @@ import type { Door } from "../lib/config/types.ts";
 import { canRunLab } from "./_netns.ts";
 import { denoArgs, FLEET, FleetLab } from "./_fleet_lab.ts";
 import { SECRET_B64 } from "./_daemon.ts";
+import { codeOwner } from "../lib/engine/used_codes.ts";
+import { counterAt } from "../lib/sequence.ts";
+import { counterText, markKey } from "../lib/cluster/fleet_keys.ts";
 
 const ignore = !Deno.env.get("CI") &&
   (!(await canRunLab()) || !(await Deno.stat("/usr/bin/etcd").then(() => true, () => false)));
@@ -87,6 +90,7 @@ Deno.test({
     await using lab = await FleetLab.create(420);
     for (const i of [0, 1, 2]) lab.startMember(i);
     await lab.etcdReady();
+    await lab.enableAuth();
     const a = await lab.listen("a", lab.nodeConfig("a", DOORS));
     const b = await lab.listen("b", lab.nodeConfig("b", DOORS));
     const both = async (source: string, open: boolean) => {
@@ -127,10 +131,40 @@ Deno.test({
 
     await t.step("revoke on B closes the door on both", async () => {
       const out = await lab.exec("b", [
-        ...denoArgs("cli.ts", "revoke", "-c", `${lab.dir}/b.yaml`, "--door", "web", "--ip", FLEET.knocker),
+        ...denoArgs(
+          "cli.ts",
+          "revoke",
+          "-c",
+          `${lab.dir}/b.yaml`,
+          "--door",
+          "web",
+          "--ip",
+          FLEET.knocker,
+        ),
       ]);
       assert(out.success, new TextDecoder().decode(out.stderr));
       await both(FLEET.knocker, false);
+    });
+
+    await t.step("a gateway's etcd user reaches sesame's prefix only", async () => {
+      const inside = await lab.etcdctl("a", "put", "/sesame/probe", "x");
+      assert(inside.success, new TextDecoder().decode(inside.stderr));
+      const outside = await lab.etcdctl("a", "put", "/elsewhere", "x");
+      assert(!outside.success);
+      assert(new TextDecoder().decode(outside.stderr).includes("permission denied"));
+    });
+
+    await t.step("a mark set far ahead in etcd is not honoured, and is logged", async () => {
+      const source = FLEET.many(5);
+      const web = door("web");
+      assert(web.kind === "rotating");
+      const owner = codeOwner(web, source);
+      const ahead = counterAt(Date.now(), web.periodMs) + 1000;
+      const put = await lab.etcdctl("root", "put", markKey("/sesame/", owner), counterText(ahead));
+      assert(put.success, new TextDecoder().decode(put.stderr));
+      await lab.knock([{ source, host: FLEET.a, ports: await ports("web", source) }]);
+      await both(source, true);
+      assert(a.log.text.includes("the fleet's mark for door web is"));
     });
 
     await t.step("with one member killed, knocks still open on both", async () => {

@@ -27,7 +27,9 @@ export async function checkConnection(
     for (const endpoint of endpoints) {
       try {
         const s = await client.memberStatus(endpoint);
-        lines.push(`etcd ${endpoint}: version ${s.version}, member ${s.member}, leader ${s.leader}`);
+        lines.push(
+          `etcd ${endpoint}: version ${s.version}, member ${s.member}, leader ${s.leader}`,
+        );
       } catch (e) {
         lines.push(`etcd ${endpoint}: not reachable: ${(e as Error).message}`);
       }
@@ -41,10 +43,16 @@ export async function checkConnection(
         success: [{ put: { key, value: new Date().toISOString(), lease } }],
         failure: [],
       });
-      lines.push(`fleet: read ${kvs.length} keys under ${prefix} and wrote ${key}: node ${cluster.node} can take part`);
+      lines.push(
+        `fleet: read ${kvs.length} keys under ${prefix} and wrote ${key}: node ${cluster.node} can take part`,
+      );
       return { ok: true, lines };
     } catch (e) {
-      lines.push(`fleet: node ${cluster.node} cannot read and write ${prefix} with a quorum: ${(e as Error).message}`);
+      lines.push(
+        `fleet: node ${cluster.node} cannot read and write ${prefix} with a quorum: ${
+          (e as Error).message
+        }`,
+      );
       return { ok: false, lines };
     }
   } finally {

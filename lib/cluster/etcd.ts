@@ -18,6 +18,13 @@ export interface EtcdSettings {
   readonly key?: string;
   /** How long one call may take, over every endpoint tried, ms. */
   readonly timeoutMs: number;
+  /**
+   * etcd's user and password, when auth is on. Through the JSON gateway etcd does not take
+   * the user from the client certificate's common name: the gateway authenticates and
+   * sends the token it gets with every call.
+   */
+  readonly user?: string;
+  readonly password?: string;
 }
 
 /** No member answered in time, or none could serve the request (no quorum, no leader). */
@@ -82,6 +89,9 @@ export class WatchCompacted extends Error {
     this.name = "WatchCompacted";
   }
 }
+
+/** The auth token was refused (expired, or auth changed): authenticate again. */
+class TokenExpired extends Error {}
 
 const encoder = new TextEncoder(), decoder = new TextDecoder();
 
@@ -181,6 +191,8 @@ export class EtcdClient {
   readonly #settings: EtcdSettings;
   readonly #http: Deno.HttpClient | undefined;
   #good = 0;
+  /** The auth token (simple tokens expire: renewed when a call says so). */
+  #token: Promise<string> | undefined;
 
   /** @param settings the endpoints, the TLS material and the call time limit. */
   constructor(settings: EtcdSettings) {
@@ -220,7 +232,13 @@ export class EtcdClient {
   async memberStatus(
     endpoint: string,
   ): Promise<{ version: string; leader: string; member: string }> {
-    const raw = await this.#post(endpoint, "/v3/maintenance/status", {}, this.#signal());
+    const raw = await this.#post(
+      endpoint,
+      "/v3/maintenance/status",
+      {},
+      this.#signal(),
+      await this.#headers(endpoint),
+    );
     return { version: raw.version, leader: raw.leader, member: raw.header?.member_id };
   }
 
@@ -244,9 +262,11 @@ export class EtcdClient {
     const endpoint = this.#settings.endpoints[this.#good];
     let response: Response;
     try {
+      const headers = await this.#headers(endpoint);
       response = await fetch(`${endpoint}/v3/watch`, {
         method: "POST",
         body,
+        headers,
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.#settings.timeoutMs)]),
         ...(this.#http ? { client: this.#http } : {}),
       });
@@ -317,13 +337,20 @@ export class EtcdClient {
     const signal = this.#signal();
     const { endpoints } = this.#settings;
     let last: unknown;
+    let renewed = false;
     // Each endpoint once, starting from the one that answered last; all within the limit.
     for (let tried = 0; tried < endpoints.length && !signal.aborted; tried++) {
       const endpoint = endpoints[this.#good];
       try {
-        return await this.#post(endpoint, path, body, signal);
+        return await this.#post(endpoint, path, body, signal, await this.#headers(endpoint));
       } catch (e) {
         last = e;
+        if (e instanceof TokenExpired && !renewed) {
+          renewed = true;
+          this.#token = undefined;
+          tried--; // the same endpoint again, with a new token
+          continue;
+        }
         this.#next();
       }
     }
@@ -334,11 +361,36 @@ export class EtcdClient {
     );
   }
 
+  /** The Authorization header, when auth is on (a token fetched once, then reused). */
+  async #headers(endpoint: string): Promise<Record<string, string>> {
+    const { user, password } = this.#settings;
+    if (user === undefined) return {};
+    this.#token ??= this.#post(endpoint, "/v3/auth/authenticate", {
+      name: user,
+      password: password ?? "",
+    }, this.#signal()).then((raw) => {
+      if (typeof raw.token !== "string") throw new Error(`${endpoint}: no token for ${user}`);
+      return raw.token;
+    });
+    const pending = this.#token;
+    pending.catch(() => {
+      if (this.#token === pending) this.#token = undefined;
+    });
+    return { Authorization: await pending };
+  }
+
   // deno-lint-ignore no-explicit-any
-  async #post(endpoint: string, path: string, body: unknown, signal: AbortSignal): Promise<any> {
+  async #post(
+    endpoint: string,
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+    headers: Record<string, string> = {},
+  ): Promise<any> {
     const response = await fetch(`${endpoint}${path}`, {
       method: "POST",
       body: JSON.stringify(body),
+      headers,
       signal,
       ...(this.#http ? { client: this.#http } : {}),
     });
@@ -348,7 +400,15 @@ export class EtcdClient {
     try {
       raw = JSON.parse(text);
     } catch {
-      throw new Error(`${endpoint}: HTTP ${response.status}, not JSON`);
+      if (text.includes("CommonName of client")) {
+        throw new Error(
+          `${endpoint} refuses this client certificate: etcd's JSON gateway takes no certificate with a common name (CN) once auth is on; issue it without CN and give the gateway an etcd user and password_file (docs/CLUSTER.md)`,
+        );
+      }
+      throw new Error(`${endpoint}: HTTP ${response.status}: ${text.slice(0, 200).trim()}`);
+    }
+    if (/invalid auth token|auth: revision in header is old/.test(String(raw.error ?? ""))) {
+      throw new TokenExpired(String(raw.error));
     }
     // An error (no leader, timed out, permission denied) is this member's: try the next.
     if (!response.ok || raw.error) {

@@ -41,23 +41,25 @@ export interface FleetDeps {
   readonly configFile?: string;
 }
 
-/** Reads the TLS files `cluster.etcd` names. @throws {ConfigError} naming the key and the file. */
+/** Reads the TLS files and the password file `cluster.etcd` names. @throws {ConfigError} naming the key and the file. */
 export async function readTls(
   cluster: ClusterSettings,
   configFile?: string,
-): Promise<{ ca?: string; cert?: string; key?: string }> {
-  const out: { ca?: string; cert?: string; key?: string } = {};
-  const { caFile, certFile, keyFile } = cluster.etcd;
-  const files = [["ca", "ca_file", caFile], ["cert", "cert_file", certFile], [
-    "key",
-    "key_file",
-    keyFile,
-  ]] as const;
+): Promise<{ ca?: string; cert?: string; key?: string; user?: string; password?: string }> {
+  const out: { ca?: string; cert?: string; key?: string; user?: string; password?: string } = {};
+  const { caFile, certFile, keyFile, passwordFile, user } = cluster.etcd;
+  const files = [
+    ["ca", "ca_file", caFile],
+    ["cert", "cert_file", certFile],
+    ["key", "key_file", keyFile],
+    ["password", "password_file", passwordFile],
+  ] as const;
   for (const [field, key, path] of files) {
     if (path === undefined) continue;
     const resolved = configFile ? resolveSecretPath(path, configFile) : path;
     try {
-      out[field] = await Deno.readTextFile(resolved);
+      const text = await Deno.readTextFile(resolved);
+      out[field] = field === "password" ? text.replace(/\r?\n$/, "") : text;
     } catch (e) {
       throw new ConfigError([{
         path: `cluster.etcd.${key}`,
@@ -65,6 +67,7 @@ export async function readTls(
       }]);
     }
   }
+  if (user !== undefined) out.user = user;
   return out;
 }
 

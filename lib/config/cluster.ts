@@ -100,6 +100,22 @@ export function checkCluster(c: Checker, raw: unknown): ClusterSettings | undefi
       `cert_file and key_file go together`,
     );
   }
+  const passwordFile = file("password_file");
+  let user: string | undefined;
+  if (etcd.user !== undefined) {
+    if (typeof etcd.user !== "string" || !/^[\x21-\x7e]{1,128}$/.test(etcd.user)) {
+      c.fail(
+        ["cluster", "etcd", "user"],
+        `must be an etcd user name, received ${describe(etcd.user)}`,
+      );
+    } else user = etcd.user;
+  }
+  if ((user === undefined) !== (passwordFile === undefined)) {
+    c.fail(
+      ["cluster", "etcd", user === undefined ? "password_file" : "user"],
+      `user and password_file go together`,
+    );
+  }
   const https = endpoints.some((e) => e.startsWith("https:"));
   if (certFile !== undefined && !https) {
     c.fail(["cluster", "etcd", "cert_file"], `a client certificate needs https:// endpoints`);
@@ -121,6 +137,8 @@ export function checkCluster(c: Checker, raw: unknown): ClusterSettings | undefi
       ...(caFile === undefined ? {} : { caFile }),
       ...(certFile === undefined ? {} : { certFile }),
       ...(keyFile === undefined ? {} : { keyFile }),
+      ...(user === undefined ? {} : { user }),
+      ...(passwordFile === undefined ? {} : { passwordFile }),
       timeoutMs,
     },
   };

@@ -52,8 +52,9 @@ export async function exposedSecretFiles(
     paths.add(door.secretFile ? resolveSecretPath(door.secretFile, file) : file);
   }
   // The etcd client key is a door secret too: with it, anyone opens every shared door.
-  const clientKey = config.cluster?.etcd.keyFile;
-  if (clientKey !== undefined) paths.add(resolveSecretPath(clientKey, file));
+  for (const secret of [config.cluster?.etcd.keyFile, config.cluster?.etcd.passwordFile]) {
+    if (secret !== undefined) paths.add(resolveSecretPath(secret, file));
+  }
   const exposed: ExposedSecretFile[] = [];
   const self = Deno.uid();
   for (const path of paths) {

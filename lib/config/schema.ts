@@ -33,7 +33,16 @@ export const TOP_KEYS = ["listen", "state_file", "cluster", "allow", "deny", "do
 /** Keys of `cluster`. */
 export const CLUSTER_KEYS = ["node", "groups", "etcd"];
 /** Keys of `cluster.etcd`. */
-export const ETCD_KEYS = ["endpoints", "prefix", "ca_file", "cert_file", "key_file", "timeout"];
+export const ETCD_KEYS = [
+  "endpoints",
+  "prefix",
+  "ca_file",
+  "cert_file",
+  "key_file",
+  "user",
+  "password_file",
+  "timeout",
+];
 /** Keys of `listen`. */
 export const LISTEN_KEYS = [
   "capture",

@@ -210,6 +210,9 @@ export interface ClusterSettings {
     readonly caFile?: string;
     readonly certFile?: string;
     readonly keyFile?: string;
+    /** etcd's user for this node, and the file holding its password (auth on). */
+    readonly user?: string;
+    readonly passwordFile?: string;
     /** Time limit of one call, ms. */
     readonly timeoutMs: number;
   };

@@ -151,10 +151,11 @@ export function logLine(
     case "fleet-refused":
       return {
         level: event.reason === "unavailable" ? "error" : "warning",
-        message: (event.reason === "unavailable"
-          ? "fleet: not opening door {door} for {source}{by}: no etcd quorum answered ({detail}); doors already open stay until their time"
-          : "fleet: not opening door {door} for {source}{by}: its code was used already in the fleet ({detail})")
-          .replace("{by}", event.user === undefined ? "" : " (user {user})"),
+        message:
+          (event.reason === "unavailable"
+            ? "fleet: not opening door {door} for {source}{by}: no etcd quorum answered ({detail}); doors already open stay until their time"
+            : "fleet: not opening door {door} for {source}{by}: its code was used already in the fleet ({detail})")
+            .replace("{by}", event.user === undefined ? "" : " (user {user})"),
         properties: {
           door: event.door,
           source: event.source,
