@@ -379,13 +379,13 @@ export class EtcdClient {
     return { Authorization: await pending };
   }
 
-  // deno-lint-ignore no-explicit-any
   async #post(
     endpoint: string,
     path: string,
     body: unknown,
     signal: AbortSignal,
     headers: Record<string, string> = {},
+    // deno-lint-ignore no-explicit-any
   ): Promise<any> {
     const response = await fetch(`${endpoint}${path}`, {
       method: "POST",
