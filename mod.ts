@@ -29,6 +29,7 @@
 export { loadConfig, parseConfig, type ParseConfigOptions } from "./lib/config/load.ts";
 export { validateConfig, type ValidateOptions } from "./lib/config/validate.ts";
 export type {
+  ClusterSettings,
   Config,
   Door,
   DoorBase,
@@ -82,6 +83,8 @@ export {
 } from "./lib/daemon/daemon.ts";
 export { type Clock, systemClock, type Timer } from "./lib/clock.ts";
 export type { RevokeRequest } from "./lib/daemon/admin.ts";
+export type { FleetGrant, FleetStatus } from "./lib/cluster/fleet.ts";
+export type { Grant } from "./lib/cluster/fleet_keys.ts";
 export type { ReloadOutcome } from "./lib/daemon/reloads.ts";
 export type { LogSettings } from "./lib/config/log_target.ts";
 export type { LogTarget } from "./lib/log_sinks.ts";

@@ -108,6 +108,12 @@ Deno.test("fleet keys: counters keep numeric order as bytes; grants are read onl
     assertEquals(entry.kind === "grant" && entry.grant, undefined);
   }
   assertEquals(readDoorsEntry("/sesame/", key, "{not json").kind, "grant");
+  // A key no one could decode is skipped, not thrown (it would stop the watch of every grant).
+  assertEquals(readDoorsEntry("/sesame/", "/sesame/doors/web/%E0/x", "{}"), { kind: "other" });
+  // Only canonical sources: `revoke --ip` must be able to name what a grant opened.
+  const upper = grantKey("/sesame/", "web", "ssh", "2001:DB8::7");
+  const entry = readDoorsEntry("/sesame/", upper, grantValue({ ...grant, source: "2001:DB8::7" }));
+  assertEquals(entry.kind === "grant" && entry.grant, undefined);
   assertEquals(readDoorsEntry("/sesame/", `${key}/gw2`, "1000"), {
     kind: "confirm",
     grantKey: key,

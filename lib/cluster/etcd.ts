@@ -263,13 +263,21 @@ export class EtcdClient {
     let response: Response;
     try {
       const headers = await this.#headers(endpoint);
-      response = await fetch(`${endpoint}/v3/watch`, {
-        method: "POST",
-        body,
-        headers,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#settings.timeoutMs)]),
-        ...(this.#http ? { client: this.#http } : {}),
-      });
+      // The time limit covers the answer's headers only: the stream itself lives until
+      // `signal` (an AbortSignal.timeout would end the body too).
+      const opening = new AbortController();
+      const timer = setTimeout(() => opening.abort(), this.#settings.timeoutMs);
+      try {
+        response = await fetch(`${endpoint}/v3/watch`, {
+          method: "POST",
+          body,
+          headers,
+          signal: AbortSignal.any([signal, opening.signal]),
+          ...(this.#http ? { client: this.#http } : {}),
+        });
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (e) {
       this.#next();
       throw new EtcdUnavailable(`watch on ${endpoint}: ${(e as Error).message}`, { cause: e });

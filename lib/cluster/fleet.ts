@@ -21,8 +21,11 @@ export type { FleetGrant, Verdict };
 
 /** What `sesame status` shows of the fleet. */
 export interface FleetStatus {
+  /** This gateway's name. */
   readonly node: string;
+  /** The groups whose shared doors it opens. */
   readonly groups: readonly string[];
+  /** etcd's client URLs. */
   readonly endpoints: readonly string[];
   /** Whether this node's watch of etcd is up. */
   readonly connected: boolean;

@@ -75,7 +75,9 @@ export function confirmKey(grant: string, node: string): string {
 export interface Grant {
   /** The group whose nodes mirror it. */
   readonly group: string;
+  /** The door's name (the same on every gateway of the group). */
   readonly door: string;
+  /** The source it is open for (canonical address text). */
   readonly source: string;
   /** On a door with users: whose code opened it. */
   readonly user?: string;
@@ -85,6 +87,7 @@ export interface Grant {
   readonly node: string;
   /** Revoked (by `revokedBy`): every node closes it now. */
   readonly revoked?: boolean;
+  /** The node that revoked it. */
   readonly revokedBy?: string;
 }
 
@@ -112,23 +115,28 @@ export type DoorsEntry =
  * const key = grantKey("/sesame/", "web", "ssh", "2001:db8::7");
  * const entry = readDoorsEntry("/sesame/", key, grantValue(grant));
  * assertEquals(entry.kind === "grant" && entry.grant?.until, 5000);
- * assertEquals(readDoorsEntry("/sesame/", key, grantValue({ ...grant, door: "db" })).kind === "grant" &&
- *   readDoorsEntry("/sesame/", key, grantValue({ ...grant, door: "db" })).grant, undefined);
+ * const forged = readDoorsEntry("/sesame/", key, grantValue({ ...grant, door: "db" }));
+ * assertEquals(forged.kind === "grant" && forged.grant, undefined); // not its own key's door
  * ```
  */
 export function readDoorsEntry(prefix: string, key: string, value: string): DoorsEntry {
   const base = doorsPrefix(prefix);
   if (!key.startsWith(base)) return { kind: "other" };
-  const parts = key.slice(base.length).split("/");
+  let parts: string[];
+  try {
+    parts = key.slice(base.length).split("/").map(decodeURIComponent);
+  } catch {
+    return { kind: "other" }; // not a key sesame wrote
+  }
   if (parts.length === 4) {
     return {
       kind: "confirm",
-      grantKey: `${base}${parts.slice(0, 3).join("/")}`,
-      node: decodeURIComponent(parts[3]),
+      grantKey: `${base}${parts.slice(0, 3).map(seg).join("/")}`,
+      node: parts[3],
     };
   }
   if (parts.length !== 3) return { kind: "other" };
-  const [group, door, source] = parts.map(decodeURIComponent);
+  const [group, door, source] = parts;
   return { kind: "grant", key, grant: checkGrant(value, group, door, source) };
 }
 
@@ -143,7 +151,7 @@ function checkGrant(value: string, group: string, door: string, source: string):
   const name = (v: unknown) => typeof v === "string" && DOOR_NAME.test(v);
   if (
     raw.group !== group || raw.door !== door || raw.source !== source || !name(door) ||
-    !name(raw.node) || parseAddress(source) === undefined ||
+    !name(raw.node) || parseAddress(source)?.text !== source ||
     typeof raw.until !== "number" || !Number.isSafeInteger(raw.until) ||
     (raw.user !== undefined && !name(raw.user))
   ) return undefined;

@@ -154,8 +154,20 @@ export class SharedDoors {
     this.#o.onConnection?.(up);
   }
 
-  /** One key read or watched. DELETEs are a lease's clean-up: they close nothing. */
+  /** One key read or watched; a key that breaks the reading is skipped, never the watch. */
   #apply(kv: KeyValue, type: "PUT" | "DELETE"): void {
+    try {
+      this.#applyOne(kv, type);
+    } catch (e) {
+      log.error("etcd: {key} could not be read: {error}", {
+        key: kv.key.slice(0, 200),
+        error: String(e),
+      });
+    }
+  }
+
+  /** One key read or watched. DELETEs are a lease's clean-up: they close nothing. */
+  #applyOne(kv: KeyValue, type: "PUT" | "DELETE"): void {
     const entry = readDoorsEntry(this.#o.prefix, kv.key, kv.value);
     if (entry.kind === "confirm") {
       const held = this.#grants.get(entry.grantKey);
@@ -177,13 +189,14 @@ export class SharedDoors {
     const confirmed = held && held.grant.until <= grant.until ? held.confirmed : new Set<string>();
     this.#grants.set(entry.key, { grant, revision: kv.modRevision, confirmed });
     if (!this.#o.groups.includes(grant.group)) return;
+    const door = this.#o.door(grant.door);
+    // Only a door this node shares with that group: a grant reaches no other door.
     if (grant.revoked) {
-      void this.#o.close(grant).catch(() => {});
+      if (door?.share === grant.group) void this.#o.close(grant).catch(() => {});
       return;
     }
     const left = grant.until - this.#o.clock.now();
     if (left <= 0) return; // never honoured past its time
-    const door = this.#o.door(grant.door);
     if (!door?.open || door.share !== grant.group) {
       log.warn(
         "etcd: a grant of door {door} for group {group} from node {node}, but this node has no such shared door: not mirrored",

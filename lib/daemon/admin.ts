@@ -357,6 +357,9 @@ export class Admin {
       if (closed.length + failed.length === 0 && fleet.revoked) {
         return { ok: true, closed: [], fleet_revoked: fleet.revoked };
       }
+      if (closed.length + failed.length === 0 && fleet.error) {
+        return { ok: false, error: `nothing was open here, and ${fleet.error}` };
+      }
     }
     if (closed.length + failed.length === 0 && request.established && source !== undefined) {
       // The door closed at its time already; its connections may live on: drop them.
