@@ -38,7 +38,7 @@ Deno.test("cluster: a gateway's settings, with the defaults, and its doors' shar
     `cluster:
   node: gw1
   groups: [web, web, admin]
-  etcd: { endpoints: ["https://10.0.0.11:2379/", "http://[fd00::1]:2379"] }
+  etcd: { endpoints: ["https://10.0.0.11:2379/", "https://[fd00::1]:2379"] }
 ${door}`,
     "s.yaml",
   );
@@ -46,7 +46,7 @@ ${door}`,
     node: "gw1",
     groups: ["web", "admin"],
     etcd: {
-      endpoints: ["https://10.0.0.11:2379", "http://[fd00::1]:2379"],
+      endpoints: ["https://10.0.0.11:2379", "https://[fd00::1]:2379"],
       prefix: "/sesame/",
       timeoutMs: 2000,
     },
@@ -81,6 +81,26 @@ doors:
   assert(found.some((l) => l.includes("user and password_file go together")), found.join("\n"));
   assert(at("s.yaml:8:14: cluster.etcd.timeout:"), found.join("\n"));
   assert(at("s.yaml:10:90: doors.ssh.fleet: must be required, local"), found.join("\n"));
+});
+
+Deno.test("cluster: no password and no member over http://", () => {
+  const found = issues(`cluster:
+  node: gw1
+  etcd:
+    endpoints: ["https://10.0.0.11:2379", "http://10.0.0.12:2379"]
+    user: gw1
+    password_file: gw1.password
+${door}`);
+  assert(
+    found.some((l) =>
+      l.startsWith("s.yaml:4:16: cluster.etcd.endpoints: mixes https:// and http://")
+    ),
+    found.join("\n"),
+  );
+  assert(
+    found.some((l) => l.startsWith("s.yaml:6:20: cluster.etcd.password_file: needs https://")),
+    found.join("\n"),
+  );
 });
 
 Deno.test("fleet keys: counters keep numeric order as bytes; grants are read only for their own key", () => {

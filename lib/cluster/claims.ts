@@ -7,7 +7,6 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
-import type { Door } from "../config/types.ts";
 import { logger } from "../log.ts";
 import { counterAt } from "../sequence.ts";
 import type { OpenRequest } from "../daemon/open_request.ts";
@@ -19,7 +18,13 @@ const log = logger("fleet");
 
 /** What the fleet says of one open request. */
 export type Verdict =
-  | { readonly ok: true; readonly local?: true }
+  | {
+    readonly ok: true;
+    /** Fell back to this node's store (`fleet: local`). */
+    readonly local?: true;
+    /** A shared door: when its grant says it closes (the door here closes then too). */
+    readonly until?: number;
+  }
   | {
     readonly ok: false;
     /** `used-elsewhere`: another node (or this one) used the code; `unavailable`: no quorum answered. */
@@ -60,11 +65,14 @@ export class FleetClaims {
     if (request.mirror || !door.fleet) return OK;
     if (!request.code && !request.spa && !door.share) return OK;
     try {
-      const ops = door.share ? [await this.#grantOp(request)] : [];
-      if (request.code) return await this.#claimCode(request, ops);
-      if (request.spa) return await this.#claimSpa(request, ops);
+      // One `until` for the grant and the door here (computed once, before the claim).
+      const until = this.#o.clock.now() + (request.forMs ?? door.open!.forMs);
+      const ops = door.share ? [await this.#grantOp(request, until)] : [];
+      const ok: Verdict = door.share ? { ok: true, until } : OK;
+      if (request.code) return await this.#claimCode(request, ops, ok);
+      if (request.spa) return await this.#claimSpa(request, ops, ok);
       await this.#o.client.txn({ compare: [], success: ops, failure: [] });
-      return OK;
+      return ok;
     } catch (e) {
       const detail = (e as Error).message;
       if (door.fleet === "local") {
@@ -78,9 +86,8 @@ export class FleetClaims {
     }
   }
 
-  async #grantOp(request: OpenRequest): Promise<Op> {
+  async #grantOp(request: OpenRequest, until: number): Promise<Op> {
     const { door, source, user } = request;
-    const until = this.#o.clock.now() + (request.forMs ?? door.open!.forMs);
     const lease = await this.#o.leases.lease((until - this.#o.clock.now()) / 1000 + LEASE_MARGIN_S);
     const group = door.share!;
     const grant = {
@@ -103,28 +110,32 @@ export class FleetClaims {
   /**
    * Moves the owner's mark to the code's counter if it is below it (or absent): one round
    * trip, the absent case and the lower case as a transaction nested in the other's failure.
+   * The claim leaves a receipt of its own: a transaction the client sent again (its first
+   * answer lost) finds it and knows the mark is its own.
    */
-  async #claimCode(request: OpenRequest, ops: Op[]): Promise<Verdict> {
+  async #claimCode(request: OpenRequest, ops: Op[], ok: Verdict): Promise<Verdict> {
     const code = request.code!;
     const key = markKey(this.#o.prefix, code);
     const value = counterText(code.counter);
+    const receipt = await this.#receipt();
     const put: Op = { put: { key, value } };
     const result = await this.#o.client.txn({
       compare: [{ key, target: "CREATE", createRevision: "0" }],
-      success: [put, ...ops],
+      success: [put, receipt, ...ops],
       failure: [{
         txn: {
           compare: [{ key, target: "VALUE", result: "LESS", value }],
-          success: [put, ...ops],
-          failure: [{ range: { key } }],
+          success: [put, receipt, ...ops],
+          failure: [{ range: { key } }, { range: { key: receiptKey(receipt) } }],
         },
       }],
     });
-    if (result.succeeded) return OK;
+    if (result.succeeded) return ok;
     const inner = result.responses[0] as TxnResult;
-    if (inner.succeeded) return OK;
+    if (inner.succeeded) return ok;
+    if ((inner.responses[1] as KeyValue[]).length > 0) return ok; // this claim, sent twice
     const held = (inner.responses[0] as KeyValue[])[0];
-    if (held === undefined) return this.#claimCode(request, ops); // removed meanwhile
+    if (held === undefined) return this.#claimCode(request, ops, ok); // removed meanwhile
     const mark = parseCounter(held.value);
     const door = request.door;
     const current = door.kind === "rotating" ? counterAt(this.#o.clock.now(), door.periodMs) : 0;
@@ -154,29 +165,41 @@ export class FleetClaims {
       failure: [],
     });
     return retry.succeeded
-      ? OK
+      ? ok
       : { ok: false, reason: "used-elsewhere", detail: `counter ${code.counter}: raced` };
   }
 
-  async #claimSpa(request: OpenRequest, ops: Op[]): Promise<Verdict> {
+  /** A key only this claim writes (leased: it matters only while the call is retried). */
+  async #receipt(): Promise<Op> {
+    const lease = await this.#o.leases.lease(LEASE_MARGIN_S);
+    const key = `${this.#o.prefix}claims/${
+      encodeURIComponent(this.#o.node)
+    }/${crypto.randomUUID()}`;
+    return { put: { key, value: "", lease } };
+  }
+
+  async #claimSpa(request: OpenRequest, ops: Op[], ok: Verdict): Promise<Verdict> {
     const spa = request.spa!;
     const key = spaKey(this.#o.prefix, spa.digest);
     // Kept past any time the packet could still be accepted (its age is bounded by max_age).
     const door = request.door;
     const maxAgeMs = door.kind === "spa" ? door.spa.maxAgeMs : 120_000;
     const lease = await this.#o.leases.lease((2 * maxAgeMs) / 1000 + LEASE_MARGIN_S);
+    // The value names this claim: a transaction sent twice finds its own.
+    const mine = `${spa.seen} ${this.#o.node} ${crypto.randomUUID()}`;
     const result = await this.#o.client.txn({
       compare: [{ key, target: "CREATE", createRevision: "0" }],
-      success: [{ put: { key, value: String(spa.seen), lease } }, ...ops],
-      failure: [],
+      success: [{ put: { key, value: mine, lease } }, ...ops],
+      failure: [{ range: { key } }],
     });
-    return result.succeeded
-      ? OK
+    const held = result.succeeded ? undefined : (result.responses[0] as KeyValue[])[0];
+    return result.succeeded || held?.value === mine
+      ? ok
       : { ok: false, reason: "used-elsewhere", detail: "this SPA packet was used already" };
   }
 }
 
-/** Whether a door takes part in the fleet at all. */
-export function inFleet(door: Door): boolean {
-  return door.fleet !== undefined;
+/** The key a receipt op writes. */
+function receiptKey(op: Op): string {
+  return "put" in op ? op.put.key : "";
 }

@@ -343,14 +343,20 @@ export class EtcdClient {
   // deno-lint-ignore no-explicit-any
   async #call(path: string, body: unknown): Promise<any> {
     const signal = this.#signal();
-    const { endpoints } = this.#settings;
+    const { endpoints, timeoutMs } = this.#settings;
+    const end = performance.now() + timeoutMs;
     let last: unknown;
     let renewed = false;
-    // Each endpoint once, starting from the one that answered last; all within the limit.
+    // Each endpoint once, starting from the one that answered last; all within the limit,
+    // each with its share of what is left: a member that hangs (stopped, partitioned) costs
+    // a share, not the whole call. A transaction sent again may have committed the first
+    // time: the claims recognise their own (claims.ts).
     for (let tried = 0; tried < endpoints.length && !signal.aborted; tried++) {
       const endpoint = endpoints[this.#good];
+      const share = Math.max(1, (end - performance.now()) / (endpoints.length - tried));
+      const attempt = AbortSignal.any([signal, AbortSignal.timeout(share)]);
       try {
-        return await this.#post(endpoint, path, body, signal, await this.#headers(endpoint));
+        return await this.#post(endpoint, path, body, attempt, await this.#headers(endpoint));
       } catch (e) {
         last = e;
         if (e instanceof TokenExpired && !renewed) {

@@ -116,7 +116,19 @@ export function checkCluster(c: Checker, raw: unknown): ClusterSettings | undefi
       `user and password_file go together`,
     );
   }
-  const https = endpoints.some((e) => e.startsWith("https:"));
+  const https = endpoints.length > 0 && endpoints.every((e) => e.startsWith("https:"));
+  if (endpoints.some((e) => e.startsWith("https:")) && !https) {
+    c.fail(
+      ["cluster", "etcd", "endpoints"],
+      `mixes https:// and http://: a call that moves on to an http:// member would cross the network in clear`,
+    );
+  }
+  if (passwordFile !== undefined && !https && endpoints.length > 0) {
+    c.fail(
+      ["cluster", "etcd", "password_file"],
+      `needs https:// endpoints: the password would cross the network in clear`,
+    );
+  }
   if (certFile !== undefined && !https) {
     c.fail(["cluster", "etcd", "cert_file"], `a client certificate needs https:// endpoints`);
   }

@@ -41,10 +41,10 @@ export function planOpens(
   now: number,
 ): Plan[] {
   const plans = new Map<string, Plan>();
-  for (const { door, source, user, at, forMs } of requests) {
+  for (const { door, source, user, at, forMs, until: decided } of requests) {
     const open = door.open!;
     const key = openKey({ door: door.name, source });
-    const until = now + (forMs ?? open.forMs);
+    const until = decided ?? now + (forMs ?? open.forMs);
     const known = plans.get(key)?.record ?? openNow(key);
     if (known) {
       plans.set(key, {

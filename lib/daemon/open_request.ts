@@ -50,6 +50,8 @@ export interface OpenRequest {
   readonly forMs?: number;
   /** The SPA packet used up by this open: committed with it. */
   readonly spa?: SpaDigest;
+  /** When it closes, ms, when already decided (a shared door: its grant's `until`). */
+  readonly until?: number;
   /** A shared door another node decided (mirrored here): nothing to claim or publish. */
   readonly mirror?: true;
 }

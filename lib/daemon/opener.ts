@@ -451,9 +451,11 @@ async function admitted(
   report: OpenerOptions["report"],
 ): Promise<OpenRequest[]> {
   const verdicts = await Promise.all(batch.map((r) => fleet.claim(r)));
-  return batch.filter((request, i) => {
+  return batch.flatMap((request, i) => {
     const verdict = verdicts[i];
-    if (verdict.ok) return true;
+    if (verdict.ok) {
+      return [verdict.until === undefined ? request : { ...request, until: verdict.until }];
+    }
     report({
       kind: "fleet-refused",
       door: request.door.name,
@@ -462,7 +464,7 @@ async function admitted(
       reason: verdict.reason,
       detail: verdict.detail,
     });
-    return false;
+    return [];
   });
 }
 

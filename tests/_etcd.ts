@@ -1,0 +1,56 @@
+/**
+ * One etcd member on 127.0.0.1 for tests of the fleet's parts (Debian's etcd-server), its
+ * data on tmpfs; killed and removed on dispose.
+ */
+export interface LocalEtcd extends AsyncDisposable {
+  /** Its client URL. */
+  readonly url: string;
+}
+
+/** Whether etcd is installed (in CI it must be: .ci/run installs it). */
+export const HAVE_ETCD = await Deno.stat("/usr/bin/etcd").then(() => true, () => false);
+
+/** Starts a member on free loopback ports; resolves once it answers. */
+export async function startEtcd(): Promise<LocalEtcd> {
+  const data = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "sesame-test-etcd-" });
+  const free = () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return port;
+  };
+  const client = free(), peer = free();
+  const child = new Deno.Command("etcd", {
+    args: [
+      "--name=t",
+      `--data-dir=${data}`,
+      `--listen-client-urls=http://127.0.0.1:${client}`,
+      `--advertise-client-urls=http://127.0.0.1:${client}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=t=http://127.0.0.1:${peer}`,
+      "--log-level=error",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const url = `http://127.0.0.1:${client}`;
+  const dispose = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    await Deno.remove(data, { recursive: true }).catch(() => {});
+  };
+  for (let i = 0;; i++) {
+    const ok = await fetch(`${url}/v3/kv/range`, { method: "POST", body: '{"key":"AA=="}' })
+      .then(async (r) => (await r.text(), r.ok), () => false);
+    if (ok) break;
+    if (i > 150) {
+      await dispose();
+      throw new Error("etcd did not start");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, [Symbol.asyncDispose]: dispose };
+}
