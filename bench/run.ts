@@ -11,6 +11,9 @@
  *   sesame-bind-state: a rotating bind_source door with the store and nft (each source its
  *   own code, derived per new source: the costly path; the C generator knocks codes this
  *   script derives for each source),
+ * - sesame-fleet-state: sesame-bind-state as one gateway of a fleet: a three-member etcd on
+ *   the namespace's loopback (data on tmpfs), every door shared, so each open first commits
+ *   its code's mark (and its grant) in etcd and is then confirmed there,
  * - sesame-nflog-state: sesame-nft-state with the capture intake (`listen.capture: nflog`):
  *   nothing binds, tcpdump reads the knocks from the kernel's NFLOG group,
  * - sesame-cmd: sesame running a command per open (capped by process spawning),
@@ -249,24 +252,28 @@ async function startSystem(system: string, dir: string): Promise<{
     };
   }
   const capture = system === "sesame-nflog-state";
-  const nft = system.startsWith("sesame-nft") || system === "sesame-bind-state" || capture;
+  const fleet = system === "sesame-fleet-state";
+  const bind = system === "sesame-bind-state" || fleet;
+  const nft = system.startsWith("sesame-nft") || bind || capture;
+  const etcd = fleet ? await startEtcd(dir) : undefined;
   const action = nft
     ? "nft: { port: 9 }"
     : `command: ["${ROOT}bench/record.sh", "${record}", "{ip}"]`;
-  const state = system === "sesame-nft-state" || system === "sesame-bind-state" || capture;
+  const state = system === "sesame-nft-state" || bind || capture;
+  const share = fleet ? "share: bench, " : "";
   await Deno.writeTextFile(
     `${dir}/sesame.yaml`,
     `listen: { addresses: ["127.0.0.1"], metrics: "127.0.0.1:9464"${
       system === "sesame-nft-batch" ? ", nft_mode: batch" : ""
     }${capture ? ", capture: nflog, closed_reply: reject" : ""}${
       reorderWindow ? `, reorder_window: ${reorderWindow}` : ""
-    } }\n${state ? `state_file: ${dir}/state.db\n` : ""}doors:\n` +
+    } }\n${state ? `state_file: ${dir}/state.db\n` : ""}${etcd?.cluster ?? ""}doors:\n` +
       (["tcp", "udp"] as const).map((p) =>
         `  bench-${p}:\n    sequence: [${
           staticSeq(p)
-        }]\n    sequence_timeout: 10s\n    open: { for: 10m, log: false, ${action} }\n`
+        }]\n    sequence_timeout: 10s\n    ${share}open: { for: 10m, log: false, ${action} }\n`
       ).join("") +
-      (system === "sesame-bind-state" ? BIND_DOOR.replace("ACTION", action) : ""),
+      (bind ? BIND_DOOR.replace("ACTION", action).replace("open:", `${share}open:`) : ""),
     { mode: 0o600 }, // it may hold a secret: sesame refuses a config others can read
   );
   let monitor: Deno.ChildProcess | undefined;
@@ -346,6 +353,7 @@ async function startSystem(system: string, dir: string): Promise<{
       child.kill("SIGTERM");
       await child.status;
       await Promise.all([child.stdout.cancel(), child.stderr.cancel()]);
+      await etcd?.stop();
       if (monitor) {
         monitor.kill("SIGTERM");
         await monitor.status;
@@ -353,6 +361,72 @@ async function startSystem(system: string, dir: string): Promise<{
         await monitor.stderr.cancel();
         await run(inNs(["nft", "delete", "table", "inet", "sesame"])).catch(() => {});
       }
+    },
+  };
+}
+
+/**
+ * Three etcd members on the namespace's loopback (127.0.0.1:23791–3, peers 23801–3), data
+ * on tmpfs, election timeout raised for two shared cores; the `cluster` section of the
+ * gateway's config.
+ */
+async function startEtcd(dir: string): Promise<{ cluster: string; stop(): Promise<void> }> {
+  const data = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "sesame-bench-etcd-" });
+  const peers = [0, 1, 2].map((i) => `m${i}=http://127.0.0.1:${23801 + i}`).join(",");
+  const members = [0, 1, 2].map((i) =>
+    new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        NS,
+        "etcd",
+        `--name=m${i}`,
+        `--data-dir=${data}/m${i}`,
+        `--listen-client-urls=http://127.0.0.1:${23791 + i}`,
+        `--advertise-client-urls=http://127.0.0.1:${23791 + i}`,
+        `--listen-peer-urls=http://127.0.0.1:${23801 + i}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${23801 + i}`,
+        `--initial-cluster=${peers}`,
+        "--initial-cluster-state=new",
+        "--heartbeat-interval=200",
+        "--election-timeout=2000",
+        "--log-level=error",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn()
+  );
+  const endpoints = [0, 1, 2].map((i) => `http://127.0.0.1:${23791 + i}`);
+  const deadline = Date.now() + 30_000;
+  while (
+    !(await run(
+      inNs([
+        "env",
+        "ETCDCTL_API=3",
+        "etcdctl",
+        `--endpoints=${endpoints.join(",")}`,
+        "put",
+        "/sesame/bench-probe",
+        "1",
+      ]),
+    ).then(() => true, () => false))
+  ) {
+    if (Date.now() > deadline) throw new Error("etcd did not start");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  void dir;
+  return {
+    cluster: `cluster:\n  node: bench\n  groups: [bench]\n  etcd: { endpoints: [${
+      endpoints.join(", ")
+    }] }\n`,
+    async stop() {
+      for (const m of members) {
+        try {
+          m.kill("SIGKILL");
+        } catch { /* gone */ }
+        await m.status;
+      }
+      await Deno.remove(data, { recursive: true }).catch(() => {});
     },
   };
 }
@@ -493,14 +567,11 @@ async function benchSystem(system: string, subnetBase: number): Promise<LevelRes
   try {
     for (const [li, { rate, protocol }] of levels.entries()) {
       // Open latency with many doors open: a level after a high one starts with thousands.
-      const openAtStart = system.startsWith("sesame-nft") || system === "sesame-bind-state"
-        ? (await sys.opens()).size
-        : NaN;
+      const bind = system === "sesame-bind-state" || system === "sesame-fleet-state";
+      const openAtStart = system.startsWith("sesame-nft") || bind ? (await sys.opens()).size : NaN;
       const before = await usage(sys.pid);
       const subnet = subnetBase + li;
-      const codesFile = system === "sesame-bind-state"
-        ? await bindCodes(dir, subnet, Math.ceil(rate * seconds))
-        : undefined;
+      const codesFile = bind ? await bindCodes(dir, subnet, Math.ceil(rate * seconds)) : undefined;
       const ports = codesFile ? [`@${codesFile}`] : PORTS[protocol].map(([port]) => String(port));
       const gen = JSON.parse(
         fastGenerator

@@ -12,7 +12,7 @@ export const HAVE_ETCD = await Deno.stat("/usr/bin/etcd").then(() => true, () =>
 
 /** Starts a member on free loopback ports; resolves once it answers. */
 export async function startEtcd(): Promise<LocalEtcd> {
-  const data = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "sesame-test-etcd-" });
+  const data = await tmpfsDir("sesame-test-etcd-");
   const free = () => {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (l.addr as Deno.NetAddr).port;
@@ -40,7 +40,7 @@ export async function startEtcd(): Promise<LocalEtcd> {
       child.kill("SIGKILL");
     } catch { /* gone */ }
     await child.status;
-    await Deno.remove(data, { recursive: true }).catch(() => {});
+    await removeTmpfsDir(data);
   };
   for (let i = 0;; i++) {
     const ok = await fetch(`${url}/v3/kv/range`, { method: "POST", body: '{"key":"AA=="}' })
@@ -53,4 +53,22 @@ export async function startEtcd(): Promise<LocalEtcd> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return { url, [Symbol.asyncDispose]: dispose };
+}
+
+/**
+ * A directory on tmpfs (/dev/shm) for etcd's data, made and removed through `mktemp` and
+ * `rm`: Deno asks for all access under /dev, the tests run with the project's permissions.
+ */
+export async function tmpfsDir(prefix: string): Promise<string> {
+  const out = await new Deno.Command("mktemp", {
+    args: ["-d", "-p", "/dev/shm", `${prefix}XXXXXX`],
+  })
+    .output();
+  if (!out.success) throw new Error(`mktemp: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+/** Removes a directory {@link tmpfsDir} made. */
+export async function removeTmpfsDir(dir: string): Promise<void> {
+  if (dir.startsWith("/dev/shm/")) await new Deno.Command("rm", { args: ["-rf", dir] }).output();
 }

@@ -6,6 +6,7 @@
  * range) and exist only inside these namespaces. Everything is removed on dispose.
  */
 import { DENO_RUN, freshClientState, ROOT } from "./_cli.ts";
+import { removeTmpfsDir, tmpfsDir } from "./_etcd.ts";
 
 /** The lab's addresses. */
 export const FLEET = {
@@ -71,7 +72,7 @@ export class FleetLab implements AsyncDisposable {
     const dir = await Deno.makeTempDir({ prefix: "sesame-fleet-" });
     // etcd's data on tmpfs (its fsyncs would dominate on a shared disk); sesame's files
     // beside the test (Deno asks for all access under /dev).
-    const data = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "sesame-etcd-" });
+    const data = await tmpfsDir("sesame-etcd-");
     const lab = new FleetLab(`sf-${Deno.pid}-${Math.floor(Math.random() * 1e5)}`, dir, data);
     try {
       await lab.#network(extra);
@@ -424,7 +425,7 @@ ${doors}`;
       await sh(["ip", "netns", "delete", ns], true);
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
-    await Deno.remove(this.#data, { recursive: true }).catch(() => {});
+    await removeTmpfsDir(this.#data);
   }
 }
 

@@ -7,6 +7,21 @@
  * @module
  */
 
+import {
+  b64,
+  type KeyValue,
+  kv,
+  prefixEnd,
+  type RawKv,
+  type Txn,
+  type TxnResult,
+  txnResult,
+  wireTxn,
+} from "./etcd_wire.ts";
+
+export type { Compare, KeyValue, Op, Txn, TxnResult } from "./etcd_wire.ts";
+export { b64, prefixEnd };
+
 /** Where etcd is and how to reach it. */
 export interface EtcdSettings {
   /** Client URLs of the members, e.g. `https://10.0.0.1:2379`. */
@@ -36,46 +51,6 @@ export class EtcdUnavailable extends Error {
   }
 }
 
-/** A key and its value as etcd holds them (decoded). */
-export interface KeyValue {
-  readonly key: string;
-  readonly value: string;
-  readonly createRevision: string;
-  readonly modRevision: string;
-  readonly lease?: string;
-}
-
-/** One compare of a transaction (the key's value, or its create revision). */
-export type Compare =
-  | { readonly key: string; readonly target: "CREATE"; readonly createRevision: string }
-  | {
-    readonly key: string;
-    readonly target: "VALUE";
-    readonly result: "EQUAL" | "LESS" | "GREATER";
-    readonly value: string;
-  };
-
-/** One operation of a transaction. */
-export type Op =
-  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: string } }
-  | { readonly range: { readonly key: string } }
-  | { readonly txn: Txn };
-
-/** A transaction: if every compare holds, `success` runs, else `failure`. */
-export interface Txn {
-  readonly compare: readonly Compare[];
-  readonly success: readonly Op[];
-  readonly failure: readonly Op[];
-}
-
-/** What a transaction did: which branch ran, and each op's answer. */
-export interface TxnResult {
-  readonly succeeded: boolean;
-  readonly revision: string;
-  /** Per op: a range's key-values, a nested transaction's result, nothing for a put. */
-  readonly responses: readonly (KeyValue[] | TxnResult | undefined)[];
-}
-
 /** One watch event. */
 export interface WatchEvent {
   readonly type: "PUT" | "DELETE";
@@ -92,95 +67,6 @@ export class WatchCompacted extends Error {
 
 /** The auth token was refused (expired, or auth changed): authenticate again. */
 class TokenExpired extends Error {}
-
-const encoder = new TextEncoder(), decoder = new TextDecoder();
-
-/** Base64 of a string's UTF-8 bytes. */
-export function b64(text: string): string {
-  let binary = "";
-  for (const byte of encoder.encode(text)) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
-function unb64(text: string | undefined): string {
-  if (!text) return "";
-  return decoder.decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
-}
-
-/**
- * The end of the range holding every key that starts with `prefix` (its last byte plus
- * one), as etcd's clients compute it.
- *
- * @example
- * ```ts
- * import { prefixEnd } from "./etcd.ts";
- * import { strictEqual as assertEquals } from "node:assert/strict";
- * assertEquals(prefixEnd("/sesame/"), "/sesame0");
- * ```
- */
-export function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
-interface RawKv {
-  key?: string;
-  value?: string;
-  create_revision?: string;
-  mod_revision?: string;
-  lease?: string;
-}
-
-function kv(raw: RawKv): KeyValue {
-  return {
-    key: unb64(raw.key),
-    value: unb64(raw.value),
-    createRevision: raw.create_revision ?? "0",
-    modRevision: raw.mod_revision ?? "0",
-    ...(raw.lease && raw.lease !== "0" ? { lease: raw.lease } : {}),
-  };
-}
-
-function wireOp(op: Op): unknown {
-  if ("put" in op) {
-    return {
-      request_put: {
-        key: b64(op.put.key),
-        value: b64(op.put.value),
-        ...(op.put.lease ? { lease: op.put.lease } : {}),
-      },
-    };
-  }
-  if ("range" in op) return { request_range: { key: b64(op.range.key) } };
-  return { request_txn: wireTxn(op.txn) };
-}
-
-function wireTxn(txn: Txn): unknown {
-  return {
-    compare: txn.compare.map((c) =>
-      c.target === "CREATE"
-        ? { key: b64(c.key), target: "CREATE", result: "EQUAL", create_revision: c.createRevision }
-        : { key: b64(c.key), target: "VALUE", result: c.result, value: b64(c.value) }
-    ),
-    success: txn.success.map(wireOp),
-    failure: txn.failure.map(wireOp),
-  };
-}
-
-// deno-lint-ignore no-explicit-any
-function txnResult(raw: any, revision: string): TxnResult {
-  return {
-    succeeded: raw.succeeded === true,
-    revision,
-    // deno-lint-ignore no-explicit-any
-    responses: (raw.responses ?? []).map((r: any) =>
-      r.response_range
-        ? (r.response_range.kvs ?? []).map(kv)
-        : r.response_txn
-        ? txnResult(r.response_txn, revision)
-        : undefined
-    ),
-  };
-}
 
 /**
  * A client of one etcd cluster. Calls go to the endpoint that last answered, and on to

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
-import type { ClusterSettings, Door } from "../config/types.ts";
+import type { ClusterSettings, Config, Door } from "../config/types.ts";
 import { resolveSecretPath } from "../config/load.ts";
 import { ConfigError } from "../errors.ts";
 import type { OpenRequest } from "../daemon/open_request.ts";
@@ -108,6 +108,11 @@ export class Fleet {
         await deps.opener().revoke({ door: grant.door, source: grant.source });
       },
     });
+  }
+
+  /** This node's fleet when `config` has a cluster (its files read), else `undefined`. */
+  static forConfig(config: Config, deps: FleetDeps): Promise<Fleet | undefined> {
+    return config.cluster ? Fleet.create(config.cluster, deps) : Promise.resolve(undefined);
   }
 
   /** Builds this node's fleet (reads its TLS files); nothing is contacted yet. */

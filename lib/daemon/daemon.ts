@@ -8,8 +8,7 @@
  * {@link Reporter}, without coming back here.
  * @module
  */
-import { IptablesFirewall } from "../actions/iptables.ts";
-import { NftFirewall } from "../actions/nft.ts";
+import { systemFirewalls } from "../actions/system_firewalls.ts";
 import type { Firewalls } from "../actions/firewall.ts";
 import { type CommandRunner, WorkerRunner } from "../actions/runner.ts";
 import { type Clock, systemClock, type Timer } from "../clock.ts";
@@ -28,14 +27,20 @@ import { FirewallGuard, usesFirewall } from "./guard.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 import { Intake } from "./intake.ts";
 import { Opener } from "./opener.ts";
-import { checkDescriptors, checkEphemeral, socketsNeeded } from "./preflight.ts";
+import { assertRunnable, checkDescriptors, checkEphemeral, socketsNeeded } from "./preflight.ts";
 import { recover, type Recovery } from "./recovery.ts";
 import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
 import { ClockWatch } from "./clock_watch.ts";
 import { describeChanges, logConfigChanges, removedUsers } from "./config_diff.ts";
 import { Fleet } from "../cluster/fleet.ts";
-import { AppliedButUnheard, reloadFromFile, type ReloadOutcome, ReloadQueue } from "./reloads.ts";
+import {
+  AppliedButUnheard,
+  assertReloadable,
+  reloadFromFile,
+  type ReloadOutcome,
+  ReloadQueue,
+} from "./reloads.ts";
 
 export type { DaemonEvent, DaemonStatus };
 
@@ -223,14 +228,12 @@ export class Daemon {
     const recovery = recover(loaded, config, now());
     let fleet: Fleet | undefined;
     try {
-      fleet = config.cluster
-        ? await Fleet.create(config.cluster, {
-          clock: options.clock ?? systemClock,
-          door: (name) => daemon.#doors.get(name),
-          opener: () => daemon.#opener,
-          configFile: options.configFile,
-        })
-        : undefined;
+      fleet = await Fleet.forConfig(config, {
+        clock: options.clock ?? systemClock,
+        door: (name) => daemon.#doors.get(name),
+        opener: () => daemon.#opener,
+        configFile: options.configFile,
+      });
     } catch (e) {
       store.close();
       lock?.release();
@@ -365,19 +368,7 @@ export class Daemon {
   async #reload(config: Config): Promise<string[]> {
     try {
       assertRunnable(config);
-      if (JSON.stringify(config.cluster) !== JSON.stringify(this.#config.cluster)) {
-        throw new ConfigError([{
-          path: "cluster",
-          message: "the cluster settings change only at a restart (systemctl restart sesame)",
-        }]);
-      }
-      if (JSON.stringify(config.capture) !== JSON.stringify(this.#config.capture)) {
-        // The intake is chosen at start: its rules and its listeners change together.
-        throw new ConfigError([{
-          path: "listen.capture",
-          message: "the intake changes only at a restart (systemctl restart sesame)",
-        }]);
-      }
+      assertReloadable(this.#config, config);
       // What binding the new pools would refuse is refused before anything changes.
       await checkDescriptors(socketsNeeded(config));
       await checkEphemeral(config.doors);
@@ -474,29 +465,5 @@ export class Daemon {
     this.#clockWatch.observe(now, this.#config);
     this.#intake.tick(now);
     this.#reporter.summarize();
-  }
-}
-
-/** The real backends, through the runner. */
-function systemFirewalls(config: Config, runner: CommandRunner, clock: Clock): Firewalls {
-  return {
-    nft: new NftFirewall(runner, { clock, mode: config.nftMode }),
-    iptables: new IptablesFirewall(runner, {
-      clock,
-      paths: {
-        v4: `/usr/sbin/${config.iptablesTool}`,
-        v6: `/usr/sbin/${config.iptablesTool.replace("iptables", "ip6tables")}`,
-      },
-    }),
-  };
-}
-
-function assertRunnable(config: Config): void {
-  const clientOnly = config.doors.filter((d) => !d.open);
-  if (clientOnly.length > 0) {
-    throw new ConfigError(clientOnly.map((d) => ({
-      path: `doors.${d.name}`,
-      message: `has no "open": it is a client-side door; listen needs an action for every door`,
-    })));
   }
 }

@@ -18,6 +18,7 @@ import { openKey, type OpenRecord } from "../store/store.ts";
 import { Deadlines } from "./deadlines.ts";
 import { type Plan, planOpens } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
+import { admitted } from "./admission.ts";
 
 export type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch };
 
@@ -442,30 +443,6 @@ export class Opener {
     });
     return true;
   }
-}
-
-/** The requests the fleet lets open; the others are reported and dropped. */
-async function admitted(
-  batch: readonly OpenRequest[],
-  fleet: NonNullable<OpenerOptions["fleet"]>,
-  report: OpenerOptions["report"],
-): Promise<OpenRequest[]> {
-  const verdicts = await Promise.all(batch.map((r) => fleet.claim(r)));
-  return batch.flatMap((request, i) => {
-    const verdict = verdicts[i];
-    if (verdict.ok) {
-      return [verdict.until === undefined ? request : { ...request, until: verdict.until }];
-    }
-    report({
-      kind: "fleet-refused",
-      door: request.door.name,
-      source: request.source,
-      ...(request.user === undefined ? {} : { user: request.user }),
-      reason: verdict.reason,
-      detail: verdict.detail,
-    });
-    return [];
-  });
 }
 
 function describeFailure(result: CommandResult): string {

@@ -149,3 +149,17 @@ function portTaken(port: number): boolean {
   }
   return false;
 }
+
+/**
+ * A config `listen` can run: every door has an action (a client-side door has none).
+ * @throws {ConfigError} naming each door without `open`.
+ */
+export function assertRunnable(config: Config): void {
+  const clientOnly = config.doors.filter((d) => !d.open);
+  if (clientOnly.length > 0) {
+    throw new ConfigError(clientOnly.map((d) => ({
+      path: `doors.${d.name}`,
+      message: `has no "open": it is a client-side door; listen needs an action for every door`,
+    })));
+  }
+}

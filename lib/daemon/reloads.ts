@@ -121,3 +121,21 @@ export function reloadFromFile(parts: {
     }
   };
 }
+
+/**
+ * What a reload may not change: the intake (its rules and listeners change together) and
+ * the cluster (its connection and watch are made at start).
+ * @throws {ConfigError} naming the key, with the restart that applies it.
+ */
+export function assertReloadable(running: Config, next: Config): void {
+  for (const [key, path] of [["cluster", "cluster"], ["capture", "listen.capture"]] as const) {
+    if (JSON.stringify(next[key]) !== JSON.stringify(running[key])) {
+      throw new ConfigError([{
+        path,
+        message: `${
+          key === "cluster" ? "the cluster settings" : "the intake"
+        } change only at a restart (systemctl restart sesame)`,
+      }]);
+    }
+  }
+}
