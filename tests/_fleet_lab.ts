@@ -324,7 +324,7 @@ export class FleetLab implements AsyncDisposable {
   /** A sesame node's config: its cluster section, then `doors`. */
   nodeConfig(node: "a" | "b", doors: string, extra = ""): string {
     const d = this.dir;
-    return `listen: { addresses: ["${FLEET[node]}"] }
+    return `listen: { addresses: ["${FLEET[node]}"], metrics: "127.0.0.1:9464" }
 state_file: ${d}/${node}.db
 cluster:
   node: ${node}

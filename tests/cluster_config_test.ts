@@ -5,6 +5,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { parseConfig } from "../lib/config/load.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { assertReloadable } from "../lib/daemon/reloads.ts";
 import { SECRET_B64 } from "./_daemon.ts";
 import {
   counterText,
@@ -101,6 +102,20 @@ ${door}`);
     found.some((l) => l.startsWith("s.yaml:6:20: cluster.etcd.password_file: needs https://")),
     found.join("\n"),
   );
+});
+
+Deno.test("cluster: a reload may not change the cluster (its watch and connection are made at start)", () => {
+  const text = (node: string) =>
+    `cluster: { node: ${node}, etcd: { endpoints: ["https://10.0.0.11:2379"] } }\n${door}`;
+  const running = parseConfig(text("gw1"), "s.yaml");
+  assertReloadable(running, parseConfig(text("gw1"), "s.yaml"));
+  try {
+    assertReloadable(running, parseConfig(text("gw2"), "s.yaml"));
+    throw new Error("accepted");
+  } catch (e) {
+    assert(e instanceof ConfigError);
+    assertEquals(e.issues[0].path, "cluster");
+  }
 });
 
 Deno.test("fleet keys: counters keep numeric order as bytes; grants are read only for their own key", () => {

@@ -111,6 +111,20 @@ Deno.test({
         assert(!(await lab.opened("a", "web")).includes(FLEET.bystander));
         assert(!(await lab.opened("b", "web")).includes(FLEET.bystander));
         await eventually(() => b.log.text.includes(`door web opened for ${FLEET.knocker}`));
+        // status on B: the fleet's grant, decided by A, confirmed by both.
+        const grants = async () => {
+          const out = await lab.exec(
+            "b",
+            denoArgs("cli.ts", "status", "-c", `${lab.dir}/b.yaml`, "--json"),
+          );
+          return JSON.parse(new TextDecoder().decode(out.stdout)).fleet?.grants ?? [];
+        };
+        await eventually(async () => (await grants())[0]?.confirmed_by?.length === 2, 5000);
+        const [grant] = await grants();
+        assertEquals(
+          [grant.door, grant.source, grant.decided_by, grant.confirmed_by],
+          ["web", FLEET.knocker, "a", ["a", "b"]],
+        );
       },
     );
 
@@ -145,6 +159,20 @@ Deno.test({
       assert(out.success, new TextDecoder().decode(out.stderr));
       await both(FLEET.knocker, false);
     });
+
+    await t.step(
+      "check --connect reaches every member with the gateway's credentials",
+      async () => {
+        const out = await lab.exec(
+          "a",
+          denoArgs("cli.ts", "check", "-c", `${lab.dir}/a.yaml`, "--connect"),
+        );
+        const text = new TextDecoder().decode(out.stdout);
+        assertEquals(out.code, 0, text + new TextDecoder().decode(out.stderr));
+        assertEquals(text.match(/version 3\.4\.\d+, member/g)?.length, 3);
+        assert(text.includes("node a can take part"));
+      },
+    );
 
     await t.step("a gateway's etcd user reaches sesame's prefix only", async () => {
       const inside = await lab.etcdctl("a", "put", "/sesame/probe", "x");
@@ -196,6 +224,29 @@ Deno.test({
         await lab.knock([{ source: glass, host: FLEET.a, ports: await ports("glass", glass) }]);
         await eventually(async () => (await lab.opened("a", "glass")).includes(glass), 10_000);
         assert(a.log.text.includes("falls back to this node's own store (fleet: local)"));
+        // The metrics count it apart from failed knocks.
+        const metrics = await lab.exec("a", [
+          "bash",
+          "-c",
+          'exec 3<>/dev/tcp/127.0.0.1/9464; printf "GET /metrics HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3',
+        ]);
+        const text = new TextDecoder().decode(metrics.stdout);
+        assert(
+          /sesame_fleet_refusals_total\{door="web",reason="unavailable"\} [1-9]/.test(text),
+          text,
+        );
+        assert(text.includes("sesame_fleet_connected "));
+        // check --connect says the fleet cannot be used, with exit 1.
+        const check = await lab.exec(
+          "a",
+          denoArgs("cli.ts", "check", "-c", `${lab.dir}/a.yaml`, "--connect"),
+        );
+        assertEquals(check.code, 1);
+        assert(
+          new TextDecoder().decode(check.stdout).includes(
+            "cannot read and write /sesame/ with a quorum",
+          ),
+        );
       },
     );
 

@@ -276,6 +276,9 @@ export class Admin {
       trackedSources: intake.trackedSources,
       bannedNow: intake.bans(clock.now()).length,
       memory: Deno.memoryUsage(),
+      ...(this.#options.fleet
+        ? { fleet: { connected: this.#options.fleet.status().connected } }
+        : {}),
     });
   }
 

@@ -34,6 +34,8 @@ export interface MetricsView {
   readonly bannedNow: number;
   /** The process's memory now (Deno.memoryUsage()), when known. */
   readonly memory?: { readonly rss: number; readonly heapUsed: number };
+  /** With a cluster: whether this gateway watches etcd now. */
+  readonly fleet?: { readonly connected: boolean };
 }
 
 /**
@@ -223,6 +225,26 @@ export function renderMetrics(view: MetricsView): string {
     "How long a knock that reached the daemon before the knocks ahead of it in its sequence waited for them (the disorder reorder_window must cover).",
     c.reorderWait,
   );
+  if (view.fleet) {
+    family(
+      "sesame_fleet_connected",
+      "gauge",
+      "1 while this gateway watches the fleet's shared doors in etcd, 0 while it cannot reach it.",
+      [`sesame_fleet_connected ${view.fleet.connected ? 1 : 0}`],
+    );
+    family(
+      "sesame_fleet_refusals_total",
+      "counter",
+      "Opens the fleet refused, by door and reason (used-elsewhere: the code was used on a gateway; unavailable: no etcd quorum answered).",
+      doors.flatMap((d) =>
+        ["used-elsewhere", "unavailable"].map((r) =>
+          `sesame_fleet_refusals_total{door=${q(d)},reason=${q(r)}} ${
+            c.doors.get(d)?.refusals.get(`fleet-${r}`) ?? 0
+          }`
+        )
+      ),
+    );
+  }
   return out.join("\n") + "\n";
 }
 
