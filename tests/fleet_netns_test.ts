@@ -111,6 +111,11 @@ Deno.test({
         assert(!(await lab.opened("a", "web")).includes(FLEET.bystander));
         assert(!(await lab.opened("b", "web")).includes(FLEET.bystander));
         await eventually(() => b.log.text.includes(`door web opened for ${FLEET.knocker}`));
+        assert(
+          b.log.text.includes(
+            `fleet: door web for ${FLEET.knocker}: gateway a opened it for group web`,
+          ),
+        );
         // status on B: the fleet's grant, decided by A, confirmed by both.
         const grants = async () => {
           const out = await lab.exec(
@@ -224,6 +229,18 @@ Deno.test({
         await lab.knock([{ source: glass, host: FLEET.a, ports: await ports("glass", glass) }]);
         await eventually(async () => (await lab.opened("a", "glass")).includes(glass), 10_000);
         assert(a.log.text.includes("falls back to this node's own store (fleet: local)"));
+        // Both gateways say they are cut off (a member without a leader ends its watches).
+        const connected = async (node: "a" | "b") => {
+          const out = await lab.exec(
+            node,
+            denoArgs("cli.ts", "status", "-c", `${lab.dir}/${node}.yaml`, "--json"),
+          );
+          return JSON.parse(new TextDecoder().decode(out.stdout)).fleet?.connected;
+        };
+        await eventually(
+          async () => (await connected("a")) === false && (await connected("b")) === false,
+          15_000,
+        );
         // The metrics count it apart from failed knocks.
         const metrics = await lab.exec("a", [
           "bash",

@@ -39,6 +39,7 @@ function summary(door: Door): Record<string, unknown> {
     tcp_ports: door.pool.tcp.length,
     udp_ports: door.pool.udp.length,
     open: action,
+    ...(door.fleet ? { share: door.share ?? null, fleet: door.fleet } : {}),
   };
   if (door.kind === "static") {
     return { ...common, sequence: door.sequence.map((k) => `${k.port}/${k.protocol}`) };
@@ -119,7 +120,12 @@ export async function check(args: string[]): Promise<number> {
     const open = d.open
       ? `opens for ${(d.open as { for: string }).for}`
       : "client side only (no open)";
-    console.log(`  ${d.name}: ${detail}; ${open}`);
+    const fleetNote = d.fleet === undefined
+      ? ""
+      : `; ${d.share ? `shared with group ${d.share}, ` : ""}fleet: ${d.fleet}${
+        d.fleet === "local" ? " (break-glass: its own store when etcd is unreachable)" : ""
+      }`;
+    console.log(`  ${d.name}: ${detail}; ${open}${fleetNote}`);
   }
   for (const w of weakness) {
     const warning = weaknessWarning(w);
@@ -128,6 +134,13 @@ export async function check(args: string[]): Promise<number> {
   for (const warning of host) console.log(`warning: ${warning}`);
   if (config.cluster) {
     const c = config.cluster;
+    for (const d of config.doors) {
+      if (d.share && !c.groups.includes(d.share)) {
+        console.log(
+          `warning: door ${d.name} is shared with group ${d.share}, which cluster.groups does not hold: this gateway shares its own opens but does not open the door for other gateways' knocks`,
+        );
+      }
+    }
     console.log(
       `cluster: node ${c.node}, groups ${c.groups.join(", ") || "none"}, etcd ${
         c.etcd.endpoints.join(", ")

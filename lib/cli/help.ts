@@ -208,7 +208,11 @@ state_file (a consistent read-only snapshot). --json prints one stable object:
  "protocol", "dnat_port"} | null, "open": [{"source", "user", "until",
  "closes_in_s", "action": {"kind", "ports", "protocol"}, "close_command"}],
  "used": [{"user", "prefix", "counter", "in_window", "current_secret"}]}],
- "bans": [{"source", "evidence", "until"}] | null}
+ "bans": [{"source", "evidence", "until"}] | null,
+ "fleet": {"node", "groups", "connected", "grants": [{"group", "door", "source", "user",
+ "until", "decided_by", "confirmed_by"}]} | null}
+With a cluster, the daemon also tells whether it watches etcd now and the fleet's shared
+doors: which gateway decided each and which gateways confirmed (opened) it.
 
 Options:
   -c, --config FILE     the config file
@@ -222,9 +226,12 @@ Closes a door now, through the running "sesame listen" (its control socket under
 /run/sesame, which only root can use): the firewall element goes, the close command runs,
 the state is updated. --ip closes it for one address; --user for every address a user of
 a door with "users" opened it for. Connections already established continue, as after
-"for"; --established also drops them (conntrack).
+"for"; --established also drops them (conntrack). On a door shared by several gateways
+("share" in a cluster), the revoke is written to etcd and every gateway that reads it closes
+the door too; one that cannot reach etcd keeps it until its time.
 
-Exit codes: 0 closed; 1 nothing was open (or closing failed); 2 usage error, or a door, user or
+Exit codes: 0 closed; 1 nothing was open (or closing failed, or the fleet could not be told);
+2 usage error, or a door, user or
 address the config does not hold; 3 no daemon with this config answers in this network namespace.
 
 Options:

@@ -309,7 +309,7 @@ export async function knock(argv: string[]): Promise<number> {
       console.error(
         `knock: port ${waitPort} did not open within ${
           waitTimeout / 1000
-        } s (a wrong secret or clock, a used code, or the knocks did not arrive)`,
+        } s (a wrong secret or clock, a used code, the knocks did not arrive, or the server refused to open it: its log says why)`,
       );
     } else if (!quiet) console.error(`${where} is open`);
   }

@@ -27,11 +27,14 @@ export async function checkConnection(
     for (const endpoint of endpoints) {
       try {
         const s = await client.memberStatus(endpoint);
+        const hex = (id: string | undefined) => id ? BigInt(id).toString(16) : "none";
         lines.push(
-          `etcd ${endpoint}: version ${s.version}, member ${s.member}, leader ${s.leader}`,
+          `etcd ${endpoint}: version ${s.version}, member ${hex(s.member)}, leader ${
+            hex(s.leader)
+          }`,
         );
       } catch (e) {
-        lines.push(`etcd ${endpoint}: not reachable: ${(e as Error).message}`);
+        lines.push(`etcd ${endpoint}: ${cause(e as Error)}`);
       }
     }
     try {
@@ -44,7 +47,9 @@ export async function checkConnection(
         failure: [],
       });
       lines.push(
-        `fleet: read ${kvs.length} keys under ${prefix} and wrote ${key}: node ${cluster.node} can take part`,
+        `fleet: read ${kvs.length} key${
+          kvs.length === 1 ? "" : "s"
+        } under ${prefix} and wrote ${key}: node ${cluster.node} can take part`,
       );
       return { ok: true, lines };
     } catch (e) {
@@ -58,4 +63,17 @@ export async function checkConnection(
   } finally {
     client.close();
   }
+}
+
+/** What a member's failure to answer means, in an admin's words. */
+function cause(e: Error): string {
+  const text = `${e.name} ${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`;
+  if (e.name === "EtcdRefused") return e.message;
+  if (/TimeoutError|aborted|timed out/i.test(text)) {
+    return `answers nothing in time (it runs without a leader, i.e. no quorum, or is overloaded): ${e.message}`;
+  }
+  if (/refused|unreachable|fetch failed|No route|os error/i.test(text)) {
+    return `not reachable (connection refused or no route): ${e.message}`;
+  }
+  return e.message;
 }

@@ -69,6 +69,21 @@ export class WatchCompacted extends Error {
 class TokenExpired extends Error {}
 
 /**
+ * etcd refused this gateway's credentials or their permission on a key: every member
+ * would, so no other is tried, and the message says what to fix.
+ */
+export class EtcdRefused extends EtcdUnavailable {
+  /** @param message what etcd said, and what to check. */
+  constructor(message: string) {
+    super(message);
+    this.name = "EtcdRefused";
+  }
+}
+
+const REFUSALS =
+  /user name is empty|authentication failed|permission denied|user name not found|invalid user ID/;
+
+/**
  * A client of one etcd cluster. Calls go to the endpoint that last answered, and on to
  * the next when it fails; a call that no endpoint answers within `timeoutMs` throws
  * {@link EtcdUnavailable}.
@@ -157,7 +172,9 @@ export class EtcdClient {
         response = await fetch(`${endpoint}/v3/watch`, {
           method: "POST",
           body,
-          headers,
+          // A member that loses its leader ends the watch (etcd's "require leader"): a
+          // gateway then says it is cut off rather than wait on a member without quorum.
+          headers: { ...headers, "Grpc-Metadata-Hasleader": "true" },
           signal: AbortSignal.any([signal, opening.signal]),
           ...(this.#http ? { client: this.#http } : {}),
         });
@@ -245,6 +262,7 @@ export class EtcdClient {
         return await this.#post(endpoint, path, body, attempt, await this.#headers(endpoint));
       } catch (e) {
         last = e;
+        if (e instanceof EtcdRefused) throw e;
         if (e instanceof TokenExpired && !renewed) {
           renewed = true;
           this.#token = undefined;
@@ -312,7 +330,13 @@ export class EtcdClient {
     }
     // An error (no leader, timed out, permission denied) is this member's: try the next.
     if (!response.ok || raw.error) {
-      throw new Error(`${endpoint}: ${raw.error ?? raw.message ?? `HTTP ${response.status}`}`);
+      const error = String(raw.error ?? raw.message ?? `HTTP ${response.status}`);
+      if (REFUSALS.test(error)) {
+        throw new EtcdRefused(
+          `etcd refused this gateway (${error}): check cluster.etcd.user, password_file and the role's readwrite permission on the prefix`,
+        );
+      }
+      throw new Error(`${endpoint}: ${error}`);
     }
     return raw;
   }

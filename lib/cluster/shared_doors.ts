@@ -9,7 +9,13 @@
 import type { Clock } from "../clock.ts";
 import type { Door } from "../config/types.ts";
 import { logger } from "../log.ts";
-import { type EtcdClient, EtcdUnavailable, type KeyValue, WatchCompacted } from "./etcd.ts";
+import {
+  type EtcdClient,
+  EtcdRefused,
+  EtcdUnavailable,
+  type KeyValue,
+  WatchCompacted,
+} from "./etcd.ts";
 import {
   confirmKey,
   doorsPrefix,
@@ -136,10 +142,12 @@ export class SharedDoors {
         if (signal.aborted) return;
         this.#up(false);
         if (!(e instanceof WatchCompacted)) {
-          log.warn("etcd: {error}; trying again in {ms} ms", {
-            error: (e as Error).message,
-            ms: backoff,
-          });
+          const message =
+            "etcd: {error}; shared doors are not mirrored here meanwhile; trying again in {ms} ms";
+          const properties = { error: (e as Error).message, ms: backoff };
+          // A refusal of this gateway's credentials needs the admin; an outage passes.
+          if (e instanceof EtcdRefused) log.error(message, properties);
+          else log.warn(message, properties);
           await sleep(backoff, signal);
           backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
         }
@@ -192,7 +200,14 @@ export class SharedDoors {
     const door = this.#o.door(grant.door);
     // Only a door this node shares with that group: a grant reaches no other door.
     if (grant.revoked) {
-      if (door?.share === grant.group) void this.#o.close(grant).catch(() => {});
+      if (door?.share === grant.group && held?.grant.revoked !== true) {
+        log.info("fleet: door {door} for {source} revoked by gateway {by}", {
+          door: grant.door,
+          source: grant.source,
+          by: grant.revokedBy ?? grant.node,
+        });
+        void this.#o.close(grant).catch(() => {});
+      }
       return;
     }
     const left = grant.until - this.#o.clock.now();
@@ -211,7 +226,15 @@ export class SharedDoors {
   }
 
   async #mirror(door: Door, grant: Grant, forMs: number, key: string): Promise<void> {
-    if (grant.node !== this.#o.node && !(await this.#o.open(door, grant, forMs))) return;
+    if (grant.node !== this.#o.node) {
+      log.info("fleet: door {door} for {source}: gateway {node} opened it for group {group}", {
+        door: grant.door,
+        source: grant.source,
+        node: grant.node,
+        group: grant.group,
+      });
+      if (!(await this.#o.open(door, grant, forMs))) return;
+    }
     try {
       const lease = await this.#o.leases.lease(forMs / 1000 + LEASE_MARGIN_S);
       await this.#o.client.txn({
