@@ -67,6 +67,48 @@ Deno.test({
 
 Deno.test({
   name:
+    "fleet: an SPA packet opens on one gateway only, and a code older than the fleet's mark is refused",
+  ignore,
+  async fn() {
+    await using etcd = await startEtcd();
+    const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
+    try {
+      const claims = (node: string) =>
+        new FleetClaims({
+          client,
+          leases: new LeasePool(client, systemClock),
+          clock: systemClock,
+          prefix: "/sesame/",
+          node,
+        });
+      const spa = { digest: "q83vEjRWeJA=", seen: Date.now() };
+      const [a, b] = await Promise.all([
+        claims("a").claim({ door, source: "192.0.2.7", spa }),
+        claims("b").claim({ door, source: "192.0.2.7", spa }),
+      ]);
+      assertEquals([a.ok, b.ok].filter(Boolean).length, 1);
+      // Marks only move up: after counter N, N - 1 is refused and N + 1 opens.
+      const code = (counter: number) => ({ door: "ssh", secret: "fp", counter });
+      assertEquals(
+        (await claims("a").claim({ door, source: "192.0.2.8", code: code(100) })).ok,
+        true,
+      );
+      assertEquals(
+        (await claims("b").claim({ door, source: "192.0.2.8", code: code(99) })).ok,
+        false,
+      );
+      assertEquals(
+        (await claims("b").claim({ door, source: "192.0.2.8", code: code(101) })).ok,
+        true,
+      );
+    } finally {
+      client.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "fleet: the watch of shared doors outlives the call time limit, and skips a key no one can decode",
   ignore,
   async fn() {
