@@ -260,7 +260,7 @@ async function startSystem(system: string, dir: string): Promise<{
     ? "nft: { port: 9 }"
     : `command: ["${ROOT}bench/record.sh", "${record}", "{ip}"]`;
   const state = system === "sesame-nft-state" || bind || capture;
-  const share = fleet ? "share: bench, " : "";
+  const share = fleet ? "share: bench\n    " : "";
   await Deno.writeTextFile(
     `${dir}/sesame.yaml`,
     `listen: { addresses: ["127.0.0.1"], metrics: "127.0.0.1:9464"${

@@ -30,7 +30,7 @@ const log = logger("fleet");
 
 /** A grant as `sesame status` shows it. */
 export interface FleetGrant extends Grant {
-  /** The nodes that mirrored it (the deciding node included once it opened). */
+  /** The deciding node and the nodes that mirrored it. */
   readonly confirmed: readonly string[];
 }
 
@@ -90,7 +90,10 @@ export class SharedDoors {
     const now = this.#o.clock.now();
     return [...this.#grants.values()]
       .filter(({ grant }) => grant.until > now && !grant.revoked)
-      .map(({ grant, confirmed }) => ({ ...grant, confirmed: [...confirmed].sort() }));
+      .map(({ grant, confirmed }) => ({
+        ...grant,
+        confirmed: [...new Set([grant.node, ...confirmed])].sort(),
+      }));
   }
 
   /**
@@ -226,15 +229,16 @@ export class SharedDoors {
   }
 
   async #mirror(door: Door, grant: Grant, forMs: number, key: string): Promise<void> {
-    if (grant.node !== this.#o.node) {
-      log.info("fleet: door {door} for {source}: gateway {node} opened it for group {group}", {
-        door: grant.door,
-        source: grant.source,
-        node: grant.node,
-        group: grant.group,
-      });
-      if (!(await this.#o.open(door, grant, forMs))) return;
-    }
+    // The deciding gateway opened it when it decided: it writes no confirmation (one etcd
+    // write less per open; status counts the decider as confirmed).
+    if (grant.node === this.#o.node) return;
+    log.info("fleet: door {door} for {source}: gateway {node} opened it for group {group}", {
+      door: grant.door,
+      source: grant.source,
+      node: grant.node,
+      group: grant.group,
+    });
+    if (!(await this.#o.open(door, grant, forMs))) return;
     try {
       const lease = await this.#o.leases.lease(forMs / 1000 + LEASE_MARGIN_S);
       await this.#o.client.txn({

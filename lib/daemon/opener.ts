@@ -18,7 +18,7 @@ import { openKey, type OpenRecord } from "../store/store.ts";
 import { Deadlines } from "./deadlines.ts";
 import { type Plan, planOpens } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
-import { admitted } from "./admission.ts";
+import { Admission } from "./admission.ts";
 
 export type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch };
 
@@ -82,11 +82,13 @@ export class Opener {
   /** When each open door closes (and failed closes retry): one timer for all. */
   readonly #deadlines: Deadlines<Entry>;
   readonly #now: () => number;
+  readonly #admission: Admission | undefined;
 
   /** @param options the store, the firewalls, the runner, the clock, the counters and the report. */
   constructor(options: OpenerOptions) {
     this.#options = options;
     this.#now = options.clock.now;
+    this.#admission = options.fleet ? new Admission(options.fleet, options.report) : undefined;
     this.#deadlines = new Deadlines<Entry>((entry) => this.#due(entry), options.clock);
   }
 
@@ -184,6 +186,7 @@ export class Opener {
   /** Asks for a door to open; handled with the rest of this turn's requests. */
   request(request: OpenRequest): void {
     this.#options.counters.openDecisions++;
+    this.#admission?.start(request);
     this.#requests.push(request);
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -265,8 +268,8 @@ export class Opener {
 
   /** One batch: the fleet's claims, plan, commit, act. */
   async #open(batch: readonly OpenRequest[]): Promise<void> {
-    const { store, counters, report, fleet } = this.#options;
-    const requests = fleet ? await admitted(batch, fleet, report) : batch;
+    const { store, counters, report } = this.#options;
+    const requests = this.#admission ? await this.#admission.admit(batch) : batch;
     if (requests.length === 0) return;
     const plans = planOpens(requests, (key) => this.#entries.get(key)?.record, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
