@@ -52,7 +52,7 @@ const levels =
       return { rate: Number(rate), protocol: protocol as "tcp" | "udp" };
     });
 const systems = (args.values.systems ??
-  "trivial,sesame-nft-state,sesame-nflog-state,sesame-bind-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
+  "trivial,sesame-nft-state,sesame-nflog-state,sesame-bind-state,sesame-fleet-state,sesame-nft,sesame-nft-batch,sesame-cmd,knockd")
   .split(",");
 const seconds = Number(args.values.seconds ?? (smoke ? 1 : 3));
 const gapMs = Number(args.values.gap ?? 10);

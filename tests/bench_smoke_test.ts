@@ -18,7 +18,7 @@ async function denoRun(args: string[]): Promise<Deno.CommandOutput> {
 
 Deno.test({
   name:
-    "bench --smoke measures trivial, sesame with the store (static and bind_source, sockets and capture intake), sesame-nft (session and batch), sesame-cmd and knockd",
+    "bench --smoke measures trivial, sesame with the store (static and bind_source, sockets and capture intake, etcd in the path), sesame-nft (session and batch), sesame-cmd and knockd",
   ignore,
   async fn() {
     await using dir = await tempDir();
@@ -30,6 +30,7 @@ Deno.test({
       "sesame-nft-state",
       "sesame-nflog-state",
       "sesame-bind-state",
+      "sesame-fleet-state",
       "sesame-nft",
       "sesame-nft-batch",
       "sesame-cmd",
