@@ -151,3 +151,127 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "fleet: a lease etcd lost (a restore, a revoke by hand) is replaced, not used for ever",
+  ignore,
+  async fn() {
+    await using etcd = await startEtcd();
+    const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
+    try {
+      const claims = new FleetClaims({
+        client,
+        leases: new LeasePool(client, systemClock),
+        clock: systemClock,
+        prefix: "/sesame/",
+        node: "a",
+      });
+      const code = (prefix: string) => ({ door: "ssh", secret: "fp", prefix, counter: 7 });
+      assertEquals((await claims.claim({ door, source: "192.0.2.7", code: code("1") })).ok, true);
+      // Every lease revoked behind sesame's back.
+      const post = async (path: string, body: unknown) =>
+        await (await fetch(etcd.url + path, { method: "POST", body: JSON.stringify(body) })).json();
+      const { leases } = await post("/v3/lease/leases", {});
+      assert(leases.length > 0);
+      for (const { ID } of leases) await post("/v3/lease/revoke", { ID });
+      const next = await claims.claim({ door, source: "192.0.2.8", code: code("2") });
+      assertEquals(next.ok ? "opened" : next.detail, "opened");
+    } finally {
+      client.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "fleet: revoke reaches every live grant of the door's group (over 128, and whatever their until), and no other group's",
+  ignore,
+  async fn() {
+    await using etcd = await startEtcd();
+    const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
+    const closed: string[] = [];
+    const shared = new SharedDoors({
+      client,
+      leases: new LeasePool(client, systemClock),
+      clock: systemClock,
+      prefix: "/sesame/",
+      node: "b",
+      groups: ["web", "db"],
+      door: () => door, // ssh, shared with web
+      open: () => Promise.resolve(true),
+      close: (grant) => {
+        closed.push(`${grant.group} ${grant.source}`);
+        return Promise.resolve();
+      },
+    });
+    try {
+      shared.start();
+      const put = (group: string, source: string, until: number) =>
+        client.txn({
+          compare: [],
+          success: [{
+            put: {
+              key: grantKey("/sesame/", group, "ssh", source),
+              value: grantValue({ group, door: "ssh", source, until, node: "a" }),
+            },
+          }],
+          failure: [],
+        });
+      const now = Date.now();
+      for (let i = 0; i < 150; i++) await put("web", `198.51.100.${i}`, now + 60_000);
+      await put("web", "203.0.113.1", now - 1000); // a shorter grant over a longer mirror
+      await put("db", "198.51.100.1", now + 60_000); // another group's door of that name
+      const deadline = Date.now() + 5000;
+      while (shared.grants().length < 151 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(await shared.revoke("ssh"), 151);
+      while (closed.length < 151 && Date.now() < deadline + 5000) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(closed.length, 151);
+      assert(closed.includes("web 203.0.113.1"));
+      assert(!closed.some((c) => c.startsWith("db ")));
+    } finally {
+      await shared.stop();
+      client.close();
+    }
+  },
+});
+
+Deno.test("fleet: a shared door whose local commit fails takes its grant back (the other gateways close it too)", async () => {
+  const { Opener } = await import("../lib/daemon/opener.ts");
+  const { MemoryStore } = await import("../lib/store/store.ts");
+  const { DryRunFirewall } = await import("../lib/testing/mod.ts");
+  const { Counters } = await import("../lib/counters.ts");
+  const store = new MemoryStore();
+  store.failWith = new Error("disk full");
+  const withdrawn: string[] = [];
+  const nft = new DryRunFirewall();
+  const opener = new Opener({
+    store,
+    firewalls: { nft, iptables: new DryRunFirewall() },
+    runner: {
+      run: () => Promise.reject(),
+      spawn: () => {
+        throw new Error();
+      },
+      close() {},
+    },
+    clock: systemClock,
+    counters: new Counters(),
+    report: () => {},
+    fleet: {
+      claim: () => Promise.resolve({ ok: true, until: Date.now() + 60_000 }),
+      withdraw: (r) => {
+        withdrawn.push(`${r.door.name} ${r.source}`);
+        return Promise.resolve();
+      },
+    },
+  });
+  opener.request({ door, source: "192.0.2.7" });
+  await opener.settled();
+  assertEquals(nft.calls, []); // shut here
+  assertEquals(withdrawn, ["ssh 192.0.2.7"]); // and taken back in the fleet
+  opener.cancelTimers();
+});

@@ -12,7 +12,7 @@ import { counterAt } from "../sequence.ts";
 import type { OpenRequest } from "../daemon/open_request.ts";
 import type { EtcdClient, KeyValue, Op, TxnResult } from "./etcd.ts";
 import { counterText, grantKey, grantValue, markKey, parseCounter, spaKey } from "./fleet_keys.ts";
-import type { LeasePool } from "./leases.ts";
+import { leaseLost, type LeasePool } from "./leases.ts";
 
 const log = logger("fleet");
 
@@ -60,7 +60,7 @@ export class FleetClaims {
    * Commits what `request` uses (its code, its SPA packet) and, for a shared door, its
    * grant, in one transaction. A grant mirrored from another node needs nothing.
    */
-  async claim(request: OpenRequest): Promise<Verdict> {
+  async claim(request: OpenRequest, retried = false): Promise<Verdict> {
     const { door } = request;
     if (request.mirror || !door.fleet) return OK;
     if (!request.code && !request.spa && !door.share) return OK;
@@ -74,6 +74,11 @@ export class FleetClaims {
       await this.#o.client.txn({ compare: [], success: ops, failure: [] });
       return ok;
     } catch (e) {
+      if (leaseLost(e) && !retried) {
+        // etcd forgot the lease this claim used (it lost its data): a new one, once.
+        this.#o.leases.invalidate();
+        return this.claim(request, true);
+      }
       const detail = (e as Error).message;
       if (door.fleet === "local") {
         log.warn(

@@ -80,6 +80,7 @@ export class Fleet {
   readonly #client: EtcdClient;
   readonly #claims: FleetClaims;
   readonly #shared: SharedDoors;
+  #stopped: Promise<void> | undefined;
 
   private constructor(cluster: ClusterSettings, client: EtcdClient, deps: FleetDeps) {
     this.#cluster = cluster;
@@ -98,7 +99,8 @@ export class Fleet {
           door,
           source: grant.source,
           ...(grant.user === undefined ? {} : { user: grant.user }),
-          forMs,
+          // Fixed now, not when the batch is planned: never past the grant's until.
+          until: deps.clock.now() + forMs,
           mirror: true,
         });
         await opener.settled();
@@ -157,9 +159,18 @@ export class Fleet {
     };
   }
 
-  /** Stops watching and releases the client. */
-  async stop(): Promise<void> {
-    await this.#shared.stop();
-    this.#client.close();
+  /** Stops watching and releases the client. Safe to call twice. */
+  stop(): Promise<void> {
+    return this.#stopped ??= this.#shared.stop().then(() => this.#client.close());
+  }
+
+  /**
+   * Takes back the grant of a shared door this gateway claimed but could not open (its
+   * store refused the commit), so the other gateways close it too. Best effort.
+   */
+  async withdraw(request: OpenRequest): Promise<void> {
+    const { door } = request;
+    if (!door.share || request.mirror) return;
+    await this.#shared.withdraw(door.share, door.name, request.source);
   }
 }

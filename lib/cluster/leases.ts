@@ -38,4 +38,17 @@ export class LeasePool {
     }
     return await this.#current.id;
   }
+
+  /**
+   * Forgets the lease handed out: etcd answered that it does not know it (a restart that
+   * lost its data, a restore, a revoke by hand). The next {@link lease} grants a new one.
+   */
+  invalidate(): void {
+    this.#current = undefined;
+  }
+}
+
+/** True when etcd's answer says a lease it was given does not exist. */
+export function leaseLost(error: unknown): boolean {
+  return /lease not found/i.test(String((error as Error)?.message ?? error));
 }

@@ -24,7 +24,7 @@ import {
   grantValue,
   readDoorsEntry,
 } from "./fleet_keys.ts";
-import type { LeasePool } from "./leases.ts";
+import { leaseLost, type LeasePool } from "./leases.ts";
 
 const log = logger("fleet");
 
@@ -103,25 +103,64 @@ export class SharedDoors {
    */
   async revoke(door: string, source?: string, user?: string): Promise<number> {
     const now = this.#o.clock.now();
+    const group = this.#o.door(door)?.share;
+    // Whatever its until: a gateway that mirrored an earlier, longer grant of the same
+    // source still holds it open. Only this door's group: another group's door of the
+    // same name is not this one.
     const matching = [...this.#grants.entries()].filter(([, { grant }]) =>
-      grant.door === door && !grant.revoked && grant.until > now &&
+      grant.door === door && grant.group === group && !grant.revoked &&
       (source === undefined || grant.source === source) &&
       (user === undefined || grant.user === user)
     );
     if (matching.length === 0) return 0;
-    const lease = await this.#o.leases.lease(LEASE_MARGIN_S);
-    await this.#o.client.txn({
-      compare: [],
-      success: matching.map(([key, { grant }]) => ({
-        put: {
-          key,
-          value: grantValue({ ...grant, until: now, revoked: true, revokedBy: this.#o.node }),
-          lease,
-        },
-      })),
-      failure: [],
-    });
+    // etcd takes at most 128 operations a transaction (--max-txn-ops).
+    for (let i = 0; i < matching.length; i += 100) {
+      await this.#leased((lease) =>
+        this.#o.client.txn({
+          compare: [],
+          success: matching.slice(i, i + 100).map(([key, { grant }]) => ({
+            put: {
+              key,
+              value: grantValue({ ...grant, until: now, revoked: true, revokedBy: this.#o.node }),
+              lease,
+            },
+          })),
+          failure: [],
+        }), LEASE_MARGIN_S);
+    }
     return matching.length;
+  }
+
+  /**
+   * Takes back a grant this gateway wrote for a door it could not open after all (its own
+   * store refused the commit): the other gateways close it too.
+   */
+  async withdraw(group: string, door: string, source: string): Promise<void> {
+    const now = this.#o.clock.now();
+    const grant = { group, door, source, until: now, node: this.#o.node, revoked: true };
+    await this.#leased((lease) =>
+      this.#o.client.txn({
+        compare: [],
+        success: [{
+          put: {
+            key: grantKey(this.#o.prefix, group, door, source),
+            value: grantValue({ ...grant, revokedBy: this.#o.node }),
+            lease,
+          },
+        }],
+        failure: [],
+      }), LEASE_MARGIN_S);
+  }
+
+  /** A lease; when etcd no longer knows the pool's, the write is tried once with a new one. */
+  async #leased(write: (lease: string) => Promise<unknown>, seconds: number): Promise<void> {
+    try {
+      await write(await this.#o.leases.lease(seconds));
+    } catch (e) {
+      if (!leaseLost(e)) throw e;
+      this.#o.leases.invalidate();
+      await write(await this.#o.leases.lease(seconds));
+    }
   }
 
   async #run(): Promise<void> {
@@ -240,14 +279,14 @@ export class SharedDoors {
     });
     if (!(await this.#o.open(door, grant, forMs))) return;
     try {
-      const lease = await this.#o.leases.lease(forMs / 1000 + LEASE_MARGIN_S);
-      await this.#o.client.txn({
-        compare: [],
-        success: [{
-          put: { key: confirmKey(key, this.#o.node), value: String(grant.until), lease },
-        }],
-        failure: [],
-      });
+      await this.#leased((lease) =>
+        this.#o.client.txn({
+          compare: [],
+          success: [{
+            put: { key: confirmKey(key, this.#o.node), value: String(grant.until), lease },
+          }],
+          failure: [],
+        }), forMs / 1000 + LEASE_MARGIN_S);
     } catch {
       // Unconfirmed in status; the door is open here all the same.
     }

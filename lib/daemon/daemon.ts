@@ -433,6 +433,9 @@ export class Daemon {
       this.#guard.stop();
       this.#binder.stop();
       this.#listeners.closeAll();
+      // The fleet's watch first: a grant mirrored after the closes below would open a door
+      // nothing closes.
+      await this.#fleet?.stop();
       await this.#opener.closeAll();
       await this.#release();
       log.info(

@@ -31,7 +31,11 @@ export interface OpenerOptions {
    * With a cluster: commits each request's code, SPA packet and shared grant in etcd
    * first; a request it refuses opens nothing.
    */
-  readonly fleet?: { claim(request: OpenRequest): Promise<Verdict> };
+  readonly fleet?: {
+    claim(request: OpenRequest): Promise<Verdict>;
+    /** Takes back a shared grant whose door could not open here. */
+    withdraw?(request: OpenRequest): Promise<void>;
+  };
 }
 
 /** One door to open for one source: what {@link Opener.request} takes. */

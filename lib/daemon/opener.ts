@@ -291,6 +291,8 @@ export class Opener {
         refused: plans.map((p) => `${p.door.name} ${p.record.source}`),
         error: (e as Error).message,
       });
+      // Shared grants claimed for them go back: the other gateways close them too.
+      for (const request of requests) void this.#options.fleet?.withdraw?.(request).catch(() => {});
       return; // nothing acts, nothing is scheduled: the doors stay shut
     }
     // Acted on without waiting: the next batch commits while the firewall works on this
