@@ -7,6 +7,8 @@
  * @module
  */
 import { normalizeHost } from "../address.ts";
+import type { Firewall } from "../actions/firewall.ts";
+import type { Clock, Timer } from "../clock.ts";
 import { Counters } from "../counters.ts";
 import type {
   BindFailure,
@@ -103,4 +105,21 @@ export class CaptureListeners implements Listeners {
     for (const a of this.#addresses) if (a.includes(":") === v6) return true;
     return false;
   }
+}
+
+/**
+ * Reads every 5 s how many knocks the kernel handed the reader (sesame's table counts
+ * them), for the metrics and status beside what the reader parsed. Returns the timer.
+ */
+export function countCaptureLogged(
+  nft: Pick<Firewall, "captureLogged">,
+  counters: Counters,
+  clock: Clock,
+): Timer {
+  const read = async () => {
+    const logged = await nft.captureLogged?.().catch(() => undefined);
+    if (logged !== undefined) counters.captureLogged = logged;
+  };
+  void read();
+  return clock.setInterval(() => void read(), 5_000);
 }

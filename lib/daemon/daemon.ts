@@ -18,7 +18,7 @@ import { ConfigError, FirewallError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type Listeners, type ListenersFactory, SocketListeners } from "../net/listeners.ts";
 import { SqliteStore } from "../store/sqlite.ts";
-import { CaptureListeners } from "../capture/listeners.ts";
+import { CaptureListeners, countCaptureLogged } from "../capture/listeners.ts";
 import { MemoryStore, type OpenRecord, type Store } from "../store/store.ts";
 import { Admin, type DaemonStatus, type RevokeRequest } from "./admin.ts";
 import { Binder, type Bound } from "./binder.ts";
@@ -287,14 +287,7 @@ export class Daemon {
     this.#binder.announce(this.#config, bound);
     this.#tick = this.#clock.setInterval(() => this.#onTick(), TICK_MS);
     if (this.#config.capture.kind === "nflog") {
-      // What the kernel handed the reader, for the metrics and status (vs what it parsed).
-      const nft = this.#firewalls.nft;
-      const read = async () => {
-        const logged = await nft.captureLogged?.().catch(() => undefined);
-        if (logged !== undefined) this.counters.captureLogged = logged;
-      };
-      void read();
-      this.#captureCount = this.#clock.setInterval(() => void read(), 5_000);
+      this.#captureCount = countCaptureLogged(this.#firewalls.nft, this.counters, this.#clock);
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import type { Door } from "../config/types.ts";
 import { substitute } from "../actions/command.ts";
+import type { CommandResult } from "../actions/runner.ts";
 import { openKey, type OpenRecord } from "../store/store.ts";
 import type { OpenRequest } from "./opener.ts";
 
@@ -84,4 +85,20 @@ export function planOpens(
     plans.set(key, { door, record, fresh: true, timeoutMs: open.commandTimeoutMs, at });
   }
   return [...plans.values()];
+}
+
+/** What a failed command's result says, for a log line. */
+export function describeFailure(result: CommandResult): string {
+  if (result.timedOut) return "killed after its time limit";
+  return `exit code ${result.code}${result.error ? `: ${result.error}` : ""}`;
+}
+
+/** The fields of a record that its door events carry. */
+export function brief(record: OpenRecord) {
+  return {
+    door: record.door,
+    source: record.source,
+    ...(record.user === undefined ? {} : { user: record.user }),
+    until: record.until,
+  };
 }

@@ -13,10 +13,9 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { CommandResult } from "../actions/runner.ts";
 import { openKey, type OpenRecord } from "../store/store.ts";
 import { Deadlines } from "./deadlines.ts";
-import { type Plan, planOpens } from "./open_plan.ts";
+import { brief, describeFailure, type Plan, planOpens } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
 import { Admission } from "./admission.ts";
 
@@ -355,13 +354,7 @@ export class Opener {
         counters.openLatency.observe(Math.max(0, this.#now() - at) / 1000);
       }
     }
-    report({
-      kind: fresh ? "opened" : "extended",
-      door: record.door,
-      source: record.source,
-      ...(record.user === undefined ? {} : { user: record.user }),
-      until: record.until,
-    });
+    report({ ...brief(record), kind: fresh ? "opened" : "extended" });
   }
 
   #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#now())): void {
@@ -429,14 +422,7 @@ export class Opener {
     this.#entries.delete(key);
     counters.closes++;
     counters.door(record.door).closes++;
-    report({
-      kind: "closed",
-      door: record.door,
-      source: record.source,
-      ...(record.user === undefined ? {} : { user: record.user }),
-      until: record.until,
-      ...(revoked ? { revoked: true as const } : {}),
-    });
+    report({ ...brief(record), kind: "closed", ...(revoked ? { revoked: true as const } : {}) });
     // A close at its time may be lost with the machine (the next start closes it again);
     // a close before its time may not (the next start would put the door back).
     await store.commit({
@@ -448,19 +434,4 @@ export class Opener {
     });
     return true;
   }
-}
-
-function describeFailure(result: CommandResult): string {
-  if (result.timedOut) return "killed after its time limit";
-  return `exit code ${result.code}${result.error ? `: ${result.error}` : ""}`;
-}
-
-/** The fields of a record that its door events carry. */
-function brief(record: OpenRecord) {
-  return {
-    door: record.door,
-    source: record.source,
-    ...(record.user === undefined ? {} : { user: record.user }),
-    until: record.until,
-  };
 }
