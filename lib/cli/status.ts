@@ -319,7 +319,14 @@ function render(report: StatusReport): string {
     );
     if (f.grants.length > 0) {
       lines.push(...table([
-        ["SHARED", "GROUP", "SOURCE", "UNTIL", "DECIDED BY", "CONFIRMED BY"],
+        [
+          f.connected ? "SHARED" : "SHARED (LAST KNOWN)",
+          "GROUP",
+          "SOURCE",
+          "UNTIL",
+          "DECIDED BY",
+          "CONFIRMED BY",
+        ],
         ...f.grants.map((g) => [
           g.door,
           g.group,

@@ -250,6 +250,7 @@ export class EtcdClient {
     const end = performance.now() + timeoutMs;
     let last: unknown;
     let renewed = false;
+    const causes: string[] = [];
     // Each endpoint once, starting from the one that answered last; all within the limit,
     // each with its share of what is left: a member that hangs (stopped, partitioned) costs
     // a share, not the whole call. A transaction sent again may have committed the first
@@ -263,6 +264,7 @@ export class EtcdClient {
       } catch (e) {
         last = e;
         if (e instanceof EtcdRefused) throw e;
+        causes.push(`${endpoint}: ${attemptCause(e, attempt, share)}`);
         if (e instanceof TokenExpired && !renewed) {
           renewed = true;
           this.#token = undefined;
@@ -272,11 +274,7 @@ export class EtcdClient {
         this.#next();
       }
     }
-    const reason = signal.aborted ? `no answer within ${this.#settings.timeoutMs} ms` : "";
-    throw new EtcdUnavailable(
-      `etcd did not answer${reason ? ` (${reason})` : ""}: ${(last as Error)?.message ?? ""}`,
-      { cause: last },
-    );
+    throw new EtcdUnavailable(`no etcd member answered: ${causes.join("; ")}`, { cause: last });
   }
 
   /** The Authorization header, when auth is on (a token fetched once, then reused). */
@@ -340,4 +338,19 @@ export class EtcdClient {
     }
     return raw;
   }
+}
+
+/** Why one member did not answer, in an admin's words. */
+function attemptCause(e: unknown, attempt: AbortSignal, share: number): string {
+  if (attempt.aborted) {
+    return `no answer within ${
+      Math.round(share)
+    } ms (a member without a leader, i.e. no quorum, or overloaded)`;
+  }
+  const error = e as Error;
+  const inner = (error?.cause as Error | undefined)?.message;
+  const text = `${error?.message ?? e}${inner ? `: ${inner}` : ""}`;
+  if (/refused|os error 111/i.test(text)) return "connection refused (not running?)";
+  if (/No route|unreachable|os error 113|os error 101/i.test(text)) return "unreachable (no route)";
+  return text;
 }
