@@ -275,3 +275,99 @@ Deno.test("fleet: a shared door whose local commit fails takes its grant back (t
   assertEquals(withdrawn, ["ssh 192.0.2.7"]); // and taken back in the fleet
   opener.cancelTimers();
 });
+
+Deno.test({
+  name:
+    "fleet: a revoke written before this gateway's newer grant of the same source does not close its fresh door",
+  ignore,
+  async fn() {
+    await using etcd = await startEtcd();
+    const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
+    const leases = new LeasePool(client, systemClock);
+    const own = new Map<string, bigint>();
+    const closed: string[] = [];
+    // A slow watch: its events wait at the gate (the revoke is read after this gateway's claim).
+    let open!: () => void;
+    const gate = new Promise<void>((r) => open = r);
+    const slow = {
+      range: client.range.bind(client),
+      txn: client.txn.bind(client),
+      async *watch(prefix: string, from: string, signal: AbortSignal) {
+        for await (const events of client.watch(prefix, from, signal)) {
+          await gate;
+          yield events;
+        }
+      },
+    };
+    const shared = new SharedDoors({
+      client: slow,
+      leases,
+      clock: systemClock,
+      prefix: "/sesame/",
+      node: "a",
+      groups: ["web"],
+      door: () => door,
+      open: () => Promise.resolve(true),
+      ownNewer: (key, revision) => (own.get(key) ?? -1n) > BigInt(revision),
+      close: (grant) => {
+        closed.push(grant.source);
+        return Promise.resolve();
+      },
+    });
+    try {
+      shared.start();
+      const deadline = Date.now() + 5000;
+      while (!shared.connected && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const key = grantKey("/sesame/", "web", "ssh", "192.0.2.7");
+      const put = async (revoked: boolean) =>
+        (await client.txn({
+          compare: [],
+          success: [{
+            put: {
+              key,
+              value: grantValue({
+                group: "web",
+                door: "ssh",
+                source: "192.0.2.7",
+                until: Date.now() + 60_000,
+                node: "b",
+                ...(revoked ? { revoked: true, revokedBy: "b" } : {}),
+              }),
+            },
+          }],
+          failure: [],
+        })).revision;
+      await put(false); // b's grant, mirrored here
+      const revoke = BigInt(await put(true)); // b revokes it
+      // This gateway's claim of the same source, written after the revoke.
+      const claims = new FleetClaims({
+        client,
+        leases,
+        clock: systemClock,
+        prefix: "/sesame/",
+        node: "a",
+      });
+      const mine = await claims.claim({
+        door,
+        source: "192.0.2.7",
+        code: { door: "ssh", secret: "fp", prefix: "192.0.2.7/32", counter: 5 },
+      });
+      assert(mine.ok && mine.revision !== undefined && BigInt(mine.revision) > revoke);
+      own.set(key, BigInt(mine.revision!));
+      open(); // the watch reads the revoke only now: stale, nothing closes
+      await new Promise((r) => setTimeout(r, 700));
+      assertEquals(closed, []);
+      // A revoke written after this gateway's grant closes it.
+      await put(true);
+      while (closed.length === 0 && Date.now() < deadline + 3000) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(closed, ["192.0.2.7"]);
+    } finally {
+      await shared.stop();
+      client.close();
+    }
+  },
+});

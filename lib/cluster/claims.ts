@@ -24,6 +24,8 @@ export type Verdict =
     readonly local?: true;
     /** A shared door: when its grant says it closes (the door here closes then too). */
     readonly until?: number;
+    /** A shared door: etcd's revision of the grant's write, when known. */
+    readonly revision?: string;
   }
   | {
     readonly ok: false;
@@ -71,8 +73,8 @@ export class FleetClaims {
       const ok: Verdict = door.share ? { ok: true, until } : OK;
       if (request.code) return await this.#claimCode(request, ops, ok);
       if (request.spa) return await this.#claimSpa(request, ops, ok);
-      await this.#o.client.txn({ compare: [], success: ops, failure: [] });
-      return ok;
+      const result = await this.#o.client.txn({ compare: [], success: ops, failure: [] });
+      return written(ok, result.revision);
     } catch (e) {
       if (leaseLost(e) && !retried) {
         // etcd forgot the lease this claim used (it lost its data): a new one, once.
@@ -135,9 +137,9 @@ export class FleetClaims {
         },
       }],
     });
-    if (result.succeeded) return ok;
+    if (result.succeeded) return written(ok, result.revision);
     const inner = result.responses[0] as TxnResult;
-    if (inner.succeeded) return ok;
+    if (inner.succeeded) return written(ok, result.revision);
     if ((inner.responses[1] as KeyValue[]).length > 0) return ok; // this claim, sent twice
     const held = (inner.responses[0] as KeyValue[])[0];
     if (held === undefined) return this.#claimCode(request, ops, ok); // removed meanwhile
@@ -170,7 +172,7 @@ export class FleetClaims {
       failure: [],
     });
     return retry.succeeded
-      ? ok
+      ? written(ok, retry.revision)
       : { ok: false, reason: "used-elsewhere", detail: `counter ${code.counter}: raced` };
   }
 
@@ -199,9 +201,14 @@ export class FleetClaims {
     });
     const held = result.succeeded ? undefined : (result.responses[0] as KeyValue[])[0];
     return result.succeeded || held?.value === mine
-      ? ok
+      ? written(ok, result.succeeded ? result.revision : undefined)
       : { ok: false, reason: "used-elsewhere", detail: "this SPA packet was used already" };
   }
+}
+
+/** A verdict that a shared door's grant was written at `revision`. */
+function written(ok: Verdict, revision: string | undefined): Verdict {
+  return ok.ok && ok.until !== undefined && revision !== undefined ? { ...ok, revision } : ok;
 }
 
 /** The key a receipt op writes. */

@@ -13,7 +13,7 @@ import type { OpenRequest } from "../daemon/open_request.ts";
 import type { Opener } from "../daemon/opener.ts";
 import { FleetClaims, type Verdict } from "./claims.ts";
 import { EtcdClient } from "./etcd.ts";
-import type { Grant } from "./fleet_keys.ts";
+import { type Grant, grantKey } from "./fleet_keys.ts";
 import { LeasePool } from "./leases.ts";
 import { type FleetGrant, SharedDoors } from "./shared_doors.ts";
 
@@ -80,6 +80,8 @@ export class Fleet {
   readonly #client: EtcdClient;
   readonly #claims: FleetClaims;
   readonly #shared: SharedDoors;
+  /** The revision of this gateway's latest grant per grant key (a revoke older than it is stale). */
+  readonly #own = new Map<string, bigint>();
   #stopped: Promise<void> | undefined;
 
   private constructor(cluster: ClusterSettings, client: EtcdClient, deps: FleetDeps) {
@@ -106,6 +108,7 @@ export class Fleet {
         await opener.settled();
         return opener.records().some((r) => r.door === door.name && r.source === grant.source);
       },
+      ownNewer: (key: string, revision: string) => (this.#own.get(key) ?? -1n) > BigInt(revision),
       close: async (grant: Grant) => {
         await deps.opener().revoke({ door: grant.door, source: grant.source });
       },
@@ -134,8 +137,16 @@ export class Fleet {
   }
 
   /** Commits a request's use (and grant) in etcd: see {@link FleetClaims.claim}. */
-  claim(request: OpenRequest): Promise<Verdict> {
-    return this.#claims.claim(request);
+  async claim(request: OpenRequest): Promise<Verdict> {
+    const verdict = await this.#claims.claim(request);
+    const { door } = request;
+    if (verdict.ok && verdict.revision !== undefined && door.share) {
+      const key = grantKey(this.#cluster.etcd.prefix, door.share, door.name, request.source);
+      this.#own.delete(key); // re-inserted last: the oldest go first below
+      this.#own.set(key, BigInt(verdict.revision));
+      if (this.#own.size > 100_000) this.#own.delete(this.#own.keys().next().value!);
+    }
+    return verdict;
   }
 
   /** Starts watching the fleet's doors. */

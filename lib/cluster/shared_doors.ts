@@ -47,6 +47,11 @@ export interface SharedDoorsOptions {
   readonly door: (name: string) => Door | undefined;
   /** Opens `door` for `source` for `forMs` here; resolves true once it is open. */
   readonly open: (door: Door, grant: Grant, forMs: number) => Promise<boolean>;
+  /**
+   * True when this gateway wrote a grant for `key` after `revision`: a revoke read now but
+   * written before that grant does not close the door this gateway just opened.
+   */
+  readonly ownNewer?: (key: string, revision: string) => boolean;
   /** Closes `door` for `source` here (a revoke elsewhere). */
   readonly close: (grant: Grant) => Promise<void>;
   /** The connection to etcd came or went. */
@@ -242,6 +247,7 @@ export class SharedDoors {
     const door = this.#o.door(grant.door);
     // Only a door this node shares with that group: a grant reaches no other door.
     if (grant.revoked) {
+      if (this.#o.ownNewer?.(entry.key, kv.modRevision)) return; // a stale revoke
       if (door?.share === grant.group && held?.grant.revoked !== true) {
         log.info("fleet: door {door} for {source} revoked by gateway {by}", {
           door: grant.door,
