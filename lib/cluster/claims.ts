@@ -120,7 +120,7 @@ export class FleetClaims {
    * The claim leaves a receipt of its own: a transaction the client sent again (its first
    * answer lost) finds it and knows the mark is its own.
    */
-  async #claimCode(request: OpenRequest, ops: Op[], ok: Verdict): Promise<Verdict> {
+  async #claimCode(request: OpenRequest, ops: Op[], ok: Verdict, again = false): Promise<Verdict> {
     const code = request.code!;
     const key = markKey(this.#o.prefix, code);
     const value = counterText(code.counter);
@@ -142,7 +142,11 @@ export class FleetClaims {
     if (inner.succeeded) return written(ok, result.revision);
     if ((inner.responses[1] as KeyValue[]).length > 0) return ok; // this claim, sent twice
     const held = (inner.responses[0] as KeyValue[])[0];
-    if (held === undefined) return this.#claimCode(request, ops, ok); // removed meanwhile
+    if (held === undefined) {
+      // Removed meanwhile (by hand, or by a writer of the prefix): once more, then refuse.
+      if (!again) return this.#claimCode(request, ops, ok, true);
+      return { ok: false, reason: "used-elsewhere", detail: `counter ${code.counter}: raced` };
+    }
     const mark = parseCounter(held.value);
     const door = request.door;
     const current = door.kind === "rotating" ? counterAt(this.#o.clock.now(), door.periodMs) : 0;
@@ -157,7 +161,7 @@ export class FleetClaims {
     // A mark no clock of the fleet could have set: whoever wrote it can write the prefix.
     // Not honoured (it would burn every code until then), and said loudly.
     log.error(
-      "the fleet's mark for door {door} is {mark} ({ahead}): not honoured; someone who can write etcd's prefix set it",
+      "the fleet's mark for door {door} is {mark} ({ahead}): not honoured; someone who can write etcd's prefix set it, or this gateway's clock is far behind (check NTP)",
       {
         door: door.name,
         mark: held.value.slice(0, 40),

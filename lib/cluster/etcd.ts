@@ -186,9 +186,12 @@ export class EtcdClient {
       throw new EtcdUnavailable(`watch on ${endpoint}: ${(e as Error).message}`, { cause: e });
     }
     if (!response.ok || !response.body) {
-      await response.body?.cancel();
+      const text = await response.text().catch(() => "");
+      this.#forgetTokenIf(text);
       this.#next();
-      throw new EtcdUnavailable(`watch on ${endpoint}: HTTP ${response.status}`);
+      throw new EtcdUnavailable(
+        `watch on ${endpoint}: HTTP ${response.status} ${text.slice(0, 200)}`,
+      );
     }
     // After the headers the stream may be quiet for long: only `signal` ends it.
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -206,7 +209,10 @@ export class EtcdClient {
           buffer = buffer.slice(end + 1);
           if (line === "") continue;
           const message = JSON.parse(line);
-          if (message.error) throw new EtcdUnavailable(`watch: ${message.error.message}`);
+          if (message.error) {
+            this.#forgetTokenIf(String(message.error.message));
+            throw new EtcdUnavailable(`watch: ${message.error.message}`);
+          }
           const result = message.result ?? {};
           if (result.compact_revision && result.compact_revision !== "0") {
             throw new WatchCompacted();
@@ -233,6 +239,11 @@ export class EtcdClient {
   /** Releases the HTTP client. */
   close(): void {
     this.#http?.close();
+  }
+
+  /** An expired token ends a watch as any error: the next one authenticates again. */
+  #forgetTokenIf(text: string): void {
+    if (/invalid auth token|auth: revision in header is old/.test(text)) this.#token = undefined;
   }
 
   #next(): void {

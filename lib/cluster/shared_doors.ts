@@ -175,7 +175,10 @@ export class SharedDoors {
       try {
         const prefix = doorsPrefix(this.#o.prefix);
         const { kvs, revision } = await this.#o.client.range(prefix);
-        this.#grants.clear();
+        // Read again after a reconnect: grants unchanged since are not mirrored twice; those
+        // gone meanwhile (their lease ended) leave the view.
+        const present = new Set(kvs.map((kv) => kv.key));
+        for (const key of this.#grants.keys()) if (!present.has(key)) this.#grants.delete(key);
         for (const kv of kvs) this.#apply(kv, "PUT");
         this.#up(true);
         backoff = FIRST_BACKOFF_MS;
