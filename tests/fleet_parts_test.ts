@@ -371,3 +371,57 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "fleet: claims of one turn go in one transaction; each keeps its own verdict, and one code claimed twice opens once",
+  ignore,
+  async fn() {
+    await using etcd = await startEtcd();
+    const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 5000 });
+    let transactions = 0;
+    const counting = {
+      txn: (t: Parameters<typeof client.txn>[0]) => {
+        transactions++;
+        return client.txn(t);
+      },
+      grantLease: client.grantLease.bind(client),
+    };
+    try {
+      const claims = new FleetClaims({
+        client: counting,
+        leases: new LeasePool(counting, systemClock),
+        clock: systemClock,
+        prefix: "/sesame/",
+        node: "a",
+      });
+      const code = (i: number) => ({
+        door: "ssh",
+        secret: "fp",
+        prefix: `10.0.${i >> 8}.${i & 255}/32`,
+        counter: 9,
+      });
+      await claims.claim({ door, source: "10.9.9.9", code: code(9999) }); // the lease, once
+      transactions = 0;
+      // 200 sources at once, and one source's code 20 times among them.
+      const verdicts = await Promise.all([
+        ...Array.from(
+          { length: 200 },
+          (_, i) => claims.claim({ door, source: `10.0.${i >> 8}.${i & 255}`, code: code(i) }),
+        ),
+        ...Array.from(
+          { length: 20 },
+          () => claims.claim({ door, source: "10.1.1.1", code: code(5000) }),
+        ),
+      ]);
+      assertEquals(verdicts.slice(0, 200).filter((v) => v.ok).length, 200);
+      assertEquals(verdicts.slice(200).filter((v) => v.ok).length, 1);
+      assert(transactions <= 40, `${transactions} transactions for 220 claims`);
+      // And each mark is in etcd.
+      const { kvs } = await client.range("/sesame/marks/");
+      assertEquals(kvs.length, 202);
+    } finally {
+      client.close();
+    }
+  },
+});

@@ -13,6 +13,7 @@ import type { OpenRequest } from "../daemon/open_request.ts";
 import type { EtcdClient, KeyValue, Op, TxnResult } from "./etcd.ts";
 import { counterText, grantKey, grantValue, markKey, parseCounter, spaKey } from "./fleet_keys.ts";
 import { leaseLost, type LeasePool } from "./leases.ts";
+import { TxnBatcher } from "./txn_batcher.ts";
 
 const log = logger("fleet");
 
@@ -52,10 +53,12 @@ const LEASE_MARGIN_S = 60;
 /** Commits uses and grants in etcd before doors open. */
 export class FleetClaims {
   readonly #o: ClaimsOptions;
+  readonly #batcher: TxnBatcher;
 
   /** @param options the etcd client, the leases, the clock, the prefix and this node's name. */
   constructor(options: ClaimsOptions) {
     this.#o = options;
+    this.#batcher = new TxnBatcher(options.client);
   }
 
   /**
@@ -126,17 +129,18 @@ export class FleetClaims {
     const value = counterText(code.counter);
     const receipt = await this.#receipt();
     const put: Op = { put: { key, value } };
-    const result = await this.#o.client.txn({
+    // With the other claims of this turn, in one transaction (txn_batcher.ts).
+    const result = await this.#batcher.run({
       compare: [{ key, target: "CREATE", createRevision: "0" }],
       success: [put, receipt, ...ops],
       failure: [{
         txn: {
           compare: [{ key, target: "VALUE", result: "LESS", value }],
           success: [put, receipt, ...ops],
-          failure: [{ range: { key } }, { range: { key: receiptKey(receipt) } }],
+          failure: [{ range: { key } }, { range: { key: putKey(receipt) } }],
         },
       }],
-    });
+    }, [key, putKey(receipt), ...ops.map(putKey)]);
     if (result.succeeded) return written(ok, result.revision);
     const inner = result.responses[0] as TxnResult;
     if (inner.succeeded) return written(ok, result.revision);
@@ -215,7 +219,7 @@ function written(ok: Verdict, revision: string | undefined): Verdict {
   return ok.ok && ok.until !== undefined && revision !== undefined ? { ...ok, revision } : ok;
 }
 
-/** The key a receipt op writes. */
-function receiptKey(op: Op): string {
+/** The key a put op writes. */
+function putKey(op: Op): string {
   return "put" in op ? op.put.key : "";
 }
