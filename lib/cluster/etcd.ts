@@ -68,6 +68,15 @@ export class WatchCompacted extends Error {
 /** The auth token was refused (expired, or auth changed): authenticate again. */
 class TokenExpired extends Error {}
 
+/** etcd answered, with an error (not a lost or late answer): the request itself was refused. */
+export class EtcdAnswered extends Error {
+  /** @param message the member and etcd's error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "EtcdAnswered";
+  }
+}
+
 /**
  * etcd refused this gateway's credentials or their permission on a key: every member
  * would, so no other is tried, and the message says what to fix.
@@ -217,7 +226,10 @@ export class EtcdClient {
           if (result.compact_revision && result.compact_revision !== "0") {
             throw new WatchCompacted();
           }
-          if (result.canceled) throw new EtcdUnavailable(`watch canceled: ${result.cancel_reason}`);
+          if (result.canceled) {
+            this.#forgetTokenIf(String(result.cancel_reason));
+            throw new EtcdUnavailable(`watch canceled: ${result.cancel_reason}`);
+          }
           const events = (result.events ?? []).map((e: { type?: string; kv: RawKv }) => ({
             type: e.type === "DELETE" ? "DELETE" : "PUT",
             kv: kv(e.kv),
@@ -345,7 +357,7 @@ export class EtcdClient {
           `etcd refused this gateway (${error}): check cluster.etcd.user, password_file and the role's readwrite permission on the prefix`,
         );
       }
-      throw new Error(`${endpoint}: ${error}`);
+      throw new EtcdAnswered(`${endpoint}: ${error}`);
     }
     return raw;
   }

@@ -82,6 +82,8 @@ export class Fleet {
   readonly #shared: SharedDoors;
   /** The revision of this gateway's latest grant per grant key (a revoke older than it is stale). */
   readonly #own = new Map<string, bigint>();
+  /** The highest revision etcd was read at (lower later: etcd was restored). */
+  #seen = -1n;
   #stopped: Promise<void> | undefined;
 
   private constructor(cluster: ClusterSettings, client: EtcdClient, deps: FleetDeps) {

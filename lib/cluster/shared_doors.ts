@@ -52,6 +52,8 @@ export interface SharedDoorsOptions {
    * written before that grant does not close the door this gateway just opened.
    */
   readonly ownNewer?: (key: string, revision: string) => boolean;
+  /** Each read of the whole prefix, with etcd's revision then (a lower one: etcd was restored). */
+  readonly reread?: (revision: bigint) => void;
   /** Closes `door` for `source` here (a revoke elsewhere). */
   readonly close: (grant: Grant) => Promise<void>;
   /** The connection to etcd came or went. */
@@ -118,6 +120,9 @@ export class SharedDoors {
       (user === undefined || grant.user === user)
     );
     if (matching.length === 0) return 0;
+    // The revoked value outlives every grant it ends: a gateway cut off meanwhile still
+    // reads it when it comes back.
+    const keep = Math.max(...matching.map(([, { grant }]) => grant.until - now), 0) / 1000;
     // etcd takes at most 128 operations a transaction (--max-txn-ops).
     for (let i = 0; i < matching.length; i += 100) {
       await this.#leased((lease) =>
@@ -131,7 +136,7 @@ export class SharedDoors {
             },
           })),
           failure: [],
-        }), LEASE_MARGIN_S);
+        }), keep + LEASE_MARGIN_S);
     }
     return matching.length;
   }
@@ -178,7 +183,14 @@ export class SharedDoors {
         // Read again after a reconnect: grants unchanged since are not mirrored twice; those
         // gone meanwhile (their lease ended) leave the view.
         const present = new Set(kvs.map((kv) => kv.key));
-        for (const key of this.#grants.keys()) if (!present.has(key)) this.#grants.delete(key);
+        for (const [key, { grant }] of this.#grants) {
+          if (present.has(key)) continue;
+          this.#grants.delete(key);
+          // A live grant gone before its time was revoked (or deleted) while this gateway
+          // could not see it: closed here too (fail closed).
+          if (!grant.revoked && grant.until > this.#o.clock.now()) this.#vanished(grant);
+        }
+        this.#o.reread?.(BigInt(revision));
         for (const kv of kvs) this.#apply(kv, "PUT");
         this.#up(true);
         backoff = FIRST_BACKOFF_MS;
@@ -210,6 +222,18 @@ export class SharedDoors {
     this.#connected = up;
     if (up) log.info("etcd: watching the fleet's doors");
     this.#o.onConnection?.(up);
+  }
+
+  /** Closes a grant of this gateway's groups that left etcd before its time. */
+  #vanished(grant: Grant): void {
+    if (!this.#o.groups.includes(grant.group) || this.#o.door(grant.door)?.share !== grant.group) {
+      return;
+    }
+    log.info("fleet: door {door} for {source}: its grant left etcd before its time: closed", {
+      door: grant.door,
+      source: grant.source,
+    });
+    void this.#o.close(grant).catch(() => {});
   }
 
   /** One key read or watched; a key that breaks the reading is skipped, never the watch. */
@@ -251,7 +275,9 @@ export class SharedDoors {
     // Only a door this node shares with that group: a grant reaches no other door.
     if (grant.revoked) {
       if (this.#o.ownNewer?.(entry.key, kv.modRevision)) return; // a stale revoke
-      if (door?.share === grant.group && held?.grant.revoked !== true) {
+      // Read once per revision (above); closing twice is harmless. Not "unless already
+      // revoked": after a reconnect the view may hold an older revoke of this source.
+      if (door?.share === grant.group) {
         log.info("fleet: door {door} for {source} revoked by gateway {by}", {
           door: grant.door,
           source: grant.source,

@@ -8,7 +8,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { EtcdClient, Txn, TxnResult } from "./etcd.ts";
+import { EtcdAnswered, type EtcdClient, type Txn, type TxnResult } from "./etcd.ts";
 
 /** At most this many claims a transaction (etcd's --max-txn-ops is 128 a level). */
 const MAX_BATCH = 64;
@@ -75,7 +75,24 @@ export class TxnBatcher {
         else item.reject(new Error("etcd's answer lacks a nested transaction"));
       });
     } catch (e) {
+      // etcd refused the batch as a whole (too many operations, a lease one item names is
+      // gone, …): each claim alone, so one cannot sink the others. A batch that got no
+      // answer is not sent again claim by claim (that would only add to an overloaded etcd).
+      if (batch.length > 1 && refusedWhole(e)) {
+        for (const item of batch) {
+          this.#client.txn(item.txn).then(item.resolve, item.reject);
+        }
+        return;
+      }
       for (const item of batch) item.reject(e);
     }
   }
+}
+
+/** True when etcd answered the batch with an error of its own (not a lost answer). */
+function refusedWhole(e: unknown): boolean {
+  const answered = e instanceof EtcdAnswered ? e : (e as Error)?.cause;
+  // "No leader" and its kin are about etcd, not about the batch.
+  return answered instanceof EtcdAnswered &&
+    !/no leader|timed out|leader changed|too many requests/i.test(answered.message);
 }
