@@ -5,7 +5,7 @@
  * all on one bridge in a hub namespace. Addresses are in 198.19.0.0/16 (the benchmarking
  * range) and exist only inside these namespaces. Everything is removed on dispose.
  */
-import { DENO_RUN, freshClientState, ROOT } from "./_cli.ts";
+import { denoArgs } from "./_netns.ts";
 import { removeTmpfsDir, tmpfsDir } from "./_etcd.ts";
 
 /** The lab's addresses. */
@@ -429,14 +429,4 @@ ${doors}`;
   }
 }
 
-/** `deno run` of a project file with the project's permissions, as argv. */
-export function denoArgs(file: string, ...args: string[]): string[] {
-  return [
-    "/usr/bin/env",
-    `XDG_STATE_HOME=${freshClientState()}`,
-    Deno.execPath(),
-    ...DENO_RUN,
-    `${ROOT}${file}`,
-    ...args,
-  ];
-}
+export { denoArgs };

@@ -15,6 +15,21 @@ import { validateConfig } from "../lib/config/validate.ts";
 import type { Grant } from "../lib/cluster/fleet_keys.ts";
 
 const ignore = !Deno.env.get("CI") && !HAVE_ETCD;
+
+/** Gateway `node`'s claims through `client`, keys under /sesame/. */
+function claimsOf(
+  client: Pick<EtcdClient, "txn" | "grantLease">,
+  node: string,
+  leases?: LeasePool,
+) {
+  return new FleetClaims({
+    client,
+    leases: leases ?? new LeasePool(client, systemClock),
+    clock: systemClock,
+    prefix: "/sesame/",
+    node,
+  });
+}
 const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const door = validateConfig({
   cluster: { node: "a", groups: ["web"], etcd: { endpoints: ["http://127.0.0.1:1"] } },
@@ -43,14 +58,7 @@ Deno.test({
       timeoutMs: 2000,
     });
     try {
-      const claims = (node: string) =>
-        new FleetClaims({
-          client,
-          leases: new LeasePool(client, systemClock),
-          clock: systemClock,
-          prefix: "/sesame/",
-          node,
-        });
+      const claims = (node: string) => claimsOf(client, node);
       const code = { door: "ssh", secret: "fp", prefix: "192.0.2.7/32", counter: 58_000_000 };
       const first = await claims("a").claim({ door, source: "192.0.2.7", code });
       assertEquals(first.ok, true);
@@ -73,14 +81,7 @@ Deno.test({
     await using etcd = await startEtcd();
     const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
     try {
-      const claims = (node: string) =>
-        new FleetClaims({
-          client,
-          leases: new LeasePool(client, systemClock),
-          clock: systemClock,
-          prefix: "/sesame/",
-          node,
-        });
+      const claims = (node: string) => claimsOf(client, node);
       const spa = { digest: "q83vEjRWeJA=", seen: Date.now() };
       const [a, b] = await Promise.all([
         claims("a").claim({ door, source: "192.0.2.7", spa }),
@@ -159,13 +160,7 @@ Deno.test({
     await using etcd = await startEtcd();
     const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
     try {
-      const claims = new FleetClaims({
-        client,
-        leases: new LeasePool(client, systemClock),
-        clock: systemClock,
-        prefix: "/sesame/",
-        node: "a",
-      });
+      const claims = claimsOf(client, "a");
       const code = (prefix: string) => ({ door: "ssh", secret: "fp", prefix, counter: 7 });
       assertEquals((await claims.claim({ door, source: "192.0.2.7", code: code("1") })).ok, true);
       // Every lease revoked behind sesame's back.
@@ -342,13 +337,7 @@ Deno.test({
       await put(false); // b's grant, mirrored here
       const revoke = BigInt(await put(true)); // b revokes it
       // This gateway's claim of the same source, written after the revoke.
-      const claims = new FleetClaims({
-        client,
-        leases,
-        clock: systemClock,
-        prefix: "/sesame/",
-        node: "a",
-      });
+      const claims = claimsOf(client, "a", leases);
       const mine = await claims.claim({
         door,
         source: "192.0.2.7",
@@ -388,13 +377,7 @@ Deno.test({
       grantLease: client.grantLease.bind(client),
     };
     try {
-      const claims = new FleetClaims({
-        client: counting,
-        leases: new LeasePool(counting, systemClock),
-        clock: systemClock,
-        prefix: "/sesame/",
-        node: "a",
-      });
+      const claims = claimsOf(counting, "a");
       const code = (i: number) => ({
         door: "ssh",
         secret: "fp",
@@ -516,13 +499,7 @@ Deno.test({
       flaky.cut(); // cut off; the re-read waits
       await until(() => !shared.connected);
       // Meanwhile this gateway opens 192.0.2.7 again (its claim commits) ...
-      const claims = new FleetClaims({
-        client,
-        leases,
-        clock: systemClock,
-        prefix: "/sesame/",
-        node: "a",
-      });
+      const claims = claimsOf(client, "a", leases);
       const mine = await claims.claim({
         door,
         source: "192.0.2.7",
