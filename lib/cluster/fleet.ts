@@ -111,6 +111,12 @@ export class Fleet {
         return opener.records().some((r) => r.door === door.name && r.source === grant.source);
       },
       ownNewer: (key: string, revision: string) => (this.#own.get(key) ?? -1n) > BigInt(revision),
+      reread: (revision: bigint) => {
+        // Revisions went back (etcd restored from a snapshot): the ones remembered here
+        // would take every revoke for a stale one.
+        if (revision < this.#seen) this.#own.clear();
+        if (revision > this.#seen) this.#seen = revision;
+      },
       close: async (grant: Grant) => {
         await deps.opener().revoke({ door: grant.door, source: grant.source });
       },
