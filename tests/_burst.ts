@@ -7,36 +7,11 @@
  *
  * Usage: _burst.ts HOST PLAN.json   (PLAN: [{ "source": "127.1.0.1", "ports": [p1, p2, p3] }])
  */
-import net from "node:net";
+import { knockPlan } from "./_tcp_knocks.ts";
 
 const [host, planFile] = Deno.args;
 if (!host.startsWith("127.")) throw new Error("loopback only");
 const plan = JSON.parse(await Deno.readTextFile(planFile)) as { source: string; ports: number[] }[];
 if (plan.length > 1000) throw new Error("at most 1 000 sources");
 if (!plan.every((p) => p.source.startsWith("127."))) throw new Error("loopback sources only");
-const deadline = Date.now() + 30_000;
-let sent = 0, failed = 0;
-
-function connect(port: number, localAddress: string): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port, localAddress });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (ok) sent++;
-      else failed++;
-      resolve();
-    };
-    const timer = setTimeout(() => done(false), 2000);
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-await Promise.all(plan.map(async ({ source, ports }) => {
-  for (const port of ports) {
-    if (Date.now() > deadline) return;
-    await connect(port, source);
-  }
-}));
-console.log(JSON.stringify({ sent, failed }));
+console.log(JSON.stringify(await knockPlan(plan.map((p) => ({ ...p, host })))));

@@ -6,40 +6,11 @@
  *
  * Usage: _fleet_knock.ts PLAN.json   (PLAN: [{ "source", "host", "ports": [p1, p2, …] }])
  */
-import net from "node:net";
+import { knockPlan, type PlanEntry } from "./_tcp_knocks.ts";
 
-const plan = JSON.parse(await Deno.readTextFile(Deno.args[0])) as {
-  source: string;
-  host: string;
-  ports: number[];
-}[];
+const plan = JSON.parse(await Deno.readTextFile(Deno.args[0])) as PlanEntry[];
 if (plan.length > 2000) throw new Error("at most 2 000 entries");
 if (!plan.every((p) => p.host.startsWith("198.19.") && p.source.startsWith("198.19."))) {
   throw new Error("the fleet lab's addresses only");
 }
-const deadline = Date.now() + 30_000;
-let sent = 0, failed = 0;
-
-function connect(host: string, port: number, localAddress: string): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port, localAddress });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (ok) sent++;
-      else failed++;
-      resolve();
-    };
-    const timer = setTimeout(() => done(false), 2000);
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-await Promise.all(plan.map(async ({ source, host, ports }) => {
-  for (const port of ports) {
-    if (Date.now() > deadline) return;
-    await connect(host, port, source);
-  }
-}));
-console.log(JSON.stringify({ sent, failed }));
+console.log(JSON.stringify(await knockPlan(plan)));
