@@ -5,13 +5,18 @@
 export interface LocalEtcd extends AsyncDisposable {
   /** Its client URL. */
   readonly url: string;
+  /** Its ports. */
+  readonly ports: { readonly client: number; readonly peer: number };
 }
 
 /** Whether etcd is installed (in CI it must be: .ci/run installs it). */
 export const HAVE_ETCD = await Deno.stat("/usr/bin/etcd").then(() => true, () => false);
 
-/** Starts a member on free loopback ports; resolves once it answers. */
-export async function startEtcd(): Promise<LocalEtcd> {
+/**
+ * Starts a member on free loopback ports (or on `ports`, e.g. a fresh etcd where another
+ * one ran: a restore); resolves once it answers.
+ */
+export async function startEtcd(ports?: { client: number; peer: number }): Promise<LocalEtcd> {
   const data = await tmpfsDir("sesame-test-etcd-");
   const free = () => {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -19,7 +24,7 @@ export async function startEtcd(): Promise<LocalEtcd> {
     l.close();
     return port;
   };
-  const client = free(), peer = free();
+  const client = ports?.client ?? free(), peer = ports?.peer ?? free();
   const child = new Deno.Command("etcd", {
     args: [
       "--name=t",
@@ -52,7 +57,7 @@ export async function startEtcd(): Promise<LocalEtcd> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, [Symbol.asyncDispose]: dispose };
+  return { url, ports: { client, peer }, [Symbol.asyncDispose]: dispose };
 }
 
 /**

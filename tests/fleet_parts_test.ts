@@ -522,3 +522,87 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "fleet: after etcd is restored to lower revisions, a revoke of this gateway's own grant still closes it",
+  ignore,
+  async fn() {
+    const { Fleet } = await import("../lib/cluster/fleet.ts");
+    const first = await startEtcd();
+    const closed: string[] = [];
+    const opener = {
+      request: () => {},
+      settled: () => Promise.resolve(),
+      records: () => [],
+      revoke: (match: { source?: string }) => {
+        closed.push(match.source!);
+        return Promise.resolve({ closed: [], failed: [] });
+      },
+    };
+    const config = validateConfig({
+      cluster: { node: "a", groups: ["web"], etcd: { endpoints: [first.url], timeout: "1s" } },
+      // A short `for`: this gateway's own grant has ended before the restore (a grant gone
+      // before its time is closed on its own account, which would hide what is tested here).
+      doors: { ssh: { secret: SECRET, ports: "20000-20999", share: "web", open: { for: "1s" } } },
+    });
+    const fleet = (await Fleet.forConfig(config, {
+      clock: systemClock,
+      door: () => config.doors[0],
+      opener: () => opener as never,
+    }))!;
+    const client = new EtcdClient({ endpoints: [first.url], timeoutMs: 2000 });
+    try {
+      fleet.start();
+      await until(() => fleet.status().connected);
+      // Revisions climb: 50 writes, then this gateway's claim of 192.0.2.7.
+      for (let i = 0; i < 50; i++) {
+        await client.txn({
+          compare: [],
+          success: [{ put: { key: `/x/${i}`, value: "" } }],
+          failure: [],
+        });
+      }
+      const mine = await fleet.claim({
+        door: config.doors[0],
+        source: "192.0.2.7",
+        code: { door: "ssh", secret: "fp", prefix: "192.0.2.7/32", counter: 5 },
+      });
+      assert(mine.ok && BigInt(mine.revision!) > 50n);
+      await new Promise((r) => setTimeout(r, 1200)); // its grant's time passes
+      // etcd is restored (here: a fresh member where the old one ran): revisions start low.
+      const ports = first.ports;
+      await first[Symbol.asyncDispose]();
+      await until(() => !fleet.status().connected, 5000);
+      await using second = await startEtcd(ports);
+      await until(() => fleet.status().connected, 15_000);
+      assert(fleet.status().connected);
+      const grant = (revoked: boolean) => ({
+        put: {
+          key: grantKey("/sesame/", "web", "ssh", "192.0.2.7"),
+          value: grantValue({
+            group: "web",
+            door: "ssh",
+            source: "192.0.2.7",
+            until: Date.now() + 60_000,
+            node: "b",
+            ...(revoked ? { revoked: true, revokedBy: "b" } : {}),
+          }),
+        },
+      });
+      const again = new EtcdClient({ endpoints: [second.url], timeoutMs: 2000 });
+      try {
+        await again.txn({ compare: [], success: [grant(false)], failure: [] });
+        await again.txn({ compare: [], success: [grant(true)], failure: [] });
+      } finally {
+        again.close();
+      }
+      await until(() => closed.length > 0);
+      assertEquals(closed, ["192.0.2.7"]);
+    } finally {
+      await fleet.stop();
+      client.close();
+      await first[Symbol.asyncDispose](); // again: harmless
+    }
+  },
+});

@@ -82,7 +82,7 @@ export class Fleet {
   readonly #shared: SharedDoors;
   /** The revision of this gateway's latest grant per grant key (a revoke older than it is stale). */
   readonly #own = new Map<string, bigint>();
-  /** The highest revision etcd was read at (lower later: etcd was restored). */
+  /** The highest revision seen: read at, or written by a claim (lower later: etcd was restored). */
   #seen = -1n;
   #stopped: Promise<void> | undefined;
 
@@ -151,7 +151,9 @@ export class Fleet {
     if (verdict.ok && verdict.revision !== undefined && door.share) {
       const key = grantKey(this.#cluster.etcd.prefix, door.share, door.name, request.source);
       this.#own.delete(key); // re-inserted last: the oldest go first below
-      this.#own.set(key, BigInt(verdict.revision));
+      const revision = BigInt(verdict.revision);
+      this.#own.set(key, revision);
+      if (revision > this.#seen) this.#seen = revision;
       if (this.#own.size > 100_000) this.#own.delete(this.#own.keys().next().value!);
     }
     return verdict;
