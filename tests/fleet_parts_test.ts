@@ -8,13 +8,41 @@ import { HAVE_ETCD, startEtcd } from "./_etcd.ts";
 import { EtcdClient } from "../lib/cluster/etcd.ts";
 import { FleetClaims } from "../lib/cluster/claims.ts";
 import { LeasePool } from "../lib/cluster/leases.ts";
-import { SharedDoors } from "../lib/cluster/shared_doors.ts";
+import { SharedDoors, type SharedDoorsOptions } from "../lib/cluster/shared_doors.ts";
 import { grantKey, grantValue } from "../lib/cluster/fleet_keys.ts";
 import { systemClock } from "../lib/clock.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import type { Grant } from "../lib/cluster/fleet_keys.ts";
 
 const ignore = !Deno.env.get("CI") && !HAVE_ETCD;
+
+/** Writes a grant of door ssh (by gateway `node`, default b) for `source` in etcd; its revision. */
+async function putGrant(
+  client: Pick<EtcdClient, "txn">,
+  source: string,
+  { group = "web", node = "b", until = Date.now() + 60_000, revoked = false } = {},
+): Promise<string> {
+  const grant = { group, door: "ssh", source, until, node };
+  const value = grantValue(revoked ? { ...grant, revoked: true, revokedBy: node } : grant);
+  const key = grantKey("/sesame/", group, "ssh", source);
+  return (await client.txn({ compare: [], success: [{ put: { key, value } }], failure: [] }))
+    .revision;
+}
+
+/** Shared doors of gateway `node` on door ssh (group web unless told), mirroring into nothing. */
+function sharedOf(
+  options: Partial<SharedDoorsOptions> & Pick<SharedDoorsOptions, "client" | "leases" | "node">,
+): SharedDoors {
+  return new SharedDoors({
+    clock: systemClock,
+    prefix: "/sesame/",
+    groups: ["web"],
+    door: () => door,
+    open: () => Promise.resolve(true),
+    close: () => Promise.resolve(),
+    ...options,
+  });
+}
 
 /** Gateway `node`'s claims through `client`, keys under /sesame/. */
 function claimsOf(
@@ -117,19 +145,14 @@ Deno.test({
     const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 300 });
     const opened: string[] = [];
     const connection: boolean[] = [];
-    const shared = new SharedDoors({
+    const shared = sharedOf({
       client,
       leases: new LeasePool(client, systemClock),
-      clock: systemClock,
-      prefix: "/sesame/",
       node: "b",
-      groups: ["web"],
-      door: () => door,
       open: (_door, grant: Grant) => {
         opened.push(grant.source);
         return Promise.resolve(true);
       },
-      close: () => Promise.resolve(),
       onConnection: (up) => connection.push(up),
     });
     try {
@@ -185,15 +208,11 @@ Deno.test({
     await using etcd = await startEtcd();
     const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
     const closed: string[] = [];
-    const shared = new SharedDoors({
+    const shared = sharedOf({
       client,
       leases: new LeasePool(client, systemClock),
-      clock: systemClock,
-      prefix: "/sesame/",
       node: "b",
-      groups: ["web", "db"],
-      door: () => door, // ssh, shared with web
-      open: () => Promise.resolve(true),
+      groups: ["web", "db"], // door ssh is shared with web
       close: (grant) => {
         closed.push(`${grant.group} ${grant.source}`);
         return Promise.resolve();
@@ -202,16 +221,7 @@ Deno.test({
     try {
       shared.start();
       const put = (group: string, source: string, until: number) =>
-        client.txn({
-          compare: [],
-          success: [{
-            put: {
-              key: grantKey("/sesame/", group, "ssh", source),
-              value: grantValue({ group, door: "ssh", source, until, node: "a" }),
-            },
-          }],
-          failure: [],
-        });
+        putGrant(client, source, { group, until, node: "a" });
       const now = Date.now();
       for (let i = 0; i < 150; i++) await put("web", `198.51.100.${i}`, now + 60_000);
       await put("web", "203.0.113.1", now - 1000); // a shorter grant over a longer mirror
@@ -294,15 +304,10 @@ Deno.test({
         }
       },
     };
-    const shared = new SharedDoors({
+    const shared = sharedOf({
       client: slow,
       leases,
-      clock: systemClock,
-      prefix: "/sesame/",
       node: "a",
-      groups: ["web"],
-      door: () => door,
-      open: () => Promise.resolve(true),
       ownNewer: (key, revision) => (own.get(key) ?? -1n) > BigInt(revision),
       close: (grant) => {
         closed.push(grant.source);
@@ -316,24 +321,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 20));
       }
       const key = grantKey("/sesame/", "web", "ssh", "192.0.2.7");
-      const put = async (revoked: boolean) =>
-        (await client.txn({
-          compare: [],
-          success: [{
-            put: {
-              key,
-              value: grantValue({
-                group: "web",
-                door: "ssh",
-                source: "192.0.2.7",
-                until: Date.now() + 60_000,
-                node: "b",
-                ...(revoked ? { revoked: true, revokedBy: "b" } : {}),
-              }),
-            },
-          }],
-          failure: [],
-        })).revision;
+      const put = (revoked: boolean) => putGrant(client, "192.0.2.7", { revoked });
       await put(false); // b's grant, mirrored here
       const revoke = BigInt(await put(true)); // b revokes it
       // This gateway's claim of the same source, written after the revoke.
@@ -454,39 +442,17 @@ Deno.test({
     const own = new Map<string, bigint>();
     const closed: string[] = [];
     const flaky = flakyClient(client);
-    const shared = new SharedDoors({
+    const shared = sharedOf({
       client: flaky.client,
       leases,
-      clock: systemClock,
-      prefix: "/sesame/",
       node: "a",
-      groups: ["web"],
-      door: () => door,
-      open: () => Promise.resolve(true),
       ownNewer: (key, revision) => (own.get(key) ?? -1n) > BigInt(revision),
       close: (grant) => {
         closed.push(grant.source);
         return Promise.resolve();
       },
     });
-    const put = async (source: string, revoked: boolean) =>
-      (await client.txn({
-        compare: [],
-        success: [{
-          put: {
-            key: grantKey("/sesame/", "web", "ssh", source),
-            value: grantValue({
-              group: "web",
-              door: "ssh",
-              source,
-              until: Date.now() + 60_000,
-              node: "b",
-              ...(revoked ? { revoked: true, revokedBy: "b" } : {}),
-            }),
-          },
-        }],
-        failure: [],
-      })).revision;
+    const put = (source: string, revoked: boolean) => putGrant(client, source, { revoked });
     try {
       shared.start();
       await until(() => shared.connected);
@@ -577,23 +543,10 @@ Deno.test({
       await using second = await startEtcd(ports);
       await until(() => fleet.status().connected, 15_000);
       assert(fleet.status().connected);
-      const grant = (revoked: boolean) => ({
-        put: {
-          key: grantKey("/sesame/", "web", "ssh", "192.0.2.7"),
-          value: grantValue({
-            group: "web",
-            door: "ssh",
-            source: "192.0.2.7",
-            until: Date.now() + 60_000,
-            node: "b",
-            ...(revoked ? { revoked: true, revokedBy: "b" } : {}),
-          }),
-        },
-      });
       const again = new EtcdClient({ endpoints: [second.url], timeoutMs: 2000 });
       try {
-        await again.txn({ compare: [], success: [grant(false)], failure: [] });
-        await again.txn({ compare: [], success: [grant(true)], failure: [] });
+        await putGrant(again, "192.0.2.7");
+        await putGrant(again, "192.0.2.7", { revoked: true });
       } finally {
         again.close();
       }
