@@ -14,12 +14,33 @@ work=$(mktemp -d /tmp/sesame-installed.XXXXXX)
 srv=sesame-pkg-srv
 cli=sesame-pkg-cli
 daemon=
+# Removing the package keeps /etc/sesame and /var/lib/sesame, so a machine that ran this
+# before (or an admin's) holds a config, a key and a state. They are set aside for the
+# test, which then starts like a first install, and put back at the end, as they were.
+kept=$(mktemp -d /var/tmp/sesame-kept.XXXXXX)
+setaside() {
+  for f in /etc/sesame/sesame.yaml /etc/sesame/ssh.key /etc/sesame/capture.yaml; do
+    if [ -e "$f" ]; then mv "$f" "$kept/etc.${f##*/}"; fi
+  done
+  if [ -d /var/lib/sesame ]; then mv /var/lib/sesame "$kept/var-lib"; fi
+  install -d -m 0700 /var/lib/sesame # as the package's postinst makes it
+}
+putback() {
+  for f in /etc/sesame/sesame.yaml /etc/sesame/ssh.key /etc/sesame/capture.yaml; do
+    rm -f "$f"
+    if [ -e "$kept/etc.${f##*/}" ]; then mkdir -p /etc/sesame; mv "$kept/etc.${f##*/}" "$f"; fi
+  done
+  if [ -d "$kept/var-lib" ]; then rm -rf /var/lib/sesame; mv "$kept/var-lib" /var/lib/sesame; fi
+  rmdir "$kept"
+}
 cleanup() {
   if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
   ip netns del "$srv" 2>/dev/null || true
   ip netns del "$cli" 2>/dev/null || true
   rm -rf "$work"
+  putback
 }
+setaside
 trap cleanup EXIT
 cd "$work"
 
