@@ -4,8 +4,10 @@
  * these and reports them; nothing here does I/O.
  * @module
  */
+import type { RotatingDoor } from "../config/types.ts";
+import type { Counters } from "../counters.ts";
 import type { Evidence } from "./scan_detector.ts";
-import type { UsedCode } from "./used_codes.ts";
+import { codeOwner, type UsedCode, type UsedCodes } from "./used_codes.ts";
 
 /**
  * Why a source's knocking on a door did not open it (the log's and the metrics' tokens).
@@ -151,4 +153,34 @@ export function refuse(
   if (!decisions) return [refusal];
   decisions.push(refusal);
   return decisions;
+}
+
+/**
+ * The decision on a rotating door's completed code: a `skew` outside the window (`lo` to
+ * `hi`, `current` the knocker's period), a `replay` of a used code, or an `open` that
+ * marks the code used. Counts skews and replays.
+ */
+export function completed(
+  door: RotatingDoor,
+  source: string,
+  counter: number,
+  window: { readonly current: number; readonly lo: number; readonly hi: number },
+  evidence: Evidence,
+  used: UsedCodes,
+  counters: Counters,
+): Decision {
+  const user = door.user === undefined ? {} : { user: door.user };
+  if (counter < window.lo || counter > window.hi) {
+    counters.skews++;
+    const periods = counter - window.current;
+    return { kind: "skew", door: door.name, source, ...user, counter, periods, evidence };
+  }
+  const owner = codeOwner(door, source);
+  if (used.isUsed(owner, counter)) {
+    counters.replays++;
+    return { kind: "replay", door: door.name, source, ...user, counter, evidence };
+  }
+  const code = { ...owner, counter };
+  used.use(code);
+  return { kind: "open", door: door.name, source, ...user, code };
 }

@@ -15,10 +15,12 @@ import { type Evidence, ScanDetector, TCP_BAN, UDP_BAN } from "./scan_detector.t
 import { recentlyMatched, rememberMatch } from "./duplicates.ts";
 import { SequenceBook, STATIC_COUNTER } from "./sequence_book.ts";
 import { SourceTable } from "./source_table.ts";
-import { advance, type AdvanceOptions, knockCode, type Progress } from "./tracker.ts";
+import type { AdvanceOptions } from "./tracker.ts";
+import { knockCode } from "./tracker.ts";
+import { AttemptStep, COMPLETE, MISS } from "./attempt_step.ts";
 import { codeOwner, UsedCodes } from "./used_codes.ts";
-import { type Decision, type MissingSequence, refuse } from "./decision.ts";
-import { dropBelow, newSource, removeAt, type SourceState, type Tracked } from "./source_state.ts";
+import { completed, type Decision, type MissingSequence, refuse } from "./decision.ts";
+import { dropBelow, newSource, removeAt, type SourceState } from "./source_state.ts";
 
 export type { Decision, MissingSequence, RefusalEvidence, RefusalReason } from "./decision.ts";
 
@@ -47,9 +49,6 @@ export interface KnockEngineOptions {
 }
 
 const NO_DECISIONS: readonly Decision[] = Object.freeze([]);
-/** What one knock did to one tracked sequence. */
-const MISS = 0, HIT = 1, COMPLETE = 2;
-type StepResult = typeof MISS | typeof HIT | typeof COMPLETE;
 
 /**
  * Decides, knock by knock, which doors open for whom.
@@ -84,20 +83,11 @@ export class KnockEngine {
   readonly #scan: ScanDetector | undefined;
   /** Per door: true when it takes UDP knocks (a UDP ban reaches it). */
   readonly #takesUdp: readonly boolean[];
-  /** Scratch of one knock: why an attempt was dropped, and whether it held UDP knocks. */
-  #dropped: "wrong" | "timeout" = "wrong";
-  /** Scratch of one knock and door: an attempt was lost to the order of delivery. */
-  #orderLost = false;
-  #droppedUdp = false;
+  /** Advances attempts, and notes what one knock did to them. */
+  readonly #attempt: AttemptStep;
   /** Scratch of one knock: the source sent a datagram lately (taints the doors taking UDP). */
   #tainted = false;
-  /** Scratch of one knock: the completed attempt held a UDP knock. */
-  #completedUdp = false;
   readonly #forgeable: boolean;
-  /** Scratch of one knock: it equals a knock this source made lately that fitted. */
-  #recent = false;
-  /** Scratch of one knock: some attempt skipped it as a twin. */
-  #twin = false;
   /** How long a source's UDP knock makes its failures UDP evidence, ms. */
   readonly #udpTaintMs: number;
 
@@ -113,6 +103,7 @@ export class KnockEngine {
     this.doors = doors as readonly KnockDoor[];
     this.used = options.used ?? new UsedCodes();
     const counters = this.#counters = options.counters ?? new Counters();
+    this.#attempt = new AttemptStep(counters);
     const maxSources = options.maxSources ?? 100_000;
     this.#table = new SourceTable(maxSources, () => counters.evictedSources++);
     this.#ports = new PortIndex(doors);
@@ -232,10 +223,10 @@ export class KnockEngine {
     // A retransmitted SYN or a browser's second connection. Within an attempt, #step skips
     // a twin of a knock the attempt already took; with none under way (the attempt just
     // completed), a twin is ignored unless it may begin or belong to a fresh attempt.
-    this.#recent = recentlyMatched(state, code, now);
-    this.#twin = false;
+    const attempt = this.#attempt;
+    attempt.begin(recentlyMatched(state, code, now));
     if (
-      this.#recent && state.tracked === null && !this.#book.begins(state, doors, code, now) &&
+      attempt.recent && state.tracked === null && !this.#book.begins(state, doors, code, now) &&
       !this.#book.inFresh(
         state,
         doors,
@@ -249,14 +240,12 @@ export class KnockEngine {
     }
     let hit = false;
     let decisions: Decision[] | undefined;
-    this.#dropped = "wrong";
     // A datagram "from" this source lately taints what follows on the doors that take UDP:
     // forged UDP can reset an attempt there, and the knocks after it would otherwise look
     // like a TCP-only failure. A TCP-only door hears no datagram: its failures stay TCP
     // evidence (else one datagram a minute would hide a scanner from fail2ban everywhere).
     if (protocol === "udp" || this.#forgeable) state.lastUdp = now;
     this.#tainted = now - state.lastUdp <= this.#udpTaintMs;
-    this.#droppedUdp = false;
     for (const d of doors) {
       const door = this.doors[d];
       if (udpBanned && this.#takesUdp[d]) {
@@ -270,14 +259,14 @@ export class KnockEngine {
         continue;
       }
       const options = this.#advanceOptions[d];
-      this.#orderLost = false;
+      attempt.orderLost = false;
       if (door.kind === "static") {
         const seq = this.#book.get(d, STATIC_COUNTER)!;
-        const result = this.#step(state, d, STATIC_COUNTER, seq, code, now, options);
+        const result = attempt.step(state, d, STATIC_COUNTER, seq, code, now, options);
         if (result !== MISS) hit = true;
         if (result === COMPLETE) {
           (decisions ??= []).push({ kind: "open", door: door.name, source });
-        } else if (this.#orderLost) {
+        } else if (attempt.orderLost) {
           decisions = refuse(decisions, door.name, source, "order", "none");
         }
         continue;
@@ -292,20 +281,20 @@ export class KnockEngine {
       for (let c = lo - probe; c <= hi + probe; c++) {
         const seq = door.bindSource ? this.#book.bound(state, d, c) : this.#book.get(d, c);
         if (!seq) continue;
-        const result = this.#step(state, d, c, seq, code, now, options);
+        const result = attempt.step(state, d, c, seq, code, now, options);
         if (result !== MISS) hit = true;
         if (result !== COMPLETE) continue;
         const decision = this.#complete(d, source, c, t, lo, hi);
         (decisions ??= []).push(decision);
         if (decision.kind === "open") {
-          this.#orderLost = false; // the door opened: what else was lost does not matter
+          attempt.orderLost = false; // the door opened: what else was lost does not matter
           break; // one open per knock and door
         }
       }
       // An attempt lost to the delivery's order: said at once, and never the client's fault.
-      if (this.#orderLost) decisions = refuse(decisions, door.name, source, "order", "none");
+      if (attempt.orderLost) decisions = refuse(decisions, door.name, source, "order", "none");
     }
-    if (this.#twin) this.#counters.duplicates++;
+    if (attempt.twin) this.#counters.duplicates++;
     if (hit) {
       rememberMatch(state, code, now);
       // An open ends the attempt: what its knocks started in the door's other sequences
@@ -323,8 +312,9 @@ export class KnockEngine {
         (udpBanned && this.#takesUdp[d]) ||
         (address && !isPermitted(address, door.allow, door.deny))
       ) continue;
-      const udp = protocol === "udp" || this.#droppedUdp || (this.#tainted && this.#takesUdp[d]);
-      decisions = refuse(decisions, door.name, source, this.#dropped, udp ? "udp" : "tcp");
+      const udp = protocol === "udp" || this.#attempt.droppedUdp ||
+        (this.#tainted && this.#takesUdp[d]);
+      decisions = refuse(decisions, door.name, source, attempt.dropped, udp ? "udp" : "tcp");
     }
     if (scan) {
       const scanEvidence = scan.miss(state, code, now);
@@ -383,40 +373,21 @@ export class KnockEngine {
   }
 
   /** A rotating door's code completed: open, replay or skew. */
-  #complete(
-    d: number,
-    source: string,
-    counter: number,
-    current: number,
-    lo: number,
-    hi: number,
-  ): Decision {
-    const door = this.doors[d] as RotatingDoor;
+  #complete(d: number, source: string, counter: number, current: number, lo: number, hi: number) {
     const evidence: Evidence =
-      this.#completedUdp || this.#droppedUdp || (this.#tainted && this.#takesUdp[d])
+      this.#attempt.completedUdp || this.#attempt.droppedUdp || (this.#tainted && this.#takesUdp[d])
         ? "udp"
         : "tcp";
-    const user = door.user === undefined ? {} : { user: door.user };
-    if (counter < lo || counter > hi) {
-      this.#counters.skews++;
-      return {
-        kind: "skew",
-        door: door.name,
-        source,
-        ...user,
-        counter,
-        periods: counter - current,
-        evidence,
-      };
-    }
-    const owner = codeOwner(door, source);
-    if (this.used.isUsed(owner, counter)) {
-      this.#counters.replays++;
-      return { kind: "replay", door: door.name, source, ...user, counter, evidence };
-    }
-    const code = { ...owner, counter };
-    this.used.use(code);
-    return { kind: "open", door: door.name, source, ...user, code };
+    const window = { current, lo, hi };
+    return completed(
+      this.doors[d] as RotatingDoor,
+      source,
+      counter,
+      window,
+      evidence,
+      this.used,
+      this.#counters,
+    );
   }
 
   /**
@@ -442,84 +413,5 @@ export class KnockEngine {
       }
     }
     return [{ kind: "scan", source, reason, evidence, until }];
-  }
-
-  /** Advances one tracked sequence. */
-  #step(
-    state: SourceState,
-    door: number,
-    counter: number,
-    seq: Int32Array,
-    code: number,
-    now: number,
-    options: AdvanceOptions,
-  ): StepResult {
-    const list = state.tracked;
-    let i = 0;
-    if (list) {
-      while (i < list.length && (list[i].door !== door || list[i].counter !== counter)) i++;
-    }
-    const found = list && i < list.length ? list[i] : undefined;
-    // An early knock whose gap did not fill within the window: advance() drops the attempt.
-    if (
-      found && found.held !== 0 && now - found.heldAt > options.reorderWindowMs &&
-      now - found.firstAt <= options.timeoutMs
-    ) this.#orderLost = true;
-    // A twin of a knock this attempt already took (matched, or held early): skipped, the
-    // attempt goes on; unless it is exactly the knock the attempt expects next.
-    if (found && this.#recent && seq[found.position] !== code) {
-      // A twin only when no place still open in the sequence could take it (a static
-      // sequence may repeat a port: [7000, 8000, 7000, 9000]).
-      let taken = false;
-      let open = false;
-      for (let j = 0; j < seq.length; j++) {
-        if (seq[j] !== code) continue;
-        if (j < found.position || (found.held & (1 << j)) !== 0) taken = true;
-        else open = true;
-      }
-      if (taken && !open) {
-        this.#twin = true;
-        return HIT;
-      }
-    }
-    const step = advance(found, seq, code, now, options);
-    if (step.kind === "none") return MISS;
-    const udp = (code & 1) === 1;
-    if (step.kind === "complete" || !step.progress) {
-      if (!found) return step.kind === "complete" ? (this.#completedUdp = udp, COMPLETE) : MISS;
-      removeAt(state, i);
-      if (step.kind === "complete") {
-        if (found.held !== 0) this.#counters.reorderWait.observe((now - found.heldAt) / 1000);
-        this.#completedUdp = udp || found.udp;
-        return COMPLETE;
-      }
-      // An attempt dropped: too late, or a knock that fits it nowhere (an attempt lost to
-      // the delivery's order is reported apart, above).
-      if (now - found.firstAt > options.timeoutMs) this.#dropped = "timeout";
-      if (found.udp) this.#droppedUdp = true;
-      return MISS;
-    }
-    const progress: Progress = step.progress;
-    // An early knock's gap filled in time: how long it waited is the delivery's disorder.
-    if (
-      found && (found.held & ~progress.held) !== 0 &&
-      now - found.heldAt <= options.reorderWindowMs && now - found.firstAt <= options.timeoutMs
-    ) {
-      this.#counters.reorderWait.observe((now - found.heldAt) / 1000);
-    }
-    if (found) {
-      // A restart begins a new attempt; otherwise the attempt goes on.
-      found.udp = step.kind === "reset" ? udp : found.udp || udp;
-      found.position = progress.position;
-      found.firstAt = progress.firstAt;
-      found.held = progress.held;
-      found.heldAt = progress.heldAt;
-    } else {
-      const entry: Tracked = { door, counter, ...progress, udp };
-      // An array literal holds exactly one element; push on [] would reserve 17 (memory per source).
-      if (list) list.push(entry);
-      else state.tracked = [entry];
-    }
-    return HIT;
   }
 }
