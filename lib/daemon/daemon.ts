@@ -14,33 +14,26 @@ import { type CommandRunner, WorkerRunner } from "../actions/runner.ts";
 import { type Clock, systemClock, type Timer } from "../clock.ts";
 import type { Config, Door } from "../config/types.ts";
 import { Counters } from "../counters.ts";
-import { ConfigError, FirewallError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { type Listeners, type ListenersFactory, SocketListeners } from "../net/listeners.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import { CaptureListeners, countCaptureLogged } from "../capture/listeners.ts";
 import { MemoryStore, type OpenRecord, type Store } from "../store/store.ts";
 import { Admin, type DaemonStatus, type RevokeRequest } from "./admin.ts";
-import { Binder, type Bound } from "./binder.ts";
+import { Binder } from "./binder.ts";
 import type { ControlAnswer } from "./control.ts";
 import { FirewallGuard, usesFirewall } from "./guard.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 import { Intake } from "./intake.ts";
 import { Opener } from "./opener.ts";
-import { assertRunnable, checkDescriptors, checkEphemeral, socketsNeeded } from "./preflight.ts";
+import { assertRunnable } from "./preflight.ts";
 import { recover, type Recovery } from "./recovery.ts";
 import type { DaemonEvent } from "./report.ts";
 import { Reporter } from "./reporter.ts";
 import { ClockWatch } from "./clock_watch.ts";
-import { describeChanges, logConfigChanges, removedUsers } from "./config_diff.ts";
 import { Fleet } from "../cluster/fleet.ts";
-import {
-  AppliedButUnheard,
-  assertReloadable,
-  reloadFromFile,
-  type ReloadOutcome,
-  ReloadQueue,
-} from "./reloads.ts";
+import { reloadFromFile, type ReloadOutcome, ReloadQueue } from "./reloads.ts";
+import { applyReload, type ReloadParts } from "./reload_apply.ts";
 
 export type { DaemonEvent, DaemonStatus };
 
@@ -117,6 +110,8 @@ export class Daemon {
   readonly #controlPath: string | undefined;
   readonly #reloads: ReloadQueue;
   readonly #fleet: Fleet | undefined;
+  /** What a reload works on. */
+  readonly #parts: ReloadParts;
   #tick: Timer | undefined;
   #captureCount: Timer | undefined;
   readonly #firewalls: Firewalls;
@@ -201,6 +196,13 @@ export class Daemon {
     this.#listeners = listen(this.#intake, { now: clock.now, counters });
     this.#binder = new Binder(this.#listeners, report, clock);
     this.#clockWatch = new ClockWatch(TICK_MS);
+    this.#parts = {
+      guard: this.#guard,
+      intake: this.#intake,
+      opener,
+      binder: this.#binder,
+      reporter: this.#reporter,
+    };
   }
 
   /**
@@ -346,7 +348,7 @@ export class Daemon {
   /**
    * Replaces the config. Listeners that stay are kept; used codes and scanner bans carry
    * over. A config that cannot run is refused and the old one keeps running.
-   * @returns what changed ({@link describeChanges}).
+   * @returns what changed, a line each.
    */
   async reload(config: Config): Promise<string[]> {
     try {
@@ -358,63 +360,11 @@ export class Daemon {
     }
   }
 
-  async #reload(config: Config): Promise<string[]> {
-    try {
-      assertRunnable(config);
-      assertReloadable(this.#config, config);
-      // What binding the new pools would refuse is refused before anything changes.
-      await checkDescriptors(socketsNeeded(config));
-      await checkEphemeral(config.doors);
-      await this.#guard.apply(config, this.#config);
-    } catch (e) {
-      if (e instanceof ConfigError || e instanceof FirewallError) {
-        this.#reporter.report({ kind: "reload-failed", error: e.message });
-      } else {
-        // A bug is not a refused config: say so, with its stack. The old rules still stand.
-        log.error(
-          "internal error during the reload (please report); the running config stays: {error}",
-          { error: String((e as Error)?.stack ?? e) },
-        );
-      }
-      throw e;
-    }
-    const running = this.#config;
-    logConfigChanges(running, config);
-    const changes = describeChanges(running, config);
-    this.#config = config;
-    this.#doors = new Map(config.doors.map((d) => [d.name, d]));
-    this.#intake.replace(config);
-    // Users removed from a door lose their open doors, now that the new config is in force,
-    // and before the new ports are bound: a bind that fails must not leave them open.
-    for (const { door, user } of removedUsers(running, config)) {
-      const { closed } = await this.#opener.revoke({ door, user });
-      if (closed.length > 0) {
-        log.info("door {door}: user {user} was removed: closed {count} open", {
-          door,
-          user,
-          count: closed.length,
-        });
-      }
-    }
-    let bound: Bound;
-    try {
-      bound = await this.#binder.bind(config, true);
-    } catch (e) {
-      // The new config is in force (its rules, its doors) but hears no knock: say so loudly.
-      const error = e instanceof ConfigError
-        ? e.issues.map((i) => i.message).join("; ")
-        : String(e);
-      log.error(
-        "reloaded, but {error}: no knock is heard until its ports are free (tried again, 1 s to 60 s apart) or a reload binds some",
-        { error },
-      );
-      this.#reporter.report({ kind: "reloaded" });
-      throw new AppliedButUnheard(error);
-    }
-    this.#binder.announce(config, bound);
-    log.info("reloaded: {doors} doors", { doors: config.doors.length });
-    this.#reporter.report({ kind: "reloaded" });
-    return changes;
+  #reload(config: Config): Promise<string[]> {
+    return applyReload(this.#parts, this.#config, config, (adopted) => {
+      this.#config = adopted;
+      this.#doors = new Map(adopted.doors.map((d) => [d.name, d]));
+    });
   }
 
   /** Stops listening, closes every door a command opened, keeps the rest in the store. Safe to call twice. */
