@@ -23,6 +23,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StateFileError } from "../errors.ts";
 import { parseState } from "./json_import.ts";
+import { writeChanges } from "./sqlite_write.ts";
 import type { LoadResult, OpenRecord, Store, StoreChanges, StoredState } from "./store.ts";
 import {
   migrate,
@@ -250,60 +251,7 @@ export class SqliteStore implements Store {
     this.#setSync(changes.sync === "normal" && this.#boot !== undefined ? "NORMAL" : "FULL");
     db.exec("BEGIN IMMEDIATE");
     try {
-      if (changes.used?.length) {
-        const upsert = this.#statement(
-          `INSERT INTO used_codes (door, secret, prefix, counter, user) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (door, secret, prefix)
-           DO UPDATE SET counter = max(counter, excluded.counter), user = excluded.user`,
-        );
-        for (const c of changes.used) {
-          upsert.run(c.door, c.secret, c.prefix ?? "", c.counter, c.user ?? "");
-        }
-      }
-      if (changes.opened?.length) {
-        const put = this.#statement(
-          `INSERT OR REPLACE INTO open_doors (door, source, until, close, firewall, user, pending)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        );
-        for (const r of changes.opened) {
-          put.run(
-            r.door,
-            r.source,
-            r.until,
-            r.close ? JSON.stringify(r.close) : null,
-            r.firewall ? JSON.stringify(r.firewall) : null,
-            r.user ?? "",
-            r.pending ? JSON.stringify(r.pending) : null,
-          );
-        }
-      }
-      if (changes.closed?.length) {
-        const drop = this.#statement("DELETE FROM open_doors WHERE door = ? AND source = ?");
-        for (const r of changes.closed) drop.run(r.door, r.source);
-      }
-      if (changes.spa?.length) {
-        const put = this.#statement(
-          "INSERT INTO spa_digests (digest, seen) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
-        );
-        for (const s of changes.spa) put.run(s.digest, Math.floor(s.seen));
-      }
-      if (changes.pruneSpaBefore !== undefined) {
-        this.#statement("DELETE FROM spa_digests WHERE seen < ?").run(
-          Math.floor(changes.pruneSpaBefore),
-        );
-      }
-      if (changes.refuseSpaBefore !== undefined) {
-        this.#statement(
-          `INSERT INTO meta VALUES ('spa_refuse_before', ?) ON CONFLICT (key)
-           DO UPDATE SET value = max(value, excluded.value)`,
-        ).run(Math.floor(changes.refuseSpaBefore));
-      }
-      if (changes.now !== undefined) {
-        this.#statement(
-          `INSERT INTO meta VALUES ('max_time', ?) ON CONFLICT (key)
-           DO UPDATE SET value = max(value, excluded.value)`,
-        ).run(Math.floor(changes.now));
-      }
+      writeChanges((sql) => this.#statement(sql), changes);
       this.#statement(
         `INSERT INTO meta VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1`,
       ).run();
