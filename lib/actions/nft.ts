@@ -6,7 +6,7 @@
  * The table stays when sesame stops, so the ports stay protected.
  * @module
  */
-import { type Clock, systemClock, type Timer } from "../clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
@@ -16,7 +16,8 @@ import { type Firewall, type Records, recordsNow, type StartOptions } from "./fi
 import { adminSets, elementLines, nftRuleset } from "./nft_rules.ts";
 import { resolveClosedReply, warnTrackedAccept } from "./host_ruleset.ts";
 import { NftSession } from "./nft_session.ts";
-import type { CommandRunner, Session } from "./runner.ts";
+import { NftMonitor } from "./nft_monitor.ts";
+import type { CommandRunner } from "./runner.ts";
 
 /** Where nft lives on Debian and most distributions. */
 export const NFT_PATH = "/usr/sbin/nft";
@@ -33,20 +34,6 @@ function setError(problems: ReadonlyMap<string, string>): FirewallError {
     ).join("\n"),
   );
 }
-
-/** True for an `nft monitor` line that may change sesame's table (not its elements). */
-function concernsTable(line: string): boolean {
-  return line !== "" && !line.startsWith("#") && !line.startsWith("add element") &&
-    !line.startsWith("delete element");
-}
-
-/**
- * How long the watch gathers a change's events before it calls back: a flush is many
- * lines, read in a few ms; every ms here is a ms the protected ports may stand open.
- */
-const COALESCE_MS = 10;
-/** How often the watch calls back without an event, in case nft monitor dropped one. */
-const BACKSTOP_MS = 5_000;
 
 /**
  * nftables through `nft -f -` (start, reload, backlogs) and a long-lived `nft -i` session
@@ -82,10 +69,8 @@ export class NftFirewall implements Firewall {
       mine: boolean;
     }
   >();
-  /** The long-lived `nft monitor`, while watching. */
-  #monitor: Session | undefined;
-  #watching = false;
-  #backstop: Timer | undefined;
+  /** Follows `nft monitor`, once {@link watch} was called. */
+  readonly #monitor: NftMonitor;
   /** How the protected ports refuse others, as the last start resolved it. */
   #closedReply: "drop" | "reject" = "drop";
   #capture: { readonly group: number; readonly addresses?: readonly string[] } | undefined;
@@ -107,6 +92,7 @@ export class NftFirewall implements Firewall {
     this.#clock = options.clock ?? systemClock;
     this.#now = this.#clock.now;
     this.#session = options.mode === "batch" ? undefined : new NftSession(runner, this.#nft);
+    this.#monitor = new NftMonitor(runner, this.#nft, this.#clock);
   }
 
   async start(doors: readonly Door[], records: Records, options: StartOptions = {}): Promise<void> {
@@ -299,66 +285,13 @@ export class NftFirewall implements Firewall {
     }
   }
 
-  /**
-   * Follows `nft monitor` (one long-lived process): any change to a table, chain, set or
-   * rule, or a flush, may concern sesame's table; element events (openings, expiries) do
-   * not. Calls are coalesced over 10 ms. A monitor that dies is restarted. The monitor
-   * can drop events (its netlink buffer overflows under load), so it is also called every
-   * {@link BACKSTOP_MS} without one.
-   */
+  /** Calls `onChange` when sesame's table may have changed: see {@link NftMonitor}. */
   watch(onChange: () => void): void {
-    if (this.#watching) return;
-    this.#watching = true;
-    const clock = this.#clock;
-    let timer: Timer | undefined;
-    const changed = () => {
-      timer ??= clock.setTimeout(() => {
-        timer = undefined;
-        if (this.#watching) onChange();
-      }, COALESCE_MS);
-    };
-    this.#backstop = clock.setInterval(changed, BACKSTOP_MS);
-    const follow = () => {
-      if (!this.#watching) return;
-      let monitor: Session;
-      try {
-        monitor = this.#monitor = this.#runner.spawn([this.#nft, "monitor"]);
-      } catch {
-        setTimeout(follow, 1000); // nft cannot start: try again, and check meanwhile
-        changed();
-        return;
-      }
-      (async () => {
-        const reader = monitor.stdout.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read().catch(() => ({ value: "", done: true }));
-          if (done) break;
-          buffer += value;
-          const lines = buffer.split("\n");
-          buffer = lines.pop()!;
-          if (lines.some(concernsTable)) changed();
-        }
-      })();
-      monitor.stderr.cancel().catch(() => {});
-      monitor.status.then(() => {
-        if (this.#monitor !== monitor || !this.#watching) return;
-        changed(); // whatever happened while nobody watched
-        setTimeout(follow, 1000);
-      });
-    };
-    follow();
+    this.#monitor.start(onChange);
   }
 
   async shutdown(): Promise<void> {
-    this.#watching = false;
-    this.#clock.clearTimeout(this.#backstop);
-    const monitor = this.#monitor;
-    this.#monitor = undefined;
-    try {
-      monitor?.kill("SIGTERM");
-    } catch { /* gone */ }
-    await monitor?.status;
+    await this.#monitor.stop();
     await this.#session?.close();
   }
 
