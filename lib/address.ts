@@ -83,13 +83,32 @@ export function parseWithIpaddr(text: string): Address | undefined {
   if (text.includes("%")) return undefined;
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) parsed = ipaddr.IPv4.parse(text);
-  else if (ipaddr.IPv6.isValid(text) && text.includes(":")) parsed = ipaddr.IPv6.parse(text);
-  else return undefined;
+  else if (text.includes(":")) {
+    const v6 = withHexTail(text);
+    if (v6 === undefined || !ipaddr.IPv6.isValid(v6)) return undefined;
+    parsed = ipaddr.IPv6.parse(v6);
+  } else return undefined;
   if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
     parsed = (parsed as ipaddr.IPv6).toIPv4Address();
   }
   const family = parsed.kind() === "ipv4" ? 4 : 6;
   return { family, bytes: Uint8Array.from(parsed.toByteArray()), text: parsed.toString() };
+}
+
+/**
+ * An IPv6 text with its embedded IPv4 tail (`::ffff:192.0.2.7`) written as two hex groups,
+ * the tail read as strictly as a plain IPv4 address; undefined when the tail is not one.
+ * ipaddr.js 2.5 reads such tails loosely: `::1.2.3.4` (IPv4-compatible, an IPv6 address)
+ * came back as the mapped `::ffff:1.2.3.4`, and leading zeros passed. The page's parser
+ * reads them this way too (tests/address_test.ts compares them).
+ */
+function withHexTail(text: string): string | undefined {
+  if (!text.includes(".")) return text;
+  const cut = text.lastIndexOf(":");
+  const tail = text.slice(cut + 1);
+  if (!ipaddr.IPv4.isValidFourPartDecimal(tail)) return undefined;
+  const [a, b, c, d] = ipaddr.IPv4.parse(tail).octets;
+  return `${text.slice(0, cut + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
 }
 
 /**

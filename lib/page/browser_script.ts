@@ -74,7 +74,8 @@ export const BROWSER_SCRIPT = String.raw`"use strict";
   function parseAddress(text) {
     text = text.trim();
     const v4 = (s) => {
-      const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+      // No leading zeros (octal to some readers): refused, as the server refuses them.
+      const m = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/.exec(s);
       if (!m) return null;
       const b = m.slice(1).map(Number);
       return b.every((x) => x <= 255) ? b : null;
