@@ -14,26 +14,12 @@
  */
 import { setImmediate } from "node:timers";
 import { openKey, type OpenRecord } from "../store/store.ts";
-import { Deadlines } from "./deadlines.ts";
+import { type Entry, OpenEntries } from "./open_entries.ts";
 import { brief, describeFailure, type Plan, planOpens } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
 import { Admission } from "./admission.ts";
 
 export type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch };
-
-interface Entry {
-  record: OpenRecord;
-  timeoutMs: number;
-  /** Failed close attempts so far (for the backoff). */
-  failures: number;
-  /** Closing before its time (a revoke): retries revoke too. */
-  revoked?: boolean;
-  /**
-   * Every user whose code opened or extended it while sesame ran (the record names the
-   * last): `revoke --user` closes a door any of them has a part in.
-   */
-  users?: Set<string>;
-}
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** A failed close is retried after 1 s, 2 s, 4 s … at most a minute apart. */
@@ -71,15 +57,14 @@ const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
  */
 export class Opener {
   readonly #options: OpenerOptions;
-  readonly #entries = new Map<string, Entry>();
+  /** The open doors and their closes' deadlines. */
+  readonly #entries: OpenEntries;
   #requests: OpenRequest[] = [];
   #flushing: Promise<void> | undefined;
   /** Committed batches still acting (the firewall or a command at work). */
   readonly #acting = new Set<Promise<unknown>>();
   #scheduled = false;
   readonly #closing = new Set<Promise<unknown>>();
-  /** When each open door closes (and failed closes retry): one timer for all. */
-  readonly #deadlines: Deadlines<Entry>;
   readonly #now: () => number;
   readonly #admission: Admission | undefined;
 
@@ -88,22 +73,12 @@ export class Opener {
     this.#options = options;
     this.#now = options.clock.now;
     this.#admission = options.fleet ? new Admission(options.fleet, options.report) : undefined;
-    this.#deadlines = new Deadlines<Entry>((entry) => this.#due(entry), options.clock);
+    this.#entries = new OpenEntries((entry) => this.#due(entry), options.clock);
   }
 
   /** The doors open now (and those still to be closed), as the store keeps them. */
   records(): OpenRecord[] {
-    const now = this.#now();
-    return [...this.#entries.values()].map((entry) => {
-      const { record } = entry;
-      // The close's deadline runs on the monotonic clock: after the wall clock stepped
-      // back, `until` lies in the future by the step. What is handed on (to a firewall
-      // that rewrites its rules, to status) ends no later than the deadline.
-      const left = this.#deadlines.remaining(entry);
-      return left !== undefined && now + left < record.until
-        ? { ...record, until: now + Math.ceil(left) }
-        : record;
-    });
+    return this.#entries.records();
   }
 
   /**
@@ -119,8 +94,7 @@ export class Opener {
     const due: Promise<unknown>[] = [];
     for (const record of records) {
       const timeoutMs = options.timeoutOf?.(record.door) ?? DEFAULT_CLOSE_TIMEOUT_MS;
-      const entry = { record, timeoutMs, failures: 0 };
-      this.#entries.set(openKey(record), entry);
+      const entry = this.#entries.adopt(record, timeoutMs);
       // Too little time left to run an open and then its close: closed now, not reopened.
       if (record.until <= now + timeoutMs || !record.pending) {
         if (record.until <= now) due.push(this.#close(entry));
@@ -223,7 +197,7 @@ export class Opener {
     await this.settled();
     const closing: Promise<unknown>[] = [];
     for (const entry of this.#entries.values()) {
-      if (entry.record.firewall && !entry.record.close) this.#deadlines.cancel(entry);
+      if (entry.record.firewall && !entry.record.close) this.#entries.deadlines.cancel(entry);
       else closing.push(this.#close(entry, false));
     }
     await Promise.all(closing);
@@ -238,11 +212,7 @@ export class Opener {
    */
   async revoke(match: RevokeMatch): Promise<{ closed: OpenRecord[]; failed: OpenRecord[] }> {
     await this.settled();
-    const entries = [...this.#entries.values()].filter(({ record, users }) =>
-      record.door === match.door &&
-      (match.source === undefined || record.source === match.source) &&
-      (match.user === undefined || record.user === match.user || users?.has(match.user) === true)
-    );
+    const entries = this.#entries.matching(match);
     const closed: OpenRecord[] = [], failed: OpenRecord[] = [];
     await Promise.all(entries.map(async (entry) => {
       const record = entry.record;
@@ -254,7 +224,7 @@ export class Opener {
 
   /** Cancels every timer without closing anything (the end of a run; tests). */
   cancelTimers(): void {
-    this.#deadlines.clear();
+    this.#entries.deadlines.clear();
   }
 
   async #drain(): Promise<void> {
@@ -306,14 +276,7 @@ export class Opener {
   async #act({ record, fresh, timeoutMs, at }: Plan): Promise<void> {
     const { firewalls, runner, counters, report } = this.#options;
     const key = openKey(record);
-    const entry: Entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0 };
-    const previous = entry.record.user;
-    if (previous !== undefined && record.user !== undefined && previous !== record.user) {
-      // Another user extended it: both have a part in it (revoke --user closes it for either).
-      (entry.users ??= new Set()).add(previous).add(record.user);
-    } else if (record.user !== undefined) entry.users?.add(record.user);
-    entry.record = record;
-    this.#entries.set(key, entry);
+    const entry = this.#entries.take(record, timeoutMs);
     // Scheduled before acting: a door left half open by a failed action is still closed in time.
     this.#schedule(entry);
     const failed = (error: string) => {
@@ -358,7 +321,7 @@ export class Opener {
   }
 
   #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#now())): void {
-    this.#deadlines.schedule(entry, wait);
+    this.#entries.deadlines.schedule(entry, wait);
   }
 
   /**
@@ -382,7 +345,7 @@ export class Opener {
   async #close(entry: Entry, retry = true, revoked = false): Promise<boolean> {
     const { firewalls, runner, store, counters, report } = this.#options;
     const { record } = entry;
-    this.#deadlines.cancel(entry);
+    this.#entries.deadlines.cancel(entry);
     const key = openKey(record);
     if (this.#entries.get(key) !== entry) return false; // closed already
     if (revoked) entry.revoked = true;
@@ -419,7 +382,7 @@ export class Opener {
       }
       return false; // the record stays in the store: the next start retries it
     }
-    this.#entries.delete(key);
+    this.#entries.drop(entry);
     counters.closes++;
     counters.door(record.door).closes++;
     report({ ...brief(record), kind: "closed", ...(revoked ? { revoked: true as const } : {}) });
