@@ -13,6 +13,7 @@ import { grantKey, grantValue } from "../lib/cluster/fleet_keys.ts";
 import { systemClock } from "../lib/clock.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import type { Grant } from "../lib/cluster/fleet_keys.ts";
+import type { OpenRecord } from "../lib/store/store.ts";
 
 const ignore = !Deno.env.get("CI") && !HAVE_ETCD;
 
@@ -274,10 +275,12 @@ Deno.test("fleet: a shared door whose local commit fails takes its grant back (t
       },
     },
   });
-  opener.request({ door, source: "192.0.2.7" });
+  const told: boolean[] = [];
+  opener.request({ door, source: "192.0.2.7", acted: (opened) => told.push(opened) });
   await opener.settled();
   assertEquals(nft.calls, []); // shut here
   assertEquals(withdrawn, ["ssh 192.0.2.7"]); // and taken back in the fleet
+  assertEquals(told, [false]); // a mirror waiting on it hears so
   opener.cancelTimers();
 });
 
@@ -556,6 +559,91 @@ Deno.test({
       await fleet.stop();
       client.close();
       await first[Symbol.asyncDispose](); // again: harmless
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "fleet: a mirrored grant is confirmed once it opened here, while a steady stream of other opens keeps the opener busy",
+  ignore,
+  async fn() {
+    const { Fleet } = await import("../lib/cluster/fleet.ts");
+    const { Opener } = await import("../lib/daemon/opener.ts");
+    const { MemoryStore } = await import("../lib/store/store.ts");
+    const { DryRunFirewall } = await import("../lib/testing/mod.ts");
+    const { Counters } = await import("../lib/counters.ts");
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // Each opening takes 30 ms in the firewall; one is asked every 10 ms: never idle.
+    class SlowFirewall extends DryRunFirewall {
+      override async open(record: OpenRecord): Promise<void> {
+        await sleep(30);
+        return super.open(record);
+      }
+    }
+    await using etcd = await startEtcd();
+    const nft = new SlowFirewall();
+    const opener = new Opener({
+      store: new MemoryStore(),
+      firewalls: { nft, iptables: new DryRunFirewall() },
+      runner: {
+        run: () => Promise.reject(),
+        spawn: () => {
+          throw new Error();
+        },
+        close() {},
+      },
+      clock: systemClock,
+      counters: new Counters(),
+      report: () => {},
+    });
+    const config = validateConfig({
+      cluster: { node: "a", groups: ["web"], etcd: { endpoints: [etcd.url], timeout: "1s" } },
+      doors: {
+        ssh: {
+          secret: SECRET,
+          ports: "20000-20999",
+          share: "web",
+          open: { for: "60s", nft: { port: 22 } },
+        },
+      },
+    });
+    const fleet = (await Fleet.forConfig(config, {
+      clock: systemClock,
+      door: () => config.doors[0],
+      opener: () => opener,
+    }))!;
+    const client = new EtcdClient({ endpoints: [etcd.url], timeoutMs: 2000 });
+    let streaming = true;
+    try {
+      fleet.start();
+      await until(() => fleet.status().connected);
+      // The stream: bounded to 4 s and 400 opens.
+      const stream = (async () => {
+        const end = Date.now() + 4000;
+        for (let i = 0; streaming && i < 400 && Date.now() < end; i++) {
+          opener.request({ door: config.doors[0], source: `2001:db8::${i.toString(16)}` });
+          await sleep(10);
+        }
+        streaming = false;
+      })();
+      await sleep(300);
+      await putGrant(client, "192.0.2.7"); // gateway b decided it
+      const confirmed = () =>
+        fleet.status().grants.some((g) => g.source === "192.0.2.7" && g.confirmed.includes("a"));
+      await until(confirmed, 2000);
+      const whileBusy = streaming;
+      streaming = false;
+      await stream;
+      assert(nft.calls.includes("open ssh 192.0.2.7"), "the grant opened here");
+      assert(confirmed(), "gateway a confirmed the grant");
+      assert(whileBusy, "confirmed only once the stream of opens had ended");
+    } finally {
+      streaming = false;
+      await fleet.stop();
+      await opener.settled();
+      opener.cancelTimers();
+      client.close();
     }
   },
 });

@@ -603,3 +603,22 @@ Deno.test("open path: revoke --user closes a door the user opened, also after an
     await daemon.stop();
   }
 });
+
+Deno.test("open path: who waits on a request hears once whether it opened: refused at once, admitted when its door acted", async () => {
+  const { whoWaits } = await import("../lib/daemon/open_plan.ts");
+  const { validateConfig } = await import("../lib/config/validate.ts");
+  const [door] =
+    validateConfig({ doors: { ssh: { sequence: [7000], open: { for: "5s" } } } }).doors;
+  const told: string[] = [];
+  const hear = (name: string) => (opened: boolean) => told.push(`${name} ${opened}`);
+  const a = { door, source: "192.0.2.7", acted: hear("a") };
+  const b = { door, source: "192.0.2.7", acted: hear("b") }; // the same door and source
+  const refused = { door, source: "192.0.2.8", acted: hear("refused") };
+  const silent = { door, source: "192.0.2.9" };
+  // Admission copies what it lets through (a grant's until): the callback goes with it.
+  const waiting = whoWaits([a, refused, b, silent], [{ ...a, until: 1 }, b, silent]);
+  assertEquals(told, ["refused false"]);
+  assertEquals([...waiting.keys()].length, 1);
+  [...waiting.values()][0](true);
+  assertEquals(told, ["refused false", "a true", "b true"]);
+});

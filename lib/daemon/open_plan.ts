@@ -102,3 +102,27 @@ export function brief(record: OpenRecord) {
     until: record.until,
   };
 }
+
+/**
+ * Who hears how a batch went ({@link OpenRequest.acted}): those of `batch` refused (not in
+ * `admitted`) are told now; the others are returned by door and source, to be told when
+ * their plan has acted.
+ */
+export function whoWaits(
+  batch: readonly OpenRequest[],
+  admitted: readonly OpenRequest[],
+): Map<string, (opened: boolean) => void> {
+  const waiting = new Map<string, (opened: boolean) => void>();
+  const passed = new Set(admitted.map((r) => r.acted));
+  for (const { door, source, acted } of batch) {
+    if (!acted) continue;
+    if (!passed.has(acted)) {
+      acted(false);
+      continue;
+    }
+    const key = openKey({ door: door.name, source });
+    const before = waiting.get(key);
+    waiting.set(key, before ? (opened) => (before(opened), acted(opened)) : acted);
+  }
+  return waiting;
+}

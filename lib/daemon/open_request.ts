@@ -58,6 +58,11 @@ export interface OpenRequest {
   readonly until?: number;
   /** A shared door another node decided (mirrored here): nothing to claim or publish. */
   readonly mirror?: true;
+  /**
+   * Told once whether this request opened (or extended) its door here: after its batch
+   * acted, or when it was refused or its commit failed. Not told at a stop.
+   */
+  readonly acted?: (opened: boolean) => void;
 }
 
 /** Options for {@link Opener.restore}. */

@@ -15,7 +15,7 @@
 import { setImmediate } from "node:timers";
 import { openKey, type OpenRecord } from "../store/store.ts";
 import { type Entry, OpenEntries } from "./open_entries.ts";
-import { brief, describeFailure, type Plan, planOpens } from "./open_plan.ts";
+import { brief, describeFailure, type Plan, planOpens, whoWaits } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
 import { Admission } from "./admission.ts";
 
@@ -239,6 +239,7 @@ export class Opener {
   async #open(batch: readonly OpenRequest[]): Promise<void> {
     const { store, counters, report } = this.#options;
     const requests = this.#admission ? await this.#admission.admit(batch) : batch;
+    const tell = whoWaits(batch, requests);
     if (requests.length === 0) return;
     const plans = planOpens(requests, (key) => this.#entries.get(key)?.record, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
@@ -262,18 +263,25 @@ export class Opener {
       });
       // Shared grants claimed for them go back: the other gateways close them too.
       for (const request of requests) void this.#options.fleet?.withdraw?.(request).catch(() => {});
+      for (const told of tell.values()) told(false);
       return; // nothing acts, nothing is scheduled: the doors stay shut
     }
     // Acted on without waiting: the next batch commits while the firewall works on this
     // one (its batcher keeps batches in order and joins those that queue up meanwhile).
     // Each #act records its entry and close timer before its first await.
-    const acting = Promise.all(plans.map((plan) => this.#act(plan)));
+    const acting = Promise.all(plans.map(async (plan) => {
+      const opened = await this.#act(plan);
+      tell.get(openKey(plan.record))?.(opened);
+    }));
     this.#acting.add(acting);
     acting.finally(() => this.#acting.delete(acting));
   }
 
-  /** Act on one committed plan: the entry and its close timer, then the firewall and the command. */
-  async #act({ record, fresh, timeoutMs, at }: Plan): Promise<void> {
+  /**
+   * Act on one committed plan: the entry and its close timer, then the firewall and the
+   * command. Resolves true when the door opened (or was extended) here.
+   */
+  async #act({ record, fresh, timeoutMs, at }: Plan): Promise<boolean> {
     const { firewalls, runner, counters, report } = this.#options;
     const key = openKey(record);
     const entry = this.#entries.take(record, timeoutMs);
@@ -288,6 +296,7 @@ export class Opener {
         until: record.until,
         error,
       });
+      return false;
     };
     if (record.firewall) {
       try {
@@ -301,7 +310,7 @@ export class Opener {
       if (this.#entries.get(key) !== entry) {
         // Revoked while the open ran: its close may have come first; it runs again after.
         if (record.close) await runner.run(record.close, { timeoutMs, essential: true });
-        return;
+        return false;
       }
       if (result.code !== 0) return failed(describeFailure(result));
       this.#ran(key);
@@ -318,6 +327,7 @@ export class Opener {
       }
     }
     report({ ...brief(record), kind: fresh ? "opened" : "extended" });
+    return true;
   }
 
   #schedule(entry: Entry, wait = Math.max(0, entry.record.until - this.#now())): void {
