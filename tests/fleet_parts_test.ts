@@ -13,7 +13,10 @@ import { grantKey, grantValue } from "../lib/cluster/fleet_keys.ts";
 import { systemClock } from "../lib/clock.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import type { Grant } from "../lib/cluster/fleet_keys.ts";
-import type { OpenRecord } from "../lib/store/store.ts";
+import { MemoryStore, type OpenRecord } from "../lib/store/store.ts";
+import { Opener, type OpenerOptions } from "../lib/daemon/opener.ts";
+import { DryRunFirewall } from "../lib/testing/mod.ts";
+import { Counters } from "../lib/counters.ts";
 
 const ignore = !Deno.env.get("CI") && !HAVE_ETCD;
 
@@ -57,6 +60,24 @@ function claimsOf(
     clock: systemClock,
     prefix: "/sesame/",
     node,
+  });
+}
+/** An opener on a memory store and `nft` (iptables: a dry run); commands are never run. */
+function openerOn(nft: DryRunFirewall, store: MemoryStore, fleet?: OpenerOptions["fleet"]): Opener {
+  return new Opener({
+    store,
+    firewalls: { nft, iptables: new DryRunFirewall() },
+    runner: {
+      run: () => Promise.reject(),
+      spawn: () => {
+        throw new Error();
+      },
+      close() {},
+    },
+    clock: systemClock,
+    counters: new Counters(),
+    report: () => {},
+    ...(fleet ? { fleet } : {}),
   });
 }
 const SECRET = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
@@ -246,33 +267,15 @@ Deno.test({
 });
 
 Deno.test("fleet: a shared door whose local commit fails takes its grant back (the other gateways close it too)", async () => {
-  const { Opener } = await import("../lib/daemon/opener.ts");
-  const { MemoryStore } = await import("../lib/store/store.ts");
-  const { DryRunFirewall } = await import("../lib/testing/mod.ts");
-  const { Counters } = await import("../lib/counters.ts");
   const store = new MemoryStore();
   store.failWith = new Error("disk full");
   const withdrawn: string[] = [];
   const nft = new DryRunFirewall();
-  const opener = new Opener({
-    store,
-    firewalls: { nft, iptables: new DryRunFirewall() },
-    runner: {
-      run: () => Promise.reject(),
-      spawn: () => {
-        throw new Error();
-      },
-      close() {},
-    },
-    clock: systemClock,
-    counters: new Counters(),
-    report: () => {},
-    fleet: {
-      claim: () => Promise.resolve({ ok: true, until: Date.now() + 60_000 }),
-      withdraw: (r) => {
-        withdrawn.push(`${r.door.name} ${r.source}`);
-        return Promise.resolve();
-      },
+  const opener = openerOn(nft, store, {
+    claim: () => Promise.resolve({ ok: true, until: Date.now() + 60_000 }),
+    withdraw: (r) => {
+      withdrawn.push(`${r.door.name} ${r.source}`);
+      return Promise.resolve();
     },
   });
   const told: boolean[] = [];
@@ -569,10 +572,6 @@ Deno.test({
   ignore,
   async fn() {
     const { Fleet } = await import("../lib/cluster/fleet.ts");
-    const { Opener } = await import("../lib/daemon/opener.ts");
-    const { MemoryStore } = await import("../lib/store/store.ts");
-    const { DryRunFirewall } = await import("../lib/testing/mod.ts");
-    const { Counters } = await import("../lib/counters.ts");
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     // Each opening takes 30 ms in the firewall; one is asked every 10 ms: never idle.
     class SlowFirewall extends DryRunFirewall {
@@ -583,20 +582,7 @@ Deno.test({
     }
     await using etcd = await startEtcd();
     const nft = new SlowFirewall();
-    const opener = new Opener({
-      store: new MemoryStore(),
-      firewalls: { nft, iptables: new DryRunFirewall() },
-      runner: {
-        run: () => Promise.reject(),
-        spawn: () => {
-          throw new Error();
-        },
-        close() {},
-      },
-      clock: systemClock,
-      counters: new Counters(),
-      report: () => {},
-    });
+    const opener = openerOn(nft, new MemoryStore());
     const config = validateConfig({
       cluster: { node: "a", groups: ["web"], etcd: { endpoints: [etcd.url], timeout: "1s" } },
       doors: {
