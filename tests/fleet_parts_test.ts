@@ -633,3 +633,73 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "fleet: with auth on, an expired token is renewed: a call after the token's time succeeds, and after etcd restarts (every token gone) the watch comes back",
+  ignore,
+  async fn() {
+    // Simple tokens live 1 s without use; a restart forgets them all.
+    await using etcd = await startEtcd(undefined, ["--auth-token-ttl=1"]);
+    const etcdctl = async (...args: string[]) => {
+      const out = await new Deno.Command("etcdctl", {
+        args: [`--endpoints=${etcd.url}`, "--command-timeout=3s", ...args],
+        env: { ETCDCTL_API: "3" },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!out.success) {
+        throw new Error(`etcdctl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+      }
+    };
+    // The documented setup: a user per gateway whose role reaches only /sesame/.
+    await etcdctl("role", "add", "sesame");
+    await etcdctl("role", "grant-permission", "sesame", "--prefix=true", "readwrite", "/sesame/");
+    await etcdctl("user", "add", "gw", "--new-user-password", "gw-password");
+    await etcdctl("user", "grant-role", "gw", "sesame");
+    await etcdctl("user", "add", "root", "--new-user-password", "root-password");
+    await etcdctl("user", "grant-role", "root", "root");
+    await etcdctl("auth", "enable");
+    const settings = {
+      endpoints: [etcd.url],
+      timeoutMs: 2000,
+      user: "gw",
+      password: "gw-password",
+    };
+    const client = new EtcdClient(settings);
+    const writer = new EtcdClient(settings);
+    const mirrored: string[] = [];
+    const shared = sharedOf({
+      client,
+      leases: new LeasePool(client, systemClock),
+      node: "a",
+      open: (_door, grant) => (mirrored.push(grant.source), Promise.resolve(true)),
+    });
+    try {
+      shared.start();
+      await until(() => shared.connected);
+      await putGrant(writer, "192.0.2.7");
+      await until(() => mirrored.includes("192.0.2.7"));
+      // Unused for longer than its time: the writer's token has expired. The call renews it.
+      await new Promise((r) => setTimeout(r, 2500));
+      await putGrant(writer, "192.0.2.8");
+      await until(() => mirrored.includes("192.0.2.8"));
+      // A restart: the watch ends, and its old token is unknown when it comes back.
+      await etcd.restart();
+      await until(() => !shared.connected, 5000);
+      await until(() => shared.connected, 15_000);
+      let written = false;
+      for (let i = 0; i < 20 && !written; i++) { // the member may still be electing itself
+        written = await putGrant(writer, "192.0.2.9").then(() => true, () => false);
+        if (!written) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert(written, "the writer's call went through after the restart");
+      await until(() => mirrored.includes("192.0.2.9"), 5000);
+      assertEquals(mirrored, ["192.0.2.7", "192.0.2.8", "192.0.2.9"]);
+    } finally {
+      await shared.stop();
+      client.close();
+      writer.close();
+    }
+  },
+});
