@@ -4,6 +4,7 @@
  * backend (nft.ts) sends them; `sesame nft-ruleset` prints them.
  * @module
  */
+import { knockPorts, portSpans } from "./knock_ports.ts";
 import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import type { OpenRecord } from "../store/store.ts";
@@ -171,15 +172,10 @@ export interface RulesetOptions {
  * which is why a pool must not overlap the host's ephemeral port range.
  */
 function untrackedKnocks(doors: readonly Door[]): string[] {
-  const ports = { tcp: new Set<number>(), udp: new Set<number>() };
-  for (const door of doors) {
-    for (const p of door.pool.tcp) ports.tcp.add(p);
-    for (const p of door.pool.udp) ports.udp.add(p);
-    if (door.kind === "spa") ports.udp.add(door.spa.port);
-  }
-  const protocols = (["tcp", "udp"] as const).filter((p) => ports[p].size > 0);
+  const ports = knockPorts(doors);
+  const protocols = (["tcp", "udp"] as const).filter((p) => ports[p].length > 0);
   if (protocols.length === 0) return [];
-  const set = (p: "tcp" | "udp") => `{ ${portRanges([...ports[p]])} }`;
+  const set = (p: "tcp" | "udp") => `{ ${portRanges(ports[p])} }`;
   return [
     "  # knocks never enter conntrack: a flood of them cannot fill its table",
     "  chain knocks_in {",
@@ -205,12 +201,7 @@ function captureChain(
   capture: { readonly group: number; readonly addresses?: readonly string[] },
   closedReply: "drop" | "reject",
 ): string[] {
-  const ports = { tcp: new Set<number>(), udp: new Set<number>() };
-  for (const door of doors) {
-    for (const p of door.pool.tcp) ports.tcp.add(p);
-    for (const p of door.pool.udp) ports.udp.add(p);
-    if (door.kind === "spa") ports.udp.add(door.spa.port);
-  }
+  const ports = knockPorts(doors);
   // Only knocks to the addresses listen names count, as with the sockets intake.
   const addresses = capture.addresses ?? ["::"];
   const v4 = addresses.filter((a) => !a.includes(":") && a !== "0.0.0.0");
@@ -234,8 +225,8 @@ function captureChain(
   ];
   const limit = "limit rate over 20/second burst 100 packets";
   for (const protocol of ["tcp", "udp"] as const) {
-    if (ports[protocol].size === 0) continue;
-    const set = `{ ${portRanges([...ports[protocol]])} }`;
+    if (ports[protocol].length === 0) continue;
+    const set = `{ ${portRanges(ports[protocol])} }`;
     const first = protocol === "tcp" ? " tcp flags & (syn | ack) == syn" : "";
     lines.push(
       `    ${protocol} dport ${set}${first} add @capture_rate_v4 { ip saddr ${limit} } drop`,
@@ -261,15 +252,7 @@ function captureChain(
  * ```
  */
 export function portRanges(ports: readonly number[]): string {
-  const sorted = [...new Set(ports)].sort((a, b) => a - b);
-  const out: string[] = [];
-  for (let i = 0; i < sorted.length;) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
-    out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return out.join(", ");
+  return portSpans(ports).map(([a, b]) => a === b ? String(a) : `${a}-${b}`).join(", ");
 }
 
 /**
