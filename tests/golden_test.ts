@@ -7,6 +7,7 @@
 import { assertEquals } from "./_assert.ts";
 import { nftRuleset } from "../lib/actions/nft_rules.ts";
 import { iptablesScript } from "../lib/actions/iptables.ts";
+import { rawScript } from "../lib/actions/iptables_raw.ts";
 import { validateConfig } from "../lib/config/validate.ts";
 import { logLine } from "../lib/daemon/report.ts";
 import type { DaemonEvent } from "../lib/daemon/daemon.ts";
@@ -72,10 +73,11 @@ Deno.test("golden: the nft table, with open doors put back", async () => {
   await golden("nft_ruleset.nft", nftRuleset(config.doors, RECORDS, 1000));
 });
 
-Deno.test("golden: the iptables chains, IPv4 and IPv6", async () => {
+Deno.test("golden: the iptables chains, IPv4 and IPv6, and the raw chains that untrack knocks", async () => {
   const now = 1_700_000_000_000;
   await golden("iptables_v4.rules", iptablesScript("v4", config.doors, RECORDS, now));
   await golden("iptables_v6.rules", iptablesScript("v6", config.doors, RECORDS, now));
+  await golden("iptables_raw.rules", rawScript(config.doors));
 });
 
 Deno.test("golden: every event's log line, level and properties", async () => {

@@ -150,3 +150,77 @@ doors:
     assertEquals((await p.child.status).code, 0);
   },
 });
+
+const ignoreIptables = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/iptables")) ||
+  !(await Deno.stat("/usr/bin/nmap").then(() => true, () => false)) && !Deno.env.get("CI");
+
+Deno.test({
+  name:
+    "notrack, iptables backend: SYN scans of the pool leave conntrack empty, also after another tool flushes the raw table; an accept by state NEW is warned about",
+  ignore: ignoreIptables,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    await writePrivate(
+      `${dir.path}/c.yaml`,
+      `listen: { addresses: ["::"] }
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "20000-20099"
+    open: { for: 30s, iptables: { port: ${SERVICE} } }
+`,
+    );
+    // The admin's own rule accepts the pool by state NEW: untracked knocks miss it.
+    const admin = ["iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "20000:20099"];
+    const rule = [...admin, "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT"];
+    assertEquals((await lab.exec("server", rule)).code, 0);
+    await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
+      "ip",
+      "netns",
+      "exec",
+      lab.ns.server,
+    ]);
+    await p.waitForLog(/listening on/, 10_000);
+    assert(/accepts by conntrack state NEW/.test(p.log()), p.log());
+    for (const tool of ["iptables", "ip6tables"]) {
+      const raw = new TextDecoder().decode(
+        (await lab.exec("server", [tool, "-t", "raw", "-S"])).stdout,
+      );
+      assert(raw.includes("-A PREROUTING -j SESAME-KNOCKS-IN"), `${tool}: ${raw}`);
+      assert(raw.includes("-A OUTPUT -j SESAME-KNOCKS-OUT"), `${tool}: ${raw}`);
+    }
+    const scans = async (times: number) => {
+      await lab.exec("server", ["conntrack", "-F"]);
+      const before = await conntrackCount(lab);
+      for (let i = 0; i < times; i++) {
+        const out = await lab.exec("bystander", [
+          "nmap",
+          "-n",
+          "-Pn",
+          "-sS",
+          "-T5",
+          "--max-retries",
+          "0",
+          "-p",
+          "20000-20099",
+          ADDR.server.toBystander,
+        ]);
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      }
+      return (await conntrackCount(lab)) - before;
+    };
+    // Five SYN scans of the whole pool: 500 SYNs, each answered by a listener.
+    const entries = await scans(5);
+    assert(entries < 10, `the scans left ${entries} conntrack entries (tracked: ~500)`);
+    // Another tool flushes the raw table: sesame puts its chains back.
+    assertEquals((await lab.exec("server", ["iptables", "-w", "-t", "raw", "-F"])).code, 0);
+    await p.waitForLog(/sesame's rules were removed/, 2000);
+    const again = await scans(2);
+    assert(again < 10, `after the repair the scans left ${again} conntrack entries`);
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

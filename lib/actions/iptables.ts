@@ -5,19 +5,31 @@
  * dropped for everyone else. An ACCEPT rule carries `-m time --datestop`, so the kernel
  * stops honouring it at the door's time even if sesame died; sesame also deletes it then.
  * The chain is rebuilt (one iptables-restore transaction per family) at start and on
- * reload, which drops rules a crash left behind. It stays when sesame stops.
+ * reload, which drops rules a crash left behind. It stays when sesame stops. Knocks stay
+ * out of conntrack through two chains in the raw table (iptables_raw.ts).
  * @module
  */
 import { type Clock, systemClock, type Timer } from "../clock.ts";
-import { parseAddress } from "../address.ts";
 import type { Door } from "../config/types.ts";
 import { FirewallError } from "../errors.ts";
 import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
 import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import type { CommandRunner } from "./runner.ts";
+import { RAW_CHAINS, rawScript, trackedAccept } from "./iptables_raw.ts";
+import {
+  acceptRule,
+  CHAIN,
+  familyOf,
+  type IptablesFamily,
+  iptablesScript,
+} from "./iptables_rules.ts";
 
-const CHAIN = "SESAME";
+export { acceptRule, type IptablesFamily, iptablesScript };
+import { logger } from "../log.ts";
+
+const log = logger("iptables");
+
 const TIMEOUT_MS = 10_000;
 /** More closes than this in one batch rebuild the chain instead. */
 const REBUILD_AT = 64;
@@ -43,94 +55,6 @@ export interface IptablesPaths {
 }
 
 const DEFAULT_PATHS: IptablesPaths = { v4: "/usr/sbin/iptables", v6: "/usr/sbin/ip6tables" };
-
-/** The address family an iptables script is for: iptables (v4) or ip6tables (v6). */
-export type IptablesFamily = "v4" | "v6";
-
-/**
- * iptables' --datestop takes UTC seconds and still matches during that second: stop at
- * the second before the door's time (never late), but no earlier than the next second.
- */
-function datestop(until: number, now: number): string {
-  const second = Math.max(Math.floor(until / 1000) - 1, Math.floor(now / 1000) + 1);
-  return new Date(second * 1000).toISOString().slice(0, 19);
-}
-
-function familyOf(source: string): IptablesFamily {
-  const address = parseAddress(source);
-  if (!address || address.text !== source) {
-    throw new TypeError(`not a canonical address: ${JSON.stringify(source)}`);
-  }
-  return address.family === 4 ? "v4" : "v6";
-}
-
-/** The ACCEPT rule of an open record (without -A/-I/-D). */
-export function acceptRule(record: OpenRecord, now: number): string {
-  const grant = record.firewall!;
-  const stop = datestop(record.until, now);
-  return `-s ${record.source} -p ${grant.protocol} -m multiport --dports ${
-    grant.ports.join(",")
-  } ` +
-    `-m time --datestop ${stop} -m comment --comment "sesame ${record.door}" -j ACCEPT`;
-}
-
-/**
- * The chain for one family as an iptables-restore script (--noflush: only SESAME is
- * replaced), with the open `records`' rules, or ACCEPT `rules` already rendered. Pure.
- *
- * @example
- * ```ts
- * import { iptablesScript } from "./iptables.ts";
- * import { validateConfig } from "../config/validate.ts";
- * import { strictEqual as assertEquals } from "node:assert/strict";
- * const { doors } = validateConfig({
- *   doors: { legacy: { sequence: [7000, 8000], open: { iptables: { port: 22 } } } },
- * });
- * const script = iptablesScript("v4", doors, [], 0);
- * assertEquals(script.includes("--dports 22 -m comment --comment \"sesame legacy\" -j DROP"), true);
- * ```
- */
-export function iptablesScript(
-  family: IptablesFamily,
-  doors: readonly Door[],
-  records: readonly OpenRecord[],
-  now: number,
-  rules: readonly string[] = [],
-  closedReply: "drop" | "reject" = "drop",
-): string {
-  const lines = [
-    "*filter",
-    `:${CHAIN} - [0:0]`,
-    `-A ${CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
-    ...rules.map((rule) => `-A ${CHAIN} ${rule}`),
-  ];
-  const guarded = doors.filter((d) => d.open?.iptables);
-  const names = new Set(guarded.map((d) => d.name));
-  for (const r of records) {
-    if (
-      r.firewall?.kind === "iptables" && names.has(r.door) && r.until > now &&
-      familyOf(r.source) === family
-    ) {
-      lines.push(`-A ${CHAIN} ${acceptRule(r, now)}`);
-    }
-  }
-  for (const door of guarded) {
-    const { ports, protocol } = door.open!.iptables!;
-    lines.push(
-      `-A ${CHAIN} -p ${protocol} -m multiport --dports ${
-        ports.join(",")
-      } -m comment --comment "sesame ${door.name}" -j ${
-        closedReply === "drop"
-          ? "DROP"
-          : protocol === "tcp"
-          ? "REJECT --reject-with tcp-reset"
-          : "REJECT"
-      }`,
-    );
-  }
-  lines.push("COMMIT");
-  return lines.join("\n") + "\n";
-}
 
 /** How often the chain and the jump are checked (iptables has no change feed sesame follows). */
 const POLL_MS = 250;
@@ -174,7 +98,10 @@ export class IptablesFirewall implements Firewall {
   }
 
   async start(doors: readonly Door[], records: Records, options: StartOptions = {}): Promise<void> {
-    if (!options.repair) this.#closedReply = await this.#resolveReply(options.closedReply);
+    if (!options.repair) {
+      this.#closedReply = await this.#resolveReply(options.closedReply);
+      await this.#warnTrackedAccept();
+    }
     // Alone on both families: no batch of openings or closings interleaves with the chain
     // being rewritten, and the records are read when it is.
     return this.#batchers.v4.exclusive(() =>
@@ -203,24 +130,18 @@ export class IptablesFirewall implements Firewall {
   async #replace(doors: readonly Door[], records: readonly OpenRecord[]): Promise<void> {
     const now = this.#now();
     for (const family of ["v4", "v6"] as const) {
+      // Knocks untracked first: the listeners are bound already.
+      await this.#run(family, rawScript(doors));
+      for (const { chain, from } of RAW_CHAINS) await this.#jump(family, "raw", from, chain);
       await this.#run(family, iptablesScript(family, doors, records, now, [], this.#closedReply));
-      const tool = this.#paths[family];
-      const jump = await this.#runner.run([tool, "-w", "-C", "INPUT", "-j", CHAIN], {
-        timeoutMs: TIMEOUT_MS,
-      });
-      if (jump.code !== 0) {
-        await this.#check(
-          await this.#runner.run([tool, "-w", "-I", "INPUT", "1", "-j", CHAIN], {
-            timeoutMs: TIMEOUT_MS,
-          }),
-          tool,
-        );
-      }
+      await this.#jump(family, "filter", "INPUT", CHAIN);
     }
     const expected = { v4: await this.#structure("v4"), v6: await this.#structure("v6") };
     // Gone already (another tool flushed it right after): nothing counts as intact until a
     // repair puts it back.
-    const whole = (t: string) => t.startsWith("0\n") && t.endsWith("jump true");
+    const whole = (t: string) =>
+      t.startsWith("0\n") && t.endsWith("jump true") &&
+      RAW_CHAINS.every(({ chain, from }) => t.includes(`-A ${from} -j ${chain}\n`));
     this.#expected = whole(expected.v4) && whole(expected.v6) ? expected : undefined;
     this.#rules.clear();
     this.#doors = doors;
@@ -326,11 +247,28 @@ export class IptablesFirewall implements Firewall {
     return Promise.resolve();
   }
 
-  /** The SESAME chain without its per-source rules, and whether INPUT jumps to it. */
+  /** Makes `from` (in `table`) jump to `chain` first, unless it does already. */
+  async #jump(family: IptablesFamily, table: string, from: string, chain: string): Promise<void> {
+    const tool = this.#paths[family];
+    const check = [tool, "-w", "-t", table, "-C", from, "-j", chain];
+    const jump = await this.#runner.run(check, { timeoutMs: TIMEOUT_MS });
+    if (jump.code === 0) return;
+    const insert = [tool, "-w", "-t", table, "-I", from, "1", "-j", chain];
+    await this.#check(await this.#runner.run(insert, { timeoutMs: TIMEOUT_MS }), tool);
+  }
+
+  /**
+   * The SESAME chain without its per-source rules, sesame's lines of the raw table (its
+   * chains and the jumps to them), and whether INPUT jumps to SESAME.
+   */
   async #structure(family: IptablesFamily): Promise<string> {
     const tool = this.#paths[family];
     const chain = await this.#runner.run(
       [tool, "-w", "-S", CHAIN],
+      { timeoutMs: TIMEOUT_MS, essential: true, capture: true },
+    );
+    const raw = await this.#runner.run(
+      [tool, "-w", "-t", "raw", "-S"],
       { timeoutMs: TIMEOUT_MS, essential: true, capture: true },
     );
     const jump = await this.#runner.run(
@@ -338,7 +276,32 @@ export class IptablesFirewall implements Firewall {
       { timeoutMs: TIMEOUT_MS, essential: true },
     );
     const rules = (chain.output ?? "").split("\n").filter((l) => l && !l.includes(" -s "));
-    return `${chain.code}\n${rules.join("\n")}\njump ${jump.code === 0}`;
+    const untracked = (raw.output ?? "").split("\n").filter((l) => l.includes("SESAME-KNOCKS"));
+    return `${chain.code}\n${rules.join("\n")}\n${raw.code}\n${untracked.join("\n")}\njump ${
+      jump.code === 0
+    }`;
+  }
+
+  /**
+   * Knocks are untracked: an admin's rule that accepts by conntrack state NEW does not let
+   * them in. Said once per start, not refused: the rule may not concern the pools at all.
+   */
+  async #warnTrackedAccept(): Promise<void> {
+    for (const tool of [this.#paths.v4, this.#paths.v6]) {
+      const rules = await this.#runner.run([tool, "-w", "-S"], {
+        timeoutMs: TIMEOUT_MS,
+        essential: true,
+        capture: true,
+      });
+      const rule = rules.code === 0 ? trackedAccept(rules.output ?? "") : undefined;
+      if (rule) {
+        log.warning(
+          "{tool}: a rule accepts by conntrack state NEW ({rule}): sesame keeps knocks out of conntrack (their state is UNTRACKED), so such a rule does not let knocks in; accept the knock pools by port",
+          { tool, rule },
+        );
+        return;
+      }
+    }
   }
 
   #restore(family: IptablesFamily, lines: string[]): Promise<void> {

@@ -1,0 +1,35 @@
+/** The iptables backend's raw chains, rendered: multiport's limit and the admin's tracked accepts. */
+import { assertEquals } from "./_assert.ts";
+import { multiportLists, trackedAccept } from "../lib/actions/iptables_raw.ts";
+
+Deno.test("iptables raw: ports go in multiport lists of at most 15 slots, a range counting two", () => {
+  // 20 single ports apart, then a range: 15 + 5 singles, the range with them.
+  const singles = Array.from({ length: 20 }, (_, i) => 7000 + 2 * i);
+  const lists = multiportLists([...singles, ...Array.from({ length: 100 }, (_, i) => 20000 + i)]);
+  assertEquals(lists.length, 2);
+  assertEquals(lists[0].split(",").length, 15);
+  assertEquals(lists[1], `${singles.slice(15).join(",")},20000:20099`);
+  // Eight ranges take 16 slots: seven in the first list.
+  const ranges = multiportLists(
+    Array.from({ length: 8 }, (_, i) => [100 * i + 1000, 100 * i + 1001]).flat(),
+  );
+  assertEquals(ranges.map((l) => l.split(",").length), [7, 1]);
+  assertEquals(multiportLists([]), []);
+});
+
+Deno.test("iptables raw: an admin's accept by state NEW is found; sesame's own rules, other states and NEW with UNTRACKED are not", () => {
+  const rules = [
+    "-P INPUT ACCEPT",
+    "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "-A SESAME -m conntrack --ctstate NEW -j ACCEPT",
+    "-A INPUT -p tcp -m tcp --dport 20000:20099 -m conntrack --ctstate NEW -j DROP",
+  ];
+  assertEquals(trackedAccept(rules.join("\n")), undefined);
+  const mine = "-A INPUT -p tcp -m tcp --dport 20000:20099 -m state --state NEW -j ACCEPT";
+  assertEquals(trackedAccept([...rules, mine].join("\n")), mine);
+  const ct = "-A INPUT -p tcp -m conntrack --ctstate NEW,RELATED -j ACCEPT";
+  assertEquals(trackedAccept([...rules, ct].join("\n")), ct);
+  // Taking untracked packets too, it lets knocks in.
+  const both = "-A INPUT -p tcp -m conntrack --ctstate NEW,UNTRACKED -j ACCEPT";
+  assertEquals(trackedAccept([...rules, both].join("\n")), undefined);
+});
