@@ -622,3 +622,58 @@ Deno.test("open path: who waits on a request hears once whether it opened: refus
   [...waiting.values()][0](true);
   assertEquals(told, ["refused false", "a true", "b true"]);
 });
+
+Deno.test("open path: a door whose open command failed is opened afresh by the next knock (its command runs again), and an extension waiting on a failing open hears it failed", async () => {
+  const { Opener } = await import("../lib/daemon/opener.ts");
+  const { Counters } = await import("../lib/counters.ts");
+  const { systemClock } = await import("../lib/clock.ts");
+  const { validateConfig } = await import("../lib/config/validate.ts");
+  const [door] = validateConfig({
+    doors: {
+      web: {
+        sequence: [7000],
+        open: { for: "60s", command: ["/bin/allow", "{ip}"], close_command: ["/bin/deny", "{ip}"] },
+      },
+    },
+  }).doors;
+  // The open command fails its first run (after 50 ms), and works after that.
+  const runs: string[] = [];
+  let opens = 0;
+  const runner = {
+    run: async (argv: readonly string[]) => {
+      runs.push(argv.join(" "));
+      if (argv[0] !== "/bin/allow") return { code: 0, timedOut: false, error: "" };
+      await new Promise((r) => setTimeout(r, 50));
+      return { code: ++opens === 1 ? 1 : 0, timedOut: false, error: opens === 1 ? "busy" : "" };
+    },
+    spawn: () => {
+      throw new Error();
+    },
+    close() {},
+  };
+  const events: string[] = [];
+  const opener = new Opener({
+    store: new MemoryStore(),
+    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    runner,
+    clock: systemClock,
+    counters: new Counters(),
+    report: (e) => events.push(e.kind),
+  });
+  const told: string[] = [];
+  const hear = (name: string) => (opened: boolean) => told.push(`${name} ${opened}`);
+  opener.request({ door, source: "192.0.2.7", acted: hear("first") });
+  await new Promise((r) => setTimeout(r, 10)); // the first open's command is running
+  opener.request({ door, source: "192.0.2.7", acted: hear("extension") });
+  await opener.settled();
+  assertEquals(told, ["first false", "extension false"]); // the extension waited, and heard
+  assertEquals(runs, ["/bin/allow 192.0.2.7"]);
+  // The next knock: opened afresh, its command runs again, and it works.
+  opener.request({ door, source: "192.0.2.7", acted: hear("again") });
+  await opener.settled();
+  assertEquals(told.at(-1), "again true");
+  assertEquals(runs, ["/bin/allow 192.0.2.7", "/bin/allow 192.0.2.7"]);
+  // No "extended" for a door that never opened.
+  assertEquals(events, ["open-failed", "opened"]);
+  opener.cancelTimers();
+});

@@ -21,6 +21,10 @@ export interface Entry {
    * last): `revoke --user` closes a door any of them has a part in.
    */
   users?: Set<string>;
+  /** Whether its last open or extension worked, once known (an extension waits for it). */
+  opened?: Promise<boolean>;
+  /** Its last open or extension failed: the next request opens it afresh (command again). */
+  failed?: boolean;
 }
 
 /** The open doors, by door and source, with their deadlines. */

@@ -114,9 +114,15 @@ export function whoWaits(
 ): Map<string, (opened: boolean) => void> {
   const waiting = new Map<string, (opened: boolean) => void>();
   const passed = new Set(admitted.map((r) => r.acted));
-  for (const { door, source, acted } of batch) {
-    if (!acted) continue;
-    if (!passed.has(acted)) {
+  for (const { door, source, acted: listener } of batch) {
+    if (!listener) continue;
+    // A listener's error is its own: it must not fail the batch.
+    const acted = (opened: boolean) => {
+      try {
+        listener(opened);
+      } catch { /* ignored */ }
+    };
+    if (!passed.has(listener)) {
       acted(false);
       continue;
     }

@@ -241,7 +241,12 @@ export class Opener {
     const requests = this.#admission ? await this.#admission.admit(batch) : batch;
     const tell = whoWaits(batch, requests);
     if (requests.length === 0) return;
-    const plans = planOpens(requests, (key) => this.#entries.get(key)?.record, this.#now());
+    // A door whose last open failed is opened afresh: an extension would not run its command.
+    const openNow = (key: string) => {
+      const entry = this.#entries.get(key);
+      return entry && !entry.failed ? entry.record : undefined;
+    };
+    const plans = planOpens(requests, openNow, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
     const spa = requests.flatMap((r) => r.spa ? [r.spa] : []);
     try {
@@ -279,14 +284,28 @@ export class Opener {
 
   /**
    * Act on one committed plan: the entry and its close timer, then the firewall and the
-   * command. Resolves true when the door opened (or was extended) here.
+   * command. Resolves true when the door is open here: this plan's actions worked, and for
+   * an extension, the open it extends too (once that is known).
    */
-  async #act({ record, fresh, timeoutMs, at }: Plan): Promise<boolean> {
-    const { firewalls, runner, counters, report } = this.#options;
-    const key = openKey(record);
-    const entry = this.#entries.take(record, timeoutMs);
+  async #act(plan: Plan): Promise<boolean> {
+    const entry = this.#entries.take(plan.record, plan.timeoutMs);
     // Scheduled before acting: a door left half open by a failed action is still closed in time.
     this.#schedule(entry);
+    const before = plan.fresh ? undefined : entry.opened;
+    const outcome = this.#perform(plan, entry);
+    entry.opened = outcome;
+    entry.failed = false;
+    const ok = await outcome && (before === undefined || await before);
+    if (!ok && entry.opened === outcome) entry.failed = true;
+    // Said once the open it extends is known to have worked.
+    if (ok && !plan.fresh) this.#options.report({ ...brief(plan.record), kind: "extended" });
+    return ok;
+  }
+
+  /** The firewall and the command of one plan; true when they worked. */
+  async #perform({ record, fresh, timeoutMs, at }: Plan, entry: Entry): Promise<boolean> {
+    const { firewalls, runner, counters, report } = this.#options;
+    const key = openKey(record);
     const failed = (error: string) => {
       counters.openFailures++;
       report({
@@ -326,7 +345,7 @@ export class Opener {
         counters.openLatency.observe(Math.max(0, this.#now() - at) / 1000);
       }
     }
-    report({ ...brief(record), kind: fresh ? "opened" : "extended" });
+    if (fresh) report({ ...brief(record), kind: "opened" });
     return true;
   }
 
