@@ -98,9 +98,9 @@ export function parseWithIpaddr(text: string): Address | undefined {
 /**
  * An IPv6 text with its embedded IPv4 tail (`::ffff:192.0.2.7`) written as two hex groups,
  * the tail read as strictly as a plain IPv4 address; undefined when the tail is not one.
- * ipaddr.js 2.5 reads such tails loosely: `::1.2.3.4` (IPv4-compatible, an IPv6 address)
- * came back as the mapped `::ffff:1.2.3.4`, and leading zeros passed. The page's parser
- * reads them this way too (tests/address_test.ts compares them).
+ * ipaddr.js 2.5 reads such tails loosely: `::1.2.3.4` (IPv4-compatible) came back as the
+ * mapped `::ffff:1.2.3.4`, and leading zeros passed. The page's parser reads them this way
+ * too (tests/address_test.ts compares them).
  */
 function withHexTail(text: string): string | undefined {
   if (!text.includes(".")) return text;
@@ -108,7 +108,16 @@ function withHexTail(text: string): string | undefined {
   const tail = text.slice(cut + 1);
   if (!ipaddr.IPv4.isValidFourPartDecimal(tail)) return undefined;
   const [a, b, c, d] = ipaddr.IPv4.parse(tail).octets;
-  return `${text.slice(0, cut + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  const hex = `${text.slice(0, cut + 1)}${((a << 8) | b).toString(16)}:${
+    ((c << 8) | d).toString(16)
+  }`;
+  // `::1.2.3.4` (IPv4-compatible, deprecated since RFC 4291) reads as IPv4 to some and as
+  // IPv6 to others (sesame once took it for 1.2.3.4 in deny lists): refused, so that no
+  // list or flag means one thing to the admin and another to sesame.
+  if (ipaddr.IPv6.isValid(hex) && ipaddr.IPv6.parse(hex).parts.slice(0, 6).every((p) => p === 0)) {
+    return undefined;
+  }
+  return hex;
 }
 
 /**

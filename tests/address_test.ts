@@ -57,7 +57,9 @@ Deno.test("the page reads a typed address as the server and the CLI do, or refus
     "1.2.3.04",
     "::ffff:192.0.2.7",
     "::ffff:010.0.0.1",
-    "::1.2.3.4", // IPv4-compatible: an IPv6 address, not a mapped IPv4 one
+    "::1.2.3.4", // IPv4-compatible: refused by both (IPv4 to some readers, IPv6 to others)
+    "::0.0.0.1",
+    "0:0:0:0:0:0:1.2.3.4",
     "::102:304",
     "2001:db8::1.2.3.4",
     "1:2:3:4:5:6:1.2.3.4",

@@ -175,6 +175,16 @@ Deno.test("parseConfig() reads allow/deny lists and rejects malformed ones", () 
     errors(`allow: ["10.0.0.0/33"]\ndoors:\n  d:\n    sequence: [1]`)[0],
     "1:9 allow.0: must be an address or CIDR",
   );
+  // ::1.2.3.0/120 (IPv4-compatible) denied 1.2.3.x in 0.2.0, and still does (warned about).
+  const old = parseConfig(`deny: ["::1.2.3.0/120"]\ndoors:\n  d:\n    sequence: [1]`, "o.yaml");
+  assertEquals(old.deny[0], { family: 4, bytes: new Uint8Array([1, 2, 3, 0]), prefix: 24 });
+  assertEquals(old.warnings?.length, 1);
+  assertStringIncludes(old.warnings![0], "o.yaml:1:8: deny.0: ::1.2.3.0/120 is read as the IPv4");
+  // Elsewhere the form is refused.
+  assertStringIncludes(
+    errors(`listen: { addresses: ["::1.2.3.4"] }\ndoors:\n  d:\n    sequence: [1]`)[0],
+    "listen.addresses.0: must be an IP address",
+  );
 });
 
 Deno.test("parseConfig() takes pools up to 16 384 ports, all of which listen, and refuses larger ones with the reason", () => {

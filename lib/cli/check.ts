@@ -100,7 +100,7 @@ export async function check(args: string[]): Promise<number> {
       valid: true,
       file,
       doors,
-      warnings: host,
+      warnings: [...config.warnings ?? [], ...host],
       ...(fleet ? { fleet } : {}),
     }));
     return fleet && !fleet.ok ? 1 : 0;
@@ -131,7 +131,7 @@ export async function check(args: string[]): Promise<number> {
     const warning = weaknessWarning(w);
     if (warning) console.log(`warning: ${warning}`);
   }
-  for (const warning of host) console.log(`warning: ${warning}`);
+  for (const warning of [...config.warnings ?? [], ...host]) console.log(`warning: ${warning}`);
   if (config.cluster) {
     const c = config.cluster;
     for (const d of config.doors) {

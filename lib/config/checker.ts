@@ -6,7 +6,7 @@
  */
 import { type Cidr, parseCidr } from "../address.ts";
 import { parseDuration } from "../duration.ts";
-import type { ConfigIssue, SourcePosition } from "../errors.ts";
+import { type ConfigIssue, formatIssue, type SourcePosition } from "../errors.ts";
 import { describe } from "../ports.ts";
 
 /** A key path into the document, e.g. `["doors", "ssh", "length"]`. */
@@ -35,6 +35,8 @@ export interface CheckerOptions {
 export class Checker {
   /** Every issue found so far. */
   readonly issues: ConfigIssue[] = [];
+  /** What stands but deserves a word, each with its position: `file:line:col: path: text`. */
+  readonly warnings: string[] = [];
   /** The options this checker was made with. */
   readonly options: CheckerOptions;
 
@@ -44,6 +46,15 @@ export class Checker {
   }
 
   /** Records an issue at `path`; returns `undefined` so callers can `return c.fail(...)`. */
+  /** Records a warning at `path` (the config stands; `check` and `listen` say it). */
+  warn(path: KeyPath, message: string): void {
+    this.warnings.push(formatIssue({
+      path: path.map((k) => escapeControl(String(k))).join("."),
+      message,
+      position: this.options.locate?.(path, false),
+    }));
+  }
+
   fail(path: KeyPath, message: string, atKey = false): undefined {
     this.issues.push({
       path: path.map((k) => escapeControl(String(k))).join("."),
@@ -137,16 +148,40 @@ export class Checker {
     }
     const out: Cidr[] = [];
     value.forEach((item, i) => {
-      const cidr = typeof item === "string" ? parseCidr(item.trim()) : undefined;
+      const text = typeof item === "string" ? item.trim() : undefined;
+      const cidr = text === undefined ? undefined : parseCidr(text) ?? this.#compatible(text, [
+        ...path,
+        i,
+      ]);
       if (cidr) out.push(cidr);
-      else {this.fail(
+      else {
+        this.fail(
           [...path, i],
           `must be an address or CIDR such as 192.0.2.0/24 or 2001:db8::/32, received ${
             describe(item)
           }`,
-        );}
+        );
+      }
     });
     return out;
+  }
+
+  /**
+   * `::1.2.3.4` (IPv4-compatible), which sesame refuses elsewhere, in an allow or deny list:
+   * read as sesame 0.2.0 read it, the IPv4 address (a deny list must not silently stop
+   * denying after an upgrade, nor a refused config lock the admin out), and warned about.
+   */
+  #compatible(text: string, path: KeyPath): Cidr | undefined {
+    const m = /^::(\d+\.\d+\.\d+\.\d+)(\/\d+)?$/.exec(text);
+    const cidr = m ? parseCidr(`::ffff:${m[1]}${m[2] ?? ""}`) : undefined;
+    if (!cidr) return undefined;
+    this.warn(
+      path,
+      `${text} is read as the IPv4 address ${m![1]}, as sesame 0.2.0 read it; write ${
+        m![1]
+      } or ::ffff:${m![1]} (this form is refused everywhere else)`,
+    );
+    return cidr;
   }
 
   /** An argv list whose first item is an absolute path; `undefined` when absent. */

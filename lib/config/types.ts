@@ -259,6 +259,8 @@ export interface Config {
   readonly allow: readonly Cidr[];
   /** Sources never heard, for any door. */
   readonly deny: readonly Cidr[];
+  /** What stands in the config but deserves a word (`check` prints them, `listen` logs them). */
+  readonly warnings?: readonly string[];
   /** The doors, in file order. */
   readonly doors: readonly Door[];
 }

@@ -35,7 +35,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions = {}): Con
   const c = new Checker(options);
   const config = checkConfig(c, raw);
   if (c.issues.length > 0 || !config) throw new ConfigError(c.issues);
-  return config;
+  return c.warnings.length > 0 ? { ...config, warnings: c.warnings } : config;
 }
 
 function checkConfig(c: Checker, raw: unknown): Config | undefined {

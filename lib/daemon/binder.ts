@@ -152,6 +152,7 @@ export class Binder {
         },
       );
     }
+    for (const warning of config.warnings ?? []) log.warning("{warning}", { warning });
     for (const door of config.doors) {
       const weak = weaknessWarning(doorWeakness(door, config.reorderWindowMs));
       if (weak) log.warning("{warning}", { warning: weak, door: door.name });

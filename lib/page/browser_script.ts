@@ -84,7 +84,8 @@ export const BROWSER_SCRIPT = String.raw`"use strict";
     if (four) return { family: 4, bytes: four };
     if (!/^[0-9a-fA-F:.]+$/.test(text) || text.split("::").length > 2) return null;
     let body = text;
-    if (body.includes(".")) {
+    const dotted = body.includes(".");
+    if (dotted) {
       // An embedded IPv4 tail (::ffff:192.0.2.7) as its two hex groups.
       const cut = body.lastIndexOf(":");
       const b = v4(body.slice(cut + 1));
@@ -99,6 +100,8 @@ export const BROWSER_SCRIPT = String.raw`"use strict";
     if (h.some(isNaN) || r.some(isNaN) || (rest === null ? total !== 8 : total > 7)) return null;
     const groups = [...h, ...new Array(8 - total).fill(0), ...r];
     const bytes = groups.flatMap((g) => [g >> 8, g & 255]);
+    // ::1.2.3.4 (IPv4-compatible, deprecated): refused, as the server refuses it.
+    if (dotted && bytes.slice(0, 12).every((x) => x === 0)) return null;
     const mapped = bytes.slice(0, 10).every((x) => x === 0) && bytes[10] === 255 && bytes[11] === 255;
     return mapped ? { family: 4, bytes: bytes.slice(12) } : { family: 6, bytes };
   }
