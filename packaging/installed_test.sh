@@ -16,32 +16,58 @@ cli=sesame-pkg-cli
 daemon=
 # Removing the package keeps /etc/sesame and /var/lib/sesame, so a machine that ran this
 # before (or an admin's) holds a config, a key and a state. They are set aside for the
-# test, which then starts like a first install, and put back at the end, as they were.
-kept=$(mktemp -d /var/tmp/sesame-kept.XXXXXX)
+# test (renamed on their own filesystem), which then starts like a first install, and put
+# back at the end, as they were. Not while a sesame service runs: it uses them.
+files="/etc/sesame/sesame.yaml /etc/sesame/ssh.key /etc/sesame/capture.yaml"
+kept_etc=/etc/sesame/.kept-by-installed-test
+kept_var=/var/lib/sesame.kept-by-installed-test
+started= # set once everything is set aside: from then on the files there are the test's
+if [ -e "$kept_etc" ] || [ -e "$kept_var" ]; then
+  fail "an earlier run stopped before putting files back: they are in $kept_etc and $kept_var; move them back first"
+fi
+if [ -d /run/systemd/system ] &&
+  [ -n "$(systemctl list-units --state=active --no-legend 'sesame.service' 'sesame@*.service' 2>/dev/null)" ]; then
+  fail "a sesame service runs here: stop it first (this test sets its config and state aside)"
+fi
 setaside() {
-  for f in /etc/sesame/sesame.yaml /etc/sesame/ssh.key /etc/sesame/capture.yaml; do
-    if [ -e "$f" ]; then mv "$f" "$kept/etc.${f##*/}"; fi
+  mkdir -p -m 0700 "$kept_etc"
+  for f in $files; do
+    if [ -e "$f" ] || [ -L "$f" ]; then mv "$f" "$kept_etc/"; fi
   done
-  if [ -d /var/lib/sesame ]; then mv /var/lib/sesame "$kept/var-lib"; fi
+  if [ -e /var/lib/sesame ]; then mv /var/lib/sesame "$kept_var"; fi
   install -d -m 0700 /var/lib/sesame # as the package's postinst makes it
+  started=1
 }
 putback() {
-  for f in /etc/sesame/sesame.yaml /etc/sesame/ssh.key /etc/sesame/capture.yaml; do
-    rm -f "$f"
-    if [ -e "$kept/etc.${f##*/}" ]; then mkdir -p /etc/sesame; mv "$kept/etc.${f##*/}" "$f"; fi
+  set +e # each step on its own: one that fails must not keep the others from running
+  local lost=
+  for f in $files; do
+    if [ -e "$kept_etc/${f##*/}" ] || [ -L "$kept_etc/${f##*/}" ]; then
+      rm -f "$f" && mkdir -p /etc/sesame && mv "$kept_etc/${f##*/}" "$f" || lost=1
+    elif [ -n "$started" ]; then
+      rm -f "$f"
+    fi
   done
-  if [ -d "$kept/var-lib" ]; then rm -rf /var/lib/sesame; mv "$kept/var-lib" /var/lib/sesame; fi
-  rmdir "$kept"
+  if [ -e "$kept_var" ]; then
+    { rm -rf /var/lib/sesame && mv "$kept_var" /var/lib/sesame; } || lost=1
+  fi
+  if [ -n "$lost" ]; then
+    echo "installed_test: could not put everything back: see $kept_etc and $kept_var" >&2
+  else
+    rmdir "$kept_etc" 2>/dev/null
+  fi
 }
 cleanup() {
-  if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
-  ip netns del "$srv" 2>/dev/null || true
-  ip netns del "$cli" 2>/dev/null || true
+  set +e
+  if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; fi
+  ip netns del "$srv" 2>/dev/null
+  ip netns del "$cli" 2>/dev/null
   rm -rf "$work"
   putback
 }
-setaside
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+setaside
 cd "$work"
 
 
@@ -164,6 +190,10 @@ EOF
 chmod 600 /etc/sesame/capture.yaml
 printf 'doors:\n  cap: { secret: "%s", ports: "26000-26099", length: 3 }\n' "$secret" >"$work/cap.yaml"
 chmod 600 "$work/cap.yaml"
+# Another config with a state of its own, in the same namespace: the first run's table is
+# removed first (with it there, sesame takes the missing state for a deleted one and refuses
+# the current codes: fail closed).
+ip netns exec "$srv" nft delete table inet sesame
 ip netns exec "$srv" sesame listen -c /etc/sesame/capture.yaml >capture.log 2>&1 &
 daemon=$!
 for _ in $(seq 1 100); do
