@@ -31,10 +31,19 @@ export async function writeAllOrNothing(
       if (await Deno.lstat(path).then(() => true, () => false)) existing.push(path);
     }
     if (existing.length > 0) {
+      // Often a config kept from an earlier install (removing the package keeps it): say
+      // that it can serve as it is, and what --force would cost.
+      const config = existing.find((p) => /\.ya?ml$/.test(p) && !/client/.test(p));
       throw new UsageError(
         `init: ${existing.join(", ")} ${
           existing.length === 1 ? "exists" : "exist"
-        }; refusing to overwrite (use --force); nothing was written`,
+        }; refusing to overwrite; nothing was written. ${
+          config
+            ? `Kept from an earlier install? "sesame check -c ${config}" says whether it serves as it is. `
+            : ""
+        }--force replaces ${
+          existing.length === 1 ? "it" : "them"
+        }, secrets included: every client then needs the new secret`,
       );
     }
   }

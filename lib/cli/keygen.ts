@@ -47,7 +47,11 @@ export async function keygen(args: string[]): Promise<number> {
     throw new UsageError(`keygen: cannot write ${out}: ${(e as Error).message}`, { cause: e });
   }
   console.error(
-    `wrote ${parsed.values.spa ? "new SPA keys" : "a new secret"} to ${out} (mode 0600)`,
+    `wrote ${parsed.values.spa ? "new SPA keys" : "a new secret"} to ${out} (mode 0600)${
+      parsed.values.force
+        ? "; clients holding the old one (a client config written by init holds it inline) need the new one: their knocks now fail"
+        : ""
+    }`,
   );
   return 0;
 }
