@@ -632,3 +632,58 @@ doors:
     await child.status;
   },
 });
+
+Deno.test({
+  name:
+    "lifecycle: the state directory deleted between two runs: sesame's rules still in the kernel tell a lost state from a first start, and a replayed code opens nothing",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    await startService(lab);
+    const file = `${dir.path}/c.yaml`;
+    await writePrivate(file, config(`${dir.path}/var/state.db`));
+    await writePrivate(`${dir.path}/client.yaml`, CLIENT);
+    // The first run: a knock opens; its ports are noted.
+    let ports: string[];
+    {
+      await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+      await p.waitForLog(/listening on/, 10_000);
+      const out = await lab.exec(
+        "knocker",
+        lab.deno(
+          "cli.ts",
+          "knock",
+          ADDR.server.toKnocker,
+          "-c",
+          `${dir.path}/client.yaml`,
+          "--door",
+          "ssh",
+          "-v",
+        ),
+      );
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      ports = [...new TextDecoder().decode(out.stderr).matchAll(/ (\d+)\/tcp /g)].map((m) => m[1]);
+      assertEquals(ports.length, 4);
+      await p.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
+      p.kill("SIGTERM");
+      assertEquals((await p.child.status).code, 0);
+    }
+    // The admin deletes the whole state directory (marker and all), and starts again.
+    await Deno.remove(`${dir.path}/var`, { recursive: true });
+    await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
+    await p.waitForLog(/listening on/, 10_000);
+    assertStringIncludes(p.log(), "sesame's nft rules from an earlier run are in the kernel");
+    assertEquals(/first start/.test(p.log()), false, p.log());
+    // The same four ports again, as an observer would replay them.
+    const replay = await lab.exec(
+      "knocker",
+      lab.deno("cli.ts", "knock", ADDR.server.toKnocker, ...ports),
+    );
+    assertEquals(replay.code, 0, new TextDecoder().decode(replay.stderr));
+    await p.waitForLog(/door ssh.*198\.18\.1\.2|198\.18\.1\.2.*door ssh/, 5000);
+    assertEquals(/door ssh opened for 198\.18\.1\.2/.test(p.log()), false, p.log());
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

@@ -34,6 +34,11 @@ export interface Firewall {
    * structure: elements and their expiries are not changes.
    */
   intact(): Promise<boolean>;
+  /**
+   * Whether sesame's rules from an earlier run are in the kernel now (before this run's
+   * start writes them): sesame ran on this machine since it booted.
+   */
+  leftover?(): Promise<boolean>;
   /** nft only: packets the capture intake's rules logged so far (see NftFirewall). */
   captureLogged?(): Promise<number | undefined>;
   /**

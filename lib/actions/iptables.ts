@@ -224,6 +224,17 @@ export class IptablesFirewall implements Firewall {
     );
   }
 
+  async leftover(): Promise<boolean> {
+    for (const tool of [this.#paths.v4, this.#paths.v6]) {
+      const chain = await this.#runner.run([tool, "-w", "-S", CHAIN], {
+        timeoutMs: TIMEOUT_MS,
+        essential: true,
+      });
+      if (chain.code === 0) return true;
+    }
+    return false;
+  }
+
   async intact(): Promise<boolean> {
     if (!this.#expected) return false;
     for (const family of ["v4", "v6"] as const) {

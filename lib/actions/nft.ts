@@ -237,6 +237,10 @@ export class NftFirewall implements Firewall {
     return this.#batcher.add([`add element ${target}`, `delete element ${target}`]);
   }
 
+  async leftover(): Promise<boolean> {
+    return (await this.#listTable()) !== "";
+  }
+
   async intact(): Promise<boolean> {
     return this.#expected !== undefined && (await this.#listTable()) === this.#expected &&
       (await this.#listSets(this.#adminSets)) === this.#expectedSets &&

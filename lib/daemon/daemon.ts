@@ -23,6 +23,7 @@ import { Admin, type DaemonStatus, type RevokeRequest } from "./admin.ts";
 import { Binder } from "./binder.ts";
 import type { ControlAnswer } from "./control.ts";
 import { FirewallGuard, usesFirewall } from "./guard.ts";
+import { firstOrDeleted } from "./recovery.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 import { Intake } from "./intake.ts";
 import { Opener } from "./opener.ts";
@@ -64,6 +65,14 @@ export interface DaemonOptions {
 }
 
 const log = logger("daemon");
+
+/** What {@link Daemon.start} makes before the daemon itself. */
+interface StartParts {
+  readonly store: Store;
+  readonly lock: InstanceLock | undefined;
+  readonly runner: CommandRunner;
+  readonly firewalls: Firewalls;
+}
 /** How often time is looked at: timeouts swept, the window's codes derived, the clock watched. */
 const TICK_MS = 500;
 
@@ -122,8 +131,7 @@ export class Daemon {
 
   private constructor(
     options: DaemonOptions,
-    store: Store,
-    lock: InstanceLock | undefined,
+    { store, lock, runner, firewalls }: StartParts,
     recovery: Recovery,
     fleet: Fleet | undefined,
   ) {
@@ -134,10 +142,10 @@ export class Daemon {
     this.#controlPath = options.control;
     const clock = this.#clock = options.clock ?? systemClock;
     const counters = this.counters;
-    const runner = this.#runner = options.runner ?? new WorkerRunner();
+    this.#runner = runner;
     this.#ownsRunner = !options.runner;
     if (runner instanceof WorkerRunner) runner.warm();
-    const firewalls = this.#firewalls = options.firewalls ?? systemFirewalls(config, runner, clock);
+    this.#firewalls = firewalls;
     this.#reporter = new Reporter({
       counters,
       now: clock.now,
@@ -220,10 +228,15 @@ export class Daemon {
       (!options.firewalls && usesFirewall(config) ? await takeInstanceLock() : undefined);
     const store = options.store ??
       (config.stateFile ? new SqliteStore(config.stateFile) : new MemoryStore());
+    const runner = options.runner ?? new WorkerRunner();
+    const firewalls = options.firewalls ??
+      systemFirewalls(config, runner, options.clock ?? systemClock);
     let loaded;
     try {
-      loaded = await store.load();
+      loaded = await firstOrDeleted(await store.load(), config, firewalls);
     } catch (e) {
+      store.close();
+      if (!options.runner) runner.close();
       lock?.release();
       throw e;
     }
@@ -238,10 +251,12 @@ export class Daemon {
       });
     } catch (e) {
       store.close();
+      if (!options.runner) runner.close();
       lock?.release();
       throw e;
     }
-    const daemon: Daemon = new Daemon(options, store, lock, recovery, fleet);
+    const parts = { store, lock, runner, firewalls };
+    const daemon: Daemon = new Daemon(options, parts, recovery, fleet);
     try {
       await daemon.#start(recovery);
     } catch (e) {

@@ -12,6 +12,8 @@ import { logger } from "../log.ts";
 import type { LoadResult, OpenRecord, StoredState } from "../store/store.ts";
 import { acceptWindow } from "../window.ts";
 import type { SpaMemory } from "./intake.ts";
+import type { Firewalls } from "../actions/firewall.ts";
+import { FIREWALL_KINDS, uses } from "./guard.ts";
 
 const log = logger("daemon");
 
@@ -138,4 +140,29 @@ function adoptCodes(config: Config, state: StoredState) {
     const secret = c.secret ?? secrets.get(c.door);
     return secret === undefined ? [] : [{ ...c, secret }];
   });
+}
+
+/**
+ * A first start (no state at all) while sesame's rules from an earlier run are in the
+ * kernel: sesame ran on this machine since it booted, and its state was deleted (or
+ * `state_file` moved, or none is kept). The codes used lately are unknown: lost state, so
+ * the current window's codes are refused, not accepted a second time.
+ */
+export async function firstOrDeleted(
+  loaded: LoadResult,
+  config: Config,
+  firewalls: Firewalls,
+): Promise<LoadResult> {
+  if (loaded.kind !== "first") return loaded;
+  for (const kind of FIREWALL_KINDS) {
+    if (!uses(config, kind)) continue;
+    if (await firewalls[kind].leftover?.().catch(() => false)) {
+      return {
+        kind: "lost",
+        evidence:
+          `no state is there, but sesame's ${kind} rules from an earlier run are in the kernel: the state was deleted, state_file changed, or none is kept`,
+      };
+    }
+  }
+  return loaded;
 }
