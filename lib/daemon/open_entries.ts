@@ -21,9 +21,9 @@ export interface Entry {
    * last): `revoke --user` closes a door any of them has a part in.
    */
   users?: Set<string>;
-  /** Whether its last open or extension worked, once known (an extension waits for it). */
+  /** Whether its last fresh open worked, once known (extensions wait for it). */
   opened?: Promise<boolean>;
-  /** Its last open or extension failed: the next request opens it afresh (command again). */
+  /** Its last fresh open failed: the next request opens it afresh (command again). */
   failed?: boolean;
 }
 

@@ -291,15 +291,22 @@ export class Opener {
     const entry = this.#entries.take(plan.record, plan.timeoutMs);
     // Scheduled before acting: a door left half open by a failed action is still closed in time.
     this.#schedule(entry);
-    const before = plan.fresh ? undefined : entry.opened;
-    const outcome = this.#perform(plan, entry);
-    entry.opened = outcome;
-    entry.failed = false;
-    const ok = await outcome && (before === undefined || await before);
-    if (!ok && entry.opened === outcome) entry.failed = true;
+    const own = this.#perform(plan, entry);
+    // Whether the door opened: a fresh plan's own outcome; an extension's, that of the open
+    // it extends (however many extensions overlap it). An extension's own failure (its
+    // firewall call) does not make the door unopened: its command ran, and must not again.
+    if (plan.fresh) {
+      entry.opened = own;
+      entry.failed = false;
+    }
+    const opening = entry.opened ?? Promise.resolve(true);
+    const [done, opened] = await Promise.all([own, opening]);
+    if (!opened && entry.opened === opening) entry.failed = true;
     // Said once the open it extends is known to have worked.
-    if (ok && !plan.fresh) this.#options.report({ ...brief(plan.record), kind: "extended" });
-    return ok;
+    if (done && opened && !plan.fresh) {
+      this.#options.report({ ...brief(plan.record), kind: "extended" });
+    }
+    return done && opened;
   }
 
   /** The firewall and the command of one plan; true when they worked. */
