@@ -17,14 +17,17 @@ Deno.test("iptables raw: ports go in multiport lists of at most 15 slots, a rang
   assertEquals(multiportLists([]), []);
 });
 
-Deno.test("iptables raw: an admin's accept by state NEW is found; sesame's own rules, other states and NEW with UNTRACKED are not", () => {
+Deno.test("iptables raw: an admin's rule sorting by state NEW is found (accept or jump); sesame's own rules, other states and NEW with UNTRACKED are not", () => {
   const rules = [
     "-P INPUT ACCEPT",
     "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
     "-A SESAME -m conntrack --ctstate NEW -j ACCEPT",
-    "-A INPUT -p tcp -m tcp --dport 20000:20099 -m conntrack --ctstate NEW -j DROP",
   ];
   assertEquals(trackedAccept(rules.join("\n")), undefined);
+  // Whatever it does with them (a jump to a chain of accepted ports, a drop): untracked
+  // knocks would miss it.
+  const jump = "-A INPUT -p tcp -m tcp --syn -m conntrack --ctstate NEW -j TCP";
+  assertEquals(trackedAccept([...rules, jump].join("\n")), jump);
   const mine = "-A INPUT -p tcp -m tcp --dport 20000:20099 -m state --state NEW -j ACCEPT";
   assertEquals(trackedAccept([...rules, mine].join("\n")), mine);
   const ct = "-A INPUT -p tcp -m conntrack --ctstate NEW,RELATED -j ACCEPT";

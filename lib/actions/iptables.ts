@@ -27,6 +27,8 @@ import {
 
 export { acceptRule, type IptablesFamily, iptablesScript };
 import { logger } from "../log.ts";
+import { ephemeralPortRange } from "../system.ts";
+import { knockPorts } from "./knock_ports.ts";
 
 const log = logger("iptables");
 
@@ -84,6 +86,8 @@ export class IptablesFirewall implements Firewall {
   #doors: readonly Door[] = [];
   /** How the protected ports refuse others, as the last start resolved it. */
   #closedReply: "drop" | "reject" = "drop";
+  /** Whether knocks are kept out of conntrack, as the last start decided. */
+  #untrack = false;
   readonly #batchers: Record<IptablesFamily, Batcher<Change>> = {
     v4: new Batcher((items) => this.#apply("v4", items)),
     v6: new Batcher((items) => this.#apply("v6", items)),
@@ -100,7 +104,7 @@ export class IptablesFirewall implements Firewall {
   async start(doors: readonly Door[], records: Records, options: StartOptions = {}): Promise<void> {
     if (!options.repair) {
       this.#closedReply = await this.#resolveReply(options.closedReply);
-      await this.#warnTrackedAccept();
+      this.#untrack = await this.#canUntrack(doors);
     }
     // Alone on both families: no batch of openings or closings interleaves with the chain
     // being rewritten, and the records are read when it is.
@@ -131,7 +135,7 @@ export class IptablesFirewall implements Firewall {
     const now = this.#now();
     for (const family of ["v4", "v6"] as const) {
       // Knocks untracked first: the listeners are bound already.
-      await this.#run(family, rawScript(doors));
+      await this.#run(family, rawScript(doors, this.#untrack));
       for (const { chain, from } of RAW_CHAINS) await this.#jump(family, "raw", from, chain);
       await this.#run(family, iptablesScript(family, doors, records, now, [], this.#closedReply));
       await this.#jump(family, "filter", "INPUT", CHAIN);
@@ -294,25 +298,47 @@ export class IptablesFirewall implements Firewall {
   }
 
   /**
-   * Knocks are untracked: an admin's rule that accepts by conntrack state NEW does not let
-   * them in. Said once per start, not refused: the rule may not concern the pools at all.
+   * Whether knocks can be kept out of conntrack without harm, decided at each start: not
+   * when an admin's rule sorts by conntrack state NEW (untracked knocks would miss it: on a
+   * stateful ruleset they would be dropped, and nobody could knock), nor when a knock port
+   * lies in the kernel's ephemeral range (the host's own connections from it would lose
+   * their replies' tracking). Then knocks stay tracked, as before, and the log says why.
    */
-  async #warnTrackedAccept(): Promise<void> {
+  async #canUntrack(doors: readonly Door[]): Promise<boolean> {
+    const why = (reason: string) => {
+      log.warning(
+        "iptables: knocks stay in conntrack (a flood of them can fill its table): {reason}",
+        { reason },
+      );
+      return false;
+    };
     for (const tool of [this.#paths.v4, this.#paths.v6]) {
       const rules = await this.#runner.run([tool, "-w", "-S"], {
         timeoutMs: TIMEOUT_MS,
         essential: true,
         capture: true,
       });
-      const rule = rules.code === 0 ? trackedAccept(rules.output ?? "") : undefined;
+      if (rules.code !== 0) return why(`${tool} -S failed, so the rules are unknown`);
+      const rule = trackedAccept(rules.output ?? "");
       if (rule) {
-        log.warning(
-          "{tool}: a rule accepts by conntrack state NEW ({rule}): sesame keeps knocks out of conntrack (their state is UNTRACKED), so such a rule does not let knocks in; accept the knock pools by port",
-          { tool, rule },
+        return why(
+          `a rule sorts by conntrack state NEW (${tool}: ${rule}), which untracked knocks would miss; accept the knock pools by port before it (or add UNTRACKED to it) to keep knocks out of conntrack`,
         );
-        return;
       }
     }
+    const range = await ephemeralPortRange();
+    const ports = knockPorts(doors);
+    const inside = [...ports.tcp, ...ports.udp].find((p) =>
+      range !== undefined && p >= range[0] && p <= range[1]
+    );
+    if (inside !== undefined) {
+      return why(
+        `knock port ${inside} lies in the kernel's ephemeral range ${range![0]}-${
+          range![1]
+        } (the host's own connections from it would lose their replies' tracking)`,
+      );
+    }
+    return true;
   }
 
   #restore(family: IptablesFamily, lines: string[]): Promise<void> {

@@ -38,7 +38,8 @@ export function multiportLists(ports: readonly number[]): string[] {
 
 /**
  * The raw table's part as an iptables-restore script (`--noflush`: only sesame's two
- * chains are declared, hence emptied, and filled again). The same for both families. Pure.
+ * chains are declared, hence emptied, and filled again; left empty when not `untrack`).
+ * The same for both families. Pure.
  *
  * @example
  * ```ts
@@ -53,8 +54,8 @@ export function multiportLists(ports: readonly number[]): string[] {
  * assertEquals(rawScript(doors).includes(out), true);
  * ```
  */
-export function rawScript(doors: readonly Door[]): string {
-  const ports = knockPorts(doors);
+export function rawScript(doors: readonly Door[], untrack = true): string {
+  const ports = untrack ? knockPorts(doors) : { tcp: [], udp: [] };
   const lines = ["*raw", ...RAW_CHAINS.map((c) => `:${c.chain} - [0:0]`)];
   for (const { chain, match, local } of RAW_CHAINS) {
     for (const protocol of ["tcp", "udp"] as const) {
@@ -69,14 +70,14 @@ export function rawScript(doors: readonly Door[]): string {
 }
 
 /**
- * An admin's rule that accepts by conntrack state NEW but not UNTRACKED (`iptables -S`
- * lines): untracked knocks do not match it, so it does not let knocks in. The first such
- * rule, if any.
+ * An admin's rule that sorts packets by conntrack state NEW but not UNTRACKED (`iptables
+ * -S` lines), whatever it then does (accept, or jump to a chain that accepts the pools):
+ * untracked knocks would miss it and fall through to whatever comes after (often a
+ * drop). The first such rule, if any.
  */
 export function trackedAccept(rules: string): string | undefined {
   return rules.split("\n").find((line) => {
     const states = /--(?:ct)?state (\S+)/.exec(line)?.[1].split(",") ?? [];
-    return !/^-A SESAME/.test(line) && /-j ACCEPT\b/.test(line) && states.includes("NEW") &&
-      !states.includes("UNTRACKED"); // one that takes untracked packets lets knocks in
+    return !/^-A SESAME/.test(line) && states.includes("NEW") && !states.includes("UNTRACKED");
   });
 }
