@@ -635,7 +635,7 @@ doors:
 
 Deno.test({
   name:
-    "lifecycle: the state directory deleted between two runs: sesame's rules still in the kernel tell a lost state from a first start, and a replayed code opens nothing",
+    "lifecycle: the state directory deleted between two runs: sesame's rules still in the kernel tell a lost state from a first start, a start that then fails keeps it so, and a replayed code opens nothing",
   ignore,
   async fn() {
     await using dir = await tempDir();
@@ -669,11 +669,21 @@ Deno.test({
       p.kill("SIGTERM");
       assertEquals((await p.child.status).code, 0);
     }
-    // The admin deletes the whole state directory (marker and all), and starts again.
+    // The admin deletes the whole state directory (marker and all), and starts again: first
+    // with a config whose start fails after the state is read (a CA file that is not
+    // there), then with the right one. The failed start must not use up the lost state.
     await Deno.remove(`${dir.path}/var`, { recursive: true });
+    const failing = `${dir.path}/failing.yaml`;
+    await writePrivate(
+      failing,
+      `cluster: { node: a, groups: [web], etcd: { endpoints: ["https://127.0.0.1:1"], ca_file: ${dir.path}/no-ca.pem } }\n` +
+        config(`${dir.path}/var/state.db`),
+    );
+    const failed = await failedStart(lab, failing);
+    assertEquals(failed.code, 1, failed.log);
+    assertStringIncludes(failed.log, "sesame's nft rules from an earlier run are in the kernel");
     await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
     await p.waitForLog(/listening on/, 10_000);
-    assertStringIncludes(p.log(), "sesame's nft rules from an earlier run are in the kernel");
     assertEquals(/first start/.test(p.log()), false, p.log());
     // The same four ports again, as an observer would replay them.
     const replay = await lab.exec(

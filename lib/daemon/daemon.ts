@@ -23,7 +23,7 @@ import { Admin, type DaemonStatus, type RevokeRequest } from "./admin.ts";
 import { Binder } from "./binder.ts";
 import type { ControlAnswer } from "./control.ts";
 import { FirewallGuard, usesFirewall } from "./guard.ts";
-import { firstOrDeleted } from "./recovery.ts";
+import { firstOrDeleted, persistRecovery } from "./recovery.ts";
 import { type InstanceLock, takeInstanceLock } from "./instance_lock.ts";
 import { Intake } from "./intake.ts";
 import { Opener } from "./opener.ts";
@@ -233,7 +233,8 @@ export class Daemon {
       systemFirewalls(config, runner, options.clock ?? systemClock);
     let loaded;
     try {
-      loaded = await firstOrDeleted(await store.load(), config, firewalls);
+      const memory = !options.store && !config.stateFile;
+      loaded = await firstOrDeleted(await store.load(), firewalls, memory);
     } catch (e) {
       store.close();
       if (!options.runner) runner.close();
@@ -243,6 +244,9 @@ export class Daemon {
     const recovery = recover(loaded, config, now());
     let fleet: Fleet | undefined;
     try {
+      // Durable before anything else can fail: a start that fails after a lost state must
+      // leave the floors behind, or the next start would find a clean store without them.
+      await persistRecovery(store, recovery, now());
       fleet = await Fleet.forConfig(config, {
         clock: options.clock ?? systemClock,
         door: (name) => daemon.#doors.get(name),
@@ -271,17 +275,8 @@ export class Daemon {
    * descriptors, binding); the firewall comes last. A start that fails changes nothing in
    * the kernel; sesame's table from a previous run, if any, stays as it was.
    */
-  async #start({ used, open, spa }: Recovery): Promise<void> {
+  async #start({ open }: Recovery): Promise<void> {
     const now = this.#clock.now();
-    const refuseSpaBefore = spa.refuseBefore;
-    // Codes adopted from an older state, the fail-closed floors and the doors salvaged from
-    // a damaged store become durable now.
-    await this.#store.commit({
-      used: used.marks(),
-      opened: open,
-      now,
-      ...(refuseSpaBefore > now ? { refuseSpaBefore } : {}),
-    });
     this.#intake.tick(now);
     const bound = await this.#binder.bind(this.#config); // knocks are dropped until armed
     this.#admin.serveMetrics();

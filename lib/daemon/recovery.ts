@@ -9,11 +9,11 @@ import { type Config, spaDoors, userDoors } from "../config/types.ts";
 import { formatDuration } from "../duration.ts";
 import { UsedCodes } from "../engine/used_codes.ts";
 import { logger } from "../log.ts";
-import type { LoadResult, OpenRecord, StoredState } from "../store/store.ts";
+import type { LoadResult, OpenRecord, Store, StoredState } from "../store/store.ts";
 import { acceptWindow } from "../window.ts";
 import type { SpaMemory } from "./intake.ts";
 import type { Firewalls } from "../actions/firewall.ts";
-import { FIREWALL_KINDS, uses } from "./guard.ts";
+import { FIREWALL_KINDS } from "./guard.ts";
 
 const log = logger("daemon");
 
@@ -90,7 +90,7 @@ function describeLoad(
     case "lost":
       log.error(
         "the state at {file} was lost ({evidence}): the codes used lately are unknown. Failing closed: every code of the current window is refused",
-        { file, evidence: loaded.evidence },
+        { file: file ?? "(memory)", evidence: loaded.evidence },
       );
       return loaded.state ?? { used: [], open: [] };
     case "corrupt":
@@ -143,26 +143,45 @@ function adoptCodes(config: Config, state: StoredState) {
 }
 
 /**
- * A first start (no state at all) while sesame's rules from an earlier run are in the
- * kernel: sesame ran on this machine since it booted, and its state was deleted (or
- * `state_file` moved, or none is kept). The codes used lately are unknown: lost state, so
- * the current window's codes are refused, not accepted a second time.
+ * A first start (no state at all, or none kept: `memory`) while sesame's rules from an
+ * earlier run are in the kernel: sesame ran on this machine since it booted, and its state
+ * was deleted (or `state_file` moved, or none is kept). The codes used lately are unknown:
+ * lost state, so the current window's codes are refused, not accepted a second time. Both
+ * backends are asked, whichever the config uses (it may have changed since).
  */
 export async function firstOrDeleted(
   loaded: LoadResult,
-  config: Config,
   firewalls: Firewalls,
+  memory = false,
 ): Promise<LoadResult> {
-  if (loaded.kind !== "first") return loaded;
+  if (loaded.kind !== "first" && !(memory && loaded.kind === "ok")) return loaded;
   for (const kind of FIREWALL_KINDS) {
-    if (!uses(config, kind)) continue;
     if (await firewalls[kind].leftover?.().catch(() => false)) {
       return {
         kind: "lost",
-        evidence:
-          `no state is there, but sesame's ${kind} rules from an earlier run are in the kernel: the state was deleted, state_file changed, or none is kept`,
+        evidence: memory
+          ? `no state_file, and sesame's ${kind} rules from an earlier run are in the kernel: what it used then is forgotten`
+          : `no state is there, but sesame's ${kind} rules from an earlier run are in the kernel: the state was deleted, or state_file changed`,
       };
     }
   }
   return loaded;
+}
+
+/**
+ * Makes what recovery decided durable: codes adopted from an older state, the fail-closed
+ * floors of a lost state and the doors salvaged from a damaged store.
+ */
+export async function persistRecovery(
+  store: Store,
+  { used, open, spa }: Recovery,
+  now: number,
+): Promise<void> {
+  const refuseSpaBefore = spa.refuseBefore;
+  await store.commit({
+    used: used.marks(),
+    opened: open,
+    now,
+    ...(refuseSpaBefore > now ? { refuseSpaBefore } : {}),
+  });
 }

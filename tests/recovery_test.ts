@@ -1,0 +1,33 @@
+/** What a start makes of what the store loaded, given sesame's rules left in the kernel. */
+import { assertEquals } from "./_assert.ts";
+import { firstOrDeleted } from "../lib/daemon/recovery.ts";
+import { DryRunFirewall } from "../lib/testing/mod.ts";
+
+/** Backends of which `left` holds sesame's rules from an earlier run. */
+function firewalls(...left: ("nft" | "iptables")[]) {
+  const backend = (kind: "nft" | "iptables") =>
+    Object.assign(new DryRunFirewall(), { leftover: () => Promise.resolve(left.includes(kind)) });
+  return { nft: backend("nft"), iptables: backend("iptables") };
+}
+
+Deno.test("recovery: a first start with sesame's rules in the kernel (either backend) is lost state; without them it is a first start", async () => {
+  assertEquals((await firstOrDeleted({ kind: "first" }, firewalls())).kind, "first");
+  for (const kind of ["nft", "iptables"] as const) {
+    const loaded = await firstOrDeleted({ kind: "first" }, firewalls(kind));
+    assertEquals(loaded.kind, "lost");
+    assertEquals(
+      loaded.kind === "lost" && loaded.evidence.includes(`sesame's ${kind} rules`),
+      true,
+    );
+  }
+  // A loaded state is what it is, rules or not.
+  const ok = { kind: "ok" as const, state: { used: [], open: [] } };
+  assertEquals(await firstOrDeleted(ok, firewalls("nft")), ok);
+  // Without a state_file (memory), every start is first: with the rules there, lost.
+  assertEquals((await firstOrDeleted(ok, firewalls("nft"), true)).kind, "lost");
+  assertEquals(await firstOrDeleted(ok, firewalls(), true), ok);
+  // A backend that cannot say counts as no rules.
+  const failing = firewalls();
+  failing.nft.leftover = () => Promise.reject(new Error("nft hung"));
+  assertEquals((await firstOrDeleted({ kind: "first" }, failing)).kind, "first");
+});
