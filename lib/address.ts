@@ -121,6 +121,29 @@ function withHexTail(text: string): string | undefined {
 }
 
 /**
+ * The IPv4 address an IPv4-compatible text names (`::1.2.3.4`, `0::1.2.3.4`: 96 zero bits,
+ * then a dotted tail), which {@link parseAddress} refuses; undefined for any other text.
+ *
+ * @example
+ * ```ts
+ * import { ipv4Compatible } from "./address.ts";
+ * import { strictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(ipv4Compatible("0::1.2.3.4"), "1.2.3.4");
+ * assertEquals(ipv4Compatible("::ffff:1.2.3.4"), undefined); // mapped: parseAddress reads it
+ * ```
+ */
+export function ipv4Compatible(text: string): string | undefined {
+  const cut = text.lastIndexOf(":");
+  const tail = text.slice(cut + 1);
+  if (cut < 1 || !ipaddr.IPv4.isValidFourPartDecimal(tail)) return undefined;
+  const head = `${text.slice(0, cut + 1)}0:0`;
+  if (!ipaddr.IPv6.isValid(head) || ipaddr.IPv6.parse(head).parts.some((p) => p !== 0)) {
+    return undefined;
+  }
+  return ipaddr.IPv4.parse(tail).toString();
+}
+
+/**
  * The form sockets report IPv4 peers in (dotted decimal, no leading zeros), parsed by
  * hand: the knock path parses sources, and this takes ~40 ns where ipaddr.js takes
  * ~1 µs. Anything else (leading zeros, IPv6, garbage) is left to ipaddr.js.

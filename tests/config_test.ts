@@ -179,7 +179,20 @@ Deno.test("parseConfig() reads allow/deny lists and rejects malformed ones", () 
   const old = parseConfig(`deny: ["::1.2.3.0/120"]\ndoors:\n  d:\n    sequence: [1]`, "o.yaml");
   assertEquals(old.deny[0], { family: 4, bytes: new Uint8Array([1, 2, 3, 0]), prefix: 24 });
   assertEquals(old.warnings?.length, 1);
-  assertStringIncludes(old.warnings![0], "o.yaml:1:8: deny.0: ::1.2.3.0/120 is read as the IPv4");
+  assertStringIncludes(
+    old.warnings![0],
+    "o.yaml:1:8: deny.0: ::1.2.3.0/120 is read as the IPv4 prefix 1.2.3.0/24, as sesame 0.2.0 read it; write 1.2.3.0/24 or ::ffff:1.2.3.0/120",
+  );
+  // Other spellings of it too.
+  const spelled = parseConfig(
+    `deny: ["0::1.2.3.4", "::0:1.2.3.5"]\ndoors:\n  d:\n    sequence: [1]`,
+    "o.yaml",
+  );
+  assertEquals(spelled.deny.map((c) => [c.family, c.prefix, c.bytes.join(".")]), [[
+    4,
+    32,
+    "1.2.3.4",
+  ], [4, 32, "1.2.3.5"]]);
   // Elsewhere the form is refused.
   assertStringIncludes(
     errors(`listen: { addresses: ["::1.2.3.4"] }\ndoors:\n  d:\n    sequence: [1]`)[0],

@@ -4,7 +4,7 @@
  * returns a usable fallback so validation goes on and reports every issue at once.
  * @module
  */
-import { type Cidr, parseCidr } from "../address.ts";
+import { type Cidr, ipv4Compatible, parseCidr } from "../address.ts";
 import { parseDuration } from "../duration.ts";
 import { type ConfigIssue, formatIssue, type SourcePosition } from "../errors.ts";
 import { describe } from "../ports.ts";
@@ -172,14 +172,19 @@ export class Checker {
    * denying after an upgrade, nor a refused config lock the admin out), and warned about.
    */
   #compatible(text: string, path: KeyPath): Cidr | undefined {
-    const m = /^::(\d+\.\d+\.\d+\.\d+)(\/\d+)?$/.exec(text);
-    const cidr = m ? parseCidr(`::ffff:${m[1]}${m[2] ?? ""}`) : undefined;
+    const slash = text.indexOf("/");
+    const v4 = ipv4Compatible(slash < 0 ? text : text.slice(0, slash));
+    const bits = slash < 0 ? undefined : text.slice(slash + 1);
+    const cidr = v4 ? parseCidr(`::ffff:${v4}${bits === undefined ? "" : `/${bits}`}`) : undefined;
     if (!cidr) return undefined;
+    const plain = `${v4}${bits === undefined ? "" : `/${cidr.prefix}`}`;
     this.warn(
       path,
-      `${text} is read as the IPv4 address ${m![1]}, as sesame 0.2.0 read it; write ${
-        m![1]
-      } or ::ffff:${m![1]} (this form is refused everywhere else)`,
+      `${text} is read as the IPv4 ${
+        bits === undefined ? "address" : "prefix"
+      } ${plain}, as sesame 0.2.0 read it; write ${plain} or ::ffff:${v4}${
+        bits === undefined ? "" : `/${bits}`
+      } (this form is refused everywhere else)`,
     );
     return cidr;
   }
