@@ -704,3 +704,83 @@ Deno.test("open path: an extension whose own firewall call fails does not run th
   assertEquals(runs, ["/bin/allow", "/bin/allow", "/bin/deny"]);
   opener.cancelTimers();
 });
+
+/** An opener for command door `web` whose commands take `ms` and exit as `exit` says. */
+async function scriptedOpener(exit: (argv0: string, run: number) => number, ms = 100) {
+  const { Opener } = await import("../lib/daemon/opener.ts");
+  const { Counters } = await import("../lib/counters.ts");
+  const { systemClock } = await import("../lib/clock.ts");
+  const { validateConfig } = await import("../lib/config/validate.ts");
+  const open = {
+    for: "60s",
+    command: ["/bin/allow", "{ip}"],
+    close_command: ["/bin/deny", "{ip}"],
+  };
+  const [door] = validateConfig({ doors: { web: { sequence: [7000], open } } }).doors;
+  const runs: string[] = [], events: string[] = [], told: string[] = [];
+  const runner = {
+    run: async (argv: readonly string[]) => {
+      runs.push(argv[0]);
+      await new Promise((r) => setTimeout(r, ms));
+      const code = exit(argv[0], runs.filter((r) => r === argv[0]).length);
+      return { code, timedOut: false, error: code === 0 ? "" : "busy" };
+    },
+    spawn: () => {
+      throw new Error();
+    },
+    close() {},
+  };
+  const opener = new Opener({
+    store: new MemoryStore(),
+    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    runner,
+    clock: systemClock,
+    counters: new Counters(),
+    report: (e) => events.push(e.kind),
+  });
+  const knock = (name: string) =>
+    opener.request({ door, source: "192.0.2.7", acted: (ok) => told.push(`${name} ${ok}`) });
+  return { opener, door, runs, events, told, knock };
+}
+
+Deno.test("open path: a knock while its door is closing opens it afresh once the close is over (not an extension of a door that is going)", async () => {
+  const { opener, runs, events, told, knock } = await scriptedOpener(() => 0);
+  knock("first");
+  await opener.settled();
+  const revoking = opener.revoke({ door: "web" }); // its close command takes 100 ms
+  await new Promise((r) => setTimeout(r, 20));
+  knock("during");
+  const revoked = await revoking;
+  await opener.settled();
+  assertEquals(revoked.closed.length, 1); // the first grant was closed
+  assertEquals(told, ["first true", "during true"]);
+  // Open, close, open: the second open after the close, so the door is open in the end.
+  assertEquals(runs, ["/bin/allow", "/bin/deny", "/bin/allow"]);
+  assertEquals(events, ["opened", "closed", "opened"]);
+  assertEquals(opener.records().length, 1);
+  opener.cancelTimers();
+});
+
+Deno.test("open path: a door taken over at start whose recovered open fails is opened afresh by the next knock; a knock during the recovery hears it failed", async () => {
+  // The open command fails its first run (the recovery's), and works after that.
+  const { opener, door, runs, events, told, knock } = await scriptedOpener((argv0, run) =>
+    argv0 === "/bin/allow" && run === 1 ? 1 : 0
+  );
+  await opener.restore([{
+    door: "web",
+    source: "192.0.2.7",
+    until: Date.now() + 60_000,
+    close: ["/bin/deny", "192.0.2.7"],
+    pending: ["/bin/allow", "192.0.2.7"],
+  }], { timeoutOf: () => 1000 });
+  assertEquals(door.name, "web");
+  knock("during"); // while the recovery's close-then-open runs
+  await opener.settled();
+  assertEquals(told, ["during false"]);
+  knock("after");
+  await opener.settled();
+  assertEquals(told.at(-1), "after true");
+  assertEquals(runs, ["/bin/deny", "/bin/allow", "/bin/allow"]);
+  assertEquals(events, ["open-failed", "opened"]);
+  opener.cancelTimers();
+});

@@ -25,6 +25,11 @@ export interface Entry {
   opened?: Promise<boolean>;
   /** Its last fresh open failed: the next request opens it afresh (command again). */
   failed?: boolean;
+  /**
+   * Its close, while it runs (true when it closed): a request meanwhile opens it afresh,
+   * once the close is over, rather than extend a door that is closing.
+   */
+  closing?: Promise<boolean>;
 }
 
 /** The open doors, by door and source, with their deadlines. */

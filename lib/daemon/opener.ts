@@ -108,7 +108,13 @@ export class Opener {
       }
       // The close is armed only once the open has ended: a close that ran first would
       // leave the late open with no record to close it. Not awaited: the start goes on.
+      // Requests meanwhile extend it once it is known to have opened; if it did not, the
+      // next one opens it afresh.
       const recovering = this.#recover(entry);
+      entry.opened = recovering;
+      recovering.then((ok) => {
+        if (!ok && entry.opened === recovering) entry.failed = true;
+      });
       this.#acting.add(recovering);
       recovering.finally(() => this.#acting.delete(recovering));
     }
@@ -116,7 +122,7 @@ export class Opener {
   }
 
   /** Close-then-open of a record whose open was not seen to run; then its close is armed. */
-  async #recover(entry: Entry): Promise<void> {
+  async #recover(entry: Entry): Promise<boolean> {
     const { runner, counters, report } = this.#options;
     const { record } = entry;
     const key = openKey(record);
@@ -129,17 +135,19 @@ export class Opener {
       if (record.close) {
         await runner.run(record.close, { timeoutMs: entry.timeoutMs, essential: true });
       }
-      return;
+      return false;
     }
     this.#schedule(entry);
     if (result.code !== 0) {
       counters.openFailures++;
-      return report({ ...brief(record), kind: "open-failed", error: describeFailure(result) });
+      report({ ...brief(record), kind: "open-failed", error: describeFailure(result) });
+      return false;
     }
     counters.opens++;
     counters.door(record.door).opens++;
     this.#ran(key);
     report({ ...brief(record), kind: "opened", recovered: true });
+    return true;
   }
 
   /**
@@ -244,7 +252,7 @@ export class Opener {
     // A door whose last open failed is opened afresh: an extension would not run its command.
     const openNow = (key: string) => {
       const entry = this.#entries.get(key);
-      return entry && !entry.failed ? entry.record : undefined;
+      return entry && !entry.failed && !entry.closing ? entry.record : undefined;
     };
     const plans = planOpens(requests, openNow, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
@@ -291,13 +299,18 @@ export class Opener {
     const entry = this.#entries.take(plan.record, plan.timeoutMs);
     // Scheduled before acting: a door left half open by a failed action is still closed in time.
     this.#schedule(entry);
-    const own = this.#perform(plan, entry);
+    // A fresh open of a door whose close runs waits for the close: its actions come after.
+    const closing = plan.fresh ? entry.closing : undefined;
+    const own = closing
+      ? closing.catch(() => false).then(() => this.#perform(plan, entry))
+      : this.#perform(plan, entry);
     // Whether the door opened: a fresh plan's own outcome; an extension's, that of the open
     // it extends (however many extensions overlap it). An extension's own failure (its
     // firewall call) does not make the door unopened: its command ran, and must not again.
     if (plan.fresh) {
       entry.opened = own;
       entry.failed = false;
+      entry.revoked = undefined; // a new grant: a revoke of the old one does not carry over
     }
     const opening = entry.opened ?? Promise.resolve(true);
     const [done, opened] = await Promise.all([own, opening]);
@@ -379,13 +392,24 @@ export class Opener {
    * scheduled. Resolves true when this call closed it.
    */
   async #close(entry: Entry, retry = true, revoked = false): Promise<boolean> {
+    this.#entries.deadlines.cancel(entry);
+    if (!this.#entries.holds(entry)) return false; // closed already
+    if (revoked) entry.revoked = true;
+    if (entry.closing) return await entry.closing; // one close at a time
+    const closing = this.#closeNow(entry, retry);
+    entry.closing = closing;
+    try {
+      return await closing;
+    } finally {
+      if (entry.closing === closing) entry.closing = undefined;
+    }
+  }
+
+  async #closeNow(entry: Entry, retry: boolean): Promise<boolean> {
     const { firewalls, runner, store, counters, report } = this.#options;
     const { record } = entry;
-    this.#entries.deadlines.cancel(entry);
     const key = openKey(record);
-    if (this.#entries.get(key) !== entry) return false; // closed already
-    if (revoked) entry.revoked = true;
-    revoked = entry.revoked === true;
+    const revoked = entry.revoked === true;
     let error: string | undefined;
     if (record.firewall) {
       const firewall = firewalls[record.firewall.kind];
@@ -402,7 +426,9 @@ export class Opener {
       });
       if (result.code !== 0) error = describeFailure(result);
     }
-    if (this.#entries.get(key) !== entry || entry.record !== record) return false; // re-opened meanwhile
+    // Opened afresh meanwhile (its actions wait for this close): this grant is closed (or
+    // said not to be), and the entry goes on with the new one.
+    const reopened = this.#entries.get(key) !== entry || entry.record !== record;
     if (error) {
       counters.closeFailures++;
       entry.failures++;
@@ -413,15 +439,16 @@ export class Opener {
         until: record.until,
         error,
       });
-      if (retry) {
+      if (retry && !reopened) {
         this.#schedule(entry, Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (entry.failures - 1)));
       }
       return false; // the record stays in the store: the next start retries it
     }
-    this.#entries.drop(entry);
     counters.closes++;
     counters.door(record.door).closes++;
     report({ ...brief(record), kind: "closed", ...(revoked ? { revoked: true as const } : {}) });
+    if (reopened) return true;
+    this.#entries.drop(entry);
     // A close at its time may be lost with the machine (the next start closes it again);
     // a close before its time may not (the next start would put the door back).
     await store.commit({
