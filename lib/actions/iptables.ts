@@ -233,8 +233,9 @@ export class IptablesFirewall implements Firewall {
       const chain = await this.#runner.run([tool, "-w", "-S", CHAIN], {
         timeoutMs: TIMEOUT_MS,
         essential: true,
+        capture: true,
       });
-      if (chain.code === 0) return true;
+      if (chain.code === 0 && (chain.output ?? "").includes(`-N ${CHAIN}`)) return true;
     }
     return false;
   }

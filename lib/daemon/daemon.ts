@@ -234,7 +234,7 @@ export class Daemon {
     let loaded;
     try {
       const memory = !options.store && !config.stateFile;
-      loaded = await firstOrDeleted(await store.load(), firewalls, memory);
+      loaded = await firstOrDeleted(await store.load(), config, firewalls, memory);
     } catch (e) {
       store.close();
       if (!options.runner) runner.close();

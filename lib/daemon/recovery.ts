@@ -13,7 +13,7 @@ import type { LoadResult, OpenRecord, Store, StoredState } from "../store/store.
 import { acceptWindow } from "../window.ts";
 import type { SpaMemory } from "./intake.ts";
 import type { Firewalls } from "../actions/firewall.ts";
-import { FIREWALL_KINDS } from "./guard.ts";
+import { FIREWALL_KINDS, uses } from "./guard.ts";
 
 const log = logger("daemon");
 
@@ -146,16 +146,18 @@ function adoptCodes(config: Config, state: StoredState) {
  * A first start (no state at all, or none kept: `memory`) while sesame's rules from an
  * earlier run are in the kernel: sesame ran on this machine since it booted, and its state
  * was deleted (or `state_file` moved, or none is kept). The codes used lately are unknown:
- * lost state, so the current window's codes are refused, not accepted a second time. Both
- * backends are asked, whichever the config uses (it may have changed since).
+ * lost state, so the current window's codes are refused, not accepted a second time. The
+ * backends the config uses are asked (a config of command doors runs no firewall tool).
  */
 export async function firstOrDeleted(
   loaded: LoadResult,
+  config: Config,
   firewalls: Firewalls,
   memory = false,
 ): Promise<LoadResult> {
   if (loaded.kind !== "first" && !(memory && loaded.kind === "ok")) return loaded;
   for (const kind of FIREWALL_KINDS) {
+    if (!uses(config, kind)) continue;
     if (await firewalls[kind].leftover?.().catch(() => false)) {
       return {
         kind: "lost",
