@@ -1,7 +1,7 @@
 /**
  * What sesame reads of the host's own firewall rules: how its closed ports answer (for
- * `closed_reply: auto`), and rules that accept by `ct state new` (which untracked knocks
- * do not match). Read at start and reload, never on the knock path.
+ * `closed_reply: auto`). Read at start and reload, never on the knock path. (Whether
+ * knocks can go untracked: untrack_decision.ts.)
  * @module
  */
 import { logger } from "../log.ts";
@@ -73,25 +73,4 @@ async function silentInput(list: NftList, runner: CommandRunner): Promise<string
     return "iptables-legacy's INPUT ends in DROP or REJECT";
   }
   return undefined;
-}
-
-/**
- * Knocks are untracked (sesame's raw chains): a rule of the admin's that accepts by
- * `ct state new` does not match them. Said once per start, not refused: the rule may not
- * concern the pools at all.
- */
-export async function warnTrackedAccept(list: NftList): Promise<void> {
-  const ruleset = await list(["-t", "list", "ruleset"]);
-  let table = "";
-  for (const line of ruleset.split("\n")) {
-    const t = /^table (\S+ \S+) \{/.exec(line);
-    if (t) table = t[1];
-    else if (table !== "inet sesame" && /\bct state\b[^\n]*\bnew\b/.test(line)) {
-      log.warning(
-        "nft: table {table} accepts by ct state new ({rule}): sesame keeps knocks out of conntrack (their state is untracked), so such a rule does not let knocks in; accept the knock pools by port",
-        { table, rule: line.trim() },
-      );
-      return;
-    }
-  }
 }

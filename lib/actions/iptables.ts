@@ -16,7 +16,8 @@ import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
 import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import type { CommandRunner } from "./runner.ts";
-import { RAW_CHAINS, rawScript, trackedAccept } from "./iptables_raw.ts";
+import { RAW_CHAINS, rawScript } from "./iptables_raw.ts";
+import { canUntrack } from "./untrack_decision.ts";
 import {
   acceptRule,
   CHAIN,
@@ -27,8 +28,6 @@ import {
 
 export { acceptRule, type IptablesFamily, iptablesScript };
 import { logger } from "../log.ts";
-import { ephemeralPortRange } from "../system.ts";
-import { knockPorts } from "./knock_ports.ts";
 
 const log = logger("iptables");
 
@@ -104,7 +103,7 @@ export class IptablesFirewall implements Firewall {
   async start(doors: readonly Door[], records: Records, options: StartOptions = {}): Promise<void> {
     if (!options.repair) {
       this.#closedReply = await this.#resolveReply(options.closedReply);
-      this.#untrack = await this.#canUntrack(doors);
+      this.#untrack = await canUntrack(this.#runner, doors, "iptables");
     }
     // Alone on both families: no batch of openings or closings interleaves with the chain
     // being rewritten, and the records are read when it is.
@@ -296,50 +295,6 @@ export class IptablesFirewall implements Firewall {
     return `${chain.code}\n${rules.join("\n")}\n${raw.code}\n${untracked.join("\n")}\njump ${
       jump.code === 0
     }`;
-  }
-
-  /**
-   * Whether knocks can be kept out of conntrack without harm, decided at each start: not
-   * when an admin's rule sorts by conntrack state NEW (untracked knocks would miss it: on a
-   * stateful ruleset they would be dropped, and nobody could knock), nor when a knock port
-   * lies in the kernel's ephemeral range (the host's own connections from it would lose
-   * their replies' tracking). Then knocks stay tracked, as before, and the log says why.
-   */
-  async #canUntrack(doors: readonly Door[]): Promise<boolean> {
-    const why = (reason: string) => {
-      log.warning(
-        "iptables: knocks stay in conntrack (a flood of them can fill its table): {reason}",
-        { reason },
-      );
-      return false;
-    };
-    for (const tool of [this.#paths.v4, this.#paths.v6]) {
-      const rules = await this.#runner.run([tool, "-w", "-S"], {
-        timeoutMs: TIMEOUT_MS,
-        essential: true,
-        capture: true,
-      });
-      if (rules.code !== 0) return why(`${tool} -S failed, so the rules are unknown`);
-      const rule = trackedAccept(rules.output ?? "");
-      if (rule) {
-        return why(
-          `a rule sorts by conntrack state NEW (${tool}: ${rule}), which untracked knocks would miss; accept the knock pools by port before it (or add UNTRACKED to it) to keep knocks out of conntrack`,
-        );
-      }
-    }
-    const range = await ephemeralPortRange();
-    const ports = knockPorts(doors);
-    const inside = [...ports.tcp, ...ports.udp].find((p) =>
-      range !== undefined && p >= range[0] && p <= range[1]
-    );
-    if (inside !== undefined) {
-      return why(
-        `knock port ${inside} lies in the kernel's ephemeral range ${range![0]}-${
-          range![1]
-        } (the host's own connections from it would lose their replies' tracking)`,
-      );
-    }
-    return true;
   }
 
   #restore(family: IptablesFamily, lines: string[]): Promise<void> {

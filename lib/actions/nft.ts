@@ -14,7 +14,8 @@ import type { OpenRecord } from "../store/store.ts";
 import { Batcher } from "./batcher.ts";
 import { type Firewall, type Records, recordsNow, type StartOptions } from "./firewall.ts";
 import { adminSets, elementLines, nftRuleset } from "./nft_rules.ts";
-import { resolveClosedReply, warnTrackedAccept } from "./host_ruleset.ts";
+import { resolveClosedReply } from "./host_ruleset.ts";
+import { canUntrack } from "./untrack_decision.ts";
 import { NftSession } from "./nft_session.ts";
 import { NftMonitor } from "./nft_monitor.ts";
 import type { CommandRunner } from "./runner.ts";
@@ -73,6 +74,8 @@ export class NftFirewall implements Firewall {
   readonly #monitor: NftMonitor;
   /** How the protected ports refuse others, as the last start resolved it. */
   #closedReply: "drop" | "reject" = "drop";
+  /** Whether knocks are kept out of conntrack, as the last start decided. */
+  #untrack = true;
   #capture: { readonly group: number; readonly addresses?: readonly string[] } | undefined;
   readonly #clock: Clock;
   /** Every use of nft after start goes through here: one transaction at a time. */
@@ -125,11 +128,12 @@ export class NftFirewall implements Firewall {
       const list = (args: readonly string[]) => this.#list(args);
       this.#closedReply = await resolveClosedReply(options.closedReply, list, this.#runner);
       this.#capture = options.capture;
-      await warnTrackedAccept(list);
+      this.#untrack = await canUntrack(this.#runner, doors, "nft");
     }
     await this.#run(
       nftRuleset(doors, records, this.#now(), {
         closedReply: this.#closedReply,
+        untrack: this.#untrack,
         ...(this.#capture ? { capture: this.#capture } : {}),
       }),
     );

@@ -138,7 +138,7 @@ export function nftRuleset(
     lines.push("    # everyone else, after every door's sources", ...new Set(drops));
   }
   lines.push("  }", ...(gateways.length > 0 ? gatewayChains(gateways) : []));
-  lines.push(...untrackedKnocks(doors));
+  if (options.untrack !== false) lines.push(...untrackedKnocks(doors));
   if (options.capture) {
     lines.push(...captureChain(doors, options.capture, options.closedReply ?? "drop"));
   }
@@ -152,6 +152,11 @@ export function nftRuleset(
 
 /** Options for {@link nftRuleset}. */
 export interface RulesetOptions {
+  /**
+   * Keep knocks out of conntrack (raw chains), unless that would lock knockers out (see
+   * untrack_decision.ts). @default true
+   */
+  readonly untrack?: boolean;
   /**
    * How a protected port refuses everyone else: `drop` (silence) or `reject` (a TCP reset,
    * an ICMP port unreachable), as the host's other closed ports answer. @default "drop"
