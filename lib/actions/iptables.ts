@@ -27,9 +27,6 @@ import {
 } from "./iptables_rules.ts";
 
 export { acceptRule, type IptablesFamily, iptablesScript };
-import { logger } from "../log.ts";
-
-const log = logger("iptables");
 
 const TIMEOUT_MS = 10_000;
 /** More closes than this in one batch rebuild the chain instead. */

@@ -15,6 +15,7 @@
 import { setImmediate } from "node:timers";
 import { openKey, type OpenRecord } from "../store/store.ts";
 import { type Entry, OpenEntries } from "./open_entries.ts";
+import { type CloseContext, closeDoor } from "./close_door.ts";
 import { brief, describeFailure, type Plan, planOpens, whoWaits } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
 import { Admission } from "./admission.ts";
@@ -22,8 +23,6 @@ import { Admission } from "./admission.ts";
 export type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch };
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-/** A failed close is retried after 1 s, 2 s, 4 s … at most a minute apart. */
-const RETRY_MS = 1000, MAX_RETRY_MS = 60_000;
 
 /**
  * Opens doors (commit, then act) and closes them on time.
@@ -67,6 +66,8 @@ export class Opener {
   readonly #closing = new Set<Promise<unknown>>();
   readonly #now: () => number;
   readonly #admission: Admission | undefined;
+  /** What a close works with. */
+  readonly #closeContext: CloseContext;
 
   /** @param options the store, the firewalls, the runner, the clock, the counters and the report. */
   constructor(options: OpenerOptions) {
@@ -74,6 +75,12 @@ export class Opener {
     this.#now = options.clock.now;
     this.#admission = options.fleet ? new Admission(options.fleet, options.report) : undefined;
     this.#entries = new OpenEntries((entry) => this.#due(entry), options.clock);
+    this.#closeContext = {
+      options,
+      entries: this.#entries,
+      now: this.#now,
+      schedule: (entry, wait) => this.#schedule(entry, wait),
+    };
   }
 
   /** The doors open now (and those still to be closed), as the store keeps them. */
@@ -396,68 +403,12 @@ export class Opener {
     if (!this.#entries.holds(entry)) return false; // closed already
     if (revoked) entry.revoked = true;
     if (entry.closing) return await entry.closing; // one close at a time
-    const closing = this.#closeNow(entry, retry);
+    const closing = closeDoor(this.#closeContext, entry, retry);
     entry.closing = closing;
     try {
       return await closing;
     } finally {
       if (entry.closing === closing) entry.closing = undefined;
     }
-  }
-
-  async #closeNow(entry: Entry, retry: boolean): Promise<boolean> {
-    const { firewalls, runner, store, counters, report } = this.#options;
-    const { record } = entry;
-    const key = openKey(record);
-    const revoked = entry.revoked === true;
-    let error: string | undefined;
-    if (record.firewall) {
-      const firewall = firewalls[record.firewall.kind];
-      // At its time an nft element is already gone (the kernel's timeout): close() is a no-op
-      // there; iptables deletes its rule. A revoke removes it now on every backend.
-      await (revoked ? firewall.revoke(record) : firewall.close(record)).catch((e) =>
-        error = (e as Error).message
-      );
-    }
-    if (!error && record.close) {
-      const result = await runner.run(record.close, {
-        timeoutMs: entry.timeoutMs,
-        essential: true,
-      });
-      if (result.code !== 0) error = describeFailure(result);
-    }
-    // Opened afresh meanwhile (its actions wait for this close): this grant is closed (or
-    // said not to be), and the entry goes on with the new one.
-    const reopened = this.#entries.get(key) !== entry || entry.record !== record;
-    if (error) {
-      counters.closeFailures++;
-      entry.failures++;
-      report({
-        kind: "close-failed",
-        door: record.door,
-        source: record.source,
-        until: record.until,
-        error,
-      });
-      if (retry && !reopened) {
-        this.#schedule(entry, Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (entry.failures - 1)));
-      }
-      return false; // the record stays in the store: the next start retries it
-    }
-    counters.closes++;
-    counters.door(record.door).closes++;
-    report({ ...brief(record), kind: "closed", ...(revoked ? { revoked: true as const } : {}) });
-    if (reopened) return true;
-    this.#entries.drop(entry);
-    // A close at its time may be lost with the machine (the next start closes it again);
-    // a close before its time may not (the next start would put the door back).
-    await store.commit({
-      closed: [record],
-      now: this.#now(),
-      sync: revoked ? "full" : "normal",
-    }).catch(() => {
-      // The door is closed; its record stays and the next start closes it again (harmless).
-    });
-    return true;
   }
 }
