@@ -706,13 +706,17 @@ Deno.test("open path: an extension whose own firewall call fails does not run th
 });
 
 /** An opener for command door `web` whose commands take `ms` and exit as `exit` says. */
-async function scriptedOpener(exit: (argv0: string, run: number) => number, ms = 100) {
+async function scriptedOpener(
+  exit: (argv0: string, run: number) => number,
+  ms: number | ((argv0: string) => number) = 100,
+  forTime = "60s",
+) {
   const { Opener } = await import("../lib/daemon/opener.ts");
   const { Counters } = await import("../lib/counters.ts");
   const { systemClock } = await import("../lib/clock.ts");
   const { validateConfig } = await import("../lib/config/validate.ts");
   const open = {
-    for: "60s",
+    for: forTime,
     command: ["/bin/allow", "{ip}"],
     close_command: ["/bin/deny", "{ip}"],
   };
@@ -721,7 +725,7 @@ async function scriptedOpener(exit: (argv0: string, run: number) => number, ms =
   const runner = {
     run: async (argv: readonly string[]) => {
       runs.push(argv[0]);
-      await new Promise((r) => setTimeout(r, ms));
+      await new Promise((r) => setTimeout(r, typeof ms === "number" ? ms : ms(argv[0])));
       const code = exit(argv[0], runs.filter((r) => r === argv[0]).length);
       return { code, timedOut: false, error: code === 0 ? "" : "busy" };
     },
@@ -782,5 +786,46 @@ Deno.test("open path: a door taken over at start whose recovered open fails is o
   assertEquals(told.at(-1), "after true");
   assertEquals(runs, ["/bin/deny", "/bin/allow", "/bin/allow"]);
   assertEquals(events, ["open-failed", "opened"]);
+  opener.cancelTimers();
+});
+
+Deno.test("open path: a grant opened afresh while the old one closes, whose own time comes during that close, is closed after it (never left open)", async () => {
+  // for: 1s; the close command takes 1.5 s, so the second grant's time comes during it.
+  const { opener, runs, events, knock } = await scriptedOpener(
+    () => 0,
+    (argv0) => argv0 === "/bin/deny" ? 1500 : 0,
+    "1s",
+  );
+  knock("first");
+  await new Promise((r) => setTimeout(r, 1200)); // the first grant's close runs (t 1.0–2.5 s)
+  knock("during");
+  await new Promise((r) => setTimeout(r, 3500)); // the second grant's time (2.2 s) passes
+  await opener.settled();
+  assertEquals(runs, ["/bin/allow", "/bin/deny", "/bin/allow", "/bin/deny"]);
+  assertEquals(events, ["opened", "closed", "opened", "closed"]);
+  assertEquals(opener.records(), []);
+  opener.cancelTimers();
+});
+
+Deno.test("open path: knocks in two batches during one close open the door afresh once, the second extends (one open command, one close)", async () => {
+  const { opener, runs, events, told, knock } = await scriptedOpener(
+    () => 0,
+    (argv0) => argv0 === "/bin/deny" ? 300 : 0,
+  );
+  knock("first");
+  await opener.settled();
+  const revoking = opener.revoke({ door: "web" });
+  await new Promise((r) => setTimeout(r, 50));
+  knock("a");
+  await new Promise((r) => setTimeout(r, 50));
+  knock("b");
+  await revoking;
+  await opener.settled();
+  assertEquals(runs, ["/bin/allow", "/bin/deny", "/bin/allow"]);
+  assertEquals(events, ["opened", "closed", "opened", "extended"]);
+  assertEquals(told, ["first true", "a true", "b true"]);
+  assertEquals(opener.records().length, 1);
+  await opener.revoke({ door: "web" });
+  assertEquals(runs.at(-1), "/bin/deny");
   opener.cancelTimers();
 });

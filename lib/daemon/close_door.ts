@@ -30,7 +30,7 @@ export async function closeDoor(
   retry: boolean,
 ): Promise<boolean> {
   const { firewalls, runner, store, counters, report } = ctx.options;
-  const { record } = entry;
+  const { record, version } = entry;
   const key = openKey(record);
   const revoked = entry.revoked === true;
   let error: string | undefined;
@@ -51,7 +51,7 @@ export async function closeDoor(
   }
   // Opened afresh meanwhile (its actions wait for this close): this grant is closed (or
   // said not to be), and the entry goes on with the new one.
-  const reopened = ctx.entries.get(key) !== entry || entry.record !== record;
+  const reopened = ctx.entries.get(key) !== entry || entry.version !== version;
   if (error) {
     counters.closeFailures++;
     entry.failures++;

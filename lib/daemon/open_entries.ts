@@ -30,6 +30,13 @@ export interface Entry {
    * once the close is over, rather than extend a door that is closing.
    */
   closing?: Promise<boolean>;
+  /** The version of the grant that close is for. */
+  closingVersion?: number;
+  /**
+   * Counts the requests that opened or extended it (a grant's identity for its close: the
+   * record object also changes when its open command is known to have run).
+   */
+  version: number;
 }
 
 /** The open doors, by door and source, with their deadlines. */
@@ -60,7 +67,7 @@ export class OpenEntries {
 
   /** Adds a record taken over from the store. */
   adopt(record: OpenRecord, timeoutMs: number): Entry {
-    const entry = { record, timeoutMs, failures: 0 };
+    const entry = { record, timeoutMs, failures: 0, version: 1 };
     this.#entries.set(openKey(record), entry);
     return entry;
   }
@@ -71,7 +78,8 @@ export class OpenEntries {
    */
   take(record: OpenRecord, timeoutMs: number): Entry {
     const key = openKey(record);
-    const entry: Entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0 };
+    const entry: Entry = this.#entries.get(key) ?? { record, timeoutMs, failures: 0, version: 0 };
+    entry.version++;
     const previous = entry.record.user;
     if (previous !== undefined && record.user !== undefined && previous !== record.user) {
       // Another user extended it: both have a part in it (revoke --user closes it for either).

@@ -259,7 +259,10 @@ export class Opener {
     // A door whose last open failed is opened afresh: an extension would not run its command.
     const openNow = (key: string) => {
       const entry = this.#entries.get(key);
-      return entry && !entry.failed && !entry.closing ? entry.record : undefined;
+      // A door whose grant is closing is opened afresh (after the close); once a fresh
+      // grant has replaced it, requests extend that one.
+      const closing = entry?.closing !== undefined && entry.closingVersion === entry.version;
+      return entry && !entry.failed && !closing ? entry.record : undefined;
     };
     const plans = planOpens(requests, openNow, this.#now());
     const used = requests.flatMap((r) => r.code ? [r.code] : []);
@@ -402,13 +405,32 @@ export class Opener {
     this.#entries.deadlines.cancel(entry);
     if (!this.#entries.holds(entry)) return false; // closed already
     if (revoked) entry.revoked = true;
-    if (entry.closing) return await entry.closing; // one close at a time
+    const target = entry.version; // the grant this call closes
+    for (;;) {
+      // One close at a time. A close running for this grant is joined; one running for an
+      // older grant (this one opened afresh meanwhile, and its time came) goes first.
+      if (entry.closing) {
+        const running = entry.closingVersion;
+        const result = await entry.closing;
+        if (running === target || !this.#entries.holds(entry) || entry.version !== target) {
+          return result;
+        }
+        continue;
+      }
+      // The grant's open ends first: a close that ran before it would leave the door open.
+      const opening = entry.opened;
+      if (opening === undefined) break;
+      await opening;
+      if (!this.#entries.holds(entry) || entry.version !== target) return false;
+      if (!entry.closing && entry.opened === opening) break;
+    }
     const closing = closeDoor(this.#closeContext, entry, retry);
     entry.closing = closing;
+    entry.closingVersion = target;
     try {
       return await closing;
     } finally {
-      if (entry.closing === closing) entry.closing = undefined;
+      if (entry.closing === closing) entry.closing = entry.closingVersion = undefined;
     }
   }
 }
