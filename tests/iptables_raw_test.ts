@@ -36,3 +36,42 @@ Deno.test("iptables raw: an admin's rule sorting by state NEW is found (accept o
   const both = "-A INPUT -p tcp -m conntrack --ctstate NEW,UNTRACKED -j ACCEPT";
   assertEquals(trackedAccept([...rules, both].join("\n")), undefined);
 });
+
+Deno.test("untracked knocks: rules they could fall foul of are found, in iptables and nft, and harmless ones are not", async () => {
+  const { nftStateRule } = await import("../lib/actions/untrack_decision.ts");
+  const table = (rule: string) =>
+    `table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\t${rule}\n\t}\n}\n`;
+  for (
+    const rule of [
+      "ct state new accept",
+      "tcp flags syn ct state new jump ports",
+      "ct state vmap { established : accept, related : accept, new : jump ports }",
+      "ct state & new == new accept",
+      "ct state vmap @states", // a named map: its contents are not listed
+      "ct state @states tcp dport 22 accept",
+      "ct state { invalid, untracked } drop", // drops untracked knocks outright
+      "ct state != { established, related } drop",
+    ]
+  ) assertEquals(nftStateRule(table(rule)) !== undefined, true, rule);
+  for (
+    const rule of [
+      "ct state established,related accept",
+      "ct state invalid drop", // untracked packets are not invalid
+      "ct state { new, untracked } accept",
+      "tcp dport 20000-20099 accept",
+    ]
+  ) assertEquals(nftStateRule(table(rule)), undefined, rule);
+  // sesame's own table is not the admin's.
+  assertEquals(
+    nftStateRule(table("ct state new accept").replace("inet filter", "inet sesame")),
+    undefined,
+  );
+  for (
+    const line of [
+      "-A INPUT -m conntrack --ctstate INVALID,UNTRACKED -j DROP",
+      "-A INPUT -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP",
+      "-A INPUT -m state --state NEW -j ACCEPT",
+    ]
+  ) assertEquals(trackedAccept(line), line);
+  assertEquals(trackedAccept("-A INPUT -m conntrack --ctstate INVALID -j DROP"), undefined);
+});

@@ -70,14 +70,20 @@ export function rawScript(doors: readonly Door[], untrack = true): string {
 }
 
 /**
- * An admin's rule that sorts packets by conntrack state NEW but not UNTRACKED (`iptables
- * -S` lines), whatever it then does (accept, or jump to a chain that accepts the pools):
- * untracked knocks would miss it and fall through to whatever comes after (often a
- * drop). The first such rule, if any.
+ * An admin's rule (`iptables -S` lines) untracked knocks could fall foul of: one sorting by
+ * state NEW but not UNTRACKED, whatever it then does (accept, or jump to a chain that
+ * accepts the pools: untracked knocks would miss it and fall through, often to a drop),
+ * one dropping or rejecting UNTRACKED, or one negating a state set. The first, if any.
  */
 export function trackedAccept(rules: string): string | undefined {
   return rules.split("\n").find((line) => {
-    const states = /--(?:ct)?state (\S+)/.exec(line)?.[1].split(",") ?? [];
-    return !/^-A SESAME/.test(line) && states.includes("NEW") && !states.includes("UNTRACKED");
+    if (/^-A SESAME/.test(line)) return false;
+    const match = /(!\s+)?--(?:ct)?state (\S+)/.exec(line);
+    if (!match) return false;
+    const states = match[2].split(",");
+    const untracked = states.includes("UNTRACKED");
+    return match[1] !== undefined || // a negated set: untracked packets fall in it
+      (states.includes("NEW") && !untracked) ||
+      (untracked && /-j (DROP|REJECT)\b/.test(line));
   });
 }

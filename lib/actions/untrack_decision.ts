@@ -30,8 +30,10 @@ export const RULESET_TOOLS = {
 };
 
 /**
- * The first rule in nft's ruleset (`nft -t list ruleset` output) that sorts by conntrack
- * state new without untracked, outside sesame's own table, as `table …: rule`.
+ * The first rule in nft's ruleset (`nft -t list ruleset` output), outside sesame's own
+ * table, that untracked knocks could fall foul of, as `table …: rule`: one that sorts by
+ * state new without untracked, drops or rejects untracked packets, negates a state set, or
+ * names a set or map of states (whose contents `-t` does not list).
  *
  * @example
  * ```ts
@@ -47,10 +49,14 @@ export function nftStateRule(ruleset: string): string | undefined {
   for (const line of ruleset.split("\n")) {
     const t = /^table (\S+ \S+) \{/.exec(line);
     if (t) table = t[1];
-    else if (
-      table !== "inet sesame" && /\bct state\b/.test(line) && /\bnew\b/.test(line) &&
-      !/\buntracked\b/.test(line)
-    ) return `table ${table}: ${line.trim()}`;
+    else if (table !== "inet sesame" && /\bct state\b/.test(line)) {
+      const after = line.slice(line.search(/\bct state\b/));
+      const untracked = /\buntracked\b/.test(after);
+      const risky = /\bct state\s+(vmap\s+)?@/.test(after) || /\bct state\s+!=/.test(after) ||
+        (/\bnew\b/.test(after) && !untracked) ||
+        (untracked && /\b(drop|reject)\b/.test(after));
+      if (risky) return `table ${table}: ${line.trim()}`;
+    }
   }
   return undefined;
 }
@@ -58,6 +64,19 @@ export function nftStateRule(ruleset: string): string | undefined {
 /** Whether a program is installed. */
 async function installed(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isFile, () => false);
+}
+
+/**
+ * Whether an iptables tool can hold rules nft's ruleset does not show: a legacy one whose
+ * tables the kernel has (listing them where it has none would load x_tables and create
+ * empty legacy tables, or fail on a kernel without them). The nft variants' rules are in
+ * nft's ruleset already; without nft, they are listed.
+ */
+async function worthListing(tool: string, haveNft: boolean): Promise<boolean> {
+  const real = await Deno.realPath(tool).catch(() => tool);
+  if (!/legacy/.test(real)) return !haveNft;
+  const names = tool.includes("ip6") ? "/proc/net/ip6_tables_names" : "/proc/net/ip_tables_names";
+  return (await Deno.readTextFile(names).catch(() => "")).trim() !== "";
 }
 
 /**
@@ -75,14 +94,15 @@ export async function keepTracked(
   };
   const advice =
     "which untracked knocks would miss; accept the knock pools by port before it (or let it take untracked packets too) to keep knocks out of conntrack";
-  if (await installed(tools.nft)) {
+  const haveNft = await installed(tools.nft);
+  if (haveNft) {
     const ruleset = await read([tools.nft, "-t", "list", "ruleset"]);
     if (ruleset === undefined) return "nft list ruleset failed, so the rules are unknown";
     const rule = nftStateRule(ruleset);
     if (rule) return `a rule sorts by conntrack state new (nft ${rule}), ${advice}`;
   }
   for (const tool of tools.iptables) {
-    if (!await installed(tool)) continue;
+    if (!await installed(tool) || !await worthListing(tool, haveNft)) continue;
     const rules = await read([tool, "-w", "-S"]);
     if (rules === undefined) return `${tool} -S failed, so the rules are unknown`;
     const rule = trackedAccept(rules);
