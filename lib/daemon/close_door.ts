@@ -83,3 +83,46 @@ export async function closeDoor(
   });
   return true;
 }
+
+/**
+ * Closes `entry`'s grant in its turn: after its open has ended, and after a close of an
+ * older grant still running (a close of this grant is joined). Resolves true when this
+ * grant was closed; `revoked`: before its time (retries revoke too).
+ */
+export async function closeInTurn(
+  ctx: CloseContext,
+  entry: Entry,
+  retry = true,
+  revoked = false,
+): Promise<boolean> {
+  ctx.entries.deadlines.cancel(entry);
+  if (!ctx.entries.holds(entry)) return false; // closed already
+  if (revoked) entry.revoked = true;
+  const target = entry.version; // the grant this call closes
+  for (;;) {
+    // One close at a time. A close running for this grant is joined; one running for an
+    // older grant (this one opened afresh meanwhile, and its time came) goes first.
+    if (entry.closing) {
+      const running = entry.closingVersion;
+      const result = await entry.closing;
+      if (running === target || !ctx.entries.holds(entry) || entry.version !== target) {
+        return result;
+      }
+      continue;
+    }
+    // The grant's open ends first: a close that ran before it would leave the door open.
+    const opening = entry.opened;
+    if (opening === undefined) break;
+    await opening;
+    if (!ctx.entries.holds(entry) || entry.version !== target) return false;
+    if (!entry.closing && entry.opened === opening) break;
+  }
+  const closing = closeDoor(ctx, entry, retry);
+  entry.closing = closing;
+  entry.closingVersion = target;
+  try {
+    return await closing;
+  } finally {
+    if (entry.closing === closing) entry.closing = entry.closingVersion = undefined;
+  }
+}

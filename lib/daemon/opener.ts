@@ -15,7 +15,7 @@
 import { setImmediate } from "node:timers";
 import { openKey, type OpenRecord } from "../store/store.ts";
 import { type Entry, OpenEntries } from "./open_entries.ts";
-import { type CloseContext, closeDoor } from "./close_door.ts";
+import { type CloseContext, closeInTurn } from "./close_door.ts";
 import { brief, describeFailure, type Plan, planOpens, whoWaits } from "./open_plan.ts";
 import type { OpenerOptions, OpenRequest, RestoreOptions, RevokeMatch } from "./open_request.ts";
 import { Admission } from "./admission.ts";
@@ -104,7 +104,7 @@ export class Opener {
       const entry = this.#entries.adopt(record, timeoutMs);
       // Too little time left to run an open and then its close: closed now, not reopened.
       if (record.until <= now + timeoutMs || !record.pending) {
-        if (record.until <= now) due.push(this.#close(entry));
+        if (record.until <= now) due.push(closeInTurn(this.#closeContext, entry));
         else this.#schedule(entry);
         continue;
       }
@@ -213,7 +213,7 @@ export class Opener {
     const closing: Promise<unknown>[] = [];
     for (const entry of this.#entries.values()) {
       if (entry.record.firewall && !entry.record.close) this.#entries.deadlines.cancel(entry);
-      else closing.push(this.#close(entry, false));
+      else closing.push(closeInTurn(this.#closeContext, entry, false));
     }
     await Promise.all(closing);
     await Promise.all(this.#closing);
@@ -232,7 +232,7 @@ export class Opener {
     await Promise.all(entries.map(async (entry) => {
       const record = entry.record;
       // A close that fails is retried as any other, and said so.
-      (await this.#close(entry, true, true) ? closed : failed).push(record);
+      (await closeInTurn(this.#closeContext, entry, true, true) ? closed : failed).push(record);
     }));
     return { closed, failed };
   }
@@ -389,48 +389,11 @@ export class Opener {
    * stepped back must not keep a door open by the step.
    */
   #due(entry: Entry): void {
-    this.#track(this.#close(entry));
+    this.#track(closeInTurn(this.#closeContext, entry));
   }
 
   #track(p: Promise<unknown>): void {
     this.#closing.add(p);
     p.finally(() => this.#closing.delete(p));
-  }
-
-  /**
-   * Runs the close; on success the record leaves the store, on failure a retry is
-   * scheduled. Resolves true when this call closed it.
-   */
-  async #close(entry: Entry, retry = true, revoked = false): Promise<boolean> {
-    this.#entries.deadlines.cancel(entry);
-    if (!this.#entries.holds(entry)) return false; // closed already
-    if (revoked) entry.revoked = true;
-    const target = entry.version; // the grant this call closes
-    for (;;) {
-      // One close at a time. A close running for this grant is joined; one running for an
-      // older grant (this one opened afresh meanwhile, and its time came) goes first.
-      if (entry.closing) {
-        const running = entry.closingVersion;
-        const result = await entry.closing;
-        if (running === target || !this.#entries.holds(entry) || entry.version !== target) {
-          return result;
-        }
-        continue;
-      }
-      // The grant's open ends first: a close that ran before it would leave the door open.
-      const opening = entry.opened;
-      if (opening === undefined) break;
-      await opening;
-      if (!this.#entries.holds(entry) || entry.version !== target) return false;
-      if (!entry.closing && entry.opened === opening) break;
-    }
-    const closing = closeDoor(this.#closeContext, entry, retry);
-    entry.closing = closing;
-    entry.closingVersion = target;
-    try {
-      return await closing;
-    } finally {
-      if (entry.closing === closing) entry.closing = entry.closingVersion = undefined;
-    }
   }
 }
