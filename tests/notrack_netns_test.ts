@@ -18,6 +18,28 @@ async function conntrackCount(lab: Lab): Promise<number> {
   return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
+/** sesame listening in the server namespace, door ssh on `backend` protecting SERVICE. */
+async function listenWith(lab: Lab, dir: string, backend: "nft" | "iptables") {
+  await writePrivate(
+    `${dir}/c.yaml`,
+    `listen: { addresses: ["::"] }
+doors:
+  ssh:
+    secret: "${SECRET_B64}"
+    ports: "20000-20099"
+    open: { for: 30s, ${backend}: { port: ${SERVICE} } }
+`,
+  );
+  const p = spawnListen(["-c", `${dir}/c.yaml`], ["ip", "netns", "exec", lab.ns.server]);
+  try {
+    await p.waitForLog(/listening on/, 10_000);
+  } catch (e) {
+    await p[Symbol.asyncDispose]();
+    throw e;
+  }
+  return p;
+}
+
 Deno.test({
   name:
     "notrack and closed_reply: SYN scans of the pool leave conntrack empty; the protected port looks like its closed neighbours",
@@ -115,23 +137,7 @@ Deno.test({
       "table inet filter {\n  chain input {\n    type filter hook input priority filter; policy accept;\n    ct state established,related accept\n    tcp dport 20000-20099 accept\n    tcp dport 2222 accept\n    reject with icmpx admin-prohibited\n  }\n}\n",
     );
     assertEquals((await lab.exec("server", ["nft", "-f", `${dir.path}/admin.nft`])).code, 0);
-    await writePrivate(
-      `${dir.path}/c.yaml`,
-      `listen: { addresses: ["::"] }
-doors:
-  ssh:
-    secret: "${SECRET_B64}"
-    ports: "20000-20099"
-    open: { for: 30s, nft: { port: ${SERVICE} } }
-`,
-    );
-    await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
-      "ip",
-      "netns",
-      "exec",
-      lab.ns.server,
-    ]);
-    await p.waitForLog(/listening on/, 10_000);
+    await using p = await listenWith(lab, dir.path, "nft");
     assert(/closed_reply auto: protected ports drop/.test(p.log()), p.log());
     const out = await lab.exec("bystander", [
       "nmap",
@@ -164,23 +170,7 @@ Deno.test({
     await using lab = await Lab.create();
     const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
     assertEquals(await lines(service).next(), "ready");
-    await writePrivate(
-      `${dir.path}/c.yaml`,
-      `listen: { addresses: ["::"] }
-doors:
-  ssh:
-    secret: "${SECRET_B64}"
-    ports: "20000-20099"
-    open: { for: 30s, iptables: { port: ${SERVICE} } }
-`,
-    );
-    await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
-      "ip",
-      "netns",
-      "exec",
-      lab.ns.server,
-    ]);
-    await p.waitForLog(/listening on/, 10_000);
+    await using p = await listenWith(lab, dir.path, "iptables");
     assertEquals(/knocks stay in conntrack/.test(p.log()), false, p.log());
     for (const tool of ["iptables", "ip6tables"]) {
       const raw = new TextDecoder().decode(
@@ -222,6 +212,32 @@ doors:
   },
 });
 
+/**
+ * Starts sesame with a door on `backend` behind the admin's stateful rules (already
+ * loaded), and knocks from the knocker: the knock must open the door, and the log must say
+ * why knocks stay tracked. Stops sesame.
+ */
+async function knockBehindStatefulRules(lab: Lab, dir: string, backend: "nft" | "iptables") {
+  await writePrivate(
+    `${dir}/client.yaml`,
+    `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
+  );
+  await using p = await listenWith(lab, dir, backend);
+  assert(/knocks stay in conntrack .*state new/i.test(p.log()), p.log());
+  const out = await lab.exec("knocker", [
+    ...lab.deno("cli.ts", "knock", ADDR.server.toKnocker, "-c", `${dir}/client.yaml`),
+    "--door",
+    "ssh",
+    "--wait-open",
+    String(SERVICE),
+    "--wait-timeout",
+    "5",
+  ]);
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr) + p.log());
+  p.kill("SIGTERM");
+  assertEquals((await p.child.status).code, 0);
+}
+
 Deno.test({
   name:
     "notrack, iptables backend: on a stateful ruleset that sorts by state NEW, knocks stay tracked and still open the door (no admin locked out), and the log says why",
@@ -246,44 +262,11 @@ Deno.test({
       const out = await lab.exec("server", ["iptables", "-w", ...rule.split(" ")]);
       assertEquals(out.code, 0, `${rule}: ${new TextDecoder().decode(out.stderr)}`);
     }
-    await writePrivate(
-      `${dir.path}/c.yaml`,
-      `listen: { addresses: ["::"] }
-doors:
-  ssh:
-    secret: "${SECRET_B64}"
-    ports: "20000-20099"
-    open: { for: 30s, iptables: { port: ${SERVICE} } }
-`,
-    );
-    await writePrivate(
-      `${dir.path}/client.yaml`,
-      `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
-    );
-    await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
-      "ip",
-      "netns",
-      "exec",
-      lab.ns.server,
-    ]);
-    await p.waitForLog(/listening on/, 10_000);
-    assert(/knocks stay in conntrack .*state new/i.test(p.log()), p.log());
+    await knockBehindStatefulRules(lab, dir.path, "iptables");
     const raw = new TextDecoder().decode(
       (await lab.exec("server", ["iptables", "-t", "raw", "-S"])).stdout,
     );
     assertEquals(/CT --notrack/.test(raw), false, raw);
-    const out = await lab.exec("knocker", [
-      ...lab.deno("cli.ts", "knock", ADDR.server.toKnocker, "-c", `${dir.path}/client.yaml`),
-      "--door",
-      "ssh",
-      "--wait-open",
-      String(SERVICE),
-      "--wait-timeout",
-      "5",
-    ]);
-    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr) + p.log());
-    p.kill("SIGTERM");
-    assertEquals((await p.child.status).code, 0);
   },
 });
 
@@ -314,40 +297,7 @@ for (const backend of ["nft", "iptables"] as const) {
 `,
       );
       assertEquals((await lab.exec("server", ["nft", "-f", `${dir.path}/admin.nft`])).code, 0);
-      await writePrivate(
-        `${dir.path}/c.yaml`,
-        `listen: { addresses: ["::"] }
-doors:
-  ssh:
-    secret: "${SECRET_B64}"
-    ports: "20000-20099"
-    open: { for: 30s, ${backend}: { port: ${SERVICE} } }
-`,
-      );
-      await writePrivate(
-        `${dir.path}/client.yaml`,
-        `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
-      );
-      await using p = spawnListen(["-c", `${dir.path}/c.yaml`], [
-        "ip",
-        "netns",
-        "exec",
-        lab.ns.server,
-      ]);
-      await p.waitForLog(/listening on/, 10_000);
-      assert(/knocks stay in conntrack .*ct state new/.test(p.log()), p.log());
-      const out = await lab.exec("knocker", [
-        ...lab.deno("cli.ts", "knock", ADDR.server.toKnocker, "-c", `${dir.path}/client.yaml`),
-        "--door",
-        "ssh",
-        "--wait-open",
-        String(SERVICE),
-        "--wait-timeout",
-        "5",
-      ]);
-      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr) + p.log());
-      p.kill("SIGTERM");
-      assertEquals((await p.child.status).code, 0);
+      await knockBehindStatefulRules(lab, dir.path, backend);
     },
   });
 }

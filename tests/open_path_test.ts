@@ -627,40 +627,13 @@ Deno.test("open path: who waits on a request hears once whether it opened: refus
  * An opener for door `web` (a command door, or `nft` too) whose open command fails its
  * first run after 50 ms and works after that; what it ran, reported and told.
  */
-async function flakyOpener(withNft = false) {
-  const { Opener } = await import("../lib/daemon/opener.ts");
-  const { Counters } = await import("../lib/counters.ts");
-  const { systemClock } = await import("../lib/clock.ts");
-  const { validateConfig } = await import("../lib/config/validate.ts");
-  const command = { command: ["/bin/allow", "{ip}"], close_command: ["/bin/deny", "{ip}"] };
-  const open = { for: "60s", ...command, ...(withNft ? { nft: { port: 22 } } : {}) };
-  const [door] = validateConfig({ doors: { web: { sequence: [7000], open } } }).doors;
-  const runs: string[] = [], events: string[] = [], told: string[] = [];
-  let opens = 0;
-  const runner = {
-    run: async (argv: readonly string[]) => {
-      runs.push(argv[0]);
-      if (argv[0] !== "/bin/allow") return { code: 0, timedOut: false, error: "" };
-      await new Promise((r) => setTimeout(r, 50));
-      return { code: ++opens === 1 ? 1 : 0, timedOut: false, error: opens === 1 ? "busy" : "" };
-    },
-    spawn: () => {
-      throw new Error();
-    },
-    close() {},
-  };
-  const nft = new DryRunFirewall();
-  const opener = new Opener({
-    store: new MemoryStore(),
-    firewalls: { nft, iptables: new DryRunFirewall() },
-    runner,
-    clock: systemClock,
-    counters: new Counters(),
-    report: (e) => events.push(e.kind),
-  });
-  const knock = (name: string) =>
-    opener.request({ door, source: "192.0.2.7", acted: (ok) => told.push(`${name} ${ok}`) });
-  return { opener, nft, runs, events, told, knock, opens: () => opens };
+function flakyOpener(withNft = false) {
+  return scriptedOpener(
+    (argv0, run) => argv0 === "/bin/allow" && run === 1 ? 1 : 0,
+    (argv0) => argv0 === "/bin/allow" ? 50 : 0,
+    "60s",
+    withNft,
+  );
 }
 
 Deno.test("open path: a door whose open command failed is opened afresh by the next knock (its command runs again); extensions overlapping the failing open hear it failed", async () => {
@@ -710,6 +683,7 @@ async function scriptedOpener(
   exit: (argv0: string, run: number) => number,
   ms: number | ((argv0: string) => number) = 100,
   forTime = "60s",
+  withNft = false,
 ) {
   const { Opener } = await import("../lib/daemon/opener.ts");
   const { Counters } = await import("../lib/counters.ts");
@@ -719,6 +693,7 @@ async function scriptedOpener(
     for: forTime,
     command: ["/bin/allow", "{ip}"],
     close_command: ["/bin/deny", "{ip}"],
+    ...(withNft ? { nft: { port: 22 } } : {}),
   };
   const [door] = validateConfig({ doors: { web: { sequence: [7000], open } } }).doors;
   const runs: string[] = [], events: string[] = [], told: string[] = [];
@@ -734,9 +709,10 @@ async function scriptedOpener(
     },
     close() {},
   };
+  const nft = new DryRunFirewall();
   const opener = new Opener({
     store: new MemoryStore(),
-    firewalls: { nft: new DryRunFirewall(), iptables: new DryRunFirewall() },
+    firewalls: { nft, iptables: new DryRunFirewall() },
     runner,
     clock: systemClock,
     counters: new Counters(),
@@ -744,7 +720,7 @@ async function scriptedOpener(
   });
   const knock = (name: string) =>
     opener.request({ door, source: "192.0.2.7", acted: (ok) => told.push(`${name} ${ok}`) });
-  return { opener, door, runs, events, told, knock };
+  return { opener, door, nft, runs, events, told, knock };
 }
 
 Deno.test("open path: a knock while its door is closing opens it afresh once the close is over (not an extension of a door that is going)", async () => {
