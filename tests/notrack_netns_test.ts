@@ -301,3 +301,53 @@ for (const backend of ["nft", "iptables"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "notrack, nft backend: a firewall reload that brings a stateful ruleset while sesame runs: the repair keeps knocks tracked from then on, and a knock still opens",
+  ignore,
+  async fn() {
+    await using dir = await tempDir();
+    await using lab = await Lab.create();
+    const service = lab.spawn("server", lab.deno("tests/_echo_server.ts", String(SERVICE)));
+    assertEquals(await lines(service).next(), "ready");
+    await using p = await listenWith(lab, dir.path, "nft");
+    assertEquals(/knocks stay in conntrack/.test(p.log()), false, p.log()); // untracked so far
+    // The admin's /etc/nftables.conf, loaded as `systemctl reload nftables` does.
+    await Deno.writeTextFile(
+      `${dir.path}/nftables.conf`,
+      `flush ruleset
+table inet filter {
+  chain ports {
+    tcp dport { 20000-20099, ${SERVICE} } accept
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    ct state established,related accept
+    tcp flags syn ct state new jump ports
+    meta l4proto tcp reject with tcp reset
+  }
+}
+`,
+    );
+    assertEquals((await lab.exec("server", ["nft", "-f", `${dir.path}/nftables.conf`])).code, 0);
+    await p.waitForLog(/knocks stay in conntrack .*ct state new/, 3000);
+    await p.waitForLog(/sesame's rules were removed/, 3000);
+    await writePrivate(
+      `${dir.path}/client.yaml`,
+      `doors:\n  ssh: { secret: "${SECRET_B64}", ports: "20000-20099" }\n`,
+    );
+    const out = await lab.exec("knocker", [
+      ...lab.deno("cli.ts", "knock", ADDR.server.toKnocker, "-c", `${dir.path}/client.yaml`),
+      "--door",
+      "ssh",
+      "--wait-open",
+      String(SERVICE),
+      "--wait-timeout",
+      "5",
+    ]);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr) + p.log());
+    p.kill("SIGTERM");
+    assertEquals((await p.child.status).code, 0);
+  },
+});

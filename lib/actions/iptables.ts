@@ -101,6 +101,9 @@ export class IptablesFirewall implements Firewall {
     if (!options.repair) {
       this.#closedReply = await this.#resolveReply(options.closedReply);
       this.#untrack = await canUntrack(this.#runner, doors, "iptables");
+    } else {
+      // The rules changed under sesame: decided again (see NftFirewall's start).
+      this.#untrack = await canUntrack(this.#runner, doors, "iptables", this.#untrack);
     }
     // Alone on both families: no batch of openings or closings interleaves with the chain
     // being rewritten, and the records are read when it is.

@@ -129,6 +129,10 @@ export class NftFirewall implements Firewall {
       this.#closedReply = await resolveClosedReply(options.closedReply, list, this.#runner);
       this.#capture = options.capture;
       this.#untrack = await canUntrack(this.#runner, doors, "nft");
+    } else {
+      // The rules changed under sesame (a firewall reload may have brought a stateful
+      // ruleset): untracked knocks behind it would lock knockers out.
+      this.#untrack = await canUntrack(this.#runner, doors, "nft", this.#untrack);
     }
     await this.#run(
       nftRuleset(doors, records, this.#now(), {

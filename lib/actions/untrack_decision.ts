@@ -121,14 +121,25 @@ export async function keepTracked(
   return undefined;
 }
 
-/** {@link keepTracked}, said in the log when knocks stay tracked; true when they can go untracked. */
+/**
+ * {@link keepTracked} as a yes or no: true when knocks can go untracked. Said in the log
+ * when they stay tracked; after a repair (`previous`: the decision before another tool
+ * changed the rules, perhaps bringing a stateful ruleset), said only when it changes.
+ */
 export async function canUntrack(
   runner: CommandRunner,
   doors: readonly Door[],
   backend: "nft" | "iptables",
+  previous?: boolean,
 ): Promise<boolean> {
   const reason = await keepTracked(runner, doors);
-  if (reason === undefined) return true;
+  if (previous === (reason === undefined)) return previous;
+  if (reason === undefined) {
+    log.info("{backend}: knocks go untracked again (nothing in the rules keeps them tracked now)", {
+      backend,
+    });
+    return true;
+  }
   log.warning(
     "{backend}: knocks stay in conntrack (a flood of them can fill its table): {reason}",
     {
