@@ -32,14 +32,24 @@ async function startService(lab: Lab): Promise<void> {
   assertEquals(await lines(service).next(), "ready");
 }
 
-/** Knocks the door from the knocker namespace with the client config; asserts exit 0. */
-async function knockDoor(lab: Lab, dir: string, host: string = ADDR.server.toKnocker) {
+/**
+ * Knocks the door from the knocker namespace with the client config (and `flags`); asserts
+ * exit 0; what it said on stderr.
+ */
+async function knockDoor(
+  lab: Lab,
+  dir: string,
+  host: string = ADDR.server.toKnocker,
+  ...flags: string[]
+): Promise<string> {
   await writePrivate(`${dir}/client.yaml`, CLIENT);
   const out = await lab.exec(
     "knocker",
-    lab.deno("cli.ts", "knock", host, "-c", `${dir}/client.yaml`, "--door", "ssh"),
+    lab.deno("cli.ts", "knock", host, "-c", `${dir}/client.yaml`, "--door", "ssh", ...flags),
   );
-  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, stderr);
+  return stderr;
 }
 
 /** Whether the bystander / the knocker reaches the service. */
@@ -643,27 +653,13 @@ Deno.test({
     await startService(lab);
     const file = `${dir.path}/c.yaml`;
     await writePrivate(file, config(`${dir.path}/var/state.db`));
-    await writePrivate(`${dir.path}/client.yaml`, CLIENT);
     // The first run: a knock opens; its ports are noted.
     let ports: string[];
     {
       await using p = spawnListen(["-c", file], ["ip", "netns", "exec", lab.ns.server]);
       await p.waitForLog(/listening on/, 10_000);
-      const out = await lab.exec(
-        "knocker",
-        lab.deno(
-          "cli.ts",
-          "knock",
-          ADDR.server.toKnocker,
-          "-c",
-          `${dir.path}/client.yaml`,
-          "--door",
-          "ssh",
-          "-v",
-        ),
-      );
-      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-      ports = [...new TextDecoder().decode(out.stderr).matchAll(/ (\d+)\/tcp /g)].map((m) => m[1]);
+      const said = await knockDoor(lab, dir.path, ADDR.server.toKnocker, "-v");
+      ports = [...said.matchAll(/ (\d+)\/tcp /g)].map((m) => m[1]);
       assertEquals(ports.length, 4);
       await p.waitForLog(/door ssh opened for 198\.18\.1\.2/, 5000);
       p.kill("SIGTERM");

@@ -13,6 +13,23 @@ const ignore = !Deno.env.get("CI") && !(await canRunLab("/usr/sbin/nft")) ||
   !(await Deno.stat("/usr/bin/nmap").then(() => true, () => false)) && !Deno.env.get("CI");
 const SERVICE = 2222;
 
+/**
+ * Conntrack entries left by `times` SYN scans of the whole pool (100 ports) from the
+ * bystander, the table flushed first.
+ */
+async function scanEntries(lab: Lab, times: number): Promise<number> {
+  await lab.exec("server", ["conntrack", "-F"]);
+  const before = await conntrackCount(lab);
+  for (let i = 0; i < times; i++) {
+    const out = await lab.exec("bystander", [
+      ...["nmap", "-n", "-Pn", "-sS", "-T5", "--max-retries", "0", "-p", "20000-20099"],
+      ADDR.server.toBystander,
+    ]);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  }
+  return (await conntrackCount(lab)) - before;
+}
+
 async function conntrackCount(lab: Lab): Promise<number> {
   const out = await lab.exec("server", ["conntrack", "-C"]);
   return Number(new TextDecoder().decode(out.stdout).trim());
@@ -74,29 +91,9 @@ doors:
     ]);
     await p.waitForLog(/listening on/, 10_000);
     assertEquals(/knocks stay in conntrack/.test(p.log()), false, p.log());
-    await lab.exec("server", ["conntrack", "-F"]);
-    const before = await conntrackCount(lab);
     // Five SYN scans of the whole pool from the bystander: 500 raw SYNs.
-    for (let i = 0; i < 5; i++) {
-      const out = await lab.exec("bystander", [
-        "nmap",
-        "-n",
-        "-Pn",
-        "-sS",
-        "-T5",
-        "--max-retries",
-        "0",
-        "-p",
-        "20000-20099",
-        ADDR.server.toBystander,
-      ]);
-      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-    }
-    const after = await conntrackCount(lab);
-    assert(
-      after - before < 10,
-      `the scans left ${after - before} conntrack entries (tracked: ~500)`,
-    );
+    const entries = await scanEntries(lab, 5);
+    assert(entries < 10, `the scans left ${entries} conntrack entries (tracked: ~500)`);
     // The protected port and its neighbours, none of which listens: alike.
     const out = await lab.exec("bystander", [
       "nmap",
@@ -179,33 +176,13 @@ Deno.test({
       assert(raw.includes("-A PREROUTING -j SESAME-KNOCKS-IN"), `${tool}: ${raw}`);
       assert(raw.includes("-A OUTPUT -j SESAME-KNOCKS-OUT"), `${tool}: ${raw}`);
     }
-    const scans = async (times: number) => {
-      await lab.exec("server", ["conntrack", "-F"]);
-      const before = await conntrackCount(lab);
-      for (let i = 0; i < times; i++) {
-        const out = await lab.exec("bystander", [
-          "nmap",
-          "-n",
-          "-Pn",
-          "-sS",
-          "-T5",
-          "--max-retries",
-          "0",
-          "-p",
-          "20000-20099",
-          ADDR.server.toBystander,
-        ]);
-        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-      }
-      return (await conntrackCount(lab)) - before;
-    };
     // Five SYN scans of the whole pool: 500 SYNs, each answered by a listener.
-    const entries = await scans(5);
+    const entries = await scanEntries(lab, 5);
     assert(entries < 10, `the scans left ${entries} conntrack entries (tracked: ~500)`);
     // Another tool flushes the raw table: sesame puts its chains back.
     assertEquals((await lab.exec("server", ["iptables", "-w", "-t", "raw", "-F"])).code, 0);
     await p.waitForLog(/sesame's rules were removed/, 2000);
-    const again = await scans(2);
+    const again = await scanEntries(lab, 2);
     assert(again < 10, `after the repair the scans left ${again} conntrack entries`);
     p.kill("SIGTERM");
     assertEquals((await p.child.status).code, 0);
