@@ -467,6 +467,9 @@ Deno.test({
       await put("192.0.2.9", false); // another source, live
       await until(() => closed.length === 1);
       assertEquals(closed, ["192.0.2.7"]);
+      // 192.0.2.9's grant reaches this gateway's view before the cut (it arrives after the
+      // revoke: cut sooner, this gateway never saw it, and rightly closes nothing for it).
+      await until(() => shared.grants().some((g) => g.source === "192.0.2.9"));
       closed.length = 0;
       flaky.cut(); // cut off; the re-read waits
       await until(() => !shared.connected);
